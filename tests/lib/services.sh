@@ -1,0 +1,165 @@
+# shellcheck shell=bash
+# Private services for tests, the demo and benchmarks: a throwaway PostgreSQL
+# cluster and the simulator. Sourced by tests/lib/harness.sh and scripts/demo.
+#
+# Every user gets its own temporary directory, its own PostgreSQL cluster (unix
+# socket in that directory, no TCP) and its own simulator on a free loopback
+# port, so tests run in parallel without colliding. Everything is torn down on
+# exit, and a sanitizer report in any server log fails the test.
+#
+# Environment: AMTACS_BIN (the CMake build directory), AMTACS_SRC (the source tree).
+set -euo pipefail
+
+: "${AMTACS_SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${AMTACS_BIN:=$AMTACS_SRC/build}"
+SIM_BIN="$AMTACS_BIN/src/sim/amt-batch-sim"
+CTL_BIN="$AMTACS_BIN/src/ctl/amtacsctl"
+DAEMON_BIN="$AMTACS_BIN/src/daemon/amtacsd"
+CATALOG="$AMTACS_SRC/config/amt-catalog.yaml"
+
+H_TMP=$(mktemp -d /tmp/amtacs-test.XXXXXX)
+chmod 755 "$H_TMP"
+H_PASSED=0
+H_FAILED=0
+H_PIDS=()
+H_PG_DATA=""
+H_LOGS=()
+
+h_log() { printf '# %s\n' "$*" >&2; }
+
+# Runs a command as the unprivileged user PostgreSQL insists on when we are root.
+h_as_pg() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+h_pg_bindir() {
+    local d
+    if command -v pg_config >/dev/null 2>&1; then
+        d=$(pg_config --bindir)
+        [ -x "$d/initdb" ] && { echo "$d"; return; }
+    fi
+    for d in /usr/lib/postgresql/*/bin; do
+        [ -x "$d/initdb" ] && { echo "$d"; return; }
+    done
+    echo "harness: initdb not found (install postgresql)" >&2
+    return 1
+}
+
+# Starts a throwaway cluster; exports PGHOST/PGPORT/PGUSER/PGDATABASE and H_PGCONN.
+h_pg_start() {
+    local bindir
+    bindir=$(h_pg_bindir)
+    H_PG_DATA="$H_TMP/pgdata"
+    mkdir -p "$H_PG_DATA" "$H_TMP/pgsock"
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres: "$H_PG_DATA" "$H_TMP/pgsock"
+    fi
+    H_PG_BINDIR="$bindir"
+    h_as_pg "$bindir/initdb" -D "$H_PG_DATA" -U postgres -A trust --no-sync -E UTF8 \
+        --locale=C >"$H_TMP/initdb.log" 2>&1 || { cat "$H_TMP/initdb.log" >&2; return 1; }
+    cat >>"$H_PG_DATA/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$H_TMP/pgsock'
+port = 5432
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 50
+shared_buffers = 32MB
+CONF
+    h_as_pg "$bindir/pg_ctl" -D "$H_PG_DATA" -l "$H_PG_DATA/server.log" -w -t 60 start \
+        >/dev/null || { cat "$H_PG_DATA/server.log" >&2; return 1; }
+    H_LOGS+=("$H_PG_DATA/server.log")
+    export PGHOST="$H_TMP/pgsock" PGPORT=5432 PGUSER=postgres PGDATABASE=amtacs
+    psql -X -q -d postgres -c "CREATE DATABASE amtacs" >/dev/null
+    export H_PGCONN="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
+}
+
+h_pg_stop() {
+    [ -n "$H_PG_DATA" ] || return 0
+    h_as_pg "$H_PG_BINDIR/pg_ctl" -D "$H_PG_DATA" -m immediate -w stop >/dev/null 2>&1 || true
+    H_PG_DATA=""
+}
+
+# psql that fails on error and prints bare values.
+h_sql() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+
+# Starts the simulator: h_sim_start [extra args...]; exports H_SIM_URL and H_SIM_PID.
+# Default time scale 0.01 (a 30 s job takes 0.3 s); pass --time-scale to change it.
+h_sim_start() {
+    local portfile="$H_TMP/sim.port.$RANDOM" log="$H_TMP/sim.log" i
+    local args=(--listen 127.0.0.1:0 --port-file "$portfile")
+    local has_catalog=0 has_scale=0 a
+    for a in "$@"; do
+        [ "$a" = --catalog ] && has_catalog=1
+        [ "$a" = --time-scale ] && has_scale=1
+    done
+    [ $has_catalog = 1 ] || args+=(--catalog "$CATALOG")
+    [ $has_scale = 1 ] || args+=(--time-scale 0.01)
+    "$SIM_BIN" "${args[@]}" "$@" >>"$log" 2>&1 &
+    H_SIM_PID=$!
+    H_PIDS+=("$H_SIM_PID")
+    H_LOGS+=("$log")
+    for i in $(seq 1 200); do
+        if [ -s "$portfile" ]; then
+            H_SIM_URL="http://127.0.0.1:$(cat "$portfile")"
+            export H_SIM_URL H_SIM_PID
+            return 0
+        fi
+        kill -0 "$H_SIM_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "harness: simulator did not start:" >&2
+    cat "$log" >&2
+    return 1
+}
+
+# Polls a command until it succeeds or the deadline (seconds) passes.
+h_wait_until() {
+    local timeout=$1; shift
+    local end=$((SECONDS + timeout))
+    while ! "$@" >/dev/null 2>&1; do
+        if [ $SECONDS -ge $end ]; then
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+h_cleanup() {
+    local rc=$? pid f
+    for pid in "${H_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${H_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    h_pg_stop
+    for f in "${H_LOGS[@]}"; do
+        if [ -f "$f" ] && grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$f"; then
+            echo "harness: sanitizer report in $f:" >&2
+            cat "$f" >&2
+            H_FAILED=$((H_FAILED + 1))
+        fi
+    done
+    if [ $H_FAILED -gt 0 ] || [ $rc -ne 0 ]; then
+        for f in "${H_LOGS[@]}"; do
+            [ -f "$f" ] && { echo "--- $f (tail)" >&2; tail -n 40 "$f" >&2; }
+        done
+    fi
+    if [ "${H_KEEP:-0}" = 1 ]; then
+        echo "harness: kept $H_TMP" >&2
+    else
+        rm -rf "$H_TMP"
+    fi
+    [ "${H_REPORT:-1}" = 1 ] && echo "$H_PASSED passed, $H_FAILED failed"
+    if [ $H_FAILED -gt 0 ] && [ $rc -eq 0 ]; then
+        rc=1
+    fi
+    exit $rc
+}
+trap h_cleanup EXIT
