@@ -1,0 +1,382 @@
+#define _DEFAULT_SOURCE /* fchmod, O_NOFOLLOW */
+#include "amtacs/vault.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define VAULT_VERSION 0x01
+#define MAGIC "amtacs-v1"
+#define SECRET_HEADER "amtacs-secret-key-v1"
+#define PUBLIC_HEADER "amtacs-public-key-v1"
+#define B64_VARIANT sodium_base64_VARIANT_ORIGINAL
+
+struct vault_pub {
+    unsigned char pk[crypto_box_PUBLICKEYBYTES];
+    char id[VAULT_KEY_ID_LEN + 1];
+};
+
+struct vault_secret {
+    unsigned char pk[crypto_box_PUBLICKEYBYTES];
+    unsigned char sk[crypto_box_SECRETKEYBYTES];
+    char id[VAULT_KEY_ID_LEN + 1];
+};
+
+static void fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+int vault_init(void) { return sodium_init() < 0 ? -1 : 0; }
+
+static void key_id(const unsigned char *pk, char *out)
+{
+    unsigned char h[8];
+    crypto_generichash(h, sizeof h, pk, crypto_box_PUBLICKEYBYTES, NULL, 0);
+    sodium_bin2hex(out, VAULT_KEY_ID_LEN + 1, h, sizeof h);
+}
+
+static int write_file(const char *path, mode_t mode, const char *text, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+    if (fd < 0) {
+        fail(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t len = strlen(text), done = 0;
+    int rc = fchmod(fd, mode); /* the umask must not widen or narrow the intent */
+    while (!rc && done < len) {
+        ssize_t n = write(fd, text + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = -1;
+            break;
+        }
+        done += (size_t)n;
+    }
+    if (!rc)
+        rc = fsync(fd);
+    if (close(fd) && !rc)
+        rc = -1;
+    if (rc) {
+        fail(err, errlen, "%s: %s", path, strerror(errno));
+        unlink(path);
+    }
+    return rc;
+}
+
+int vault_keygen(const char *secret_path, const char *public_path, char *err, size_t errlen)
+{
+    int rc = -1;
+    unsigned char pk[crypto_box_PUBLICKEYBYTES];
+    unsigned char *sk = sodium_malloc(crypto_box_SECRETKEYBYTES);
+    size_t b64sk_len = sodium_base64_encoded_len(crypto_box_SECRETKEYBYTES, B64_VARIANT);
+    size_t b64pk_len = sodium_base64_encoded_len(crypto_box_PUBLICKEYBYTES, B64_VARIANT);
+    size_t text_len = sizeof SECRET_HEADER + VAULT_KEY_ID_LEN + b64sk_len + b64pk_len + 8;
+    char *text = sodium_malloc(text_len);
+    char b64pk[128], id[VAULT_KEY_ID_LEN + 1], pubtext[256];
+    if (!sk || !text) {
+        fail(err, errlen, "out of memory");
+        goto out;
+    }
+    crypto_box_keypair(pk, sk);
+    key_id(pk, id);
+    sodium_bin2base64(b64pk, sizeof b64pk, pk, sizeof pk, B64_VARIANT);
+    char *b64sk = sodium_malloc(b64sk_len);
+    if (!b64sk) {
+        fail(err, errlen, "out of memory");
+        goto out;
+    }
+    sodium_bin2base64(b64sk, b64sk_len, sk, crypto_box_SECRETKEYBYTES, B64_VARIANT);
+    snprintf(text, text_len, "%s %s %s %s\n", SECRET_HEADER, id, b64sk, b64pk);
+    sodium_free(b64sk);
+    snprintf(pubtext, sizeof pubtext, "%s %s %s\n", PUBLIC_HEADER, id, b64pk);
+    if (access(public_path, F_OK) == 0) {
+        fail(err, errlen, "%s: already exists; not overwriting a key", public_path);
+        goto out;
+    }
+    if (write_file(secret_path, 0600, text, err, errlen))
+        goto out;
+    if (write_file(public_path, 0644, pubtext, err, errlen)) {
+        unlink(secret_path);
+        goto out;
+    }
+    rc = 0;
+out:
+    sodium_free(sk);
+    sodium_free(text);
+    return rc;
+}
+
+/* Reads a small key file into guarded memory; checks mode when `private`. */
+static char *read_key_file(const char *path, int private, char *err, size_t errlen)
+{
+    char *text = NULL;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW);
+    if (fd < 0) {
+        fail(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st)) {
+        fail(err, errlen, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fail(err, errlen, "%s: not a regular file", path);
+        goto out;
+    }
+    if (private && (st.st_mode & 077)) {
+        fail(err, errlen,
+             "%s: secret key file is accessible by group or others (mode %03o); "
+             "run chmod 600 on it",
+             path, (unsigned)(st.st_mode & 0777));
+        goto out;
+    }
+    if (st.st_size <= 0 || st.st_size > 1024) {
+        fail(err, errlen, "%s: not an amtacs key file (size %lld)", path, (long long)st.st_size);
+        goto out;
+    }
+    text = sodium_malloc((size_t)st.st_size + 1);
+    if (!text) {
+        fail(err, errlen, "out of memory");
+        goto out;
+    }
+    size_t done = 0;
+    while (done < (size_t)st.st_size) {
+        ssize_t n = read(fd, text + done, (size_t)st.st_size - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            fail(err, errlen, "%s: read error", path);
+            sodium_free(text);
+            text = NULL;
+            goto out;
+        }
+        done += (size_t)n;
+    }
+    text[done] = '\0';
+out:
+    close(fd);
+    return text;
+}
+
+/* Splits "HEADER ID FIELD [FIELD]\n" in place; returns the number of fields. */
+static int split(char *text, char **f, int max)
+{
+    int n = 0;
+    char *p = text;
+    while (*p && n < max) {
+        while (*p == ' ' || *p == '\n')
+            p++;
+        if (!*p)
+            break;
+        f[n++] = p;
+        while (*p && *p != ' ' && *p != '\n')
+            p++;
+        if (*p)
+            *p++ = '\0';
+    }
+    while (*p == ' ' || *p == '\n')
+        p++;
+    return *p ? -1 : n;
+}
+
+static int decode(const char *b64, unsigned char *out, size_t outlen)
+{
+    size_t got;
+    if (sodium_base642bin(out, outlen, b64, strlen(b64), NULL, &got, NULL, B64_VARIANT) ||
+        got != outlen)
+        return -1;
+    return 0;
+}
+
+struct vault_pub *vault_pub_load(const char *path, char *err, size_t errlen)
+{
+    char *text = read_key_file(path, 0, err, errlen);
+    if (!text)
+        return NULL;
+    struct vault_pub *pub = calloc(1, sizeof *pub);
+    char *f[4];
+    if (!pub) {
+        fail(err, errlen, "out of memory");
+        goto bad;
+    }
+    if (split(text, f, 4) != 3 || strcmp(f[0], PUBLIC_HEADER) ||
+        decode(f[2], pub->pk, sizeof pub->pk)) {
+        fail(err, errlen, "%s: not an amtacs public key file", path);
+        goto bad;
+    }
+    key_id(pub->pk, pub->id);
+    if (strcmp(pub->id, f[1])) {
+        fail(err, errlen, "%s: key id does not match the key (file damaged?)", path);
+        goto bad;
+    }
+    sodium_free(text);
+    return pub;
+bad:
+    free(pub);
+    sodium_free(text);
+    return NULL;
+}
+
+void vault_pub_free(struct vault_pub *pub) { free(pub); }
+
+const char *vault_pub_id(const struct vault_pub *pub) { return pub->id; }
+
+struct vault_secret *vault_secret_load(const char *path, char *err, size_t errlen)
+{
+    char *text = read_key_file(path, 1, err, errlen);
+    if (!text)
+        return NULL;
+    struct vault_secret *sk = sodium_malloc(sizeof *sk);
+    char *f[5];
+    unsigned char check[crypto_box_PUBLICKEYBYTES];
+    if (!sk) {
+        fail(err, errlen, "out of memory");
+        goto bad;
+    }
+    if (split(text, f, 5) != 4 || strcmp(f[0], SECRET_HEADER) ||
+        decode(f[2], sk->sk, sizeof sk->sk) || decode(f[3], sk->pk, sizeof sk->pk)) {
+        fail(err, errlen, "%s: not an amtacs secret key file", path);
+        goto bad;
+    }
+    crypto_scalarmult_base(check, sk->sk);
+    key_id(sk->pk, sk->id);
+    if (sodium_memcmp(check, sk->pk, sizeof check) || strcmp(sk->id, f[1])) {
+        fail(err, errlen, "%s: secret and public halves do not match (file damaged?)", path);
+        goto bad;
+    }
+    sodium_free(text);
+    sodium_mprotect_readonly(sk);
+    return sk;
+bad:
+    sodium_free(sk);
+    sodium_free(text);
+    return NULL;
+}
+
+void vault_secret_free(struct vault_secret *sk)
+{
+    if (sk)
+        sodium_free(sk); /* sodium_free wipes before releasing */
+}
+
+const char *vault_secret_id(const struct vault_secret *sk) { return sk->id; }
+
+static int valid_text(const char *s, size_t n)
+{
+    return memchr(s, '\0', n) == NULL;
+}
+
+int vault_seal(const struct vault_pub *pub, const char *user, const char *password,
+               size_t pwlen, unsigned char **out, size_t *outlen, char *err, size_t errlen)
+{
+    size_t ulen = strlen(user);
+    if (!ulen || ulen > 256) {
+        fail(err, errlen, "Batch User name must have 1 to 256 characters");
+        return -1;
+    }
+    if (!pwlen || pwlen > VAULT_MAX_PASSWORD || !valid_text(password, pwlen)) {
+        fail(err, errlen, "password must have 1 to %d bytes and no NUL byte", VAULT_MAX_PASSWORD);
+        return -1;
+    }
+    size_t mlen = sizeof MAGIC + VAULT_KEY_ID_LEN + 1 + ulen + 1 + pwlen;
+    unsigned char *m = sodium_malloc(mlen);
+    unsigned char *c = malloc(1 + crypto_box_SEALBYTES + mlen);
+    if (!m || !c) {
+        sodium_free(m);
+        free(c);
+        fail(err, errlen, "out of memory");
+        return -1;
+    }
+    unsigned char *p = m;
+    memcpy(p, MAGIC, sizeof MAGIC);
+    p += sizeof MAGIC;
+    memcpy(p, pub->id, VAULT_KEY_ID_LEN + 1);
+    p += VAULT_KEY_ID_LEN + 1;
+    memcpy(p, user, ulen + 1);
+    p += ulen + 1;
+    memcpy(p, password, pwlen);
+    c[0] = VAULT_VERSION;
+    int rc = crypto_box_seal(c + 1, m, mlen, pub->pk);
+    sodium_free(m);
+    if (rc) {
+        free(c);
+        fail(err, errlen, "sealing failed");
+        return -1;
+    }
+    *out = c;
+    *outlen = 1 + crypto_box_SEALBYTES + mlen;
+    return 0;
+}
+
+int vault_open(const struct vault_secret *sk, const char *key_id, const char *user,
+               const unsigned char *sealed, size_t sealedlen, char **password, char *err,
+               size_t errlen)
+{
+    if (strcmp(key_id, sk->id)) {
+        fail(err, errlen,
+             "password of Batch User '%s' is sealed with key %s, but the daemon holds key %s",
+             user, key_id, sk->id);
+        return -1;
+    }
+    if (sealedlen < 1 + crypto_box_SEALBYTES + sizeof MAGIC || sealed[0] != VAULT_VERSION ||
+        sealedlen > 1 + crypto_box_SEALBYTES + 4096) {
+        fail(err, errlen, "password of Batch User '%s' is not a sealed amtacs password", user);
+        return -1;
+    }
+    size_t mlen = sealedlen - 1 - crypto_box_SEALBYTES;
+    unsigned char *m = sodium_malloc(mlen + 1);
+    if (!m) {
+        fail(err, errlen, "out of memory");
+        return -1;
+    }
+    if (crypto_box_seal_open(m, sealed + 1, sealedlen - 1, sk->pk, sk->sk)) {
+        fail(err, errlen, "password of Batch User '%s' does not open with key %s", user, sk->id);
+        goto bad;
+    }
+    m[mlen] = '\0';
+    size_t ulen = strlen(user);
+    size_t head = sizeof MAGIC + VAULT_KEY_ID_LEN + 1 + ulen + 1;
+    if (mlen <= head || memcmp(m, MAGIC, sizeof MAGIC) ||
+        memcmp(m + sizeof MAGIC, key_id, VAULT_KEY_ID_LEN + 1) ||
+        memcmp(m + sizeof MAGIC + VAULT_KEY_ID_LEN + 1, user, ulen + 1)) {
+        fail(err, errlen, "password stored for Batch User '%s' was sealed for another user or key",
+             user);
+        goto bad;
+    }
+    size_t pwlen = mlen - head;
+    char *pw = sodium_malloc(pwlen + 1);
+    if (!pw) {
+        fail(err, errlen, "out of memory");
+        goto bad;
+    }
+    memcpy(pw, m + head, pwlen);
+    pw[pwlen] = '\0';
+    sodium_free(m);
+    *password = pw;
+    return 0;
+bad:
+    sodium_free(m);
+    return -1;
+}
+
+void vault_password_free(char *password)
+{
+    if (password)
+        sodium_free(password);
+}
