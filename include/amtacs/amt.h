@@ -1,0 +1,156 @@
+/*
+ * amt: the asynchronous client of the AMT Batch Server REST interface
+ * (docs/amt-batch-api.md), on a curl multi handle owned by the caller.
+ *
+ * One `struct amt_client` per AMT connection. Calls return at once; the
+ * callback runs later from amt_multi_dispatch(), once, with the reply. The
+ * client logs on by itself when it has no token, reuses the token for every
+ * call, and on a 401 logs on again once and repeats the call; only a refused
+ * logon is AMT_ERR_AUTH. Reply bodies are capped and strictly checked.
+ */
+#ifndef AMTACS_AMT_H
+#define AMTACS_AMT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+struct amt_client;
+
+enum amt_status {
+    AMT_OK = 0,
+    AMT_ERR_TRANSPORT, /* could not connect, reset, timed out: try again later */
+    AMT_ERR_SERVER,    /* 5xx: the server is in trouble: try again later */
+    AMT_ERR_PROTOCOL,  /* the answer broke the contract (JSON, size, type): try again later */
+    AMT_ERR_AUTH,      /* logon refused (24 AUTHENTICATION_ERROR) */
+    AMT_ERR_REJECTED,  /* the server refused the request (4xx other than 401) */
+    AMT_ERR_NOPASSWORD,/* no usable password for the Batch User */
+    AMT_ERR_CANCELLED, /* amt_client_free() while the call was pending */
+};
+
+/* True for the statuses where repeating the same call later may succeed. */
+bool amt_status_transient(enum amt_status st);
+/* A short name, "transport", "auth", ... */
+const char *amt_status_name(enum amt_status st);
+
+/* The settings of one connection (copied by amt_client_new). */
+struct amt_settings {
+    const char *name;        /* connection name, for messages */
+    const char *url;         /* base URL, e.g. http://10.1.29.5:9001 */
+    const char *user;        /* Batch User (API user) */
+    long connect_timeout_ms;
+    long timeout_ms;
+    size_t max_body;         /* reply bodies larger than this fail (AMT_ERR_PROTOCOL) */
+    bool tls_verify;
+    const char *ca_file;     /* NULL = system store */
+    long max_connections;    /* keep-alive connections to this server at most */
+};
+
+/* Supplies the Batch User's password for a logon: returns a NUL-terminated
+ * string the client wipes and releases with `release` right after the logon
+ * request is built, or NULL with a reason in err. */
+typedef char *(*amt_password_fn)(void *ud, const char *user, char *err, size_t errlen);
+typedef void (*amt_password_release_fn)(char *password);
+
+struct amt_child {
+    int id;
+    int code;
+    const char *name;
+};
+
+struct amt_job {
+    int id;        /* BatchRequestId */
+    int code;      /* the AMT state */
+    long message_count;
+    size_t nchildren;
+    const struct amt_child *children;
+};
+
+struct amt_message {
+    long seq;
+    int id;           /* the BatchRequestId that wrote it (the task or a child) */
+    const char *text; /* valid UTF-8, any length */
+};
+
+/* What a call produced; valid only during the callback. */
+struct amt_reply {
+    enum amt_status status;
+    long http_status;   /* 0 when no HTTP answer arrived */
+    int error_code;     /* the server's errorCode, 0 if none */
+    const char *error;  /* human text for a failure ("" on success); never a secret */
+    int batch_request_id;           /* start, kill */
+    const struct amt_job *jobs;     /* monitor (1), monitor many (n) */
+    size_t njobs;
+    const int *unknown;             /* monitor many: ids the server did not know */
+    size_t nunknown;
+    const struct amt_message *messages; /* messages */
+    size_t nmessages;
+    long next;                      /* messages: the `after` of the next page */
+    bool more;                      /* messages: another page follows */
+    bool monitor_jobs;              /* heartbeat: the server offers MonitorJobs */
+    const char *amt_version;        /* heartbeat */
+};
+
+typedef void (*amt_cb)(void *ud, const struct amt_reply *reply);
+
+/* What to start. Strings are copied into the request body at once. */
+struct amt_start {
+    const char *task_id; /* UUID recorded before the call: makes Start idempotent */
+    const char *application;
+    const char *amt_user;   /* NULL or "" = the application's user */
+    const char *queue_name; /* NULL or "" = the server's default queue */
+    const char *job_name;   /* batch job, or NULL */
+    const char *script_name;/* script job, or NULL */
+    const char *const *values; /* task values or script parameters */
+    size_t nvalues;
+};
+
+/* Creates a client on `multi` (not owned). NULL on bad settings (err set). */
+struct amt_client *amt_client_new(CURLM *multi, const struct amt_settings *s,
+                                  amt_password_fn password, amt_password_release_fn release,
+                                  void *password_ud, char *err, size_t errlen);
+/* Cancels pending calls (their callbacks run with AMT_ERR_CANCELLED), wipes the
+ * token, frees. NULL is a no-op. */
+void amt_client_free(struct amt_client *c);
+/* Forgets the token so the next call logs on again (e.g. after a password change). */
+void amt_client_forget_token(struct amt_client *c);
+/* Calls in flight on this client. */
+size_t amt_client_pending(const struct amt_client *c);
+
+/* The calls. Each returns 0 when queued: the callback will run exactly once,
+ * usually from amt_multi_dispatch(), but before the call returns when the
+ * failure is immediate (no password for the logon). It returns
+ * -1 when it could not even be queued (out of memory, bad argument): then the
+ * callback does not run. */
+int amt_heartbeat(struct amt_client *c, amt_cb cb, void *ud);
+int amt_start_job(struct amt_client *c, const struct amt_start *job, amt_cb cb, void *ud);
+int amt_kill(struct amt_client *c, int batch_request_id, amt_cb cb, void *ud);
+int amt_monitor(struct amt_client *c, int batch_request_id, amt_cb cb, void *ud);
+int amt_monitor_many(struct amt_client *c, const int *ids, size_t n, amt_cb cb, void *ud);
+int amt_messages(struct amt_client *c, int batch_request_id, long after, int limit, amt_cb cb,
+                 void *ud);
+
+/* Reads finished transfers off `multi` and runs their callbacks. Call after
+ * curl_multi_perform()/curl_multi_socket_action(). Transfers not made by this
+ * module are left alone (returned count excludes them). */
+size_t amt_multi_dispatch(CURLM *multi);
+
+/* Parsers, exposed for tests and fuzzing. Each fills `reply` (whose pointers
+ * stay valid until amt_parsed_free) from a JSON body; returns the status. */
+struct amt_parsed;
+enum amt_call {
+    AMT_CALL_HEARTBEAT,
+    AMT_CALL_LOGON,
+    AMT_CALL_START,
+    AMT_CALL_KILL,
+    AMT_CALL_MONITOR,
+    AMT_CALL_MONITOR_MANY,
+    AMT_CALL_MESSAGES,
+};
+struct amt_parsed *amt_parse_reply(enum amt_call call, long http_status, const char *body,
+                                   size_t len, struct amt_reply *reply);
+void amt_parsed_free(struct amt_parsed *p);
+
+#endif
