@@ -1,0 +1,38 @@
+/*
+ * db: the PostgreSQL side of amtacs -- connecting, and the versioned schema
+ * migrations of sql/ (compiled into the library, see migrations.h).
+ *
+ * The schema lives in the PostgreSQL schema "acs"; docs/schema.md describes it.
+ * Every function writes a one-line error into err (errlen bytes, always
+ * NUL-terminated when errlen > 0) and never prints anything else.
+ */
+#ifndef AMTACS_DB_H
+#define AMTACS_DB_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* The application_name amtacs connections use unless the conninfo (or
+ * PGAPPNAME) names one. */
+#define DB_APPLICATION_NAME "amtacs"
+
+/* Connects (blocking) with a libpq conninfo string or URI, in UTF-8, with
+ * application_name DB_APPLICATION_NAME unless the caller sets one; NULL on
+ * failure with a message in err that never contains the conninfo's password. */
+PGconn *db_connect(const char *conninfo, char *err, size_t errlen);
+
+/* Applies the pending migrations, each in its own transaction under an advisory
+ * lock (concurrent runs are safe); refuses a database with a newer or an
+ * unknown recorded version or a changed checksum. One line per applied
+ * migration and a closing line go to report (may be NULL). 0 or -1. */
+int db_migrate(PGconn *conn, FILE *report, char *err, size_t errlen);
+
+/* The highest applied migration version into *version (0 for a database that
+ * has never been migrated). 0 or -1. */
+int db_schema_version(PGconn *conn, int *version, char *err, size_t errlen);
+
+/* The highest migration version this build knows (0 if it embeds none). */
+int db_latest_version(void);
+
+#endif

@@ -1,0 +1,1294 @@
+#include "amtacs/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "amtacs/duration.h"
+#include "amtacs/yamldoc.h"
+
+#define SEC 1000.0
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+
+#define G(field) offsetof(struct amtacs_config, field)
+#define C(field) offsetof(struct amtacs_connection, field)
+
+/*
+ * The one table of keys (STYLE practice 7). Keys of a section must stay
+ * together: the dump and the reference print a section header when the prefix
+ * changes. "connections[]." keys describe one item of the connections list.
+ */
+static const struct config_key keys[] = {
+    {.path = "database.conninfo", .type = CONFIG_T_CONNINFO, .required = true, .min = 1,
+     .max = 4096, .offset = G(database.conninfo),
+     .help = "libpq connection string or URI of the queue database"},
+    {.path = "key_file", .type = CONFIG_T_PATH, .required = true, .offset = G(key_file),
+     .help = "the daemon's secret key file (seals Batch User passwords)"},
+    {.path = "log_level", .type = CONFIG_T_LOG_LEVEL, .reload = true, .def = CONFIG_LOG_INFO,
+     .offset = G(log_level), .help = "least severe messages logged"},
+    {.path = "daemon.id", .type = CONFIG_T_STRING, .min = 0, .max = 128, .def_s = "",
+     .offset = G(daemon.id), .help = "lease owner name; empty: hostname:pid"},
+    {.path = "daemon.lease_seconds", .type = CONFIG_T_INT, .reload = true, .min = 1,
+     .max = 86400, .def = 30, .offset = G(daemon.lease_seconds),
+     .help = "lease on claimed jobs; another daemon takes over after it expires"},
+    {.path = "daemon.claim_batch", .type = CONFIG_T_INT, .reload = true, .min = 1, .max = 10000,
+     .def = 100, .offset = G(daemon.claim_batch), .help = "jobs claimed per query at most"},
+    {.path = "connections", .type = CONFIG_T_CONNECTIONS, .required = true, .reload = true,
+     .help = "the AMT Batch Servers (one item per OpCon agent)"},
+
+    {.path = "connections[].name", .type = CONFIG_T_NAME, .required = true, .min = 1, .max = 64,
+     .offset = C(name), .help = "unique connection name that jobs refer to"},
+    {.path = "connections[].url", .type = CONFIG_T_URL, .required = true, .reload = true,
+     .max = 2048, .offset = C(url), .help = "Batch Server base URL including the port"},
+    {.path = "connections[].batch_user", .type = CONFIG_T_STRING, .required = true,
+     .reload = true, .min = 1, .max = 128, .offset = C(batch_user),
+     .help = "Batch User (its password is stored encrypted in the database)"},
+    {.path = "connections[].retain_log_days", .type = CONFIG_T_INT, .reload = true, .min = 1,
+     .max = 3650, .def = 30, .offset = C(retain_log_days), .help = "days to keep job logs"},
+    {.path = "connections[].allow_kill", .type = CONFIG_T_BOOL, .reload = true, .def = 0,
+     .offset = C(allow_kill), .help = "carry out kill requests (refused when false)"},
+    {.path = "connections[].max_in_flight", .type = CONFIG_T_INT, .reload = true, .min = 1,
+     .max = 100000, .def = 100, .offset = C(max_in_flight),
+     .help = "jobs started and not yet finished, at most"},
+    {.path = "connections[].poll.initial_delay", .type = CONFIG_T_DURATION, .reload = true,
+     .min = 0, .max = HOUR, .def = 10 * SEC, .offset = C(poll.initial_delay_ms),
+     .help = "from a start to the first status check"},
+    {.path = "connections[].poll.interval", .type = CONFIG_T_DURATION, .reload = true,
+     .min = 10, .max = HOUR, .def = 5 * SEC, .offset = C(poll.interval_ms),
+     .help = "between status checks"},
+    {.path = "connections[].poll.backoff", .type = CONFIG_T_NUMBER, .reload = true, .min = 1,
+     .max = 10, .def = 1.0, .offset = C(poll.backoff),
+     .help = "interval multiplier after each check; 1.0 = fixed interval"},
+    {.path = "connections[].poll.max_interval", .type = CONFIG_T_DURATION, .reload = true,
+     .min = 10, .max = 24 * HOUR, .def = 60 * SEC, .offset = C(poll.max_interval_ms),
+     .help = "longest interval (at least poll.interval)"},
+    {.path = "connections[].start_retry.attempts", .type = CONFIG_T_INT, .reload = true,
+     .min = 1, .max = 100, .def = 5, .offset = C(start_retry.attempts),
+     .help = "Start tries before the job ends as WEB_SERVER_ERROR (23)"},
+    {.path = "connections[].start_retry.delay", .type = CONFIG_T_DURATION, .reload = true,
+     .min = 0, .max = HOUR, .def = 1 * SEC, .offset = C(start_retry.delay_ms),
+     .help = "wait before the second try"},
+    {.path = "connections[].start_retry.backoff", .type = CONFIG_T_NUMBER, .reload = true,
+     .min = 1, .max = 10, .def = 2.0, .offset = C(start_retry.backoff),
+     .help = "delay multiplier after each try"},
+    {.path = "connections[].start_retry.max_delay", .type = CONFIG_T_DURATION, .reload = true,
+     .min = 0, .max = 24 * HOUR, .def = 30 * SEC, .offset = C(start_retry.max_delay_ms),
+     .help = "longest wait between tries (at least start_retry.delay)"},
+    {.path = "connections[].http.connect_timeout", .type = CONFIG_T_DURATION, .reload = true,
+     .min = 10, .max = 10 * MIN, .def = 10 * SEC, .offset = C(http.connect_timeout_ms),
+     .help = "TCP and TLS connect timeout"},
+    {.path = "connections[].http.timeout", .type = CONFIG_T_DURATION, .reload = true,
+     .min = 10, .max = HOUR, .def = 30 * SEC, .offset = C(http.timeout_ms),
+     .help = "timeout of a whole request"},
+    {.path = "connections[].http.max_body", .type = CONFIG_T_INT, .reload = true, .min = 1024,
+     .max = 1073741824, .def = 1048576, .offset = C(http.max_body),
+     .help = "largest reply body in bytes; a larger reply fails"},
+    {.path = "connections[].tls.verify", .type = CONFIG_T_BOOL, .reload = true, .def = 1,
+     .offset = C(tls.verify), .help = "check the server certificate and host name"},
+    {.path = "connections[].tls.ca_file", .type = CONFIG_T_FILE, .reload = true, .max = 4096,
+     .def_s = NULL, .offset = C(tls.ca_file),
+     .help = "CA bundle to verify with; unset: the system store"},
+};
+
+#define NKEYS (sizeof keys / sizeof keys[0])
+#define CONN_PREFIX "connections[]."
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+const struct config_key *config_keys(size_t *count)
+{
+    if (count)
+        *count = NKEYS;
+    return keys;
+}
+
+const char *config_key_type_name(enum config_key_type type)
+{
+    switch (type) {
+    case CONFIG_T_STRING:
+        return "string";
+    case CONFIG_T_CONNINFO:
+        return "conninfo";
+    case CONFIG_T_PATH:
+        return "path";
+    case CONFIG_T_FILE:
+        return "readable file";
+    case CONFIG_T_NAME:
+        return "name";
+    case CONFIG_T_URL:
+        return "URL";
+    case CONFIG_T_LOG_LEVEL:
+        return "level";
+    case CONFIG_T_INT:
+        return "integer";
+    case CONFIG_T_NUMBER:
+        return "number";
+    case CONFIG_T_BOOL:
+        return "boolean";
+    case CONFIG_T_DURATION:
+        return "duration";
+    case CONFIG_T_CONNECTIONS:
+        return "list";
+    }
+    return "?";
+}
+
+const char *config_log_level_name(enum config_log_level level)
+{
+    if ((unsigned)level < sizeof level_names / sizeof level_names[0])
+        return level_names[level];
+    return "?";
+}
+
+static bool is_text_type(enum config_key_type t)
+{
+    return t == CONFIG_T_STRING || t == CONFIG_T_CONNINFO || t == CONFIG_T_PATH ||
+           t == CONFIG_T_FILE || t == CONFIG_T_NAME || t == CONFIG_T_URL;
+}
+
+/* ---- errors ---- */
+
+struct config_errors {
+    size_t n;
+    char **msg;
+};
+
+/* Returned when not even the error list can be allocated; never freed. */
+static char oom_text[] = "out of memory while loading the configuration";
+static char *oom_msgs[] = {oom_text};
+static struct config_errors oom_errors = {1, oom_msgs};
+
+size_t config_errors_count(const struct config_errors *errs) { return errs ? errs->n : 0; }
+
+const char *config_errors_get(const struct config_errors *errs, size_t i)
+{
+    return errs && i < errs->n ? errs->msg[i] : NULL;
+}
+
+void config_errors_print(const struct config_errors *errs, FILE *out)
+{
+    for (size_t i = 0; i < config_errors_count(errs); i++)
+        fprintf(out, "%s\n", errs->msg[i]);
+}
+
+void config_errors_free(struct config_errors *errs)
+{
+    if (!errs || errs == &oom_errors)
+        return;
+    for (size_t i = 0; i < errs->n; i++)
+        free(errs->msg[i]);
+    free(errs->msg);
+    free(errs);
+}
+
+/* Position of a message "name:line:column: ..." for sorting; 0 when it has none. */
+static void error_position(const char *msg, size_t namelen, unsigned long *line,
+                           unsigned long *col)
+{
+    char *end;
+    *line = *col = 0;
+    if (strlen(msg) <= namelen || msg[namelen] != ':' || !isdigit((unsigned char)msg[namelen + 1]))
+        return;
+    *line = strtoul(msg + namelen + 1, &end, 10);
+    if (*end == ':' && isdigit((unsigned char)end[1]))
+        *col = strtoul(end + 1, NULL, 10);
+}
+
+/*
+ * Copies the document's errors in file order (stable, so a position's errors
+ * keep the order found): the walk finds a mapping's missing keys after its
+ * contents, but a reader wants them where the mapping starts.
+ */
+static struct config_errors *errors_from_doc(const struct yd_doc *doc, bool oom)
+{
+    size_t n = yd_error_count(doc), namelen = strlen(yd_name(doc));
+    struct config_errors *e = calloc(1, sizeof *e);
+    if (!e)
+        return &oom_errors;
+    e->msg = calloc(n + 1, sizeof *e->msg);
+    if (!e->msg) {
+        free(e);
+        return &oom_errors;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *m = strdup(yd_error(doc, i));
+        if (!m) {
+            config_errors_free(e);
+            return &oom_errors;
+        }
+        unsigned long line, col, pl, pc;
+        error_position(m, namelen, &line, &col);
+        size_t j = e->n;
+        for (; j > 0; j--) {
+            error_position(e->msg[j - 1], namelen, &pl, &pc);
+            if (pl < line || (pl == line && pc <= col))
+                break;
+            e->msg[j] = e->msg[j - 1];
+        }
+        e->msg[j] = m;
+        e->n++;
+    }
+    if (oom || n == 0) {
+        e->msg[e->n] = strdup(oom_text);
+        if (!e->msg[e->n]) {
+            config_errors_free(e);
+            return &oom_errors;
+        }
+        e->n++;
+    }
+    return e;
+}
+
+/* ---- loading ---- */
+
+struct loader {
+    struct yd_doc *doc;
+    char *dir; /* directory of the file for relative paths; NULL: leave them */
+    bool oom;
+};
+
+/* A value quoted for a message: at most 60 bytes, control characters as '?'. */
+static const char *shown(const char *s, char *buf, size_t len)
+{
+    size_t j = 0, max = len - 4;
+    for (size_t i = 0; s[i] && j < max; i++)
+        buf[j++] = iscntrl((unsigned char)s[i]) ? '?' : s[i];
+    if (strlen(s) > max) {
+        memcpy(buf + j, "...", 3);
+        j += 3;
+    }
+    buf[j] = '\0';
+    return buf;
+}
+
+#define SHOWN_LEN 64
+
+static const char *type_word(const struct yd_doc *doc, int id)
+{
+    switch (yd_type(doc, id)) {
+    case YD_SCALAR:
+        return yd_is_null(doc, id) ? "an empty value" : "a scalar";
+    case YD_SEQ:
+        return "a list";
+    case YD_MAP:
+        return "a mapping";
+    default:
+        return "nothing";
+    }
+}
+
+static void fmt_range_value(const struct config_key *k, double v, char *buf, size_t len)
+{
+    if (k->type == CONFIG_T_DURATION)
+        duration_format((int64_t)v, buf, len);
+    else if (k->type == CONFIG_T_NUMBER)
+        snprintf(buf, len, "%.1f", v);
+    else
+        snprintf(buf, len, "%.0f", v);
+}
+
+/* What a key expects, for messages: "an integer from 1 to 3650". */
+static void expectation(const struct config_key *k, char *buf, size_t len)
+{
+    char lo[32], hi[32];
+    fmt_range_value(k, k->min, lo, sizeof lo);
+    fmt_range_value(k, k->max, hi, sizeof hi);
+    switch (k->type) {
+    case CONFIG_T_STRING:
+        snprintf(buf, len, "a string of %s to %s characters", lo, hi);
+        break;
+    case CONFIG_T_CONNINFO:
+        snprintf(buf, len, "a libpq connection string");
+        break;
+    case CONFIG_T_PATH:
+    case CONFIG_T_FILE:
+        snprintf(buf, len, "a file path");
+        break;
+    case CONFIG_T_NAME:
+        snprintf(buf, len, "a name of %s to %s characters A-Z a-z 0-9 _ . -", lo, hi);
+        break;
+    case CONFIG_T_URL:
+        snprintf(buf, len, "an http:// or https:// URL");
+        break;
+    case CONFIG_T_LOG_LEVEL:
+        snprintf(buf, len, "one of error, warn, info, debug");
+        break;
+    case CONFIG_T_INT:
+        snprintf(buf, len, "an integer from %s to %s", lo, hi);
+        break;
+    case CONFIG_T_NUMBER:
+        snprintf(buf, len, "a number from %s to %s", lo, hi);
+        break;
+    case CONFIG_T_BOOL:
+        snprintf(buf, len, "a boolean (true/false)");
+        break;
+    case CONFIG_T_DURATION:
+        snprintf(buf, len, "a duration from %s to %s", lo, hi);
+        break;
+    case CONFIG_T_CONNECTIONS:
+        snprintf(buf, len, "a non-empty list of connections");
+        break;
+    }
+}
+
+static char *resolve_path(struct loader *ld, const char *p)
+{
+    if (p[0] == '/' || !ld->dir)
+        return strdup(p);
+    size_t dl = strlen(ld->dir), pl = strlen(p);
+    bool slash = dl > 0 && ld->dir[dl - 1] == '/';
+    char *out = malloc(dl + pl + 2);
+    if (out) {
+        memcpy(out, ld->dir, dl);
+        if (!slash)
+            out[dl++] = '/';
+        memcpy(out + dl, p, pl + 1);
+    }
+    return out;
+}
+
+static bool name_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.' || c == '-';
+}
+
+/* NULL if s is a usable Batch Server URL, else what is wrong with it. */
+static const char *url_problem(const char *s, bool *https)
+{
+    const char *p;
+    if (!strncasecmp(s, "http://", 7)) {
+        *https = false;
+        p = s + 7;
+    } else if (!strncasecmp(s, "https://", 8)) {
+        *https = true;
+        p = s + 8;
+    } else {
+        return "is not an http:// or https:// URL";
+    }
+    for (const char *q = s; *q; q++)
+        if (iscntrl((unsigned char)*q) || *q == ' ')
+            return "contains spaces or control characters";
+    size_t alen = strcspn(p, "/?#");
+    if (memchr(p, '@', alen))
+        return "must not contain a user name or password";
+    const char *host = p, *end = p + alen;
+    if (*host == '[') {
+        const char *close = memchr(host, ']', alen);
+        if (!close || close == host + 1)
+            return "has an invalid IPv6 address";
+        for (const char *q = host + 1; q < close; q++)
+            if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.')
+                return "has an invalid IPv6 address";
+        p = close + 1;
+    } else {
+        while (p < end && (isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_'))
+            p++;
+        if (p == host)
+            return "has no host";
+    }
+    if (p < end && *p == ':') {
+        p++;
+        long port = 0;
+        const char *digits = p;
+        while (p < end && isdigit((unsigned char)*p) && p - digits < 6)
+            port = port * 10 + (*p++ - '0');
+        if (p == digits || p != end || port < 1 || port > 65535)
+            return "has an invalid port (expected 1 to 65535)";
+    }
+    if (p != end)
+        return "has an invalid host";
+    if (strpbrk(end, "?#"))
+        return "must not have a query or fragment";
+    return NULL;
+}
+
+/* Decimal integer, optional '-', nothing else. */
+static bool parse_integer(const char *s, long long *out)
+{
+    const char *p = s + (*s == '-');
+    if (!isdigit((unsigned char)*p))
+        return false;
+    for (const char *q = p; *q; q++)
+        if (!isdigit((unsigned char)*q))
+            return false;
+    errno = 0;
+    long long v = strtoll(s, NULL, 10);
+    if (errno == ERANGE)
+        v = *s == '-' ? LLONG_MIN : LLONG_MAX; /* reported as out of range */
+    *out = v;
+    return true;
+}
+
+/* Decimal number ("1", "1.5", "-2", "1e1"); no hex, inf or nan. */
+static bool parse_number(const char *s, double *out)
+{
+    if (!*s || strspn(s, "0123456789.eE+-") != strlen(s))
+        return false;
+    char *end;
+    double v = strtod(s, &end);
+    if (*end || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool set_text(struct loader *ld, void *field, char *value)
+{
+    char **slot = field;
+    if (!value) {
+        ld->oom = true;
+        return false;
+    }
+    free(*slot);
+    *slot = value;
+    return true;
+}
+
+/* Reads one leaf value into base + k->offset, recording an error if it is bad. */
+static void parse_leaf(struct loader *ld, const struct config_key *k, const char *path, int val,
+                       void *base)
+{
+    struct yd_doc *doc = ld->doc;
+    void *field = (char *)base + k->offset;
+    char want[160], sh[SHOWN_LEN];
+    expectation(k, want, sizeof want);
+
+    if (yd_is_null(doc, val)) {
+        if (k->required)
+            yd_errorf(doc, val, "%s: expected %s, got an empty value", path, want);
+        return; /* optional: empty means the default */
+    }
+    if (yd_type(doc, val) != YD_SCALAR) {
+        yd_errorf(doc, val, "%s: expected %s, got %s", path, want, type_word(doc, val));
+        return;
+    }
+    const char *s;
+    if (!yd_get_string(doc, val, &s))
+        return; /* an embedded NUL; yamldoc said so */
+    shown(s, sh, sizeof sh);
+    size_t len = strlen(s);
+
+    switch (k->type) {
+    case CONFIG_T_STRING:
+    case CONFIG_T_CONNINFO:
+    case CONFIG_T_PATH:
+    case CONFIG_T_FILE:
+    case CONFIG_T_NAME:
+    case CONFIG_T_URL:
+        break;
+    case CONFIG_T_LOG_LEVEL:
+        for (size_t i = 0; i < sizeof level_names / sizeof level_names[0]; i++)
+            if (!strcmp(s, level_names[i])) {
+                *(enum config_log_level *)field = (enum config_log_level)i;
+                return;
+            }
+        yd_errorf(doc, val, "%s: expected %s, got '%s'", path, want, sh);
+        return;
+    case CONFIG_T_INT: {
+        long long v;
+        if (!parse_integer(s, &v)) {
+            yd_errorf(doc, val, "%s: expected %s, got '%s'", path, want, sh);
+            return;
+        }
+        if ((double)v < k->min || (double)v > k->max) {
+            yd_errorf(doc, val, "%s: %s is out of range: expected %s", path, sh, want);
+            return;
+        }
+        *(long *)field = (long)v;
+        return;
+    }
+    case CONFIG_T_NUMBER: {
+        double v;
+        if (!parse_number(s, &v)) {
+            yd_errorf(doc, val, "%s: expected %s, got '%s'", path, want, sh);
+            return;
+        }
+        if (v < k->min || v > k->max) {
+            yd_errorf(doc, val, "%s: %s is out of range: expected %s", path, sh, want);
+            return;
+        }
+        *(double *)field = v;
+        return;
+    }
+    case CONFIG_T_BOOL:
+        if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))
+            *(bool *)field = true;
+        else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
+            *(bool *)field = false;
+        else
+            yd_errorf(doc, val, "%s: expected %s, got '%s'", path, want, sh);
+        return;
+    case CONFIG_T_DURATION: {
+        int64_t ms = 0;
+        switch (duration_parse(s, &ms)) {
+        case DURATION_OK:
+            if ((double)ms < k->min || (double)ms > k->max)
+                yd_errorf(doc, val, "%s: %s is out of range: expected %s", path, sh, want);
+            else
+                *(int64_t *)field = ms;
+            return;
+        case DURATION_SYNTAX:
+            yd_errorf(doc, val, "%s: expected a duration, %s, got '%s'", path, DURATION_FORMS,
+                      sh);
+            return;
+        case DURATION_NEGATIVE:
+        case DURATION_TOOBIG:
+            yd_errorf(doc, val, "%s: %s is out of range: expected %s", path, sh, want);
+            return;
+        case DURATION_FRACTION:
+            yd_errorf(doc, val, "%s: %s is not a whole number of milliseconds", path, sh);
+            return;
+        }
+        return;
+    }
+    case CONFIG_T_CONNECTIONS:
+        return; /* handled by the caller */
+    }
+
+    /* text types */
+    for (const char *q = s; *q; q++)
+        if (iscntrl((unsigned char)*q)) {
+            yd_errorf(doc, val, "%s: must not contain control characters", path);
+            return;
+        }
+    if (k->max > 0 && (double)len > k->max) {
+        yd_errorf(doc, val, "%s: longer than %.0f characters", path, k->max);
+        return;
+    }
+    if (len == 0 && k->min > 0) {
+        yd_errorf(doc, val, "%s: expected %s, got an empty string", path, want);
+        return;
+    }
+    switch (k->type) {
+    case CONFIG_T_NAME:
+        for (const char *q = s; *q; q++)
+            if (!name_char(*q)) {
+                yd_errorf(doc, val, "%s: expected %s, got '%s'", path, want, sh);
+                return;
+            }
+        set_text(ld, field, strdup(s));
+        return;
+    case CONFIG_T_URL: {
+        bool https = false;
+        const char *why = url_problem(s, &https);
+        if (why) {
+            yd_errorf(doc, val, "%s: '%s' %s", path, sh, why);
+            return;
+        }
+        set_text(ld, field, strdup(s));
+        return;
+    }
+    case CONFIG_T_CONNINFO: {
+        char *err = NULL;
+        PQconninfoOption *opts = PQconninfoParse(s, &err);
+        if (!opts) {
+            if (!err) {
+                ld->oom = true;
+                return;
+            }
+            size_t el = strlen(err);
+            while (el > 0 && (err[el - 1] == '\n' || err[el - 1] == ' '))
+                err[--el] = '\0';
+            yd_errorf(doc, val, "%s: invalid libpq connection string: %s", path, err);
+            PQfreemem(err);
+            return;
+        }
+        PQconninfoFree(opts);
+        set_text(ld, field, strdup(s));
+        return;
+    }
+    case CONFIG_T_PATH:
+    case CONFIG_T_FILE: {
+        if (len == 0) {
+            yd_errorf(doc, val, "%s: expected %s, got an empty string", path, want);
+            return;
+        }
+        char *full = resolve_path(ld, s);
+        if (!full) {
+            ld->oom = true;
+            return;
+        }
+        if (k->type == CONFIG_T_FILE && access(full, R_OK) != 0) {
+            yd_errorf(doc, val, "%s: cannot read '%s': %s", path, full, strerror(errno));
+            free(full);
+            return;
+        }
+        set_text(ld, field, full);
+        return;
+    }
+    default:
+        set_text(ld, field, strdup(s));
+        return;
+    }
+}
+
+/* Levenshtein distance of two short lowercase-compared strings. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return (size_t)-1;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+            size_t best = diag + cost;
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The part of k's path below tprefix, or NULL if k is not in that scope. */
+static const char *in_scope(const struct config_key *k, const char *tprefix)
+{
+    size_t n = strlen(tprefix);
+    if (strncmp(k->path, tprefix, n) != 0)
+        return NULL;
+    const char *rest = k->path + n;
+    if (!*rest || strstr(rest, "[]."))
+        return NULL;
+    return rest;
+}
+
+static size_t first_len(const char *rest) { return strcspn(rest, "."); }
+
+/* Suggests the closest key of the scope: a sibling within 2 edits, or a unique
+ * key of that name one level down ("interval" -> "poll.interval"). */
+static void report_unknown(struct loader *ld, int kid, const char *tprefix, const char *dprefix,
+                           const char *name)
+{
+    char best[80] = "";
+    size_t bestd = 3;
+    const char *deeper = NULL;
+    int ndeeper = 0;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *rest = in_scope(&keys[i], tprefix);
+        if (!rest)
+            continue;
+        size_t fl = first_len(rest);
+        char child[80];
+        snprintf(child, sizeof child, "%.*s", (int)fl, rest);
+        size_t d = edit_distance(name, child);
+        if (d < bestd && 3 * d <= strlen(child)) {
+            bestd = d;
+            snprintf(best, sizeof best, "%s", child);
+        }
+        if (rest[fl] == '.' && !strcmp(rest + fl + 1, name)) {
+            deeper = rest;
+            ndeeper++;
+        }
+    }
+    char sh[SHOWN_LEN];
+    shown(name, sh, sizeof sh);
+    const char *dot = strchr(name, '.');
+    if (dot) {
+        char top[64];
+        snprintf(top, sizeof top, "%.*s", (int)(dot - name), name);
+        for (size_t i = 0; i < NKEYS; i++) {
+            const char *rest = in_scope(&keys[i], tprefix);
+            if (rest && !strcmp(rest, name)) {
+                yd_errorf(ld->doc, kid, "%s%s: unknown key (write '%s:' and nest '%s:' below it)",
+                          dprefix, sh, top, dot + 1);
+                return;
+            }
+        }
+    }
+    if (best[0])
+        yd_errorf(ld->doc, kid, "%s%s: unknown key (did you mean '%s'?)", dprefix, sh, best);
+    else if (ndeeper == 1)
+        yd_errorf(ld->doc, kid, "%s%s: unknown key (did you mean '%s'?)", dprefix, sh, deeper);
+    else
+        yd_errorf(ld->doc, kid, "%s%s: unknown key", dprefix, sh);
+}
+
+static void walk_connections(struct loader *ld, const struct config_key *k, int val,
+                             struct amtacs_config *cfg);
+
+/* Reads the mapping `map` holding the keys of the table below tprefix into base. */
+static void walk_map(struct loader *ld, const char *tprefix, const char *dprefix, int map,
+                     void *base, struct amtacs_config *cfg)
+{
+    struct yd_doc *doc = ld->doc;
+    bool empty = yd_is_null(doc, map);
+    if (!empty && yd_type(doc, map) != YD_MAP) {
+        size_t dl = strlen(dprefix);
+        if (dl)
+            yd_errorf(doc, map, "%.*s: expected a mapping (key: value), got %s",
+                      (int)(dl - 1), dprefix, type_word(doc, map));
+        else
+            yd_errorf(doc, map, "expected a mapping (key: value) at the top level, got %s",
+                      type_word(doc, map));
+        return;
+    }
+
+    size_t n = empty ? 0 : yd_len(doc, map);
+    for (size_t i = 0; i < n; i++) {
+        int kid = yd_map_key(doc, map, i), val = yd_map_value(doc, map, i);
+        const char *name = yd_scalar(doc, kid);
+        if (!name) {
+            yd_errorf(doc, kid, "%sa key must be a plain string, got %s", dprefix,
+                      type_word(doc, kid));
+            continue;
+        }
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++) {
+            int pk = yd_map_key(doc, map, j);
+            const char *prev = yd_scalar(doc, pk);
+            if (prev && !strcmp(prev, name)) {
+                char sh[SHOWN_LEN];
+                yd_errorf(doc, kid, "%s%s: duplicate key (first given on line %zu)", dprefix,
+                          shown(name, sh, sizeof sh), yd_line(doc, pk));
+                dup = true;
+            }
+        }
+        if (dup)
+            continue;
+
+        const struct config_key *leaf = NULL;
+        bool section = false;
+        size_t nl = strlen(name);
+        /* "poll.interval: 5s" is not a spelling of poll: {interval: 5s} */
+        for (size_t j = 0; j < NKEYS && !leaf && !strchr(name, '.'); j++) {
+            const char *rest = in_scope(&keys[j], tprefix);
+            if (!rest || strncmp(rest, name, nl) != 0)
+                continue;
+            if (rest[nl] == '\0')
+                leaf = &keys[j];
+            else if (rest[nl] == '.')
+                section = true;
+        }
+        char path[192], sub_t[96], sub_d[192];
+        snprintf(path, sizeof path, "%s%s", dprefix, name);
+        if (leaf && leaf->type == CONFIG_T_CONNECTIONS) {
+            walk_connections(ld, leaf, val, cfg);
+        } else if (leaf) {
+            parse_leaf(ld, leaf, path, val, base);
+        } else if (section) {
+            snprintf(sub_t, sizeof sub_t, "%s%s.", tprefix, name);
+            snprintf(sub_d, sizeof sub_d, "%s%s.", dprefix, name);
+            walk_map(ld, sub_t, sub_d, val, base, cfg);
+        } else {
+            report_unknown(ld, kid, tprefix, dprefix, name);
+        }
+    }
+
+    /* Required keys absent from this mapping (and from absent sections below it). */
+    for (size_t j = 0; j < NKEYS; j++) {
+        const char *rest = in_scope(&keys[j], tprefix);
+        if (!rest || !keys[j].required)
+            continue;
+        char child[80];
+        snprintf(child, sizeof child, "%.*s", (int)first_len(rest), rest);
+        if (empty || !yd_map_get(doc, map, child))
+            yd_errorf(doc, map, "%s%s: required key is missing", dprefix, rest);
+    }
+}
+
+/* The node at a dotted path below map, or the deepest mapping on the way. */
+static int node_at(const struct yd_doc *doc, int map, const char *dotted)
+{
+    char part[64];
+    const char *p = dotted;
+    while (*p) {
+        size_t l = strcspn(p, ".");
+        snprintf(part, sizeof part, "%.*s", (int)l, p);
+        int next = yd_map_get(doc, map, part);
+        if (!next)
+            return map;
+        map = next;
+        p += l + (p[l] == '.');
+    }
+    return map;
+}
+
+static void check_connection(struct loader *ld, const struct amtacs_connection *c, int item,
+                             const char *dprefix)
+{
+    const struct yd_doc *doc = ld->doc;
+    char a[DURATION_FMT_LEN], b[DURATION_FMT_LEN];
+    if (c->poll.max_interval_ms < c->poll.interval_ms) {
+        int at = node_at(doc, item, "poll.max_interval");
+        bool given = yd_map_get(doc, yd_map_get(doc, item, "poll"), "max_interval") != 0;
+        yd_errorf(ld->doc, at, "%spoll.max_interval: %s%s is less than poll.interval (%s)",
+                  dprefix, duration_format(c->poll.max_interval_ms, a, sizeof a),
+                  given ? "" : " (the default)", duration_format(c->poll.interval_ms, b, sizeof b));
+    }
+    if (c->start_retry.max_delay_ms < c->start_retry.delay_ms) {
+        int at = node_at(doc, item, "start_retry.max_delay");
+        bool given = yd_map_get(doc, yd_map_get(doc, item, "start_retry"), "max_delay") != 0;
+        yd_errorf(ld->doc, at, "%sstart_retry.max_delay: %s%s is less than start_retry.delay (%s)",
+                  dprefix, duration_format(c->start_retry.max_delay_ms, a, sizeof a),
+                  given ? "" : " (the default)",
+                  duration_format(c->start_retry.delay_ms, b, sizeof b));
+    }
+}
+
+static void set_defaults(struct loader *ld, const char *tprefix, void *base)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct config_key *k = &keys[i];
+        if (!in_scope(k, tprefix))
+            continue;
+        void *field = (char *)base + k->offset;
+        switch (k->type) {
+        case CONFIG_T_LOG_LEVEL:
+            *(enum config_log_level *)field = (enum config_log_level)k->def;
+            break;
+        case CONFIG_T_INT:
+            *(long *)field = (long)k->def;
+            break;
+        case CONFIG_T_NUMBER:
+            *(double *)field = k->def;
+            break;
+        case CONFIG_T_BOOL:
+            *(bool *)field = k->def != 0;
+            break;
+        case CONFIG_T_DURATION:
+            *(int64_t *)field = (int64_t)k->def;
+            break;
+        case CONFIG_T_CONNECTIONS:
+            break;
+        default:
+            if (k->def_s)
+                set_text(ld, field, strdup(k->def_s));
+            break;
+        }
+    }
+}
+
+static void walk_connections(struct loader *ld, const struct config_key *k, int val,
+                             struct amtacs_config *cfg)
+{
+    struct yd_doc *doc = ld->doc;
+    size_t n = yd_type(doc, val) == YD_SEQ ? yd_len(doc, val) : 0;
+    if (n == 0) {
+        const char *got = yd_type(doc, val) == YD_SEQ ? "an empty list" : type_word(doc, val);
+        yd_errorf(doc, val, "%s: expected a non-empty list of connections, got %s", k->path, got);
+        return;
+    }
+    cfg->connections = calloc(n, sizeof *cfg->connections);
+    if (!cfg->connections) {
+        ld->oom = true;
+        return;
+    }
+    cfg->n_connections = n;
+    for (size_t i = 0; i < n; i++) {
+        struct amtacs_connection *c = &cfg->connections[i];
+        int item = yd_seq_at(doc, val, i);
+        char dprefix[48];
+        snprintf(dprefix, sizeof dprefix, "connections[%zu].", i);
+        size_t before = yd_error_count(doc);
+        c->line = yd_line(doc, item);
+        set_defaults(ld, CONN_PREFIX, c);
+        walk_map(ld, CONN_PREFIX, dprefix, item, c, cfg);
+        if (c->url)
+            url_problem(c->url, &c->https);
+        if (yd_error_count(doc) == before)
+            check_connection(ld, c, item, dprefix);
+        for (size_t j = 0; j < i && c->name; j++) {
+            if (cfg->connections[j].name && !strcmp(cfg->connections[j].name, c->name)) {
+                int first = yd_map_get(doc, yd_seq_at(doc, val, j), "name");
+                yd_errorf(doc, yd_map_get(doc, item, "name"),
+                          "%sname: duplicate connection name '%s' (first used on line %zu)",
+                          dprefix, c->name, yd_line(doc, first));
+                break;
+            }
+        }
+    }
+}
+
+static void free_texts(const char *tprefix, void *base)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (in_scope(&keys[i], tprefix) && is_text_type(keys[i].type))
+            free(*(char **)((char *)base + keys[i].offset));
+}
+
+void config_free(const struct amtacs_config *ccfg)
+{
+    struct amtacs_config *cfg = (struct amtacs_config *)ccfg;
+    if (!cfg)
+        return;
+    free_texts("", cfg);
+    for (size_t i = 0; i < cfg->n_connections; i++)
+        free_texts(CONN_PREFIX, &cfg->connections[i]);
+    free(cfg->connections);
+    free(cfg->source);
+    free(cfg);
+}
+
+/* Builds the config from a parsed document; takes over nothing. */
+static const struct amtacs_config *build(struct yd_doc *doc, char *dir,
+                                         struct config_errors **errs)
+{
+    struct loader ld = {.doc = doc, .dir = dir, .oom = false};
+    struct amtacs_config *cfg = calloc(1, sizeof *cfg);
+    if (!cfg) {
+        ld.oom = true;
+    } else {
+        cfg->source = strdup(yd_name(doc));
+        if (!cfg->source)
+            ld.oom = true;
+        set_defaults(&ld, "", cfg);
+    }
+    if (cfg && !ld.oom && yd_error_count(doc) == 0) {
+        int root = yd_root(doc);
+        if (!root)
+            yd_errorf(doc, 0, "the file is empty: expected a mapping with database, key_file "
+                              "and connections");
+        else
+            walk_map(&ld, "", "", root, cfg, cfg);
+    }
+    if (ld.oom || yd_error_count(doc) > 0) {
+        config_free(cfg);
+        if (errs)
+            *errs = errors_from_doc(doc, ld.oom);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* The directory of path, made absolute with the working directory so that a
+ * later chdir() does not change what relative paths in the file name. */
+static char *file_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (slash == path ? 1 : (size_t)(slash - path)) : 0;
+    if (path[0] == '/')
+        return strndup(path, dl);
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd))
+        return dl ? strndup(path, dl) : strdup(".");
+    size_t cl = strlen(cwd);
+    char *out = malloc(cl + 1 + dl + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, cwd, cl);
+    if (dl) {
+        out[cl] = '/';
+        memcpy(out + cl + 1, path, dl);
+        out[cl + 1 + dl] = '\0';
+    } else {
+        out[cl] = '\0';
+    }
+    return out;
+}
+
+const struct amtacs_config *config_load(const char *path, struct config_errors **errs)
+{
+    if (errs)
+        *errs = NULL;
+    struct stat st;
+    struct yd_doc *doc;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        /* libyaml would report a directory twice and obscurely */
+        doc = yd_load_string(path, "", 0);
+        if (doc)
+            yd_errorf(doc, 0, "cannot read: %s", strerror(EISDIR));
+    } else {
+        doc = yd_load_file(path);
+    }
+    char *dir = doc ? file_dir(path) : NULL;
+    if (!dir) {
+        yd_free(doc);
+        if (errs)
+            *errs = &oom_errors;
+        return NULL;
+    }
+    const struct amtacs_config *cfg = build(doc, dir, errs);
+    free(dir);
+    yd_free(doc);
+    return cfg;
+}
+
+const struct amtacs_config *config_load_string(const char *name, const char *text, size_t len,
+                                               struct config_errors **errs)
+{
+    if (errs)
+        *errs = NULL;
+    struct yd_doc *doc = yd_load_string(name, text, len);
+    if (!doc) {
+        if (errs)
+            *errs = &oom_errors;
+        return NULL;
+    }
+    const struct amtacs_config *cfg = build(doc, NULL, errs);
+    yd_free(doc);
+    return cfg;
+}
+
+const struct amtacs_connection *config_find_connection(const struct amtacs_config *cfg,
+                                                       const char *name)
+{
+    if (!cfg || !name)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_connections; i++)
+        if (!strcmp(cfg->connections[i].name, name))
+            return &cfg->connections[i];
+    return NULL;
+}
+
+/* ---- output ---- */
+
+static void put_quoted(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(out, "\\x%02x", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+static void put_conninfo_value(FILE *out, const char *v)
+{
+    fputc('\'', out);
+    for (; *v; v++) {
+        if (*v == '\'' || *v == '\\')
+            fputc('\\', out);
+        fputc(*v, out);
+    }
+    fputc('\'', out);
+}
+
+/* The conninfo with a password replaced by ********; as written if it has none. */
+static void put_conninfo(FILE *out, const char *conninfo)
+{
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    bool secret = false;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (o->val && !strcmp(o->keyword, "password"))
+            secret = true;
+    if (!secret) {
+        PQconninfoFree(opts);
+        put_quoted(out, conninfo);
+        return;
+    }
+    char *tmp = NULL;
+    size_t tlen = 0;
+    FILE *mem = open_memstream(&tmp, &tlen);
+    if (!mem) {
+        PQconninfoFree(opts);
+        put_quoted(out, "********");
+        return;
+    }
+    bool first = true;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val)
+            continue;
+        fprintf(mem, "%s%s=", first ? "" : " ", o->keyword);
+        put_conninfo_value(mem, strcmp(o->keyword, "password") ? o->val : "********");
+        first = false;
+    }
+    fclose(mem);
+    PQconninfoFree(opts);
+    put_quoted(out, tmp ? tmp : "********");
+    free(tmp);
+}
+
+static void put_number(FILE *out, double v)
+{
+    if (v == floor(v) && fabs(v) < 1e15)
+        fprintf(out, "%.1f", v);
+    else
+        fprintf(out, "%.17g", v);
+}
+
+static void put_value(FILE *out, const struct config_key *k, const void *base)
+{
+    const void *field = (const char *)base + k->offset;
+    char buf[DURATION_FMT_LEN];
+    switch (k->type) {
+    case CONFIG_T_LOG_LEVEL:
+        fputs(config_log_level_name(*(const enum config_log_level *)field), out);
+        break;
+    case CONFIG_T_INT:
+        fprintf(out, "%ld", *(const long *)field);
+        break;
+    case CONFIG_T_NUMBER:
+        put_number(out, *(const double *)field);
+        break;
+    case CONFIG_T_BOOL:
+        fputs(*(const bool *)field ? "true" : "false", out);
+        break;
+    case CONFIG_T_DURATION:
+        fputs(duration_format(*(const int64_t *)field, buf, sizeof buf), out);
+        break;
+    case CONFIG_T_CONNECTIONS:
+        break;
+    case CONFIG_T_CONNINFO:
+        if (*(char *const *)field)
+            put_conninfo(out, *(char *const *)field);
+        else
+            fputs("~", out);
+        break;
+    default:
+        if (*(char *const *)field)
+            put_quoted(out, *(char *const *)field);
+        else
+            fputs("~", out);
+        break;
+    }
+}
+
+static const char *lead(bool list_item, bool *first)
+{
+    if (!list_item)
+        return "";
+    if (*first) {
+        *first = false;
+        return "- ";
+    }
+    return "  ";
+}
+
+/* Writes the keys of one scope at indent; a list item starts with "- ". */
+static void dump_scope(FILE *out, const char *tprefix, const void *base, const char *indent,
+                       bool list_item, const struct amtacs_config *cfg)
+{
+    char section[64] = "";
+    bool first = true;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct config_key *k = &keys[i];
+        const char *rest = in_scope(k, tprefix);
+        if (!rest)
+            continue;
+        size_t fl = first_len(rest);
+        const char *leaf = rest, *pad = "";
+        if (rest[fl] == '.') {
+            if (strlen(section) != fl || strncmp(section, rest, fl) != 0) {
+                snprintf(section, sizeof section, "%.*s", (int)fl, rest);
+                fprintf(out, "%s%s%s:\n", indent, lead(list_item, &first), section);
+            }
+            leaf = rest + fl + 1;
+            pad = "  ";
+        } else {
+            section[0] = '\0';
+        }
+        fprintf(out, "%s%s%s%s:", indent, lead(list_item, &first), pad, leaf);
+        if (k->type == CONFIG_T_CONNECTIONS) {
+            fputc('\n', out);
+            for (size_t c = 0; c < cfg->n_connections; c++)
+                dump_scope(out, CONN_PREFIX, &cfg->connections[c], "  ", true, cfg);
+            continue;
+        }
+        fputc(' ', out);
+        put_value(out, k, base);
+        fputc('\n', out);
+    }
+}
+
+bool config_dump(const struct amtacs_config *cfg, FILE *out)
+{
+    fprintf(out, "# effective configuration from %s (defaults included)\n", cfg->source);
+    dump_scope(out, "", cfg, "", false, cfg);
+    return !ferror(out) && fflush(out) == 0;
+}
+
+static void range_text(const struct config_key *k, char *buf, size_t len)
+{
+    char lo[32], hi[32];
+    switch (k->type) {
+    case CONFIG_T_INT:
+    case CONFIG_T_NUMBER:
+    case CONFIG_T_DURATION:
+        fmt_range_value(k, k->min, lo, sizeof lo);
+        fmt_range_value(k, k->max, hi, sizeof hi);
+        snprintf(buf, len, "%s .. %s", lo, hi);
+        break;
+    case CONFIG_T_STRING:
+    case CONFIG_T_NAME:
+        snprintf(buf, len, "%.0f .. %.0f chars", k->min, k->max);
+        break;
+    case CONFIG_T_LOG_LEVEL:
+        snprintf(buf, len, "error, warn, info, debug");
+        break;
+    case CONFIG_T_URL:
+        snprintf(buf, len, "http:// or https://");
+        break;
+    case CONFIG_T_CONNECTIONS:
+        snprintf(buf, len, "1 or more");
+        break;
+    case CONFIG_T_BOOL:
+        snprintf(buf, len, "true, false");
+        break;
+    default:
+        snprintf(buf, len, "-");
+        break;
+    }
+}
+
+static void default_text(const struct config_key *k, char *buf, size_t len)
+{
+    if (k->required) {
+        snprintf(buf, len, "*required*");
+        return;
+    }
+    switch (k->type) {
+    case CONFIG_T_LOG_LEVEL:
+        snprintf(buf, len, "`%s`", config_log_level_name((enum config_log_level)k->def));
+        break;
+    case CONFIG_T_INT:
+        snprintf(buf, len, "`%.0f`", k->def);
+        break;
+    case CONFIG_T_NUMBER:
+        snprintf(buf, len, "`%.1f`", k->def);
+        break;
+    case CONFIG_T_BOOL:
+        snprintf(buf, len, "`%s`", k->def != 0 ? "true" : "false");
+        break;
+    case CONFIG_T_DURATION: {
+        char d[DURATION_FMT_LEN];
+        snprintf(buf, len, "`%s`", duration_format((int64_t)k->def, d, sizeof d));
+        break;
+    }
+    default:
+        if (k->def_s)
+            snprintf(buf, len, "`\"%s\"`", k->def_s);
+        else
+            snprintf(buf, len, "unset");
+        break;
+    }
+}
+
+bool config_write_reference(FILE *out)
+{
+    fprintf(out, "| key | type | default | range | reload | meaning |\n");
+    fprintf(out, "|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct config_key *k = &keys[i];
+        char def[64], range[96];
+        default_text(k, def, sizeof def);
+        range_text(k, range, sizeof range);
+        fprintf(out, "| `%s` | %s | %s | %s | %s | %s |\n", k->path,
+                config_key_type_name(k->type), def, range, k->reload ? "yes" : "restart",
+                k->help);
+    }
+    return !ferror(out) && fflush(out) == 0;
+}
