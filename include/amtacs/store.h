@@ -1,0 +1,59 @@
+/*
+ * store: the daemon's statements, typed. Each call queues one statement on a
+ * pgconn (every one a function of sql/0002_daemon.sql, fenced by owner and
+ * attempt) and calls back once with the parsed outcome. `err` is NULL on
+ * success; on failure nothing is known about the outcome of a write (the
+ * connection may have broken after the commit), which every function below
+ * tolerates when simply called again.
+ */
+#ifndef AMTACS_STORE_H
+#define AMTACS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "amtacs/pgconn.h"
+
+/* A claimed job. Strings are borrowed for the duration of the callback. */
+struct store_job {
+    long long id;
+    int attempt;
+    bool running;            /* state running: follow it, never start it again */
+    bool script;             /* kind script (else batch) */
+    const char *application;
+    const char *amt_user;    /* NULL = the application's user */
+    const char *queue_name;  /* NULL = default queue */
+    const char *name;        /* job name or script name */
+    const char *const *values; /* task values or script parameters */
+    size_t nvalues;
+    const char *task_id;
+    int batch_request_id;    /* 0 while not started */
+    bool kill_requested;
+};
+
+typedef void (*store_claim_cb)(void *ud, const struct store_job *jobs, size_t n, const char *err);
+typedef void (*store_bool_cb)(void *ud, bool held, const char *err);
+typedef void (*store_finish_cb)(void *ud, const char *outcome, const char *err);
+typedef void (*store_lost_cb)(void *ud, const long long *lost, size_t n, const char *err);
+typedef void (*store_secret_cb)(void *ud, const char *key_id, const unsigned char *sealed,
+                                size_t len, const char *err);
+typedef void (*store_done_cb)(void *ud, const char *err);
+
+int store_register_connection(struct pgconn *pc, const char *connection, store_done_cb cb,
+                              void *ud);
+int store_claim(struct pgconn *pc, const char *owner, const char *connection, int max_jobs,
+                int lease_seconds, store_claim_cb cb, void *ud);
+int store_renew(struct pgconn *pc, const char *owner, const long long *ids, const int *attempts,
+                size_t n, int lease_seconds, store_lost_cb cb, void *ud);
+int store_started(struct pgconn *pc, long long id, const char *owner, int attempt,
+                  int batch_request_id, store_bool_cb cb, void *ud);
+int store_progress(struct pgconn *pc, long long id, const char *owner, int attempt, int code,
+                   store_bool_cb cb, void *ud);
+/* outcome: "finished", "already" (finished by this holder before) or "lost". */
+int store_finish(struct pgconn *pc, long long id, const char *owner, int attempt, int code,
+                 const char *error, const char *log, store_finish_cb cb, void *ud);
+int store_release(struct pgconn *pc, const char *owner, store_done_cb cb, void *ud);
+/* key_id NULL (and no error) when the Batch User does not exist. */
+int store_batch_user_secret(struct pgconn *pc, const char *name, store_secret_cb cb, void *ud);
+
+#endif

@@ -1,0 +1,1208 @@
+#include "amtacs/engine.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "amtacs/amt.h"
+#include "amtacs/buf.h"
+#include "amtacs/codes.h"
+#include "amtacs/joblog.h"
+#include "amtacs/pgconn.h"
+#include "amtacs/store.h"
+#include "amtacs/timeutil.h"
+
+#define NOT_IN_HEAP SIZE_MAX
+#define MONITOR_BATCH 1000   /* ids per MonitorJobs call */
+#define MESSAGES_PAGE 1000   /* messages per GetMessages call */
+#define HEARTBEAT_MS 30000   /* between heartbeats of a connection */
+#define CLAIM_POLL_MS 5000   /* a rescan even without a NOTIFY */
+#define DB_RETRY_MS 1000     /* a failed write is tried again after this */
+#define UNKNOWN_LIMIT 3      /* MonitorJob 404s in a row before the job is UNDEFINED */
+
+enum phase {
+    PH_START,        /* send Start (again: it is idempotent per taskId) */
+    PH_START_WRITE,  /* record the BatchRequestId */
+    PH_FOLLOW,       /* MonitorJob until a final code */
+    PH_MESSAGES,     /* read every message of the task and its children */
+    PH_FINISH_WRITE, /* final code, result and merged log in one transaction */
+};
+
+struct conn;
+
+struct job {
+    struct conn *c;
+    long long id;
+    int attempt;
+    enum phase phase;
+    bool busy;     /* an HTTP call or a write is in flight for this job */
+    bool lost;     /* the lease is gone: drop the job once it is not busy */
+    bool script;
+    char *application, *amt_user, *queue_name, *name;
+    char **values;
+    size_t nvalues;
+    char task_id[40];
+    int brid;
+    long start_tries;
+    int64_t retry_ms;
+    int64_t interval_ms;
+    int last_code;
+    int unknown;
+    int final_code;
+    char *error;        /* text for the job log and the row, or NULL */
+    char **msgs;
+    size_t nmsgs, capmsgs;
+    long after;
+    int64_t due;
+    size_t heap_idx;
+    struct job *prev, *next;
+};
+
+struct conn {
+    struct engine *e;
+    const struct amtacs_connection *cfg;
+    struct amt_client *amt;
+    struct job *jobs;
+    size_t njobs;
+    bool claiming, claim_again;
+    bool monitor_jobs;   /* the server offers MonitorJobs */
+    bool heartbeat_busy;
+    int64_t next_heartbeat;
+    char key_id[64];
+    unsigned char *sealed; /* the Batch User's sealed password, NULL if none */
+    size_t sealed_len;
+    struct job **batch;  /* jobs waiting for the next MonitorJobs call */
+    size_t nbatch, capbatch;
+};
+
+struct engine {
+    const struct amtacs_config *cfg;
+    const struct logger *lg;
+    const struct vault_secret *key;
+    char *owner;
+    int signal_fd;
+    long grace_ms;
+    int lease_s;
+    CURLM *multi;
+    struct pgconn *pc;
+    struct conn *conns;
+    size_t nconns;
+    struct job **heap;
+    size_t nheap, capheap;
+    bool db_up;
+    bool renewing;
+    int64_t next_renew, next_claim_poll;
+    int stopping;        /* 0 running, 1 draining, 2 now */
+    int64_t stop_deadline;
+    bool releasing, released;
+};
+
+static void job_due(struct job *j);
+static void claim(struct conn *c);
+static void finish(struct job *j, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static struct log_ctx jctx(const struct job *j)
+{
+    struct log_ctx x = {j->c->cfg->name, j->id, j->brid};
+    return x;
+}
+
+/* ------------------------------------------------------------ timer heap */
+
+static bool earlier(const struct job *a, const struct job *b) { return a->due < b->due; }
+
+static void heap_swap(struct engine *e, size_t a, size_t b)
+{
+    struct job *t = e->heap[a];
+    e->heap[a] = e->heap[b];
+    e->heap[b] = t;
+    e->heap[a]->heap_idx = a;
+    e->heap[b]->heap_idx = b;
+}
+
+static void heap_up(struct engine *e, size_t i)
+{
+    while (i > 0 && earlier(e->heap[i], e->heap[(i - 1) / 2])) {
+        heap_swap(e, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(struct engine *e, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < e->nheap && earlier(e->heap[l], e->heap[m]))
+            m = l;
+        if (r < e->nheap && earlier(e->heap[r], e->heap[m]))
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(e, i, m);
+        i = m;
+    }
+}
+
+static void heap_remove(struct engine *e, struct job *j)
+{
+    size_t i = j->heap_idx;
+    if (i == NOT_IN_HEAP)
+        return;
+    e->nheap--;
+    if (i != e->nheap) {
+        e->heap[i] = e->heap[e->nheap];
+        e->heap[i]->heap_idx = i;
+        heap_down(e, i);
+        heap_up(e, i);
+    }
+    j->heap_idx = NOT_IN_HEAP;
+}
+
+/* Runs the job's next step after delay_ms. */
+static void schedule(struct job *j, int64_t delay_ms)
+{
+    struct engine *e = j->c->e;
+    heap_remove(e, j);
+    if (e->nheap == e->capheap) {
+        size_t ncap = e->capheap ? e->capheap * 2 : 256;
+        struct job **n = realloc(e->heap, ncap * sizeof *n);
+        if (!n) {
+            log_event(e->lg, LOG_ERROR, "engine.oom", NULL, "cannot schedule job %lld", j->id);
+            return;
+        }
+        e->heap = n;
+        e->capheap = ncap;
+    }
+    j->due = now_ms() + (delay_ms > 0 ? delay_ms : 0);
+    j->heap_idx = e->nheap;
+    e->heap[e->nheap++] = j;
+    heap_up(e, j->heap_idx);
+}
+
+/* ------------------------------------------------------------ jobs */
+
+static void job_free(struct job *j)
+{
+    struct conn *c = j->c;
+    heap_remove(c->e, j);
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        c->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    c->njobs--;
+    for (size_t i = 0; i < j->nvalues; i++)
+        free(j->values[i]);
+    free(j->values);
+    for (size_t i = 0; i < j->nmsgs; i++)
+        free(j->msgs[i]);
+    free(j->msgs);
+    free(j->application);
+    free(j->amt_user);
+    free(j->queue_name);
+    free(j->name);
+    free(j->error);
+    free(j);
+    claim(c); /* a slot is free */
+}
+
+/* The job's callback came back: true if the job is still ours to move on. */
+static bool settle(struct job *j)
+{
+    j->busy = false;
+    if (j->lost) {
+        log_event(j->c->e->lg, LOG_WARN, "job.lease_lost", &(struct log_ctx){j->c->cfg->name,
+                  j->id, j->brid}, "another daemon holds the job now; dropping it");
+        job_free(j);
+        return false;
+    }
+    return true;
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static struct job *job_new(struct conn *c, const struct store_job *sj)
+{
+    struct job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->c = c;
+    j->id = sj->id;
+    j->attempt = sj->attempt;
+    j->script = sj->script;
+    j->heap_idx = NOT_IN_HEAP;
+    j->application = dup_or_null(sj->application);
+    j->amt_user = dup_or_null(sj->amt_user);
+    j->queue_name = dup_or_null(sj->queue_name);
+    j->name = dup_or_null(sj->name);
+    snprintf(j->task_id, sizeof j->task_id, "%s", sj->task_id ? sj->task_id : "");
+    j->brid = sj->batch_request_id;
+    j->last_code = -1;
+    j->values = calloc(sj->nvalues ? sj->nvalues : 1, sizeof *j->values);
+    bool oom = !j->application || !j->name || !j->values || (sj->amt_user && !j->amt_user) ||
+               (sj->queue_name && !j->queue_name);
+    for (size_t i = 0; !oom && i < sj->nvalues; i++) {
+        if (!(j->values[i] = strdup(sj->values[i])))
+            oom = true;
+        else
+            j->nvalues++;
+    }
+    j->next = c->jobs;
+    if (c->jobs)
+        c->jobs->prev = j;
+    c->jobs = j;
+    c->njobs++;
+    if (oom) {
+        job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* ------------------------------------------------------------ finishing */
+
+static void on_finish_written(void *ud, const char *outcome, const char *err)
+{
+    struct job *j = ud;
+    if (!settle(j))
+        return;
+    struct log_ctx x = jctx(j);
+    if (err) {
+        log_event(j->c->e->lg, LOG_WARN, "job.finish_retry", &x,
+                  "writing the result failed, trying again: %s", err);
+        schedule(j, DB_RETRY_MS);
+        return;
+    }
+    if (!strcmp(outcome, "lost")) {
+        log_event(j->c->e->lg, LOG_WARN, "job.lease_lost", &x,
+                  "another daemon finished or holds the job; nothing written");
+    } else {
+        log_event(j->c->e->lg, LOG_INFO, "job.finished", &x, "%s (%d), %s",
+                  amt_code_name(j->final_code), j->final_code,
+                  amt_code_is_success(j->final_code) ? "success" : "failure");
+    }
+    job_free(j);
+}
+
+static void write_finish(struct job *j)
+{
+    struct conn *c = j->c;
+    size_t n = j->nmsgs + (j->error ? 1 : 0);
+    const char **lines = calloc(n ? n : 1, sizeof *lines);
+    char *errline = NULL;
+    if (!lines)
+        goto retry;
+    for (size_t i = 0; i < j->nmsgs; i++)
+        lines[i] = j->msgs[i];
+    if (j->error) {
+        size_t len = strlen(j->error) + 16;
+        errline = malloc(len);
+        if (!errline)
+            goto retry;
+        snprintf(errline, len, "amtacs: %s", j->error);
+        lines[j->nmsgs] = errline;
+    }
+    struct joblog_job hdr = {
+        .server = c->cfg->url, .application = j->application, .submit_user = "BATCH",
+        .station = "OPCON", .queue_name = j->queue_name,
+        .kind = j->script ? JOBLOG_SCRIPT : JOBLOG_BATCH, .name = j->name,
+        .params = (const char *const *)j->values, .nparams = j->nvalues,
+        .completion_code = j->final_code,
+    };
+    char *log = joblog_render(&hdr, lines, n);
+    if (!log)
+        goto retry;
+    j->busy = true;
+    int rc = store_finish(c->e->pc, j->id, c->e->owner, j->attempt, j->final_code, j->error, log,
+                          on_finish_written, j);
+    free(log);
+    free(lines);
+    free(errline);
+    if (rc) {
+        j->busy = false;
+        schedule(j, DB_RETRY_MS);
+    }
+    return;
+retry:
+    free(lines);
+    free(errline);
+    schedule(j, DB_RETRY_MS);
+}
+
+static void finish(struct job *j, int code, const char *fmt, ...)
+{
+    j->final_code = code;
+    free(j->error);
+    j->error = NULL;
+    if (fmt) {
+        char text[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof text, fmt, ap);
+        va_end(ap);
+        j->error = strdup(text);
+    }
+    j->phase = PH_FINISH_WRITE;
+    write_finish(j);
+}
+
+/* ------------------------------------------------------------ messages */
+
+static void fetch_messages(struct job *j);
+
+static void on_messages(void *ud, const struct amt_reply *r)
+{
+    struct job *j = ud;
+    if (r->status == AMT_ERR_CANCELLED) {
+        j->busy = false;
+        return;
+    }
+    if (!settle(j))
+        return;
+    struct log_ctx x = jctx(j);
+    if (r->status != AMT_OK) {
+        if (amt_status_transient(r->status) || r->status == AMT_ERR_AUTH ||
+            r->status == AMT_ERR_NOPASSWORD) {
+            log_event(j->c->e->lg, LOG_WARN, "job.messages_retry", &x, "%s", r->error);
+            schedule(j, j->c->cfg->poll.interval_ms);
+            return;
+        }
+        finish(j, j->final_code, "the job's messages could not be read: %s", r->error);
+        return;
+    }
+    for (size_t i = 0; i < r->nmessages; i++) {
+        if (j->nmsgs == j->capmsgs) {
+            size_t ncap = j->capmsgs ? j->capmsgs * 2 : 16;
+            char **n = realloc(j->msgs, ncap * sizeof *n);
+            if (!n)
+                goto oom;
+            j->msgs = n;
+            j->capmsgs = ncap;
+        }
+        if (!(j->msgs[j->nmsgs] = strdup(r->messages[i].text)))
+            goto oom;
+        j->nmsgs++;
+    }
+    j->after = r->next;
+    if (r->more)
+        fetch_messages(j);
+    else
+        finish(j, j->final_code, NULL);
+    return;
+oom:
+    schedule(j, DB_RETRY_MS);
+}
+
+static void fetch_messages(struct job *j)
+{
+    j->busy = true;
+    if (amt_messages(j->c->amt, j->brid, j->after, MESSAGES_PAGE, on_messages, j)) {
+        j->busy = false;
+        schedule(j, DB_RETRY_MS);
+    }
+}
+
+/* ------------------------------------------------------------ following */
+
+static void on_progress_written(void *ud, bool held, const char *err)
+{
+    (void)ud;
+    (void)held;
+    (void)err; /* informative only: the lease renewal finds lost jobs */
+}
+
+/* A code MonitorJob reported for the job. */
+static void observe(struct job *j, int code)
+{
+    struct conn *c = j->c;
+    j->unknown = 0;
+    if (code != j->last_code) {
+        struct log_ctx x = jctx(j);
+        log_event(c->e->lg, LOG_DEBUG, "job.state", &x, "%s (%d)", amt_code_name(code), code);
+        j->last_code = code;
+        if (!amt_code_is_final(code))
+            store_progress(c->e->pc, j->id, c->e->owner, j->attempt, code, on_progress_written,
+                           NULL);
+    }
+    if (amt_code_is_final(code)) {
+        j->final_code = code;
+        j->phase = PH_MESSAGES;
+        j->after = 0;
+        for (size_t i = 0; i < j->nmsgs; i++)
+            free(j->msgs[i]);
+        j->nmsgs = 0;
+        fetch_messages(j);
+        return;
+    }
+    int64_t next = (int64_t)((double)j->interval_ms * c->cfg->poll.backoff);
+    j->interval_ms = next > c->cfg->poll.max_interval_ms ? c->cfg->poll.max_interval_ms : next;
+    if (j->interval_ms < 1)
+        j->interval_ms = 1;
+    schedule(j, j->interval_ms);
+}
+
+/* A failed MonitorJob: following goes on; only a request the server no longer
+ * knows, several times in a row, ends the job. */
+static void monitor_failed(struct job *j, const struct amt_reply *r, bool unknown)
+{
+    struct conn *c = j->c;
+    struct log_ctx x = jctx(j);
+    if (unknown && ++j->unknown >= UNKNOWN_LIMIT) {
+        finish(j, AMT_UNDEFINED, "the Batch Server does not know BatchRequestId %d (%s)", j->brid,
+               r && r->error && *r->error ? r->error : "not listed");
+        return;
+    }
+    log_event(c->e->lg, LOG_WARN, "job.follow_retry", &x, "%s",
+              r && r->error ? r->error : "unknown request");
+    schedule(j, j->interval_ms > c->cfg->poll.interval_ms ? j->interval_ms
+                                                          : c->cfg->poll.interval_ms);
+}
+
+static void on_monitor(void *ud, const struct amt_reply *r)
+{
+    struct job *j = ud;
+    if (r->status == AMT_ERR_CANCELLED) {
+        j->busy = false;
+        return;
+    }
+    if (!settle(j))
+        return;
+    if (r->status == AMT_OK && r->njobs == 1)
+        observe(j, r->jobs[0].code);
+    else
+        monitor_failed(j, r, r->status == AMT_ERR_REJECTED && r->http_status == 404);
+}
+
+struct batch {
+    struct conn *c;
+    size_t n;
+    struct job *jobs[];
+};
+
+static int cmp_job_id(const void *a, const void *b)
+{
+    const struct amt_job *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static void on_monitor_many(void *ud, const struct amt_reply *r)
+{
+    struct batch *b = ud;
+    struct amt_job *sorted = NULL;
+    if (r->status == AMT_OK && r->njobs) {
+        sorted = malloc(r->njobs * sizeof *sorted);
+        if (sorted) {
+            memcpy(sorted, r->jobs, r->njobs * sizeof *sorted);
+            qsort(sorted, r->njobs, sizeof *sorted, cmp_job_id);
+        }
+    }
+    if (r->status == AMT_ERR_REJECTED && (r->http_status == 404 || r->http_status == 405))
+        b->c->monitor_jobs = false; /* the server stopped offering it: one call per job */
+    for (size_t i = 0; i < b->n; i++) {
+        struct job *j = b->jobs[i];
+        if (r->status == AMT_ERR_CANCELLED) {
+            j->busy = false;
+            continue;
+        }
+        if (!settle(j))
+            continue;
+        struct amt_job key = {.id = j->brid};
+        const struct amt_job *found =
+            sorted ? bsearch(&key, sorted, r->njobs, sizeof *sorted, cmp_job_id) : NULL;
+        if (found) {
+            observe(j, found->code);
+        } else if (r->status == AMT_OK) {
+            bool listed = false;
+            for (size_t k = 0; k < r->nunknown; k++)
+                if (r->unknown[k] == j->brid)
+                    listed = true;
+            monitor_failed(j, r, listed || !sorted);
+        } else {
+            monitor_failed(j, r, false);
+        }
+    }
+    free(sorted);
+    free(b);
+}
+
+static void flush_batch(struct conn *c)
+{
+    size_t done = 0;
+    while (done < c->nbatch) {
+        size_t n = c->nbatch - done > MONITOR_BATCH ? MONITOR_BATCH : c->nbatch - done;
+        struct batch *b = malloc(sizeof *b + n * sizeof b->jobs[0]);
+        int *ids = malloc(n * sizeof *ids);
+        if (!b || !ids) {
+            free(b);
+            free(ids);
+            break;
+        }
+        b->c = c;
+        b->n = n;
+        for (size_t i = 0; i < n; i++) {
+            b->jobs[i] = c->batch[done + i];
+            ids[i] = b->jobs[i]->brid;
+        }
+        int rc = amt_monitor_many(c->amt, ids, n, on_monitor_many, b);
+        free(ids);
+        if (rc) {
+            free(b);
+            break;
+        }
+        done += n;
+    }
+    /* Whatever could not be sent is tried again shortly. */
+    for (size_t i = done; i < c->nbatch; i++) {
+        c->batch[i]->busy = false;
+        schedule(c->batch[i], DB_RETRY_MS);
+    }
+    c->nbatch = 0;
+}
+
+static void follow(struct job *j)
+{
+    struct conn *c = j->c;
+    if (c->monitor_jobs) {
+        if (c->nbatch == c->capbatch) {
+            size_t ncap = c->capbatch ? c->capbatch * 2 : 64;
+            struct job **n = realloc(c->batch, ncap * sizeof *n);
+            if (!n) {
+                schedule(j, DB_RETRY_MS);
+                return;
+            }
+            c->batch = n;
+            c->capbatch = ncap;
+        }
+        j->busy = true;
+        c->batch[c->nbatch++] = j;
+        return;
+    }
+    j->busy = true;
+    if (amt_monitor(c->amt, j->brid, on_monitor, j)) {
+        j->busy = false;
+        schedule(j, DB_RETRY_MS);
+    }
+}
+
+/* ------------------------------------------------------------ starting */
+
+static void on_started_written(void *ud, bool held, const char *err)
+{
+    struct job *j = ud;
+    if (!settle(j))
+        return;
+    struct log_ctx x = jctx(j);
+    if (err) {
+        log_event(j->c->e->lg, LOG_WARN, "job.write_retry", &x,
+                  "recording the BatchRequestId failed, trying again: %s", err);
+        schedule(j, DB_RETRY_MS);
+        return;
+    }
+    if (!held) {
+        log_event(j->c->e->lg, LOG_WARN, "job.lease_lost", &x,
+                  "another daemon holds the job now; dropping it");
+        job_free(j);
+        return;
+    }
+    log_event(j->c->e->lg, LOG_INFO, "job.started", &x, "%s %s started", j->script ? "script" :
+              "batch job", j->name);
+    j->phase = PH_FOLLOW;
+    j->interval_ms = j->c->cfg->poll.interval_ms;
+    schedule(j, j->c->cfg->poll.initial_delay_ms);
+}
+
+static void write_started(struct job *j)
+{
+    j->phase = PH_START_WRITE;
+    j->busy = true;
+    if (store_started(j->c->e->pc, j->id, j->c->e->owner, j->attempt, j->brid,
+                      on_started_written, j)) {
+        j->busy = false;
+        schedule(j, DB_RETRY_MS);
+    }
+}
+
+static void on_start(void *ud, const struct amt_reply *r)
+{
+    struct job *j = ud;
+    if (r->status == AMT_ERR_CANCELLED) {
+        j->busy = false;
+        return;
+    }
+    if (!settle(j))
+        return;
+    struct conn *c = j->c;
+    struct log_ctx x = jctx(j);
+    switch (r->status) {
+    case AMT_OK:
+        j->brid = r->batch_request_id;
+        write_started(j);
+        return;
+    case AMT_ERR_AUTH:
+    case AMT_ERR_NOPASSWORD:
+        finish(j, AMT_AUTHENTICATION_ERROR, "%s", r->error);
+        return;
+    case AMT_ERR_REJECTED:
+        finish(j, AMT_ERROR, "the Batch Server refused the start: %s", r->error);
+        return;
+    default:
+        break;
+    }
+    j->start_tries++;
+    if (j->start_tries >= c->cfg->start_retry.attempts) {
+        finish(j, AMT_WEB_SERVER_ERROR,
+               "the Batch Server could not be reached to start the job (%ld attempts): %s",
+               j->start_tries, r->error);
+        return;
+    }
+    log_event(c->e->lg, LOG_WARN, "job.start_retry", &x, "attempt %ld failed: %s",
+              j->start_tries, r->error);
+    schedule(j, j->retry_ms);
+    int64_t next = (int64_t)((double)j->retry_ms * c->cfg->start_retry.backoff);
+    j->retry_ms = next > c->cfg->start_retry.max_delay_ms ? c->cfg->start_retry.max_delay_ms
+                                                          : next;
+}
+
+static void start(struct job *j)
+{
+    struct amt_start s = {
+        .task_id = j->task_id, .application = j->application, .amt_user = j->amt_user,
+        .queue_name = j->queue_name, .job_name = j->script ? NULL : j->name,
+        .script_name = j->script ? j->name : NULL, .values = (const char *const *)j->values,
+        .nvalues = j->nvalues,
+    };
+    j->busy = true;
+    if (amt_start_job(j->c->amt, &s, on_start, j)) {
+        j->busy = false;
+        finish(j, AMT_ERROR, "the job could not be turned into a Start request");
+    }
+}
+
+static void job_due(struct job *j)
+{
+    struct engine *e = j->c->e;
+    if (e->stopping && j->phase != PH_FINISH_WRITE && j->phase != PH_START_WRITE)
+        return; /* draining: only writes in hand are completed */
+    switch (j->phase) {
+    case PH_START:
+        start(j);
+        break;
+    case PH_START_WRITE:
+        write_started(j);
+        break;
+    case PH_FOLLOW:
+        follow(j);
+        break;
+    case PH_MESSAGES:
+        fetch_messages(j);
+        break;
+    case PH_FINISH_WRITE:
+        write_finish(j);
+        break;
+    }
+}
+
+/* ------------------------------------------------------------ claiming */
+
+static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const char *err)
+{
+    struct conn *c = ud;
+    struct engine *e = c->e;
+    c->claiming = false;
+    if (err) {
+        log_event(e->lg, LOG_WARN, "claim.failed", &(struct log_ctx){c->cfg->name, 0, 0}, "%s",
+                  err);
+        return; /* the periodic rescan tries again */
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct job *j = job_new(c, &jobs[i]);
+        if (!j) {
+            log_event(e->lg, LOG_ERROR, "claim.oom", NULL, "job %lld left to its lease",
+                      jobs[i].id);
+            continue;
+        }
+        struct log_ctx x = jctx(j);
+        j->retry_ms = c->cfg->start_retry.delay_ms;
+        if (jobs[i].running) {
+            /* Taken over: follow it again from its BatchRequestId, never restart it. */
+            j->phase = PH_FOLLOW;
+            j->interval_ms = c->cfg->poll.interval_ms;
+            log_event(e->lg, LOG_INFO, "job.resumed", &x, "following again (attempt %d)",
+                      j->attempt);
+        } else {
+            j->phase = PH_START;
+            log_event(e->lg, LOG_INFO, "job.claimed", &x, "%s %s (attempt %d)",
+                      j->script ? "script" : "batch job", j->name, j->attempt);
+        }
+        schedule(j, 0);
+    }
+    if (c->claim_again || (n > 0 && (long)c->njobs < c->cfg->max_in_flight)) {
+        c->claim_again = false;
+        claim(c);
+    }
+}
+
+static void claim(struct conn *c)
+{
+    struct engine *e = c->e;
+    if (e->stopping || !e->db_up)
+        return;
+    if (c->claiming) {
+        c->claim_again = true;
+        return;
+    }
+    long room = c->cfg->max_in_flight - (long)c->njobs;
+    if (room <= 0)
+        return;
+    if (room > e->cfg->daemon.claim_batch)
+        room = e->cfg->daemon.claim_batch;
+    c->claiming = true;
+    if (store_claim(e->pc, e->owner, c->cfg->name, (int)room, e->lease_s, on_claimed, c))
+        c->claiming = false;
+}
+
+/* ------------------------------------------------------------ leases */
+
+static void on_renewed(void *ud, const long long *lost, size_t n, const char *err)
+{
+    struct engine *e = ud;
+    e->renewing = false;
+    if (err) {
+        log_event(e->lg, LOG_WARN, "lease.renew_failed", NULL, "%s", err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < e->nconns; k++) {
+            for (struct job *j = e->conns[k].jobs; j; j = j->next) {
+                if (j->id != lost[i])
+                    continue;
+                if (j->busy) {
+                    j->lost = true;
+                } else {
+                    j->lost = true;
+                    settle(j);
+                }
+                goto next;
+            }
+        }
+    next:;
+    }
+}
+
+static void renew(struct engine *e)
+{
+    if (e->renewing || !e->db_up)
+        return;
+    size_t total = 0;
+    for (size_t k = 0; k < e->nconns; k++)
+        total += e->conns[k].njobs;
+    if (!total)
+        return;
+    long long *ids = malloc(total * sizeof *ids);
+    int *att = malloc(total * sizeof *att);
+    size_t n = 0;
+    if (ids && att) {
+        for (size_t k = 0; k < e->nconns; k++)
+            for (struct job *j = e->conns[k].jobs; j; j = j->next)
+                if (!j->lost) {
+                    ids[n] = j->id;
+                    att[n++] = j->attempt;
+                }
+        if (n && !store_renew(e->pc, e->owner, ids, att, n, e->lease_s, on_renewed, e))
+            e->renewing = true;
+    }
+    free(ids);
+    free(att);
+}
+
+/* ------------------------------------------------------------ secrets */
+
+static char *get_password(void *ud, const char *user, char *err, size_t errlen)
+{
+    struct conn *c = ud;
+    if (!c->sealed) {
+        snprintf(err, errlen,
+                 "no password is stored for Batch User '%s' (amtacsctl batch-user set %s)", user,
+                 user);
+        return NULL;
+    }
+    char *pw = NULL;
+    if (vault_open(c->e->key, c->key_id, user, c->sealed, c->sealed_len, &pw, err, errlen))
+        return NULL;
+    return pw;
+}
+
+static void release_password(char *pw) { vault_password_free(pw); }
+
+static void on_secret(void *ud, const char *key_id, const unsigned char *sealed, size_t len,
+                      const char *err)
+{
+    struct conn *c = ud;
+    struct log_ctx x = {c->cfg->name, 0, 0};
+    if (err) {
+        log_event(c->e->lg, LOG_WARN, "secret.load_failed", &x, "%s", err);
+        return;
+    }
+    free(c->sealed);
+    c->sealed = NULL;
+    c->sealed_len = 0;
+    if (!key_id) {
+        log_event(c->e->lg, LOG_WARN, "secret.missing", &x,
+                  "no password stored for Batch User '%s'", c->cfg->batch_user);
+        return;
+    }
+    c->sealed = malloc(len ? len : 1);
+    if (!c->sealed)
+        return;
+    memcpy(c->sealed, sealed, len);
+    c->sealed_len = len;
+    snprintf(c->key_id, sizeof c->key_id, "%s", key_id);
+}
+
+static void load_secret(struct conn *c)
+{
+    store_batch_user_secret(c->e->pc, c->cfg->batch_user, on_secret, c);
+}
+
+/* ------------------------------------------------------------ heartbeat */
+
+static void on_heartbeat(void *ud, const struct amt_reply *r)
+{
+    struct conn *c = ud;
+    c->heartbeat_busy = false;
+    if (r->status == AMT_ERR_CANCELLED)
+        return;
+    struct log_ctx x = {c->cfg->name, 0, 0};
+    if (r->status == AMT_OK) {
+        if (c->monitor_jobs != r->monitor_jobs)
+            log_event(c->e->lg, LOG_INFO, "conn.features", &x, "MonitorJobs %s",
+                      r->monitor_jobs ? "offered: following jobs in bulk" : "not offered");
+        c->monitor_jobs = r->monitor_jobs;
+    } else {
+        log_event(c->e->lg, LOG_WARN, "conn.heartbeat_failed", &x, "%s", r->error);
+    }
+}
+
+/* ------------------------------------------------------------ database events */
+
+static void on_registered(void *ud, const char *err)
+{
+    struct conn *c = ud;
+    if (err)
+        log_event(c->e->lg, LOG_ERROR, "conn.register_failed",
+                  &(struct log_ctx){c->cfg->name, 0, 0}, "%s", err);
+}
+
+static void on_db_up(void *ud)
+{
+    struct engine *e = ud;
+    e->db_up = true;
+    /* Notifications sent while we were away are lost: rescan everything. */
+    for (size_t k = 0; k < e->nconns; k++) {
+        store_register_connection(e->pc, e->conns[k].cfg->name, on_registered, &e->conns[k]);
+        load_secret(&e->conns[k]);
+        claim(&e->conns[k]);
+    }
+    renew(e);
+}
+
+static void on_db_down(void *ud, const char *why)
+{
+    struct engine *e = ud;
+    (void)why;
+    e->db_up = false;
+    e->renewing = false;
+    for (size_t k = 0; k < e->nconns; k++)
+        e->conns[k].claiming = false;
+}
+
+static void on_notify(void *ud, const char *channel, const char *payload)
+{
+    struct engine *e = ud;
+    for (size_t k = 0; k < e->nconns; k++) {
+        struct conn *c = &e->conns[k];
+        if (!strcmp(channel, "acs_jobs") || !strcmp(channel, "acs_comm")) {
+            if (!payload || !*payload || !strcmp(payload, c->cfg->name))
+                claim(c);
+        } else if (!strcmp(channel, "acs_batch_users")) {
+            if (payload && !strcmp(payload, c->cfg->batch_user))
+                load_secret(c); /* used from the next logon on */
+        }
+    }
+}
+
+/* ------------------------------------------------------------ loop */
+
+static void handle_signals(struct engine *e)
+{
+    struct signalfd_siginfo si;
+    while (read(e->signal_fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            log_event(e->lg, LOG_WARN, "daemon.sighup", NULL,
+                      "configuration reload is not supported yet; restart to apply changes");
+            continue;
+        }
+        if (e->stopping) {
+            log_event(e->lg, LOG_WARN, "daemon.stop_now", NULL,
+                      "second signal: stopping now; leases hand the jobs over");
+            e->stopping = 2;
+            return;
+        }
+        log_event(e->lg, LOG_INFO, "daemon.stopping", NULL,
+                  "no new claims; finishing the writes in hand");
+        e->stopping = 1;
+        e->stop_deadline = now_ms() + e->grace_ms;
+        /* HTTP calls end here: jobs on the server keep running and are
+         * followed again by whoever holds them next. */
+        for (size_t k = 0; k < e->nconns; k++) {
+            amt_client_free(e->conns[k].amt);
+            e->conns[k].amt = NULL;
+        }
+    }
+}
+
+static void on_released(void *ud, const char *err)
+{
+    struct engine *e = ud;
+    if (err)
+        log_event(e->lg, LOG_WARN, "daemon.release_failed", NULL,
+                  "leases were not handed back (%s); they expire by themselves", err);
+    e->released = true;
+}
+
+/* Draining is done when no write is in hand and the leases are handed back. */
+static bool drained(struct engine *e)
+{
+    bool writes = false;
+    for (size_t k = 0; k < e->nconns && !writes; k++)
+        for (struct job *j = e->conns[k].jobs; j; j = j->next)
+            if (j->busy && (j->phase == PH_FINISH_WRITE || j->phase == PH_START_WRITE)) {
+                writes = true;
+                break;
+            }
+    if (writes || (e->db_up && pgconn_pending(e->pc) && !e->releasing))
+        return false;
+    if (!e->releasing) {
+        e->releasing = true;
+        if (!e->db_up || store_release(e->pc, e->owner, on_released, e))
+            e->released = true;
+    }
+    return e->released;
+}
+
+static void run_timers(struct engine *e, int64_t now)
+{
+    while (e->nheap && e->heap[0]->due <= now) {
+        struct job *j = e->heap[0];
+        heap_remove(e, j);
+        if (!j->busy)
+            job_due(j);
+    }
+    if (e->stopping)
+        return;
+    if (now >= e->next_renew) {
+        renew(e);
+        e->next_renew = now + e->lease_s * 1000L / 3;
+    }
+    if (now >= e->next_claim_poll) {
+        for (size_t k = 0; k < e->nconns; k++)
+            claim(&e->conns[k]);
+        e->next_claim_poll = now + CLAIM_POLL_MS;
+    }
+    for (size_t k = 0; k < e->nconns; k++) {
+        struct conn *c = &e->conns[k];
+        if (now >= c->next_heartbeat && !c->heartbeat_busy && c->amt) {
+            c->heartbeat_busy = !amt_heartbeat(c->amt, on_heartbeat, c);
+            c->next_heartbeat = now + HEARTBEAT_MS;
+        }
+    }
+}
+
+static long next_timeout(struct engine *e, int64_t now)
+{
+    int64_t t = now + 1000;
+    if (e->nheap && e->heap[0]->due < t)
+        t = e->heap[0]->due;
+    if (!e->stopping) {
+        if (e->next_renew < t)
+            t = e->next_renew;
+        if (e->next_claim_poll < t)
+            t = e->next_claim_poll;
+        for (size_t k = 0; k < e->nconns; k++)
+            if (e->conns[k].next_heartbeat < t)
+                t = e->conns[k].next_heartbeat;
+    }
+    long pt = pgconn_timeout_ms(e->pc, now);
+    if (pt >= 0 && now + pt < t)
+        t = now + pt;
+    return t > now ? (long)(t - now) : 0;
+}
+
+int engine_run(struct engine *e)
+{
+    log_event(e->lg, LOG_INFO, "daemon.running", NULL, "owner %s, %zu connection(s), lease %d s",
+              e->owner, e->nconns, e->lease_s);
+    for (;;) {
+        int64_t now = now_ms();
+        pgconn_tick(e->pc, now);
+        run_timers(e, now);
+        for (size_t k = 0; k < e->nconns; k++)
+            if (e->conns[k].nbatch && e->conns[k].amt)
+                flush_batch(&e->conns[k]);
+        if (e->stopping == 2)
+            break;
+        if (e->stopping == 1) {
+            if (drained(e))
+                break;
+            if (now >= e->stop_deadline) {
+                log_event(e->lg, LOG_WARN, "daemon.stop_timeout", NULL,
+                          "writes still in hand after %ld ms; leases hand the jobs over",
+                          e->grace_ms);
+                break;
+            }
+        }
+        struct curl_waitfd fds[2];
+        unsigned n = 0;
+        int pgfd = pgconn_fd(e->pc);
+        int pgslot = -1, sigslot = -1;
+        if (pgfd >= 0) {
+            short ev = pgconn_events(e->pc);
+            fds[n].fd = pgfd;
+            fds[n].events = (short)(((ev & POLLIN) ? CURL_WAIT_POLLIN : 0) |
+                                    ((ev & POLLOUT) ? CURL_WAIT_POLLOUT : 0));
+            fds[n].revents = 0;
+            pgslot = (int)n++;
+        }
+        if (e->signal_fd >= 0) {
+            fds[n].fd = e->signal_fd;
+            fds[n].events = CURL_WAIT_POLLIN;
+            fds[n].revents = 0;
+            sigslot = (int)n++;
+        }
+        long timeout = next_timeout(e, now);
+        if (e->stopping && timeout > 50)
+            timeout = 50;
+        CURLMcode mc = curl_multi_poll(e->multi, fds, n, (int)timeout, NULL);
+        if (mc != CURLM_OK) {
+            log_event(e->lg, LOG_ERROR, "loop.poll_failed", NULL, "%s", curl_multi_strerror(mc));
+            nanosleep(&(struct timespec){0, 10000000}, NULL);
+        }
+        int running = 0;
+        curl_multi_perform(e->multi, &running);
+        amt_multi_dispatch(e->multi);
+        if (pgslot >= 0) {
+            short rev = fds[pgslot].revents;
+            short pev = (short)(((rev & CURL_WAIT_POLLIN) ? POLLIN : 0) |
+                                ((rev & CURL_WAIT_POLLOUT) ? POLLOUT : 0) |
+                                ((rev & CURL_WAIT_POLLPRI) ? POLLIN : 0));
+            if (pev || pgconn_fd(e->pc) != pgfd)
+                pgconn_io(e->pc, pev);
+        }
+        if (sigslot >= 0 && fds[sigslot].revents)
+            handle_signals(e);
+    }
+    log_event(e->lg, LOG_INFO, "daemon.stopped", NULL, "bye");
+    return 0;
+}
+
+/* ------------------------------------------------------------ setup */
+
+struct engine *engine_new(const struct engine_options *opt, char *err, size_t errlen)
+{
+    struct engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    e->cfg = opt->cfg;
+    e->lg = opt->lg;
+    e->key = opt->key;
+    e->signal_fd = opt->signal_fd;
+    e->grace_ms = opt->shutdown_grace_ms > 0 ? opt->shutdown_grace_ms : 5000;
+    e->lease_s = (int)opt->cfg->daemon.lease_seconds;
+    e->owner = strdup(opt->owner);
+    e->multi = curl_multi_init();
+    e->nconns = opt->cfg->n_connections;
+    e->conns = calloc(e->nconns, sizeof *e->conns);
+    if (!e->owner || !e->multi || !e->conns) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    int64_t now = now_ms();
+    for (size_t k = 0; k < e->nconns; k++) {
+        struct conn *c = &e->conns[k];
+        const struct amtacs_connection *cc = &opt->cfg->connections[k];
+        c->e = e;
+        c->cfg = cc;
+        c->next_heartbeat = now;
+        struct amt_settings s = {
+            .name = cc->name, .url = cc->url, .user = cc->batch_user,
+            .connect_timeout_ms = (long)cc->http.connect_timeout_ms,
+            .timeout_ms = (long)cc->http.timeout_ms, .max_body = (size_t)cc->http.max_body,
+            .tls_verify = cc->tls.verify, .ca_file = cc->tls.ca_file, .max_connections = 8,
+        };
+        char aerr[256];
+        c->amt = amt_client_new(e->multi, &s, get_password, release_password, c, aerr,
+                                sizeof aerr);
+        if (!c->amt) {
+            snprintf(err, errlen, "connection %s: %s", cc->name, aerr);
+            goto fail;
+        }
+        if (!cc->https)
+            log_event(e->lg, LOG_WARN, "conn.plain_http", &(struct log_ctx){cc->name, 0, 0},
+                      "%s is plain http: task values and the Batch User password travel "
+                      "unencrypted; use https in production",
+                      cc->url);
+    }
+    static const char *const channels[] = {"acs_jobs", "acs_comm", "acs_batch_users", NULL};
+    struct pgconn_callbacks cbs = {on_notify, on_db_up, on_db_down, e};
+    e->pc = pgconn_new(opt->cfg->database.conninfo, channels, &cbs, e->lg);
+    if (!e->pc) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    e->next_renew = now + e->lease_s * 1000L / 3;
+    e->next_claim_poll = now + CLAIM_POLL_MS;
+    return e;
+fail:
+    engine_free(e);
+    return NULL;
+}
+
+void engine_free(struct engine *e)
+{
+    if (!e)
+        return;
+    for (size_t k = 0; k < e->nconns; k++) {
+        amt_client_free(e->conns[k].amt); /* callbacks see AMT_ERR_CANCELLED */
+        e->conns[k].amt = NULL;
+    }
+    pgconn_free(e->pc); /* write callbacks see "shutting down" */
+    e->pc = NULL;
+    for (size_t k = 0; k < e->nconns; k++) {
+        struct conn *c = &e->conns[k];
+        e->stopping = 2; /* job_free must not claim */
+        while (c->jobs)
+            job_free(c->jobs);
+        free(c->batch);
+        free(c->sealed);
+    }
+    free(e->conns);
+    free(e->heap);
+    if (e->multi)
+        curl_multi_cleanup(e->multi);
+    free(e->owner);
+    free(e);
+}

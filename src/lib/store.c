@@ -1,0 +1,290 @@
+#include "amtacs/store.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Each statement's context: the typed callback and its argument. */
+struct call {
+    void (*fn)(void);
+    void *ud;
+};
+
+static struct call *call_new(void (*fn)(void), void *ud)
+{
+    struct call *c = malloc(sizeof *c);
+    if (c) {
+        c->fn = fn;
+        c->ud = ud;
+    }
+    return c;
+}
+
+static int run(struct pgconn *pc, const char *sql, int n, const char *const *params,
+               pgconn_result_cb on_result, void (*fn)(void), void *ud)
+{
+    struct call *c = call_new(fn, ud);
+    if (!c)
+        return -1;
+    if (pgconn_query(pc, sql, n, params, on_result, c)) {
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *val(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+/* ------------------------------------------------------------ done */
+
+static void on_done(void *ud, const PGresult *res, const char *err)
+{
+    struct call *c = ud;
+    (void)res;
+    ((store_done_cb)c->fn)(c->ud, err);
+    free(c);
+}
+
+int store_register_connection(struct pgconn *pc, const char *connection, store_done_cb cb,
+                              void *ud)
+{
+    /* A connection the daemon is configured with starts with Full Comm
+     * enabled the first time it is seen; an admin's later choice is kept. */
+    const char *p[] = {connection};
+    return run(pc, "SELECT acs.register_connection($1, 'enabled')", 1, p, on_done,
+               (void (*)(void))cb, ud);
+}
+
+int store_release(struct pgconn *pc, const char *owner, store_done_cb cb, void *ud)
+{
+    const char *p[] = {owner};
+    return run(pc, "SELECT acs.release_jobs($1)", 1, p, on_done, (void (*)(void))cb, ud);
+}
+
+/* ------------------------------------------------------------ claim */
+
+static void on_claim(void *ud, const PGresult *res, const char *err)
+{
+    struct call *c = ud;
+    store_claim_cb cb = (store_claim_cb)c->fn;
+    if (err) {
+        cb(c->ud, NULL, 0, err);
+        free(c);
+        return;
+    }
+    int n = PQntuples(res);
+    struct store_job *jobs = calloc(n > 0 ? (size_t)n : 1, sizeof *jobs);
+    cJSON **parsed = calloc(n > 0 ? (size_t)n : 1, sizeof *parsed);
+    const char ***values = calloc(n > 0 ? (size_t)n : 1, sizeof *values);
+    const char *bad = NULL;
+    if (!jobs || !parsed || !values)
+        bad = "out of memory";
+    for (int i = 0; !bad && i < n; i++) {
+        struct store_job *j = &jobs[i];
+        j->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        j->attempt = (int)strtol(PQgetvalue(res, i, 1), NULL, 10);
+        j->running = !strcmp(PQgetvalue(res, i, 2), "running");
+        j->script = !strcmp(PQgetvalue(res, i, 3), "script");
+        j->application = val(res, i, 4);
+        j->amt_user = val(res, i, 5);
+        j->queue_name = val(res, i, 6);
+        j->name = j->script ? val(res, i, 8) : val(res, i, 7);
+        j->task_id = val(res, i, 10);
+        j->batch_request_id = val(res, i, 11) ? (int)strtol(val(res, i, 11), NULL, 10) : 0;
+        j->kill_requested = !strcmp(PQgetvalue(res, i, 12), "t");
+        const char *pj = val(res, i, 9);
+        parsed[i] = cJSON_Parse(pj ? pj : "[]");
+        if (!cJSON_IsArray(parsed[i]) && !cJSON_IsNull(parsed[i])) {
+            bad = "claim returned unreadable parameters";
+            break;
+        }
+        int nv = cJSON_IsArray(parsed[i]) ? cJSON_GetArraySize(parsed[i]) : 0;
+        values[i] = calloc(nv > 0 ? (size_t)nv : 1, sizeof *values[i]);
+        if (!values[i]) {
+            bad = "out of memory";
+            break;
+        }
+        const cJSON *it;
+        size_t k = 0;
+        if (nv > 0) {
+            cJSON_ArrayForEach(it, parsed[i])
+            {
+                values[i][k++] = cJSON_IsString(it) ? it->valuestring : "";
+            }
+        }
+        j->values = values[i];
+        j->nvalues = k;
+    }
+    cb(c->ud, bad ? NULL : jobs, bad ? 0 : (size_t)n, bad);
+    for (int i = 0; i < n; i++) {
+        if (parsed)
+            cJSON_Delete(parsed[i]);
+        if (values)
+            free(values[i]);
+    }
+    free(parsed);
+    free(values);
+    free(jobs);
+    free(c);
+}
+
+int store_claim(struct pgconn *pc, const char *owner, const char *connection, int max_jobs,
+                int lease_seconds, store_claim_cb cb, void *ud)
+{
+    char max[16], lease[16];
+    snprintf(max, sizeof max, "%d", max_jobs);
+    snprintf(lease, sizeof lease, "%d", lease_seconds);
+    const char *p[] = {owner, connection, max, lease};
+    return run(pc,
+               "SELECT id, attempt, state, kind, application, amt_user, queue_name, job_name, "
+               "script_name, params, task_id, batch_request_id, kill_requested "
+               "FROM acs.claim_jobs($1, $2, $3::int, $4::int)",
+               4, p, on_claim, (void (*)(void))cb, ud);
+}
+
+/* ------------------------------------------------------------ renew */
+
+static void on_renew(void *ud, const PGresult *res, const char *err)
+{
+    struct call *c = ud;
+    store_lost_cb cb = (store_lost_cb)c->fn;
+    if (err) {
+        cb(c->ud, NULL, 0, err);
+        free(c);
+        return;
+    }
+    int n = PQntuples(res);
+    long long *lost = calloc(n > 0 ? (size_t)n : 1, sizeof *lost);
+    if (!lost) {
+        cb(c->ud, NULL, 0, "out of memory");
+        free(c);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        lost[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    cb(c->ud, lost, (size_t)n, NULL);
+    free(lost);
+    free(c);
+}
+
+/* "{1,2,3}" for n numbers; NULL when out of memory. */
+static char *array_literal(const long long *ll, const int *ii, size_t n)
+{
+    size_t cap = 2 + n * 22;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    size_t len = 0;
+    s[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(s + len, cap - len, i ? ",%lld" : "%lld",
+                                ll ? ll[i] : (long long)ii[i]);
+    s[len++] = '}';
+    s[len] = '\0';
+    return s;
+}
+
+int store_renew(struct pgconn *pc, const char *owner, const long long *ids, const int *attempts,
+                size_t n, int lease_seconds, store_lost_cb cb, void *ud)
+{
+    char lease[16];
+    snprintf(lease, sizeof lease, "%d", lease_seconds);
+    char *a = array_literal(ids, NULL, n), *b = array_literal(NULL, attempts, n);
+    int rc = -1;
+    if (a && b) {
+        const char *p[] = {owner, a, b, lease};
+        rc = run(pc, "SELECT acs.renew_leases($1, $2::bigint[], $3::int[], $4::int)", 4, p,
+                 on_renew, (void (*)(void))cb, ud);
+    }
+    free(a);
+    free(b);
+    return rc;
+}
+
+/* ------------------------------------------------------------ bool */
+
+static void on_bool(void *ud, const PGresult *res, const char *err)
+{
+    struct call *c = ud;
+    bool held = !err && PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t");
+    ((store_bool_cb)c->fn)(c->ud, held, err);
+    free(c);
+}
+
+int store_started(struct pgconn *pc, long long id, const char *owner, int attempt,
+                  int batch_request_id, store_bool_cb cb, void *ud)
+{
+    char sid[24], sat[16], sbr[16];
+    snprintf(sid, sizeof sid, "%lld", id);
+    snprintf(sat, sizeof sat, "%d", attempt);
+    snprintf(sbr, sizeof sbr, "%d", batch_request_id);
+    const char *p[] = {sid, owner, sat, sbr};
+    return run(pc, "SELECT acs.job_started($1::bigint, $2, $3::int, $4::int)", 4, p, on_bool,
+               (void (*)(void))cb, ud);
+}
+
+int store_progress(struct pgconn *pc, long long id, const char *owner, int attempt, int code,
+                   store_bool_cb cb, void *ud)
+{
+    char sid[24], sat[16], sc[16];
+    snprintf(sid, sizeof sid, "%lld", id);
+    snprintf(sat, sizeof sat, "%d", attempt);
+    snprintf(sc, sizeof sc, "%d", code);
+    const char *p[] = {sid, owner, sat, sc};
+    return run(pc, "SELECT acs.job_progress($1::bigint, $2, $3::int, $4::int)", 4, p, on_bool,
+               (void (*)(void))cb, ud);
+}
+
+/* ------------------------------------------------------------ finish */
+
+static void on_finish(void *ud, const PGresult *res, const char *err)
+{
+    struct call *c = ud;
+    const char *outcome = !err && PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : NULL;
+    ((store_finish_cb)c->fn)(c->ud, outcome, err ? err : outcome ? NULL : "no outcome");
+    free(c);
+}
+
+int store_finish(struct pgconn *pc, long long id, const char *owner, int attempt, int code,
+                 const char *error, const char *log, store_finish_cb cb, void *ud)
+{
+    char sid[24], sat[16], sc[16];
+    snprintf(sid, sizeof sid, "%lld", id);
+    snprintf(sat, sizeof sat, "%d", attempt);
+    snprintf(sc, sizeof sc, "%d", code);
+    const char *p[] = {sid, owner, sat, sc, error, log};
+    return run(pc, "SELECT acs.job_finish($1::bigint, $2, $3::int, $4::int, $5, $6)", 6, p,
+               on_finish, (void (*)(void))cb, ud);
+}
+
+/* ------------------------------------------------------------ secrets */
+
+static void on_secret(void *ud, const PGresult *res, const char *err)
+{
+    struct call *c = ud;
+    store_secret_cb cb = (store_secret_cb)c->fn;
+    if (err || PQntuples(res) == 0) {
+        cb(c->ud, NULL, NULL, 0, err);
+        free(c);
+        return;
+    }
+    size_t len = 0;
+    unsigned char *sealed = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 1), &len);
+    if (!sealed)
+        cb(c->ud, NULL, NULL, 0, "out of memory");
+    else
+        cb(c->ud, PQgetvalue(res, 0, 0), sealed, len, NULL);
+    PQfreemem(sealed);
+    free(c);
+}
+
+int store_batch_user_secret(struct pgconn *pc, const char *name, store_secret_cb cb, void *ud)
+{
+    const char *p[] = {name};
+    return run(pc, "SELECT key_id, sealed_password FROM acs.batch_user_secret($1)", 1, p,
+               on_secret, (void (*)(void))cb, ud);
+}
