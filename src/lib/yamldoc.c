@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 struct yd_doc {
@@ -70,6 +71,15 @@ static void load(struct yd_doc *doc, yaml_parser_t *parser)
         return;
     }
     doc->loaded = true;
+    /* A second document would be silently ignored: say so instead. */
+    yaml_document_t extra;
+    if (yaml_parser_load(parser, &extra)) {
+        yaml_node_t *root = yaml_document_get_root_node(&extra);
+        if (root)
+            add_error(doc, root->start_mark.line + 1, root->start_mark.column + 1,
+                      "only one YAML document is allowed in this file");
+        yaml_document_delete(&extra);
+    }
 }
 
 struct yd_doc *yd_load_file(const char *path)
@@ -77,6 +87,11 @@ struct yd_doc *yd_load_file(const char *path)
     struct yd_doc *doc = doc_new(path);
     if (!doc)
         return NULL;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        add_error(doc, 0, 0, "is a directory, not a YAML file");
+        return doc;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) {
         char msg[256];
