@@ -11,11 +11,9 @@
 #include <libpq-fe.h>
 
 #include "amtacs/codes.h"
+#include "amtacs/config.h"
+#include "amtacs/ctl.h"
 #include "amtacs/db.h"
-
-struct ctl {
-    const char *conninfo; /* --db, else $AMTACS_DB, else libpq's PG* defaults */
-};
 
 struct command {
     const char *name;
@@ -32,16 +30,25 @@ static int cmd_help(struct ctl *ctl, int argc, char **argv);
 static const struct command commands[] = {
     {"codes", cmd_codes, "codes [--tsv]", "print the AMT completion-code table"},
     {"migrate", cmd_migrate, "migrate", "create or upgrade the database schema (idempotent)"},
+    {"submit", ctl_cmd_submit, "submit batch|script ...", "enqueue a Batch Job or Script Job"},
+    {"show", ctl_cmd_show, "show ID", "a job's state and outcome"},
+    {"log", ctl_cmd_log, "log ID", "a finished job's merged job log"},
+    {"wait", ctl_cmd_wait, "wait ID [--timeout S]", "wait until the job ends (exit 0 success, 1 failure, 4 timeout)"},
+    {"list", ctl_cmd_list, "list [--state S] ...", "the latest jobs"},
+    {"keygen", ctl_cmd_keygen, "keygen [--secret FILE]", "make the key pair that seals Batch User passwords"},
+    {"batch-user", ctl_cmd_batch_user, "batch-user set NAME", "store a Batch User's password, sealed"},
+    {"config", ctl_cmd_config, "config check [FILE]", "check a configuration file"},
     {"version", cmd_version, "version", "print the version"},
     {"help", cmd_help, "help", "this text"},
 };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: amtacsctl [--db CONNINFO] COMMAND [ARGS]\n\ncommands:\n");
+    fprintf(out, "usage: amtacsctl [-c CONFIG] [--db CONNINFO] COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-24s %s\n", commands[i].usage, commands[i].help);
-    fprintf(out, "\nThe database is --db CONNINFO, else $AMTACS_DB, else libpq's PG* variables.\n");
+    fprintf(out, "\nThe database is --db CONNINFO, else $AMTACS_DB, else the configuration's\n"
+                 "database.conninfo (-c FILE or $AMTACS_CONFIG), else libpq's PG* variables.\n");
 }
 
 static int cmd_help(struct ctl *ctl, int argc, char **argv)
@@ -102,11 +109,9 @@ static int cmd_migrate(struct ctl *ctl, int argc, char **argv)
         return 2;
     }
     char err[1024] = "";
-    PGconn *conn = db_connect(ctl->conninfo, err, sizeof err);
-    if (!conn) {
-        fprintf(stderr, "amtacsctl migrate: %s\n", err);
+    PGconn *conn = ctl_connect(ctl, "migrate");
+    if (!conn)
         return 1;
-    }
     int rc = db_migrate(conn, stdout, err, sizeof err);
     if (rc)
         fprintf(stderr, "amtacsctl migrate: %s\n", err);
@@ -114,19 +119,83 @@ static int cmd_migrate(struct ctl *ctl, int argc, char **argv)
     return rc ? 1 : 0;
 }
 
+PGconn *ctl_connect(struct ctl *ctl, const char *cmd)
+{
+    char err[1024] = "";
+    const struct amtacs_config *cfg = NULL;
+    const char *conninfo = ctl->conninfo;
+    if (!conninfo && ctl->config_path) {
+        struct config_errors *errs = NULL;
+        cfg = config_load(ctl->config_path, &errs);
+        if (!cfg) {
+            config_errors_print(errs, stderr);
+            config_errors_free(errs);
+            return NULL;
+        }
+        conninfo = cfg->database.conninfo;
+    }
+    PGconn *conn = db_connect(conninfo ? conninfo : "", err, sizeof err);
+    if (!conn)
+        fprintf(stderr, "amtacsctl %s: %s\n", cmd, err);
+    config_free(cfg);
+    return conn;
+}
+
+PGresult *ctl_exec(PGconn *conn, const char *cmd, const char *sql, int n,
+                   const char *const *params)
+{
+    PGresult *r = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return r;
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    fprintf(stderr, "amtacsctl %s: %s\n", cmd, msg ? msg : PQerrorMessage(conn));
+    PQclear(r);
+    return NULL;
+}
+
+char *ctl_array_literal(const char *const *items, int n)
+{
+    size_t cap = 3;
+    for (int i = 0; i < n; i++)
+        cap += 2 * strlen(items[i]) + 3;
+    char *s = malloc(cap), *p = s;
+    if (!s)
+        return NULL;
+    *p++ = '{';
+    for (int i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        *p++ = '"';
+        for (const char *q = items[i]; *q; q++) {
+            if (*q == '"' || *q == '\\')
+                *p++ = '\\';
+            *p++ = *q;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return s;
+}
+
 int main(int argc, char **argv)
 {
-    struct ctl ctl = {.conninfo = getenv("AMTACS_DB")};
+    struct ctl ctl = {.conninfo = getenv("AMTACS_DB"), .config_path = getenv("AMTACS_CONFIG")};
     static const struct option opts[] = {
         {"db", required_argument, NULL, 'd'},
+        {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "+d:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+d:c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             ctl.conninfo = optarg;
+            break;
+        case 'c':
+            ctl.config_path = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -136,8 +205,6 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!ctl.conninfo)
-        ctl.conninfo = "";
     if (optind >= argc) {
         usage(stderr);
         return 2;

@@ -1,0 +1,35 @@
+/*
+ * ctl: the pieces shared by amtacsctl's commands (src/ctl/). Each command is a
+ * function that gets its own arguments and returns the exit status:
+ * 0 done, 1 failed, 2 usage error (and `wait`: 1 the job failed, 4 timed out).
+ */
+#ifndef AMTACS_CTL_H
+#define AMTACS_CTL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+struct ctl {
+    const char *conninfo;    /* --db, else $AMTACS_DB, else the config's, else "" */
+    const char *config_path; /* -c, else $AMTACS_CONFIG; NULL if neither */
+};
+
+/* Connects to the database or prints why not (prefixed with cmd) and returns NULL. */
+PGconn *ctl_connect(struct ctl *ctl, const char *cmd);
+/* Runs a parameterized statement; on error prints "amtacsctl CMD: message"
+ * (PostgreSQL's own text) and returns NULL. Caller PQclear()s. */
+PGresult *ctl_exec(PGconn *conn, const char *cmd, const char *sql, int n,
+                   const char *const *params);
+/* A PostgreSQL text[] literal of the items (malloc'd), NULL when out of memory. */
+char *ctl_array_literal(const char *const *items, int n);
+
+int ctl_cmd_submit(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_show(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_log(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_list(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_keygen(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_batch_user(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_config(struct ctl *ctl, int argc, char **argv);
+
+#endif

@@ -1,0 +1,170 @@
+-- 0002_daemon.sql: the statements of the connector daemon, as functions.
+--
+-- Every transition is fenced: it applies only WHERE the job is still in the
+-- expected state and still held by the caller (owner and attempt), so a daemon
+-- that lost its lease can never overwrite the one that took the job over.
+
+-- Claims up to max_jobs jobs of one connection for owner: first jobs whose
+-- holder's lease expired (they are followed again, never restarted), then
+-- queued ones in id order. Queued jobs are claimed only under Full Comm
+-- (enabled); expired ones also under limited comm. A claimed job gets a
+-- taskId now, before Start is ever sent, so a retried Start is idempotent.
+CREATE FUNCTION acs.claim_jobs(owner text, connection text, max_jobs integer, lease_seconds integer)
+    RETURNS TABLE (id bigint, attempt integer, state text, kind text, application text,
+                   amt_user text, queue_name text, job_name text, script_name text,
+                   params json, task_id uuid, batch_request_id integer, kill_requested boolean)
+    LANGUAGE sql SET search_path = pg_catalog
+AS $$
+    WITH comm AS (
+        SELECT c.comm_state FROM acs.connections AS c WHERE c.name = claim_jobs.connection
+    ), candidates AS (
+        SELECT j.id
+          FROM acs.jobs AS j
+         WHERE j.connection = claim_jobs.connection
+           AND ((j.state = 'queued' AND (SELECT comm_state FROM comm) = 'enabled')
+             OR (j.state IN ('starting', 'running') AND j.lease_expires < now()
+                 AND (SELECT comm_state FROM comm) <> 'disabled'))
+         ORDER BY (j.state = 'queued'), j.id
+         LIMIT greatest(max_jobs, 0)
+           FOR UPDATE OF j SKIP LOCKED
+    )
+    UPDATE acs.jobs AS j
+       SET state = CASE WHEN j.state = 'queued' THEN 'starting' ELSE j.state END,
+           owner = claim_jobs.owner,
+           attempt = j.attempt + 1,
+           lease_expires = now() + make_interval(secs => lease_seconds),
+           claimed_at = now(),
+           task_id = coalesce(j.task_id, gen_random_uuid())
+      FROM candidates
+     WHERE j.id = candidates.id
+    RETURNING j.id, j.attempt, j.state, j.kind, j.application, j.amt_user, j.queue_name,
+              j.job_name, j.script_name,
+              array_to_json(CASE WHEN j.kind = 'batch' THEN j.task_values ELSE j.script_parameters END),
+              j.task_id, j.batch_request_id, j.kill_requested_at IS NOT NULL
+$$;
+COMMENT ON FUNCTION acs.claim_jobs(text, text, integer, integer) IS
+    'Daemon: claims up to max_jobs jobs of a connection (expired leases first, then queued), with a lease';
+
+-- Extends the leases of the jobs an owner holds; returns the ids (of the
+-- given id/attempt pairs) it no longer holds: those the daemon must drop.
+CREATE FUNCTION acs.renew_leases(owner text, ids bigint[], attempts integer[], lease_seconds integer)
+    RETURNS SETOF bigint
+    LANGUAGE sql SET search_path = pg_catalog
+AS $$
+    WITH held AS (
+        SELECT * FROM unnest(ids, attempts) AS h(id, attempt)
+    ), renewed AS (
+        UPDATE acs.jobs AS j
+           SET lease_expires = now() + make_interval(secs => lease_seconds)
+          FROM held
+         WHERE j.id = held.id AND j.attempt = held.attempt AND j.owner = renew_leases.owner
+           AND j.state IN ('starting', 'running')
+        RETURNING j.id
+    )
+    SELECT held.id FROM held WHERE held.id NOT IN (SELECT renewed.id FROM renewed)
+$$;
+COMMENT ON FUNCTION acs.renew_leases(text, bigint[], integer[], integer) IS
+    'Daemon: renews the leases of held jobs; returns the ids no longer held';
+
+-- Records the BatchRequestId that Start returned. True if the caller still
+-- holds the job (also when it was already recorded: the call is idempotent).
+CREATE FUNCTION acs.job_started(job_id bigint, owner text, attempt integer, batch_request_id integer)
+    RETURNS boolean
+    LANGUAGE plpgsql SET search_path = pg_catalog
+AS $$
+BEGIN
+    UPDATE acs.jobs AS j
+       SET state = 'running', batch_request_id = job_started.batch_request_id,
+           started_at = coalesce(j.started_at, now())
+     WHERE j.id = job_id AND j.owner = job_started.owner AND j.attempt = job_started.attempt
+       AND (j.state = 'starting'
+            OR (j.state = 'running' AND j.batch_request_id = job_started.batch_request_id));
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION acs.job_started(bigint, text, integer, integer) IS
+    'Daemon: starting -> running with the BatchRequestId (fenced by owner and attempt)';
+
+-- Records the latest AMT state of a running job (for status displays).
+CREATE FUNCTION acs.job_progress(job_id bigint, owner text, attempt integer, code integer)
+    RETURNS boolean
+    LANGUAGE plpgsql SET search_path = pg_catalog
+AS $$
+BEGIN
+    UPDATE acs.jobs AS j SET last_code = code
+     WHERE j.id = job_id AND j.owner = job_progress.owner AND j.attempt = job_progress.attempt
+       AND j.state = 'running';
+    RETURN FOUND;
+END
+$$;
+
+-- Finishes a job in one transaction: the final code, the result (success for
+-- DONE alone), the error text and the merged log. Returns 'finished', or
+-- 'already' when this owner/attempt had finished it before (a retried call
+-- after a lost connection), or 'lost' when the caller no longer holds it.
+CREATE FUNCTION acs.job_finish(job_id bigint, owner text, attempt integer, code integer,
+                               error text, log text)
+    RETURNS text
+    LANGUAGE plpgsql SET search_path = pg_catalog
+AS $$
+DECLARE
+    j acs.jobs%ROWTYPE;
+BEGIN
+    UPDATE acs.jobs AS t
+       SET state = 'finished', completion_code = code,
+           result = CASE WHEN code = 4 THEN 'success' ELSE 'failure' END,
+           error = job_finish.error, finished_at = now(), lease_expires = NULL,
+           last_code = code
+     WHERE t.id = job_id AND t.owner = job_finish.owner AND t.attempt = job_finish.attempt
+       AND t.state IN ('starting', 'running')
+    RETURNING t.* INTO j;
+    IF NOT FOUND THEN
+        SELECT * INTO j FROM acs.jobs AS t WHERE t.id = job_id;
+        IF FOUND AND j.state = 'finished' AND j.owner = job_finish.owner
+           AND j.attempt = job_finish.attempt THEN
+            RETURN 'already';
+        END IF;
+        RETURN 'lost';
+    END IF;
+    INSERT INTO acs.job_logs (job_id, connection, log) VALUES (j.id, j.connection, job_finish.log);
+    RETURN 'finished';
+END
+$$;
+COMMENT ON FUNCTION acs.job_finish(bigint, text, integer, integer, text, text) IS
+    'Daemon: finishes a held job with its code, result, error and merged log, in one transaction';
+
+-- Gives back every job an owner holds (a graceful stop): their leases expire
+-- now, so a restarted or another daemon follows them at once.
+CREATE FUNCTION acs.release_jobs(owner text) RETURNS integer
+    LANGUAGE plpgsql SET search_path = pg_catalog
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    UPDATE acs.jobs AS j SET lease_expires = now()
+     WHERE j.owner = release_jobs.owner AND j.state IN ('starting', 'running');
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- The sealed password of a Batch User (for the daemon, which opens it).
+CREATE FUNCTION acs.batch_user_secret(name text)
+    RETURNS TABLE (key_id text, sealed_password bytea)
+    LANGUAGE sql STABLE SET search_path = pg_catalog
+AS $$
+    SELECT b.key_id, b.sealed_password FROM acs.batch_users AS b WHERE b.name = batch_user_secret.name
+$$;
+
+-- NOTIFY acs_batch_users (payload: the name) when a password is set or changed,
+-- so that the daemon uses it from its next logon.
+CREATE FUNCTION acs.batch_users_notify() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog
+AS $$
+BEGIN
+    PERFORM pg_notify('acs_batch_users', coalesce(NEW.name, OLD.name));
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER batch_users_notify AFTER INSERT OR UPDATE OR DELETE ON acs.batch_users
+    FOR EACH ROW EXECUTE FUNCTION acs.batch_users_notify();

@@ -1,0 +1,343 @@
+/* amtacsctl submit / show / log / wait / list: the scheduler's and operator's view of jobs. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "amtacs/ctl.h"
+
+#define MAX_VALUES 20
+
+static void submit_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: amtacsctl submit batch  -C CONNECTION -a APPLICATION -j JOB_NAME\n"
+            "                               [-v NAME=VALUE]... [-q QUEUE] [-u AMT_USER] [-r REF]\n"
+            "       amtacsctl submit script -C CONNECTION -a APPLICATION -s SCRIPT_NAME\n"
+            "                               [-p NAME=VALUE]... [-q QUEUE] [-u AMT_USER] [-r REF]\n"
+            "Prints the new job's id. At most %d task values or script parameters.\n",
+            MAX_VALUES);
+}
+
+int ctl_cmd_submit(struct ctl *ctl, int argc, char **argv)
+{
+    if (argc < 2 || (strcmp(argv[1], "batch") && strcmp(argv[1], "script"))) {
+        submit_usage(stderr);
+        return 2;
+    }
+    bool script = !strcmp(argv[1], "script");
+    const char *conn_name = NULL, *app = NULL, *name = NULL, *queue = NULL, *user = NULL,
+               *ref = NULL;
+    const char *values[MAX_VALUES + 1];
+    int nvalues = 0;
+    static const struct option opts[] = {
+        {"connection", required_argument, NULL, 'C'}, {"application", required_argument, NULL, 'a'},
+        {"job", required_argument, NULL, 'j'},        {"script", required_argument, NULL, 's'},
+        {"value", required_argument, NULL, 'v'},      {"param", required_argument, NULL, 'p'},
+        {"queue", required_argument, NULL, 'q'},      {"user", required_argument, NULL, 'u'},
+        {"ref", required_argument, NULL, 'r'},        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    /* argv[0] is "submit", argv[1] the kind: options start after them. */
+    optind = 0;
+    argc--;
+    argv++;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "+C:a:j:s:v:p:q:u:r:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'C':
+            conn_name = optarg;
+            break;
+        case 'a':
+            app = optarg;
+            break;
+        case 'j':
+        case 's':
+            if ((ch == 's') != script) {
+                fprintf(stderr, "amtacsctl submit: %s is for %s jobs\n",
+                        ch == 's' ? "--script" : "--job", ch == 's' ? "script" : "batch");
+                return 2;
+            }
+            name = optarg;
+            break;
+        case 'v':
+        case 'p':
+            if ((ch == 'p') != script) {
+                fprintf(stderr, "amtacsctl submit: %s is for %s jobs\n",
+                        ch == 'p' ? "--param" : "--value", ch == 'p' ? "script" : "batch");
+                return 2;
+            }
+            if (nvalues == MAX_VALUES) {
+                fprintf(stderr, "amtacsctl submit: more than %d %s; at most %d are allowed\n",
+                        MAX_VALUES, script ? "script parameters" : "task values", MAX_VALUES);
+                return 2;
+            }
+            values[nvalues++] = optarg;
+            break;
+        case 'q':
+            queue = optarg;
+            break;
+        case 'u':
+            user = optarg;
+            break;
+        case 'r':
+            ref = optarg;
+            break;
+        case 'h':
+            submit_usage(stdout);
+            return 0;
+        default:
+            submit_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "amtacsctl submit: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!conn_name || !app || !name) {
+        fprintf(stderr, "amtacsctl submit: --connection, --application and --%s are required\n",
+                script ? "script" : "job");
+        submit_usage(stderr);
+        return 2;
+    }
+    char *arr = ctl_array_literal(values, nvalues);
+    PGconn *conn = arr ? ctl_connect(ctl, "submit") : NULL;
+    if (!conn) {
+        free(arr);
+        return 1;
+    }
+    const char *p[] = {conn_name, app, name, arr, queue, user, ref};
+    PGresult *r = ctl_exec(conn, "submit",
+                           script ? "SELECT acs.submit_script_job($1, $2, $3, $4::text[], $5, $6, $7)"
+                                  : "SELECT acs.submit_batch_job($1, $2, $3, $4::text[], $5, $6, $7)",
+                           7, p);
+    int rc = 1;
+    if (r) {
+        printf("%s\n", PQgetvalue(r, 0, 0));
+        rc = 0;
+    }
+    PQclear(r);
+    PQfinish(conn);
+    free(arr);
+    return rc;
+}
+
+/* Parses a job id argument; prints why not. */
+static bool job_id_arg(const char *cmd, int argc, char **argv, int at, const char **id)
+{
+    if (argc <= at) {
+        fprintf(stderr, "amtacsctl %s: a job id is required\n", cmd);
+        return false;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(argv[at], &end, 10);
+    if (errno || *end || end == argv[at] || v <= 0) {
+        fprintf(stderr, "amtacsctl %s: '%s' is not a job id (a positive number)\n", cmd,
+                argv[at]);
+        return false;
+    }
+    *id = argv[at];
+    return true;
+}
+
+static const char show_sql[] =
+    "SELECT r.id, r.external_ref, r.connection, r.kind, r.application, r.name, r.state, "
+    "r.completion_code, r.completion_name, r.result, r.enqueued_at, r.started_at, r.finished_at, "
+    "r.error, j.batch_request_id, j.task_id, j.queue_name, j.amt_user, "
+    "array_to_string(CASE WHEN j.kind = 'batch' THEN j.task_values ELSE j.script_parameters END, ' '), "
+    "j.last_code, lc.name "
+    "FROM acs.job_results r JOIN acs.jobs j ON j.id = r.id "
+    "LEFT JOIN acs.completion_codes lc ON lc.code = j.last_code WHERE r.id = $1::bigint";
+
+static void print_show(const PGresult *r)
+{
+    static const char *const labels[] = {
+        "id", "external_ref", "connection", "kind", "application", "name", "state",
+        "completion_code", "completion_name", "result", "enqueued_at", "started_at",
+        "finished_at", "error", "batch_request_id", "task_id", "queue_name", "amt_user",
+        "parameters",
+    };
+    for (int i = 0; i < (int)(sizeof labels / sizeof labels[0]); i++)
+        printf("%-17s %s\n", labels[i], PQgetisnull(r, 0, i) ? "" : PQgetvalue(r, 0, i));
+    if (!PQgetisnull(r, 0, 19) && PQgetisnull(r, 0, 7))
+        printf("%-17s %s (%s)\n", "amt_state", PQgetisnull(r, 0, 20) ? "UNKNOWN" :
+               PQgetvalue(r, 0, 20), PQgetvalue(r, 0, 19));
+}
+
+int ctl_cmd_show(struct ctl *ctl, int argc, char **argv)
+{
+    const char *id;
+    if (!job_id_arg("show", argc, argv, 1, &id))
+        return 2;
+    PGconn *conn = ctl_connect(ctl, "show");
+    if (!conn)
+        return 1;
+    const char *p[] = {id};
+    PGresult *r = ctl_exec(conn, "show", show_sql, 1, p);
+    int rc = 1;
+    if (r && PQntuples(r) == 0)
+        fprintf(stderr, "amtacsctl show: no job %s\n", id);
+    else if (r) {
+        print_show(r);
+        rc = 0;
+    }
+    PQclear(r);
+    PQfinish(conn);
+    return rc;
+}
+
+int ctl_cmd_log(struct ctl *ctl, int argc, char **argv)
+{
+    const char *id;
+    if (!job_id_arg("log", argc, argv, 1, &id))
+        return 2;
+    PGconn *conn = ctl_connect(ctl, "log");
+    if (!conn)
+        return 1;
+    const char *p[] = {id};
+    PGresult *r = ctl_exec(conn, "log",
+                           "SELECT j.state, l.log, l.job_id IS NOT NULL FROM acs.jobs j "
+                           "LEFT JOIN acs.job_logs l ON l.job_id = j.id WHERE j.id = $1::bigint",
+                           1, p);
+    int rc = 1;
+    if (r && PQntuples(r) == 0) {
+        fprintf(stderr, "amtacsctl log: no job %s\n", id);
+    } else if (r && !strcmp(PQgetvalue(r, 0, 2), "f")) {
+        if (!strcmp(PQgetvalue(r, 0, 0), "finished"))
+            fprintf(stderr, "amtacsctl log: the log of job %s was purged (retention)\n", id);
+        else
+            fprintf(stderr, "amtacsctl log: job %s is %s; its log is written when it ends\n", id,
+                    PQgetvalue(r, 0, 0));
+    } else if (r) {
+        fputs(PQgetvalue(r, 0, 1), stdout);
+        rc = 0;
+    }
+    PQclear(r);
+    PQfinish(conn);
+    return rc;
+}
+
+int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv)
+{
+    const char *id = NULL;
+    double timeout = -1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+            char *end;
+            timeout = strtod(argv[++i], &end);
+            if (*end || timeout < 0) {
+                fprintf(stderr, "amtacsctl wait: --timeout takes seconds, not '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (!id) {
+            if (!job_id_arg("wait", argc, argv, i, &id))
+                return 2;
+        } else {
+            fprintf(stderr, "amtacsctl wait: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!id) {
+        fprintf(stderr, "usage: amtacsctl wait ID [--timeout SECONDS]\n");
+        return 2;
+    }
+    PGconn *conn = ctl_connect(ctl, "wait");
+    if (!conn)
+        return 1;
+    int rc = 1;
+    PGresult *r = ctl_exec(conn, "wait", "LISTEN acs_job_finished", 0, NULL);
+    if (!r)
+        goto out;
+    PQclear(r);
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const char *p[] = {id};
+    for (;;) {
+        /* Checked after LISTEN, so a job finishing in between is not missed. */
+        r = ctl_exec(conn, "wait",
+                     "SELECT state, result, coalesce(completion_name, ''), "
+                     "coalesce(completion_code::text, '') FROM acs.job_results WHERE id = $1::bigint",
+                     1, p);
+        if (!r)
+            goto out;
+        if (PQntuples(r) == 0) {
+            fprintf(stderr, "amtacsctl wait: no job %s\n", id);
+            PQclear(r);
+            goto out;
+        }
+        if (!strcmp(PQgetvalue(r, 0, 0), "finished")) {
+            printf("%s %s (%s)\n", PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3));
+            rc = strcmp(PQgetvalue(r, 0, 1), "success") ? 1 : 0;
+            PQclear(r);
+            goto out;
+        }
+        PQclear(r);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double spent = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+        if (timeout >= 0 && spent >= timeout) {
+            fprintf(stderr, "amtacsctl wait: job %s did not finish within %g s\n", id, timeout);
+            rc = 4;
+            goto out;
+        }
+        /* Wake on a notification, or re-check every second in case one was missed. */
+        double slice = timeout >= 0 && timeout - spent < 1.0 ? timeout - spent : 1.0;
+        struct pollfd pfd = {PQsocket(conn), POLLIN, 0};
+        poll(&pfd, 1, (int)(slice * 1000) + 1);
+        if (!PQconsumeInput(conn)) {
+            fprintf(stderr, "amtacsctl wait: %s", PQerrorMessage(conn));
+            goto out;
+        }
+        PGnotify *n;
+        while ((n = PQnotifies(conn)))
+            PQfreemem(n);
+    }
+out:
+    PQfinish(conn);
+    return rc;
+}
+
+int ctl_cmd_list(struct ctl *ctl, int argc, char **argv)
+{
+    const char *state = NULL, *connection = NULL, *limit = "50";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--state") && i + 1 < argc)
+            state = argv[++i];
+        else if (!strcmp(argv[i], "--connection") && i + 1 < argc)
+            connection = argv[++i];
+        else if (!strcmp(argv[i], "--limit") && i + 1 < argc)
+            limit = argv[++i];
+        else {
+            fprintf(stderr, "usage: amtacsctl list [--state S] [--connection C] [--limit N]\n");
+            return 2;
+        }
+    }
+    PGconn *conn = ctl_connect(ctl, "list");
+    if (!conn)
+        return 1;
+    const char *p[] = {state, connection, limit};
+    PGresult *r = ctl_exec(conn, "list",
+                           "SELECT id, connection, kind, name, state, "
+                           "coalesce(completion_name, ''), coalesce(result, '') "
+                           "FROM acs.job_results WHERE ($1::text IS NULL OR state = $1) "
+                           "AND ($2::text IS NULL OR connection = $2) "
+                           "ORDER BY id DESC LIMIT $3::int",
+                           3, p);
+    int rc = 1;
+    if (r) {
+        printf("%-8s %-12s %-6s %-32s %-9s %-22s %s\n", "ID", "CONNECTION", "KIND", "NAME",
+               "STATE", "COMPLETION", "RESULT");
+        for (int i = 0; i < PQntuples(r); i++)
+            printf("%-8s %-12s %-6s %-32s %-9s %-22s %s\n", PQgetvalue(r, i, 0),
+                   PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+                   PQgetvalue(r, i, 4), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6));
+        rc = 0;
+    }
+    PQclear(r);
+    PQfinish(conn);
+    return rc;
+}
