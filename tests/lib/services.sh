@@ -118,6 +118,60 @@ h_sim_start() {
     return 1
 }
 
+# Makes a key pair in $H_TMP and stores the password of a Batch User, sealed:
+# h_batch_user NAME PASSWORD (after h_pg_start and a migrate).
+h_batch_user() {
+    if [ ! -f "$H_TMP/secret.key" ]; then
+        "$CTL_BIN" keygen --secret "$H_TMP/secret.key" >/dev/null
+    fi
+    printf '%s\n' "$2" | "$CTL_BIN" --db "$H_PGCONN" batch-user set "$1" \
+        --public-key "$H_TMP/secret.key.pub" >/dev/null
+}
+
+# Writes a daemon configuration for one connection to the simulator:
+# h_daemon_config FILE [CONNECTION [URL [BATCH_USER]]]; extra YAML for the
+# connection can be given in $H_CONN_EXTRA (indented by 4 spaces).
+h_daemon_config() {
+    local file=$1 name=${2:-AMTDEMO} url=${3:-$H_SIM_URL} user=${4:-amtopcon}
+    cat >"$file" <<CONF
+database:
+  conninfo: "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
+key_file: $H_TMP/secret.key
+log_level: ${H_LOG_LEVEL:-debug}
+daemon:
+  lease_seconds: ${H_LEASE:-3}
+connections:
+  - name: $name
+    url: $url
+    batch_user: $user
+    poll:
+      initial_delay: 20ms
+      interval: 50ms
+      max_interval: 200ms
+    start_retry:
+      attempts: 3
+      delay: 50ms
+    http:
+      connect_timeout: 1s
+      timeout: 2s
+${H_CONN_EXTRA:-}
+CONF
+}
+
+# Starts amtacsd with a configuration file; exports H_DAEMON_PID. Its log is
+# $H_TMP/daemon.N.log (N counts the daemons started by this test).
+H_DAEMONS=0
+h_daemon_start() {
+    local cfg=$1
+    H_DAEMONS=$((H_DAEMONS + 1))
+    H_DAEMON_LOG="$H_TMP/daemon.$H_DAEMONS.log"
+    "$DAEMON_BIN" -c "$cfg" >>"$H_DAEMON_LOG" 2>&1 &
+    H_DAEMON_PID=$!
+    H_PIDS+=("$H_DAEMON_PID")
+    H_LOGS+=("$H_DAEMON_LOG")
+    export H_DAEMON_PID H_DAEMON_LOG
+}
+
 # Polls a command until it succeeds or the deadline (seconds) passes.
 h_wait_until() {
     local timeout=$1; shift
