@@ -172,6 +172,21 @@ h_daemon_start() {
     export H_DAEMON_PID H_DAEMON_LOG
 }
 
+# amtacsctl against the test database.
+h_ctl() { "$CTL_BIN" --db "$H_PGCONN" "$@"; }
+
+# Waits until the last daemon started is connected to PostgreSQL.
+h_daemon_ready() {
+    h_wait_until "${1:-15}" grep -q 'event=db.up' "$H_DAEMON_LOG" || {
+        echo "harness: daemon did not connect:" >&2
+        cat "$H_DAEMON_LOG" >&2
+        return 1
+    }
+}
+
+# The value of a simulator counter: h_sim_counter NAME (jq path, e.g. .kills).
+h_sim_counter() { curl -fsS "$H_SIM_URL/sim/counters" | jq -r "$1"; }
+
 # Polls a command until it succeeds or the deadline (seconds) passes.
 h_wait_until() {
     local timeout=$1; shift
