@@ -4,11 +4,18 @@
 -- expected state and still held by the caller (owner and attempt), so a daemon
 -- that lost its lease can never overwrite the one that took the job over.
 
+-- The taskId is given when the job is enqueued, not when it is claimed: a
+-- claim whose commit is lost (asynchronous commit, a failover to a replica
+-- that had not received it) is then claimed again with the SAME taskId, and
+-- the server's idempotent Start returns the request it already made instead
+-- of starting the job a second time.
+ALTER TABLE acs.jobs ALTER COLUMN task_id SET DEFAULT gen_random_uuid();
+UPDATE acs.jobs SET task_id = gen_random_uuid() WHERE task_id IS NULL AND state = 'queued';
+
 -- Claims up to max_jobs jobs of one connection for owner: first jobs whose
 -- holder's lease expired (they are followed again, never restarted), then
 -- queued ones in id order. Queued jobs are claimed only under Full Comm
--- (enabled); expired ones also under limited comm. A claimed job gets a
--- taskId now, before Start is ever sent, so a retried Start is idempotent.
+-- (enabled); expired ones also under limited comm.
 CREATE FUNCTION acs.claim_jobs(owner text, connection text, max_jobs integer, lease_seconds integer)
     RETURNS TABLE (id bigint, attempt integer, state text, kind text, application text,
                    amt_user text, queue_name text, job_name text, script_name text,

@@ -58,6 +58,7 @@ struct job {
     int64_t interval_ms;
     int last_code;
     int unknown;
+    long failures;      /* checks in a row that failed */
     int final_code;
     char *error;        /* text for the job log and the row, or NULL */
     char **msgs;
@@ -276,6 +277,10 @@ static struct job *job_new(struct conn *c, const struct store_job *sj)
 static void on_finish_written(void *ud, const char *outcome, const char *err)
 {
     struct job *j = ud;
+    if (j->c->e->stopping == 2) {
+        j->busy = false; /* tearing down: the lease hands the job over */
+        return;
+    }
     if (!settle(j))
         return;
     struct log_ctx x = jctx(j);
@@ -428,6 +433,13 @@ static void observe(struct job *j, int code)
 {
     struct conn *c = j->c;
     j->unknown = 0;
+    if (j->failures) {
+        struct log_ctx x = jctx(j);
+        log_event(c->e->lg, LOG_INFO, "job.follow_resumed", &x, "the server answers again after "
+                  "%ld failed check(s)", j->failures);
+        j->failures = 0;
+        j->interval_ms = c->cfg->poll.interval_ms;
+    }
     if (code != j->last_code) {
         struct log_ctx x = jctx(j);
         log_event(c->e->lg, LOG_DEBUG, "job.state", &x, "%s (%d)", amt_code_name(code), code);
@@ -464,10 +476,15 @@ static void monitor_failed(struct job *j, const struct amt_reply *r, bool unknow
                r && r->error && *r->error ? r->error : "not listed");
         return;
     }
-    log_event(c->e->lg, LOG_WARN, "job.follow_retry", &x, "%s",
-              r && r->error ? r->error : "unknown request");
-    schedule(j, j->interval_ms > c->cfg->poll.interval_ms ? j->interval_ms
-                                                          : c->cfg->poll.interval_ms);
+    /* Back off while the server is in trouble; say so on the first failure
+     * and then every tenth, not on every check. */
+    j->failures++;
+    if (j->failures == 1 || j->failures % 10 == 0)
+        log_event(c->e->lg, LOG_WARN, "job.follow_retry", &x, "check %ld failed: %s",
+                  j->failures, r && r->error ? r->error : "unknown request");
+    int64_t next = j->interval_ms * 2;
+    j->interval_ms = next > c->cfg->poll.max_interval_ms ? c->cfg->poll.max_interval_ms : next;
+    schedule(j, j->interval_ms);
 }
 
 static void on_monitor(void *ud, const struct amt_reply *r)
@@ -601,6 +618,10 @@ static void follow(struct job *j)
 static void on_started_written(void *ud, bool held, const char *err)
 {
     struct job *j = ud;
+    if (j->c->e->stopping == 2) {
+        j->busy = false;
+        return;
+    }
     if (!settle(j))
         return;
     struct log_ctx x = jctx(j);
@@ -721,6 +742,8 @@ static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const c
     struct conn *c = ud;
     struct engine *e = c->e;
     c->claiming = false;
+    if (e->stopping == 2)
+        return;
     if (err) {
         log_event(e->lg, LOG_WARN, "claim.failed", &(struct log_ctx){c->cfg->name, 0, 0}, "%s",
                   err);
@@ -779,6 +802,8 @@ static void on_renewed(void *ud, const long long *lost, size_t n, const char *er
 {
     struct engine *e = ud;
     e->renewing = false;
+    if (e->stopping == 2)
+        return;
     if (err) {
         log_event(e->lg, LOG_WARN, "lease.renew_failed", NULL, "%s", err);
         return;
@@ -851,6 +876,8 @@ static void on_secret(void *ud, const char *key_id, const unsigned char *sealed,
 {
     struct conn *c = ud;
     struct log_ctx x = {c->cfg->name, 0, 0};
+    if (c->e->stopping == 2)
+        return;
     if (err) {
         log_event(c->e->lg, LOG_WARN, "secret.load_failed", &x, "%s", err);
         return;
@@ -900,7 +927,7 @@ static void on_heartbeat(void *ud, const struct amt_reply *r)
 static void on_registered(void *ud, const char *err)
 {
     struct conn *c = ud;
-    if (err)
+    if (err && c->e->stopping != 2)
         log_event(c->e->lg, LOG_ERROR, "conn.register_failed",
                   &(struct log_ctx){c->cfg->name, 0, 0}, "%s", err);
 }
@@ -1189,6 +1216,7 @@ void engine_free(struct engine *e)
         amt_client_free(e->conns[k].amt); /* callbacks see AMT_ERR_CANCELLED */
         e->conns[k].amt = NULL;
     }
+    e->stopping = 2;    /* callbacks below only let go of their jobs */
     pgconn_free(e->pc); /* write callbacks see "shutting down" */
     e->pc = NULL;
     for (size_t k = 0; k < e->nconns; k++) {

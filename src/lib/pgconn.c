@@ -178,7 +178,8 @@ oom:
 
 static void send_next(struct pgconn *pc)
 {
-    if (!pc->conn || pc->head_sent || !pc->head)
+    if (!pc->conn || pc->head_sent || !pc->head || pc->state == PC_CONNECTING ||
+        pc->state == PC_WAIT)
         return;
     if (pc->state == PC_LISTENING && !pc->head->internal)
         return;
@@ -355,7 +356,7 @@ void pgconn_tick(struct pgconn *pc, int64_t now)
 {
     if (pc->state == PC_WAIT && now >= pc->retry_at)
         start_connect(pc);
-    else if (pc->conn && pc->head && !pc->head_sent)
+    else if (pc->state == PC_READY && pc->head && !pc->head_sent)
         send_next(pc);
 }
 

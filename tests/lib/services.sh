@@ -66,7 +66,7 @@ listen_addresses = ''
 unix_socket_directories = '$H_TMP/pgsock'
 port = 5432
 fsync = off
-synchronous_commit = off
+synchronous_commit = on
 full_page_writes = off
 max_connections = 50
 shared_buffers = 32MB
@@ -87,6 +87,13 @@ h_pg_stop() {
 
 # psql that fails on error and prints bare values.
 h_sql() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+
+# Restarts the cluster at once (as after a crash); clients must reconnect.
+h_pg_restart() {
+    h_as_pg "$H_PG_BINDIR/pg_ctl" -D "$H_PG_DATA" -m immediate -w stop >/dev/null
+    h_as_pg "$H_PG_BINDIR/pg_ctl" -D "$H_PG_DATA" -l "$H_PG_DATA/server.log" -w -t 60 start \
+        >/dev/null
+}
 
 # Starts the simulator: h_sim_start [extra args...]; exports H_SIM_URL and H_SIM_PID.
 # Default time scale 0.01 (a 30 s job takes 0.3 s); pass --time-scale to change it.
