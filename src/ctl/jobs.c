@@ -341,3 +341,32 @@ int ctl_cmd_list(struct ctl *ctl, int argc, char **argv)
     PQfinish(conn);
     return rc;
 }
+
+int ctl_cmd_kill(struct ctl *ctl, int argc, char **argv)
+{
+    const char *id;
+    if (argc != 2) {
+        fprintf(stderr, "usage: amtacsctl kill ID\n");
+        return 2;
+    }
+    if (!job_id_arg("kill", argc, argv, 1, &id))
+        return 2;
+    PGconn *conn = ctl_connect(ctl, "kill");
+    if (!conn)
+        return 1;
+    const char *p[] = {id};
+    PGresult *r = ctl_exec(conn, "kill", "SELECT acs.request_kill($1::bigint)", 1, p);
+    int rc = 1;
+    if (r) {
+        const char *st = PQgetvalue(r, 0, 0);
+        if (!strcmp(st, "queued"))
+            printf("job %s: kill requested; it will end KILLED without being started\n", id);
+        else
+            printf("job %s (%s): kill requested; the daemon sends it to the AMT server now "
+                   "(amtacsctl wait %s shows the end)\n", id, st, id);
+        rc = 0;
+    }
+    PQclear(r);
+    PQfinish(conn);
+    return rc;
+}

@@ -34,6 +34,8 @@ static const struct command commands[] = {
     {"show", ctl_cmd_show, "show ID", "a job's state and outcome"},
     {"log", ctl_cmd_log, "log ID", "a finished job's merged job log"},
     {"wait", ctl_cmd_wait, "wait ID [--timeout S]", "wait until the job ends (exit 0 success, 1 failure, 4 timeout)"},
+    {"kill", ctl_cmd_kill, "kill ID", "send a running job an immediate Kill (it ends KILLED)"},
+    {"status", ctl_cmd_show, "status ID", "the same as show"},
     {"list", ctl_cmd_list, "list [--state S] ...", "the latest jobs"},
     {"keygen", ctl_cmd_keygen, "keygen [--secret FILE]", "make the key pair that seals Batch User passwords"},
     {"batch-user", ctl_cmd_batch_user, "batch-user set NAME", "store a Batch User's password, sealed"},

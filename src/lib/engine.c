@@ -47,6 +47,8 @@ struct job {
     enum phase phase;
     bool busy;     /* an HTTP call or a write is in flight for this job */
     bool lost;     /* the lease is gone: drop the job once it is not busy */
+    bool kill_wanted; /* an operator asked for a kill */
+    bool kill_busy;   /* a Kill call is in flight (independent of `busy`) */
     bool script;
     char *application, *amt_user, *queue_name, *name;
     char **values;
@@ -110,6 +112,7 @@ struct engine {
 
 static void job_due(struct job *j);
 static void claim(struct conn *c);
+static void send_kill(struct job *j);
 static void finish(struct job *j, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -591,6 +594,8 @@ static void flush_batch(struct conn *c)
 static void follow(struct job *j)
 {
     struct conn *c = j->c;
+    if (j->kill_wanted && !j->kill_busy && j->brid)
+        send_kill(j);
     if (c->monitor_jobs) {
         if (c->nbatch == c->capbatch) {
             size_t ncap = c->capbatch ? c->capbatch * 2 : 64;
@@ -642,6 +647,8 @@ static void on_started_written(void *ud, bool held, const char *err)
     j->phase = PH_FOLLOW;
     j->interval_ms = j->c->cfg->poll.interval_ms;
     schedule(j, j->c->cfg->poll.initial_delay_ms);
+    if (j->kill_wanted)
+        send_kill(j);
 }
 
 static void write_started(struct job *j)
@@ -711,6 +718,73 @@ static void start(struct job *j)
     }
 }
 
+/* ------------------------------------------------------------ killing */
+
+static void on_kill(void *ud, const struct amt_reply *r)
+{
+    struct job *j = ud;
+    j->kill_busy = false;
+    if (r->status == AMT_ERR_CANCELLED)
+        return;
+    if (j->lost && !j->busy) {
+        settle(j);
+        return;
+    }
+    struct log_ctx x = jctx(j);
+    if (r->status == AMT_OK) {
+        log_event(j->c->e->lg, LOG_INFO, "job.kill_sent", &x, "the server accepted the kill");
+        /* Look at once rather than at the next poll: the job should now be KILLED. */
+        if (!j->busy && j->phase == PH_FOLLOW)
+            schedule(j, 0);
+        return;
+    }
+    if (r->status == AMT_ERR_REJECTED && r->http_status == 409) {
+        log_event(j->c->e->lg, LOG_INFO, "job.kill_late", &x, "the job had already ended: %s",
+                  r->error);
+        return;
+    }
+    log_event(j->c->e->lg, LOG_WARN, "job.kill_failed", &x, "kill failed, still running: %s",
+              r->error);
+    j->kill_wanted = true; /* tried again by the next check */
+}
+
+static void send_kill(struct job *j)
+{
+    j->kill_wanted = false;
+    j->kill_busy = true;
+    if (amt_kill(j->c->amt, j->brid, on_kill, j)) {
+        j->kill_busy = false;
+        j->kill_wanted = true;
+    }
+}
+
+/* An operator's kill request for a job this daemon holds. */
+static void kill_job(struct job *j)
+{
+    struct conn *c = j->c;
+    struct log_ctx x = jctx(j);
+    if (!c->cfg->allow_kill) {
+        log_event(c->e->lg, LOG_WARN, "job.kill_refused", &x,
+                  "kill refused: allow_kill is false for connection %s", c->cfg->name);
+        return;
+    }
+    if (j->phase == PH_START && !j->busy && !j->brid && j->attempt == 1 && !j->start_tries) {
+        /* Start was never sent (not by us, not by an earlier holder): the job
+         * ends without ever starting. Otherwise Start is (re)sent first, which
+         * is idempotent, and the Kill follows its BatchRequestId. */
+        heap_remove(c->e, j);
+        finish(j, AMT_KILLED, NULL);
+        return;
+    }
+    if (j->phase >= PH_MESSAGES || j->kill_busy)
+        return; /* it has ended already, or a Kill is on its way */
+    if (!j->brid) {
+        j->kill_wanted = true; /* sent as soon as Start has answered */
+        return;
+    }
+    send_kill(j);
+}
+
 static void job_due(struct job *j)
 {
     struct engine *e = j->c->e;
@@ -770,6 +844,8 @@ static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const c
                       j->script ? "script" : "batch job", j->name, j->attempt);
         }
         schedule(j, 0);
+        if (jobs[i].kill_requested)
+            kill_job(j);
     }
     if (c->claim_again || (n > 0 && (long)c->njobs < c->cfg->max_in_flight)) {
         c->claim_again = false;
@@ -963,6 +1039,13 @@ static void on_notify(void *ud, const char *channel, const char *payload)
         if (!strcmp(channel, "acs_jobs") || !strcmp(channel, "acs_comm")) {
             if (!payload || !*payload || !strcmp(payload, c->cfg->name))
                 claim(c);
+        } else if (!strcmp(channel, "acs_kill") && payload) {
+            long long id = strtoll(payload, NULL, 10);
+            for (struct job *j = c->jobs; j; j = j->next)
+                if (j->id == id && !j->lost) {
+                    kill_job(j);
+                    break;
+                }
         } else if (!strcmp(channel, "acs_batch_users")) {
             if (payload && !strcmp(payload, c->cfg->batch_user))
                 load_secret(c); /* used from the next logon on */
@@ -1193,7 +1276,8 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
                       "unencrypted; use https in production",
                       cc->url);
     }
-    static const char *const channels[] = {"acs_jobs", "acs_comm", "acs_batch_users", NULL};
+    static const char *const channels[] = {"acs_jobs", "acs_comm", "acs_batch_users",
+                                           "acs_kill", NULL};
     struct pgconn_callbacks cbs = {on_notify, on_db_up, on_db_down, e};
     e->pc = pgconn_new(opt->cfg->database.conninfo, channels, &cbs, e->lg);
     if (!e->pc) {

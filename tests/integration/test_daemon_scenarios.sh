@@ -8,7 +8,7 @@ h_pg_start
 h_ctl migrate >/dev/null
 h_sim_start
 h_batch_user amtopcon amtopcon-secret
-h_daemon_config "$H_TMP/amtacs.yaml"
+H_CONN_EXTRA="    allow_kill: true" h_daemon_config "$H_TMP/amtacs.yaml"
 h_daemon_start "$H_TMP/amtacs.yaml"
 h_daemon_ready
 
@@ -36,17 +36,19 @@ h_eq "finished|11|ERROR|failure" "$(h_sql -c "SELECT state, completion_code, com
     "the script without pwsh ends ERROR (11), failure"
 h_eq "$(reference RUN_FILENAMETEST.ERROR.log)" "$(h_ctl log "$id2")" "its job log equals the reference"
 
-# Scenario 3: LONGRUNNINGREPORT runs until it is killed (here from the server's
-# side; amtacsctl kill comes with the operators' issue) and ends KILLED with no messages.
+# Scenario 3: LONGRUNNINGREPORT runs until an operator kills it with
+# amtacsctl kill; it ends KILLED with no messages.
 id3=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT)
 h_wait_until 15 test "$(h_sql -c "SELECT state FROM acs.jobs WHERE id = $id3")" = running
-brid=$(h_sql -c "SELECT batch_request_id FROM acs.jobs WHERE id = $id3")
 sleep 0.3
 h_eq "running" "$(h_sql -c "SELECT state FROM acs.jobs WHERE id = $id3")" "LONGRUNNINGREPORT keeps running"
-curl -fsS -X POST --data '{"code":3}' "$H_SIM_URL/sim/requests/$brid/state" >/dev/null
+h_match "kill requested" "$(h_ctl kill "$id3")" "amtacsctl kill accepts the request"
 h_ctl wait "$id3" --timeout 30 >/dev/null || true
 h_eq "KILLED|failure" "$(h_sql -c "SELECT completion_name, result FROM acs.job_results WHERE id = $id3")" "it ends KILLED (3), failure"
+h_eq 1 "$(h_sim_counter .kills)" "one Kill request reached the server"
 h_eq "$(reference LONGRUNNINGREPORT.KILLED.log)" "$(h_ctl log "$id3")" "its job log equals the reference"
+h_run_fails "a finished job cannot be killed" h_ctl kill "$id3"
+h_match "has already finished" "$H_OUT" "and the operator is told why"
 
 # What the daemon sent: Submit User BATCH from Station OPCON, task values as given.
 id4=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j ECHOPARAMS -v 'PERIOD=2026-11' -v 'MODE=full run' -q URGENT -u JSMITH -r sched-42)
