@@ -66,6 +66,7 @@ struct job {
     char **msgs;
     size_t nmsgs, capmsgs;
     long after;
+    int64_t lease_until; /* our lease surely holds until then (monotonic ms) */
     int64_t due;
     size_t heap_idx;
     struct job *prev, *next;
@@ -78,6 +79,7 @@ struct conn {
     struct job *jobs;
     size_t njobs;
     bool claiming, claim_again;
+    int64_t claim_sent_at;
     bool monitor_jobs;   /* the server offers MonitorJobs */
     bool heartbeat_busy;
     int64_t next_heartbeat;
@@ -104,6 +106,7 @@ struct engine {
     size_t nheap, capheap;
     bool db_up;
     bool renewing;
+    int64_t renew_sent_at;
     int64_t next_renew, next_claim_poll;
     int stopping;        /* 0 running, 1 draining, 2 now */
     int64_t stop_deadline;
@@ -113,6 +116,7 @@ struct engine {
 static void job_due(struct job *j);
 static void claim(struct conn *c);
 static void send_kill(struct job *j);
+static bool lease_holds(struct job *j);
 static void finish(struct job *j, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -705,6 +709,10 @@ static void on_start(void *ud, const struct amt_reply *r)
 
 static void start(struct job *j)
 {
+    if (!lease_holds(j)) {
+        schedule(j, DB_RETRY_MS);
+        return;
+    }
     struct amt_start s = {
         .task_id = j->task_id, .application = j->application, .amt_user = j->amt_user,
         .queue_name = j->queue_name, .job_name = j->script ? NULL : j->name,
@@ -716,6 +724,18 @@ static void start(struct job *j)
         j->busy = false;
         finish(j, AMT_ERROR, "the job could not be turned into a Start request");
     }
+}
+
+/* A daemon that could not renew its lease must not act for the job on the
+ * server any more: another daemon may hold it by now. */
+static bool lease_holds(struct job *j)
+{
+    if (now_ms() < j->lease_until)
+        return true;
+    struct log_ctx x = jctx(j);
+    log_event(j->c->e->lg, LOG_WARN, "job.lease_unsure", &x,
+              "the lease could not be renewed in time; no Start or Kill until it is");
+    return false;
 }
 
 /* ------------------------------------------------------------ killing */
@@ -750,6 +770,10 @@ static void on_kill(void *ud, const struct amt_reply *r)
 
 static void send_kill(struct job *j)
 {
+    if (!lease_holds(j)) {
+        j->kill_wanted = true; /* sent once the lease is renewed */
+        return;
+    }
     j->kill_wanted = false;
     j->kill_busy = true;
     if (amt_kill(j->c->amt, j->brid, on_kill, j)) {
@@ -832,6 +856,7 @@ static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const c
         }
         struct log_ctx x = jctx(j);
         j->retry_ms = c->cfg->start_retry.delay_ms;
+        j->lease_until = c->claim_sent_at + e->lease_s * 1000L;
         if (jobs[i].running) {
             /* Taken over: follow it again from its BatchRequestId, never restart it. */
             j->phase = PH_FOLLOW;
@@ -868,6 +893,7 @@ static void claim(struct conn *c)
     if (room > e->cfg->daemon.claim_batch)
         room = e->cfg->daemon.claim_batch;
     c->claiming = true;
+    c->claim_sent_at = now_ms();
     if (store_claim(e->pc, e->owner, c->cfg->name, (int)room, e->lease_s, on_claimed, c))
         c->claiming = false;
 }
@@ -884,6 +910,11 @@ static void on_renewed(void *ud, const long long *lost, size_t n, const char *er
         log_event(e->lg, LOG_WARN, "lease.renew_failed", NULL, "%s", err);
         return;
     }
+    int64_t until = e->renew_sent_at + e->lease_s * 1000L;
+    for (size_t k = 0; k < e->nconns; k++)
+        for (struct job *j = e->conns[k].jobs; j; j = j->next)
+            if (j->lease_until < until)
+                j->lease_until = until; /* jobs claimed later hold a newer lease already */
     for (size_t i = 0; i < n; i++) {
         for (size_t k = 0; k < e->nconns; k++) {
             for (struct job *j = e->conns[k].jobs; j; j = j->next) {
@@ -921,6 +952,7 @@ static void renew(struct engine *e)
                     ids[n] = j->id;
                     att[n++] = j->attempt;
                 }
+        e->renew_sent_at = now_ms();
         if (n && !store_renew(e->pc, e->owner, ids, att, n, e->lease_s, on_renewed, e))
             e->renewing = true;
     }

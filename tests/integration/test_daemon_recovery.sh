@@ -64,7 +64,7 @@ h_match "job.resumed|job.claimed" "$(cat "$H_TMP"/daemon.*.log)" "restarted daem
 # --- a graceful stop leaves running jobs running; a restart follows them -----
 long=()
 for i in 1 2 3; do long+=("$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT)"); done
-h_wait_until 15 test "$(h_sql -c "SELECT count(*) FROM acs.jobs WHERE job_name = 'LONGRUNNINGREPORT' AND state = 'running'")" = 3
+h_wait_sql 15 3 "SELECT count(*) FROM acs.jobs WHERE job_name = 'LONGRUNNINGREPORT' AND state = 'running'"
 created=$(h_sim_counter .requests_created)
 t0=$SECONDS
 kill -TERM "$H_DAEMON_PID"
@@ -85,7 +85,7 @@ h_eq "$created" "$(h_sim_counter .requests_created)" "nothing was started again 
 
 # --- the AMT server goes away while a job runs: the job does not fail ---------
 id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j REPORTTEST01)
-h_wait_until 10 test "$(h_sql -c "SELECT state FROM acs.jobs WHERE id = $id")" = running
+h_wait_sql 10 running "SELECT state FROM acs.jobs WHERE id = $id"
 curl -fsS -X PUT --data '{"down":true}' "$H_SIM_URL/sim/faults" >/dev/null
 sleep 1.5   # the job ends on the server meanwhile; the daemon cannot see it
 h_eq running "$(h_sql -c "SELECT state FROM acs.jobs WHERE id = $id")" "while the server is down the job stays running"
@@ -112,7 +112,7 @@ h_match "event=db.down" "$(cat "$H_DAEMON_LOG")" "the daemon saw the database go
 # --- tokens expire mid-run: one re-logon, no failure --------------------------
 logons=$(h_sim_counter .logons)
 id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j REPORTTEST01)
-h_wait_until 10 test "$(h_sql -c "SELECT state FROM acs.jobs WHERE id = $id")" = running
+h_wait_sql 10 running "SELECT state FROM acs.jobs WHERE id = $id"
 curl -fsS -X POST "$H_SIM_URL/sim/tokens/expire" >/dev/null
 h_ctl wait "$id" --timeout 20 >/dev/null
 h_eq "DONE" "$(h_sql -c "SELECT completion_name FROM acs.job_results WHERE id = $id")" "a job survives its token expiring"
@@ -126,3 +126,28 @@ h_wait_until 60 all_finished && h_ok "two daemons finished 100 more jobs" || h_n
 h_eq 0 "$(h_sql -c "SELECT count(*) FROM acs.jobs WHERE job_name = 'INSTANT' AND result <> 'success'")" \
     "none of them failed"
 exactly_once "two daemons"
+
+# --- a daemon paused past its lease writes nothing and sends nothing after ------
+h_daemons_stop
+H_CONN_EXTRA="    allow_kill: true" H_LEASE=2 h_daemon_config "$H_TMP/kill.yaml"
+h_daemon_start "$H_TMP/kill.yaml"
+h_daemon_ready
+a_pid=$H_DAEMON_PID a_log=$H_DAEMON_LOG
+id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT)
+h_wait_sql 10 running "SELECT state FROM acs.jobs WHERE id = $id"
+owner_a=$(h_sql -c "SELECT owner FROM acs.jobs WHERE id = $id")
+kills=$(h_sim_counter .kills)
+kill -STOP "$a_pid"
+h_daemon_start "$H_TMP/kill.yaml"
+h_daemon_ready
+h_wait_sql 15 t "SELECT owner <> '$owner_a' FROM acs.jobs WHERE id = $id" &&
+    h_ok "a second daemon took over the paused daemon's job after its lease expired" ||
+    h_not_ok "a second daemon took over the paused daemon's job after its lease expired"
+h_ctl kill "$id" >/dev/null
+h_ctl wait "$id" --timeout 20 >/dev/null || true
+kill -CONT "$a_pid"
+sleep 1.5
+h_eq "KILLED" "$(h_sql -c "SELECT completion_name FROM acs.job_results WHERE id = $id")" "the new holder killed and finished it"
+h_eq $((kills + 1)) "$(h_sim_counter .kills)" "exactly one Kill reached the server: none from the paused daemon"
+h_eq "f" "$(h_sql -c "SELECT owner = '$owner_a' FROM acs.jobs WHERE id = $id")" "the paused daemon wrote nothing for the job it lost"
+kill -0 "$a_pid" 2>/dev/null && h_ok "the resumed daemon runs on" || h_not_ok "the resumed daemon runs on"

@@ -39,7 +39,7 @@ h_eq "$(reference RUN_FILENAMETEST.ERROR.log)" "$(h_ctl log "$id2")" "its job lo
 # Scenario 3: LONGRUNNINGREPORT runs until an operator kills it with
 # amtacsctl kill; it ends KILLED with no messages.
 id3=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT)
-h_wait_until 15 test "$(h_sql -c "SELECT state FROM acs.jobs WHERE id = $id3")" = running
+h_wait_sql 15 running "SELECT state FROM acs.jobs WHERE id = $id3"
 sleep 0.3
 h_eq "running" "$(h_sql -c "SELECT state FROM acs.jobs WHERE id = $id3")" "LONGRUNNINGREPORT keeps running"
 h_match "kill requested" "$(h_ctl kill "$id3")" "amtacsctl kill accepts the request"

@@ -168,6 +168,7 @@ CONF
 # Starts amtacsd with a configuration file; exports H_DAEMON_PID. Its log is
 # $H_TMP/daemon.N.log (N counts the daemons started by this test).
 H_DAEMONS=0
+H_DAEMON_PIDS=()
 h_daemon_start() {
     local cfg=$1
     H_DAEMONS=$((H_DAEMONS + 1))
@@ -175,6 +176,7 @@ h_daemon_start() {
     "$DAEMON_BIN" -c "$cfg" >>"$H_DAEMON_LOG" 2>&1 &
     H_DAEMON_PID=$!
     H_PIDS+=("$H_DAEMON_PID")
+    H_DAEMON_PIDS+=("$H_DAEMON_PID")
     H_LOGS+=("$H_DAEMON_LOG")
     export H_DAEMON_PID H_DAEMON_LOG
 }
@@ -193,6 +195,24 @@ h_daemon_ready() {
 
 # The value of a simulator counter: h_sim_counter NAME (jq path, e.g. .kills).
 h_sim_counter() { curl -fsS "$H_SIM_URL/sim/counters" | jq -r "$1"; }
+
+# Stops every daemon this test started (SIGTERM) and waits for them.
+h_daemons_stop() {
+    local pid
+    for pid in "${H_DAEMON_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${H_DAEMON_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    H_DAEMON_PIDS=()
+}
+
+# Polls until a query returns the expected value: h_wait_sql SECONDS EXPECTED SQL.
+h_wait_sql() {
+    local timeout=$1 want=$2 sql=$3
+    local end=$((SECONDS + timeout))
+    while [ "$(h_sql -c "$sql" 2>/dev/null)" != "$want" ]; do
+        [ $SECONDS -ge $end ] && return 1
+        sleep 0.05
+    done
+}
 
 # Polls a command until it succeeds or the deadline (seconds) passes.
 h_wait_until() {
