@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# amt-batch-sim, waiting and run states: a queue window (20 WAIT_FOR QUEUE with
+# --clock), a concurrency-1 queue (1 QUEUED), controller slots and queue
+# priority, the timed waits (0, 5, 13, 14, 16, 18, 21) and the run states
+# (2, 7, 8, 9), default and named queues.
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
+
+# --- helpers (each test_sim_* file carries its own copy) ---------------------
+TOKEN=""
+# call METHOD PATH [JSON]: sets STATUS and BODY (STATUS 000 if no answer).
+call() {
+    local out args=(-sS -X "$1" -H 'Content-Type: application/json' -w '\n%{http_code}')
+    [ -n "$TOKEN" ] && args+=(-H "X-AMT-LogonToken: $TOKEN")
+    [ $# -ge 3 ] && args+=(--data-binary "$3")
+    if out=$(curl "${args[@]}" "$H_SIM_URL$2" 2>/dev/null); then
+        BODY=${out%$'\n'*}
+        STATUS=${out##*$'\n'}
+    else
+        BODY=""
+        STATUS=000
+    fi
+}
+logon() {
+    call POST /api/logon '{"user":"amtopcon","password":"amtopcon-secret"}'
+    TOKEN=$(jq -r .AmtLogonToken <<<"$BODY")
+}
+uuid() { cat /proc/sys/kernel/random/uuid; }
+# start 'JSON MEMBERS' [APPLICATION]: a Start with the mandatory fields; sets ID.
+start() {
+    call POST /api/OpConJobAction "{\"action\":\"Start\",\"taskId\":\"$(uuid)\",\"applicationName\":\"${2:-DEMO2}\",\"amtSubmitUser\":\"BATCH\",\"amtStation\":\"OPCON\",$1}"
+    ID=$(jq -r .BatchRequestId <<<"$BODY")
+}
+code_of() { curl -fsS -H "X-AMT-LogonToken: $TOKEN" "$H_SIM_URL/api/MonitorJob/$1" | jq -r .code; }
+is_code() { [ "$(code_of "$1")" = "$2" ]; }
+history() { curl -fsS "$H_SIM_URL/sim/requests/$1" | jq -r '[.history[].code] | join(" ")'; }
+kill_req() { call POST /api/OpConJobAction "{\"action\":\"Kill\",\"BatchRequestId\":$1}"; }
+# ----------------------------------------------------------------------------
+
+### queue window: 20 WAIT_FOR QUEUE until 22:00 ################################
+
+# 21:58:00 simulated: the NIGHT queue (22:00-06:00) opens after 120 simulated
+# seconds, 1.2 s of real time at scale 0.01.
+h_sim_start --clock 21:58:00
+logon
+h_match '^21:5[89]:[0-5][0-9]$' "$(curl -fsS "$H_SIM_URL/sim/clock" | jq -r .timeOfDay)" "--clock sets the simulated time of day"
+start '"jobName":"INSTANT","amtQueueName":"NIGHT"'
+night=$ID
+call GET "/api/MonitorJob/$night"
+h_eq "20 WAIT_FOR QUEUE" "$(jq -r '"\(.code) \(.status)"' <<<"$BODY")" "a job in a closed queue waits as 20 WAIT_FOR QUEUE"
+start '"jobName":"INSTANT"'
+h_eq 4 "$(code_of "$ID")" "a job in the default queue runs meanwhile"
+h_wait_until 20 is_code "$night" 4
+h_eq 4 "$(code_of "$night")" "when the window opens at 22:00 the job runs and ends"
+h_match '^22:0' "$(curl -fsS "$H_SIM_URL/sim/clock" | jq -r .timeOfDay)" "... at 22:00 simulated"
+h_eq "20 1 2 4" "$(history "$night")" "its history: 20, then 1, 2, 4"
+
+### concurrency 1: 1 QUEUED ####################################################
+
+start '"jobName":"LONGRUNNINGREPORT","amtQueueName":"SERIAL"'
+first=$ID
+start '"jobName":"INSTANT","amtQueueName":"SERIAL"'
+second=$ID
+start '"jobName":"INSTANT","amtQueueName":"SERIAL"'
+third=$ID
+h_eq "2 1 1" "$(code_of "$first") $(code_of "$second") $(code_of "$third")" \
+    "behind a running job a concurrency-1 queue holds the others as 1 QUEUED"
+sleep 0.3
+h_eq "1 1" "$(code_of "$second") $(code_of "$third")" "... for as long as it runs"
+kill_req "$first"
+h_eq "3 4 4" "$(code_of "$first") $(code_of "$second") $(code_of "$third")" \
+    "when the slot frees the queued jobs run in order"
+call GET "/sim/requests/$third"
+h_eq SERIAL "$(jq -r .queue <<<"$BODY")" "the request records its queue"
+
+start '"jobName":"INSTANT","amtQueueName":"PAYROLL_BATCH"'
+h_eq "404 404" "$STATUS $(jq -r .errorCode <<<"$BODY")" "another application's queue: 404"
+start '"jobName":"INSTANT","amtQueueName":"NOSUCHQUEUE"'
+h_eq 404 "$STATUS" "an unknown queue: 404"
+start '"jobName":"PAYRUN","taskValues":["2026-11"]' PAYROLL
+call GET "/sim/requests/$ID"
+h_eq "PAYROLL_BATCH null" "$(jq -r '"\(.queue) \(.amtQueueName)"' <<<"$BODY")" \
+    "without amtQueueName a job goes to its application's default queue"
+
+### controller slots and priority #############################################
+
+cat >"$H_TMP/slots.yaml" <<'EOF'
+first_request_id: 100
+api_users: [{name: amtopcon, password: amtopcon-secret}]
+controller: {slots: 1}
+queues:
+  - {name: LOWQ, priority: low, default: true}
+  - {name: HIGHQ, priority: high}
+applications:
+  - name: APP
+    user: U
+    jobs:
+      - {name: FOREVER, duration: forever}
+      - {name: QUICK, duration: 0}
+EOF
+h_sim_start --catalog "$H_TMP/slots.yaml"
+logon
+start '"jobName":"FOREVER"' APP
+h_eq 100 "$ID" "first_request_id numbers the requests"
+blocker=$ID
+start '"jobName":"FOREVER"' APP
+low=$ID
+start '"jobName":"FOREVER","amtQueueName":"HIGHQ"' APP
+high=$ID
+h_eq "2 1 1" "$(code_of "$blocker") $(code_of "$low") $(code_of "$high")" \
+    "with one controller slot taken, everything else is QUEUED"
+kill_req "$blocker"
+h_eq "1 2" "$(code_of "$low") $(code_of "$high")" "the freed slot goes to the high-priority queue first"
+kill_req "$high"
+h_eq 2 "$(code_of "$low")" "then to the low-priority one"
+
+### timed waits and run states #################################################
+
+# Scale 0.1: a 10 s wait lasts 1 s, long enough to be seen by polling.
+h_sim_start --time-scale 0.1
+logon
+declare -A first_code=([IDLEJOB]=0 [SUSPENDEDJOB]=5 [WAITFORFILE]=13 [WAITFORINPUT]=14
+                       [WAITFORREPORT]=16 [RECOVERJOB]=18 [DEBUGREPORT]=21 [REPORTTEST01]=2
+                       [MANUALRUN]=7 [FORCEDRUN]=8)
+declare -A ids=()
+for job in "${!first_code[@]}"; do
+    start "\"jobName\":\"$job\""
+    ids[$job]=$ID
+    h_eq "${first_code[$job]}" "$(code_of "$ID")" "$job shows ${first_code[$job]} first"
+done
+h_wait_until 20 is_code "${ids[WAITFORFILE]}" 2
+h_eq 2 "$(code_of "${ids[WAITFORFILE]}")" "WAITFORFILE runs (2) once its wait is over"
+h_wait_until 20 is_code "${ids[DEBUGREPORT]}" 9
+h_eq 9 "$(code_of "${ids[DEBUGREPORT]}")" "DEBUGREPORT runs as RUN_DEBUG (9) after WAIT_FOR_DEBUGGER"
+declare -A path=([IDLEJOB]="1 0 2 4" [WAITFORINPUT]="1 14 2 4" [WAITFORREPORT]="1 16 2 4"
+                 [RECOVERJOB]="1 18 2 4" [DEBUGREPORT]="1 21 9 4" [MANUALRUN]="1 7 4"
+                 [FORCEDRUN]="1 8 4")
+for job in "${!path[@]}"; do
+    h_wait_until 20 is_code "${ids[$job]}" 4
+    h_eq "${path[$job]}" "$(history "${ids[$job]}")" "$job's history: ${path[$job]}"
+done
+
+h_sim_start
+logon
+start '"jobName":"ALLSTATES"'
+h_wait_until 20 is_code "$ID" 4
+h_eq "1 0 13 14 16 18 21 5 15 9 4" "$(history "$ID")" \
+    "ALLSTATES passes through every timed waiting state, then RUN_DEBUG, then DONE"
