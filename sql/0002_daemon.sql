@@ -175,3 +175,121 @@ END
 $$;
 CREATE TRIGGER batch_users_notify AFTER INSERT OR UPDATE OR DELETE ON acs.batch_users
     FOR EACH ROW EXECUTE FUNCTION acs.batch_users_notify();
+
+-------------------------------------------------------------------------------
+-- In doubt: a job whose Start may have reached a server that does not promise
+-- an idempotent Start (no "IdempotentStart" in its heartbeat features). It is
+-- not started again; an operator decides (amtacsctl resolve).
+-------------------------------------------------------------------------------
+
+ALTER TABLE acs.jobs DROP CONSTRAINT jobs_state_valid;
+ALTER TABLE acs.jobs ADD CONSTRAINT jobs_state_valid
+    CHECK (state IN ('queued', 'starting', 'running', 'in_doubt', 'finished'));
+COMMENT ON COLUMN acs.jobs.state IS
+    'queued -> starting -> running -> finished; starting -> in_doubt when a Start may have been sent to a server without idempotent Start';
+
+CREATE OR REPLACE FUNCTION acs.jobs_check_transition() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog
+AS $$
+DECLARE
+    allowed text[];
+BEGIN
+    allowed := CASE OLD.state
+        WHEN 'queued'   THEN ARRAY['starting', 'finished']
+        WHEN 'starting' THEN ARRAY['running', 'finished', 'queued', 'in_doubt']
+        WHEN 'running'  THEN ARRAY['finished']
+        WHEN 'in_doubt' THEN ARRAY['queued', 'running', 'finished']
+        ELSE ARRAY[]::text[] END;
+    IF NOT NEW.state = ANY (allowed) THEN
+        RAISE EXCEPTION 'job % cannot go from % to %; allowed from %: %', OLD.id, OLD.state, NEW.state,
+            OLD.state, CASE WHEN cardinality(allowed) = 0 THEN 'nothing (it is final)'
+                            ELSE array_to_string(allowed, ', ') END
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'jobs_state_transition',
+                  TABLE = 'jobs', SCHEMA = 'acs';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- Daemon: the job's Start may have been sent and the server cannot be asked
+-- again safely. Raises an alert. True if the caller held the job.
+CREATE FUNCTION acs.job_in_doubt(job_id bigint, owner text, attempt integer, reason text)
+    RETURNS boolean
+    LANGUAGE plpgsql SET search_path = pg_catalog
+AS $$
+DECLARE
+    conn text;
+BEGIN
+    UPDATE acs.jobs AS j
+       SET state = 'in_doubt', lease_expires = NULL, error = reason
+     WHERE j.id = job_id AND j.owner = job_in_doubt.owner AND j.attempt = job_in_doubt.attempt
+       AND j.state = 'starting'
+    RETURNING j.connection INTO conn;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO acs.alerts (job_id, connection, name, message)
+    VALUES (job_id, conn, 'START_IN_DOUBT',
+            format('job %s may have been started on the AMT server; it is not started again '
+                   'until an operator decides (amtacsctl resolve %s --restart | --fail | '
+                   '--follow BATCHREQUESTID): %s', job_id, job_id, reason));
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION acs.job_in_doubt(bigint, text, integer, text) IS
+    'Daemon: starting -> in_doubt (the Start may have been sent to a non-idempotent server), with an alert';
+
+-- Operator: the way out of in_doubt. action 'restart' queues the job again
+-- (the operator checked that the server did not start it); 'fail' finishes it
+-- as a failure (UNDEFINED, 19); 'follow' records the BatchRequestId the
+-- operator found on the server and the daemon follows it to its end.
+CREATE FUNCTION acs.resolve_in_doubt(job_id bigint, action text, batch_request_id integer DEFAULT NULL,
+                                     log text DEFAULT NULL)
+    RETURNS text
+    LANGUAGE plpgsql SET search_path = pg_catalog
+AS $$
+DECLARE
+    st text;
+BEGIN
+    SELECT j.state INTO st FROM acs.jobs AS j WHERE j.id = resolve_in_doubt.job_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'job % does not exist', job_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF st <> 'in_doubt' THEN
+        RAISE EXCEPTION 'job % is %, not in doubt; there is nothing to resolve', job_id, st
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF action = 'restart' THEN
+        UPDATE acs.jobs AS j SET state = 'queued', task_id = gen_random_uuid(), owner = NULL,
+               claimed_at = NULL, error = NULL
+         WHERE j.id = resolve_in_doubt.job_id;
+    ELSIF action = 'fail' THEN
+        UPDATE acs.jobs AS j SET state = 'finished', completion_code = 19, result = 'failure',
+               finished_at = now(),
+               error = coalesce(j.error || '; ', '') || 'resolved by an operator as failed'
+         WHERE j.id = resolve_in_doubt.job_id;
+        INSERT INTO acs.job_logs (job_id, connection, log)
+        SELECT j.id, j.connection,
+               coalesce(resolve_in_doubt.log, 'job ' || j.id || ' was in doubt and resolved by '
+                        || session_user || ' as failed: ' || coalesce(j.error, '') || E'\n')
+          FROM acs.jobs AS j WHERE j.id = resolve_in_doubt.job_id;
+    ELSIF action = 'follow' THEN
+        IF batch_request_id IS NULL OR batch_request_id <= 0 THEN
+            RAISE EXCEPTION 'follow needs the BatchRequestId the server gave the job'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        UPDATE acs.jobs AS j SET state = 'running', batch_request_id = resolve_in_doubt.batch_request_id,
+               started_at = coalesce(j.started_at, now()), lease_expires = now(), error = NULL
+         WHERE j.id = resolve_in_doubt.job_id;
+    ELSE
+        RAISE EXCEPTION 'unknown action %; use restart, fail or follow', quote_literal(action)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE acs.alerts AS a SET acknowledged_at = now(), acknowledged_by = session_user
+     WHERE a.job_id = resolve_in_doubt.job_id AND a.name = 'START_IN_DOUBT' AND a.acknowledged_at IS NULL;
+    PERFORM pg_notify('acs_jobs', (SELECT j.connection FROM acs.jobs AS j WHERE j.id = resolve_in_doubt.job_id));
+    RETURN action;
+END
+$$;
+COMMENT ON FUNCTION acs.resolve_in_doubt(bigint, text, integer, text) IS
+    'Operator: restart (queue again), fail (finish as UNDEFINED) or follow (BatchRequestId known) an in-doubt job';

@@ -80,6 +80,8 @@ struct amt_reply {
     long http_status;   /* 0 when no HTTP answer arrived */
     int error_code;     /* the server's errorCode, 0 if none */
     const char *error;  /* human text for a failure ("" on success); never a secret */
+    bool maybe_delivered; /* a failed call may still have reached the server (bytes of the
+                             request went out, or a 5xx came back) */
     int batch_request_id;           /* start, kill */
     const struct amt_job *jobs;     /* monitor (1), monitor many (n) */
     size_t njobs;
@@ -90,6 +92,7 @@ struct amt_reply {
     long next;                      /* messages: the `after` of the next page */
     bool more;                      /* messages: another page follows */
     bool monitor_jobs;              /* heartbeat: the server offers MonitorJobs */
+    bool idempotent_start;          /* heartbeat: Start is idempotent per taskId */
     const char *amt_version;        /* heartbeat */
 };
 

@@ -29,6 +29,7 @@ int ctl_cmd_log(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_list(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_kill(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_resolve(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_keygen(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_batch_user(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_config(struct ctl *ctl, int argc, char **argv);

@@ -52,6 +52,9 @@ int store_progress(struct pgconn *pc, long long id, const char *owner, int attem
 /* outcome: "finished", "already" (finished by this holder before) or "lost". */
 int store_finish(struct pgconn *pc, long long id, const char *owner, int attempt, int code,
                  const char *error, const char *log, store_finish_cb cb, void *ud);
+/* starting -> in_doubt with an alert; held false when the caller no longer held it. */
+int store_in_doubt(struct pgconn *pc, long long id, const char *owner, int attempt,
+                   const char *reason, store_bool_cb cb, void *ud);
 int store_release(struct pgconn *pc, const char *owner, store_done_cb cb, void *ud);
 /* key_id NULL (and no error) when the Batch User does not exist. */
 int store_batch_user_secret(struct pgconn *pc, const char *name, store_secret_cb cb, void *ud);

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "amtacs/config.h"
 #include "amtacs/ctl.h"
+#include "amtacs/joblog.h"
 
 #define MAX_VALUES 20
 
@@ -367,6 +369,121 @@ int ctl_cmd_kill(struct ctl *ctl, int argc, char **argv)
         rc = 0;
     }
     PQclear(r);
+    PQfinish(conn);
+    return rc;
+}
+
+/* The reference layout for a job that never got a server log (resolved as failed). */
+static char *render_resolved_log(struct ctl *ctl, PGconn *conn, const char *id)
+{
+    const char *p[] = {id};
+    PGresult *r = ctl_exec(conn, "resolve",
+                           "SELECT connection, application, kind, coalesce(job_name, script_name), "
+                           "queue_name, CASE WHEN kind = 'batch' THEN task_values "
+                           "ELSE script_parameters END, coalesce(error, ''), session_user "
+                           "FROM acs.jobs WHERE id = $1::bigint",
+                           1, p);
+    if (!r || PQntuples(r) != 1) {
+        PQclear(r);
+        return NULL;
+    }
+    const struct amtacs_config *cfg = NULL;
+    const char *server = "";
+    if (ctl->config_path) {
+        struct config_errors *errs = NULL;
+        cfg = config_load(ctl->config_path, &errs);
+        config_errors_free(errs);
+        const struct amtacs_connection *c = cfg ? config_find_connection(cfg, PQgetvalue(r, 0, 0))
+                                                : NULL;
+        if (c)
+            server = c->url;
+    }
+    /* task values come as a text[] literal; the log lists them space-separated */
+    char *values_text = strdup(PQgetvalue(r, 0, 5));
+    const char *params[20];
+    size_t np = 0;
+    if (values_text && strlen(values_text) > 2) {
+        char *q = values_text + 1;
+        values_text[strlen(values_text) - 1] = '\0';
+        while (*q && np < 20) {
+            char *start = q, *w = q;
+            if (*q == '"') {
+                start = w = ++q;
+                while (*q && *q != '"') {
+                    if (*q == '\\' && q[1])
+                        q++;
+                    *w++ = *q++;
+                }
+                if (*q == '"')
+                    q++;
+            } else {
+                while (*q && *q != ',')
+                    *w++ = *q++;
+            }
+            if (*q == ',')
+                q++;
+            *w = '\0';
+            params[np++] = start;
+        }
+    }
+    char line[1200];
+    snprintf(line, sizeof line, "amtacs: %s%sthe job was in doubt and %s resolved it as failed",
+             PQgetvalue(r, 0, 6), *PQgetvalue(r, 0, 6) ? "; " : "", PQgetvalue(r, 0, 7));
+    const char *msgs[] = {line};
+    struct joblog_job job = {
+        .server = server, .application = PQgetvalue(r, 0, 1), .submit_user = "BATCH",
+        .station = "OPCON", .queue_name = PQgetisnull(r, 0, 4) ? NULL : PQgetvalue(r, 0, 4),
+        .kind = strcmp(PQgetvalue(r, 0, 2), "script") ? JOBLOG_BATCH : JOBLOG_SCRIPT,
+        .name = PQgetvalue(r, 0, 3), .params = params, .nparams = np, .completion_code = 19,
+    };
+    char *log = joblog_render(&job, msgs, 1);
+    free(values_text);
+    config_free(cfg);
+    PQclear(r);
+    return log;
+}
+
+int ctl_cmd_resolve(struct ctl *ctl, int argc, char **argv)
+{
+    const char *id = NULL, *action = NULL, *brid = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--restart") || !strcmp(argv[i], "--fail")) {
+            action = argv[i] + 2;
+        } else if (!strcmp(argv[i], "--follow") && i + 1 < argc) {
+            action = "follow";
+            brid = argv[++i];
+        } else if (!id && job_id_arg("resolve", argc, argv, i, &id)) {
+            continue;
+        } else {
+            id = NULL;
+            break;
+        }
+    }
+    if (!id || !action) {
+        fprintf(stderr,
+                "usage: amtacsctl resolve ID --restart | --fail | --follow BATCHREQUESTID\n"
+                "  for a job in doubt: --restart queues it again (you checked the AMT server\n"
+                "  did not start it), --fail ends it as a failure, --follow follows the request\n"
+                "  you found on the server\n");
+        return 2;
+    }
+    PGconn *conn = ctl_connect(ctl, "resolve");
+    if (!conn)
+        return 1;
+    char *log = !strcmp(action, "fail") ? render_resolved_log(ctl, conn, id) : NULL;
+    const char *p[] = {id, action, brid, log};
+    PGresult *r = ctl_exec(conn, "resolve",
+                           "SELECT acs.resolve_in_doubt($1::bigint, $2, $3::int, $4)", 4, p);
+    int rc = 1;
+    if (r) {
+        printf("job %s: %s\n", id,
+               !strcmp(action, "restart") ? "queued again"
+               : !strcmp(action, "fail")  ? "finished as a failure (UNDEFINED)"
+                                          : "running; the daemon follows it");
+        rc = 0;
+    }
+    PQclear(r);
+    free(log);
     PQfinish(conn);
     return rc;
 }

@@ -35,6 +35,7 @@ static const struct command commands[] = {
     {"log", ctl_cmd_log, "log ID", "a finished job's merged job log"},
     {"wait", ctl_cmd_wait, "wait ID [--timeout S]", "wait until the job ends (exit 0 success, 1 failure, 4 timeout)"},
     {"kill", ctl_cmd_kill, "kill ID", "send a running job an immediate Kill (it ends KILLED)"},
+    {"resolve", ctl_cmd_resolve, "resolve ID --restart|--fail|--follow N", "decide about a job in doubt"},
     {"status", ctl_cmd_show, "status ID", "the same as show"},
     {"list", ctl_cmd_list, "list [--state S] ...", "the latest jobs"},
     {"keygen", ctl_cmd_keygen, "keygen [--secret FILE]", "make the key pair that seals Batch User passwords"},

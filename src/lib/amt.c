@@ -34,6 +34,7 @@ struct amt_req {
     struct buf resp;
     bool too_big;
     bool auth_retried;   /* a 401 already made us log on again once */
+    bool maybe_delivered;
     unsigned token_gen;  /* generation of the token this request carried */
     char curl_err[CURL_ERROR_SIZE];
     struct amt_req *prev, *next; /* all requests of the client */
@@ -227,6 +228,8 @@ struct amt_parsed *amt_parse_reply(enum amt_call call, long http_status, const c
             {
                 if (cJSON_IsString(it) && !strcmp(it->valuestring, "MonitorJobs"))
                     r->monitor_jobs = true;
+                if (cJSON_IsString(it) && !strcmp(it->valuestring, "IdempotentStart"))
+                    r->idempotent_start = true;
             }
         }
         break;
@@ -420,6 +423,8 @@ static void finish_error(struct amt_req *q, enum amt_status st, long http, int c
     struct amt_reply r;
     memset(&r, 0, sizeof r);
     r.status = st;
+    r.maybe_delivered = q->maybe_delivered && (st == AMT_ERR_TRANSPORT || st == AMT_ERR_SERVER ||
+                                               st == AMT_ERR_PROTOCOL);
     r.http_status = http;
     r.error_code = code;
     r.error = msg;
@@ -653,6 +658,13 @@ static void complete(struct amt_req *q, CURLcode cc)
     long http = 0;
     char msg[AMT_ERRLEN];
     curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &http);
+    /* Whether the server may have acted on a call that failed: some of the
+     * request went out (a connect failure sends nothing), or it answered 5xx. */
+    curl_off_t sent_body = 0;
+    long sent_head = 0;
+    curl_easy_getinfo(q->easy, CURLINFO_REQUEST_SIZE, &sent_head);
+    curl_easy_getinfo(q->easy, CURLINFO_SIZE_UPLOAD_T, &sent_body);
+    q->maybe_delivered = sent_head > 0 || sent_body > 0;
     if (cc != CURLE_OK) {
         if (q->too_big || cc == CURLE_FILESIZE_EXCEEDED)
             snprintf(msg, sizeof msg, "answer larger than %zu bytes", c->max_body);
@@ -716,6 +728,7 @@ static void complete(struct amt_req *q, CURLcode cc)
     struct amt_reply r;
     struct amt_parsed *p =
         amt_parse_reply(q->call, http, q->resp.data ? q->resp.data : "", q->resp.len, &r);
+    r.maybe_delivered = r.status != AMT_OK; /* a 2xx came back: the server did act */
     if (p && r.status == AMT_OK && q->call == AMT_CALL_LOGON) {
         set_token(c, get_str(p->json, "AmtLogonToken"));
         if (!c->token) {

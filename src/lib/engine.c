@@ -36,6 +36,7 @@ enum phase {
     PH_FOLLOW,       /* MonitorJob until a final code */
     PH_MESSAGES,     /* read every message of the task and its children */
     PH_FINISH_WRITE, /* final code, result and merged log in one transaction */
+    PH_DOUBT_WRITE,  /* the Start may have been sent to a non-idempotent server */
 };
 
 struct conn;
@@ -49,6 +50,8 @@ struct job {
     bool lost;     /* the lease is gone: drop the job once it is not busy */
     bool kill_wanted; /* an operator asked for a kill */
     bool kill_busy;   /* a Kill call is in flight (independent of `busy`) */
+    bool maybe_started; /* an earlier holder may have sent Start already */
+    char *doubt;        /* why the job is going in doubt */
     bool script;
     char *application, *amt_user, *queue_name, *name;
     char **values;
@@ -81,6 +84,8 @@ struct conn {
     bool claiming, claim_again;
     int64_t claim_sent_at;
     bool monitor_jobs;   /* the server offers MonitorJobs */
+    bool features_known; /* a heartbeat has answered */
+    bool idempotent;     /* the server's Start is idempotent per taskId */
     bool heartbeat_busy;
     int64_t next_heartbeat;
     char key_id[64];
@@ -222,6 +227,7 @@ static void job_free(struct job *j)
     free(j->queue_name);
     free(j->name);
     free(j->error);
+    free(j->doubt);
     free(j);
     claim(c); /* a slot is free */
 }
@@ -622,6 +628,52 @@ static void follow(struct job *j)
     }
 }
 
+/* ------------------------------------------------------------ in doubt */
+
+static void on_doubt_written(void *ud, bool held, const char *err)
+{
+    struct job *j = ud;
+    if (j->c->e->stopping == 2) {
+        j->busy = false;
+        return;
+    }
+    if (!settle(j))
+        return;
+    struct log_ctx x = jctx(j);
+    if (err) {
+        log_event(j->c->e->lg, LOG_WARN, "job.write_retry", &x, "%s", err);
+        schedule(j, DB_RETRY_MS);
+        return;
+    }
+    if (held)
+        log_event(j->c->e->lg, LOG_ERROR, "job.in_doubt", &x,
+                  "not started again; an operator decides (amtacsctl resolve %lld): %s", j->id,
+                  j->doubt);
+    job_free(j);
+}
+
+static void write_doubt(struct job *j)
+{
+    j->busy = true;
+    if (store_in_doubt(j->c->e->pc, j->id, j->c->e->owner, j->attempt, j->doubt,
+                       on_doubt_written, j)) {
+        j->busy = false;
+        schedule(j, DB_RETRY_MS);
+    }
+}
+
+static void in_doubt(struct job *j, const char *reason)
+{
+    free(j->doubt);
+    j->doubt = strdup(reason);
+    if (!j->doubt) {
+        schedule(j, DB_RETRY_MS);
+        return;
+    }
+    j->phase = PH_DOUBT_WRITE;
+    write_doubt(j);
+}
+
 /* ------------------------------------------------------------ starting */
 
 static void on_started_written(void *ud, bool held, const char *err)
@@ -693,6 +745,15 @@ static void on_start(void *ud, const struct amt_reply *r)
         break;
     }
     j->start_tries++;
+    if (r->maybe_delivered && !(c->features_known && c->idempotent)) {
+        char why[700];
+        snprintf(why, sizeof why,
+                 "the Start call failed after it was sent (%s) and the server does not promise "
+                 "an idempotent Start: it may have started the job",
+                 r->error);
+        in_doubt(j, why);
+        return;
+    }
     if (j->start_tries >= c->cfg->start_retry.attempts) {
         finish(j, AMT_WEB_SERVER_ERROR,
                "the Batch Server could not be reached to start the job (%ld attempts): %s",
@@ -712,6 +773,19 @@ static void start(struct job *j)
     if (!lease_holds(j)) {
         schedule(j, DB_RETRY_MS);
         return;
+    }
+    struct conn *c = j->c;
+    if (j->maybe_started) {
+        /* Sending Start again is safe only where the server says so. */
+        if (!c->features_known) {
+            schedule(j, 200);
+            return;
+        }
+        if (!c->idempotent) {
+            in_doubt(j, "an earlier holder of the job may have sent Start, and the server does "
+                        "not promise an idempotent Start");
+            return;
+        }
     }
     struct amt_start s = {
         .task_id = j->task_id, .application = j->application, .amt_user = j->amt_user,
@@ -812,7 +886,8 @@ static void kill_job(struct job *j)
 static void job_due(struct job *j)
 {
     struct engine *e = j->c->e;
-    if (e->stopping && j->phase != PH_FINISH_WRITE && j->phase != PH_START_WRITE)
+    if (e->stopping && j->phase != PH_FINISH_WRITE && j->phase != PH_START_WRITE &&
+        j->phase != PH_DOUBT_WRITE)
         return; /* draining: only writes in hand are completed */
     switch (j->phase) {
     case PH_START:
@@ -829,6 +904,9 @@ static void job_due(struct job *j)
         break;
     case PH_FINISH_WRITE:
         write_finish(j);
+        break;
+    case PH_DOUBT_WRITE:
+        write_doubt(j);
         break;
     }
 }
@@ -865,6 +943,7 @@ static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const c
                       j->attempt);
         } else {
             j->phase = PH_START;
+            j->maybe_started = j->attempt > 1;
             log_event(e->lg, LOG_INFO, "job.claimed", &x, "%s %s (attempt %d)",
                       j->script ? "script" : "batch job", j->name, j->attempt);
         }
@@ -1021,11 +1100,19 @@ static void on_heartbeat(void *ud, const struct amt_reply *r)
         return;
     struct log_ctx x = {c->cfg->name, 0, 0};
     if (r->status == AMT_OK) {
-        if (c->monitor_jobs != r->monitor_jobs)
-            log_event(c->e->lg, LOG_INFO, "conn.features", &x, "MonitorJobs %s",
-                      r->monitor_jobs ? "offered: following jobs in bulk" : "not offered");
+        if (!c->features_known || c->monitor_jobs != r->monitor_jobs ||
+            c->idempotent != r->idempotent_start)
+            log_event(c->e->lg, LOG_INFO, "conn.features", &x,
+                      "AMT %s; MonitorJobs %s; Start %s", r->amt_version ? r->amt_version : "?",
+                      r->monitor_jobs ? "offered (jobs are followed in bulk)" : "not offered",
+                      r->idempotent_start ? "idempotent per taskId"
+                                          : "NOT idempotent (a Start in doubt is never repeated)");
         c->monitor_jobs = r->monitor_jobs;
+        c->idempotent = r->idempotent_start;
+        c->features_known = true;
     } else {
+        if (!c->features_known)
+            c->next_heartbeat = now_ms() + 2000; /* features are needed soon */
         log_event(c->e->lg, LOG_WARN, "conn.heartbeat_failed", &x, "%s", r->error);
     }
 }
@@ -1130,7 +1217,8 @@ static bool drained(struct engine *e)
     bool writes = false;
     for (size_t k = 0; k < e->nconns && !writes; k++)
         for (struct job *j = e->conns[k].jobs; j; j = j->next)
-            if (j->busy && (j->phase == PH_FINISH_WRITE || j->phase == PH_START_WRITE)) {
+            if (j->busy && (j->phase == PH_FINISH_WRITE || j->phase == PH_START_WRITE ||
+                            j->phase == PH_DOUBT_WRITE)) {
                 writes = true;
                 break;
             }

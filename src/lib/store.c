@@ -239,6 +239,17 @@ int store_progress(struct pgconn *pc, long long id, const char *owner, int attem
                (void (*)(void))cb, ud);
 }
 
+int store_in_doubt(struct pgconn *pc, long long id, const char *owner, int attempt,
+                   const char *reason, store_bool_cb cb, void *ud)
+{
+    char sid[24], sat[16];
+    snprintf(sid, sizeof sid, "%lld", id);
+    snprintf(sat, sizeof sat, "%d", attempt);
+    const char *p[] = {sid, owner, sat, reason};
+    return run(pc, "SELECT acs.job_in_doubt($1::bigint, $2, $3::int, $4)", 4, p, on_bool,
+               (void (*)(void))cb, ud);
+}
+
 /* ------------------------------------------------------------ finish */
 
 static void on_finish(void *ud, const PGresult *res, const char *err)
