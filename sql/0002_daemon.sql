@@ -15,17 +15,19 @@ UPDATE acs.jobs SET task_id = gen_random_uuid() WHERE task_id IS NULL AND state 
 -- Claims up to max_jobs jobs of one connection for owner: first jobs whose
 -- holder's lease expired (they are followed again, never restarted), then
 -- queued ones in id order. Queued jobs are claimed only under Full Comm
--- (enabled); expired ones also under limited comm.
+-- (enabled); expired ones also under limited comm. taken_over says the job was
+-- held before: a job taken over while starting may have had its Start sent.
 CREATE FUNCTION acs.claim_jobs(owner text, connection text, max_jobs integer, lease_seconds integer)
     RETURNS TABLE (id bigint, attempt integer, state text, kind text, application text,
                    amt_user text, queue_name text, job_name text, script_name text,
-                   params json, task_id uuid, batch_request_id integer, kill_requested boolean)
+                   params json, task_id uuid, batch_request_id integer, kill_requested boolean,
+                   taken_over boolean)
     LANGUAGE sql SET search_path = pg_catalog
 AS $$
     WITH comm AS (
         SELECT c.comm_state FROM acs.connections AS c WHERE c.name = claim_jobs.connection
     ), candidates AS (
-        SELECT j.id
+        SELECT j.id, j.state AS old_state
           FROM acs.jobs AS j
          WHERE j.connection = claim_jobs.connection
            AND ((j.state = 'queued' AND (SELECT comm_state FROM comm) = 'enabled')
@@ -47,7 +49,8 @@ AS $$
     RETURNING j.id, j.attempt, j.state, j.kind, j.application, j.amt_user, j.queue_name,
               j.job_name, j.script_name,
               array_to_json(CASE WHEN j.kind = 'batch' THEN j.task_values ELSE j.script_parameters END),
-              j.task_id, j.batch_request_id, j.kill_requested_at IS NOT NULL
+              j.task_id, j.batch_request_id, j.kill_requested_at IS NOT NULL,
+              candidates.old_state <> 'queued'
 $$;
 COMMENT ON FUNCTION acs.claim_jobs(text, text, integer, integer) IS
     'Daemon: claims up to max_jobs jobs of a connection (expired leases first, then queued), with a lease';

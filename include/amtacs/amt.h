@@ -108,6 +108,9 @@ struct amt_start {
     const char *script_name;/* script job, or NULL */
     const char *const *values; /* task values or script parameters */
     size_t nvalues;
+    bool fresh_connection; /* never reuse a kept-alive connection: libcurl re-sends a
+                              request whose reused connection died, which a server
+                              without idempotent Start would take as a second Start */
 };
 
 /* Creates a client on `multi` (not owned). NULL on bad settings (err set). */

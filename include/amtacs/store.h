@@ -29,6 +29,7 @@ struct store_job {
     const char *task_id;
     int batch_request_id;    /* 0 while not started */
     bool kill_requested;
+    bool taken_over;         /* another holder had it: its Start may have been sent */
 };
 
 typedef void (*store_claim_cb)(void *ud, const struct store_job *jobs, size_t n, const char *err);

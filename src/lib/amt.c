@@ -35,6 +35,7 @@ struct amt_req {
     bool too_big;
     bool auth_retried;   /* a 401 already made us log on again once */
     bool maybe_delivered;
+    bool fresh;          /* a new connection, never a reused one */
     unsigned token_gen;  /* generation of the token this request carried */
     char curl_err[CURL_ERROR_SIZE];
     struct amt_req *prev, *next; /* all requests of the client */
@@ -517,6 +518,8 @@ static int launch(struct amt_req *q)
     if (c->ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (q->fresh)
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     if (q->body) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body);
@@ -877,7 +880,13 @@ int amt_start_job(struct amt_client *c, const struct amt_start *job, amt_cb cb, 
         buf_free(&b);
         return -1;
     }
-    return queue_call(c, AMT_CALL_START, "/api/OpConJobAction", &b, cb, ud);
+    struct amt_req *q = req_new(c, AMT_CALL_START, "/api/OpConJobAction", &b, cb, ud);
+    buf_free(&b);
+    if (!q)
+        return -1;
+    q->fresh = job->fresh_connection;
+    submit(q);
+    return 0;
 }
 
 int amt_kill(struct amt_client *c, int id, amt_cb cb, void *ud)

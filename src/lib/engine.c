@@ -791,7 +791,7 @@ static void start(struct job *j)
         .task_id = j->task_id, .application = j->application, .amt_user = j->amt_user,
         .queue_name = j->queue_name, .job_name = j->script ? NULL : j->name,
         .script_name = j->script ? j->name : NULL, .values = (const char *const *)j->values,
-        .nvalues = j->nvalues,
+        .nvalues = j->nvalues, .fresh_connection = !(c->features_known && c->idempotent),
     };
     j->busy = true;
     if (amt_start_job(j->c->amt, &s, on_start, j)) {
@@ -866,7 +866,7 @@ static void kill_job(struct job *j)
                   "kill refused: allow_kill is false for connection %s", c->cfg->name);
         return;
     }
-    if (j->phase == PH_START && !j->busy && !j->brid && j->attempt == 1 && !j->start_tries) {
+    if (j->phase == PH_START && !j->busy && !j->brid && !j->maybe_started && !j->start_tries) {
         /* Start was never sent (not by us, not by an earlier holder): the job
          * ends without ever starting. Otherwise Start is (re)sent first, which
          * is idempotent, and the Kill follows its BatchRequestId. */
@@ -943,7 +943,7 @@ static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const c
                       j->attempt);
         } else {
             j->phase = PH_START;
-            j->maybe_started = j->attempt > 1;
+            j->maybe_started = jobs[i].taken_over;
             log_event(e->lg, LOG_INFO, "job.claimed", &x, "%s %s (attempt %d)",
                       j->script ? "script" : "batch job", j->name, j->attempt);
         }

@@ -96,6 +96,7 @@ static void on_claim(void *ud, const PGresult *res, const char *err)
         j->task_id = val(res, i, 10);
         j->batch_request_id = val(res, i, 11) ? (int)strtol(val(res, i, 11), NULL, 10) : 0;
         j->kill_requested = !strcmp(PQgetvalue(res, i, 12), "t");
+        j->taken_over = !strcmp(PQgetvalue(res, i, 13), "t");
         const char *pj = val(res, i, 9);
         parsed[i] = cJSON_Parse(pj ? pj : "[]");
         if (!cJSON_IsArray(parsed[i]) && !cJSON_IsNull(parsed[i])) {
@@ -141,7 +142,7 @@ int store_claim(struct pgconn *pc, const char *owner, const char *connection, in
     const char *p[] = {owner, connection, max, lease};
     return run(pc,
                "SELECT id, attempt, state, kind, application, amt_user, queue_name, job_name, "
-               "script_name, params, task_id, batch_request_id, kill_requested "
+               "script_name, params, task_id, batch_request_id, kill_requested, taken_over "
                "FROM acs.claim_jobs($1, $2, $3::int, $4::int)",
                4, p, on_claim, (void (*)(void))cb, ud);
 }
