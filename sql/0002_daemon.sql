@@ -296,3 +296,62 @@ END
 $$;
 COMMENT ON FUNCTION acs.resolve_in_doubt(bigint, text, integer, text) IS
     'Operator: restart (queue again), fail (finish as UNDEFINED) or follow (BatchRequestId known) an in-doubt job';
+
+-------------------------------------------------------------------------------
+-- Messages while a job runs: the daemon reads them as the server writes them
+-- and keeps them here until the job's merged log is written, so that
+-- `amtacsctl wait` can show them as they arrive (NOTIFY acs_job_messages,
+-- payload the job id).
+-------------------------------------------------------------------------------
+
+CREATE TABLE acs.job_messages (
+    job_id           bigint  NOT NULL
+                     CONSTRAINT job_messages_job_id_fkey REFERENCES acs.jobs (id) ON DELETE CASCADE,
+    seq              bigint  NOT NULL,
+    batch_request_id integer,
+    text             text    NOT NULL,
+    CONSTRAINT job_messages_pkey PRIMARY KEY (job_id, seq)
+);
+COMMENT ON TABLE acs.job_messages IS
+    'Messages of running jobs, as they arrive; removed when the merged log is written';
+
+-- Daemon: adds messages of a held, running job; messages is a JSON array of
+-- {"seq","id","text"}. Returns how many were new.
+CREATE FUNCTION acs.job_add_messages(job_id bigint, owner text, attempt integer, messages json)
+    RETURNS integer
+    LANGUAGE plpgsql SET search_path = pg_catalog
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM 1 FROM acs.jobs AS j
+     WHERE j.id = job_id AND j.owner = job_add_messages.owner
+       AND j.attempt = job_add_messages.attempt AND j.state = 'running';
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO acs.job_messages (job_id, seq, batch_request_id, text)
+    SELECT job_add_messages.job_id, (m->>'seq')::bigint, (m->>'id')::integer, m->>'text'
+      FROM json_array_elements(messages) AS m
+    ON CONFLICT ON CONSTRAINT job_messages_pkey DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM pg_notify('acs_job_messages', job_id::text);
+    END IF;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION acs.job_add_messages(bigint, text, integer, json) IS
+    'Daemon: records messages of a running job as they arrive (NOTIFY acs_job_messages)';
+
+-- The merged log replaces the running messages.
+CREATE FUNCTION acs.job_logs_drop_messages() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog
+AS $$
+BEGIN
+    DELETE FROM acs.job_messages AS m WHERE m.job_id = NEW.job_id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER job_logs_drop_messages AFTER INSERT ON acs.job_logs
+    FOR EACH ROW EXECUTE FUNCTION acs.job_logs_drop_messages();

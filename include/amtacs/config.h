@@ -67,6 +67,7 @@ struct amtacs_config {
         char *id;           /* "" = hostname:pid, filled in by the daemon */
         long lease_seconds; /* a claimed job's lease, renewed while the daemon lives */
         long claim_batch;   /* jobs claimed per query at most */
+        long max_log_bytes; /* a stored job log is cut at this size */
     } daemon;
     struct amtacs_connection *connections; /* in file order */
     size_t n_connections;                  /* >= 1 */

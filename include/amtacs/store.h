@@ -56,6 +56,9 @@ int store_finish(struct pgconn *pc, long long id, const char *owner, int attempt
 /* starting -> in_doubt with an alert; held false when the caller no longer held it. */
 int store_in_doubt(struct pgconn *pc, long long id, const char *owner, int attempt,
                    const char *reason, store_bool_cb cb, void *ud);
+/* Records messages of a running job (json: [{"seq","id","text"}]); best effort. */
+int store_add_messages(struct pgconn *pc, long long id, const char *owner, int attempt,
+                       const char *json, store_done_cb cb, void *ud);
 int store_release(struct pgconn *pc, const char *owner, store_done_cb cb, void *ud);
 /* key_id NULL (and no error) when the Batch User does not exist. */
 int store_batch_user_secret(struct pgconn *pc, const char *name, store_secret_cb cb, void *ud);

@@ -42,6 +42,9 @@ static const struct config_key keys[] = {
      .help = "lease on claimed jobs; another daemon takes over after it expires"},
     {.path = "daemon.claim_batch", .type = CONFIG_T_INT, .reload = true, .min = 1, .max = 10000,
      .def = 100, .offset = G(daemon.claim_batch), .help = "jobs claimed per query at most"},
+    {.path = "daemon.max_log_bytes", .type = CONFIG_T_INT, .reload = true, .min = 4096,
+     .max = 268435456, .def = 4194304, .offset = G(daemon.max_log_bytes),
+     .help = "a job log is cut at this size, with a marker saying what was left out"},
     {.path = "connections", .type = CONFIG_T_CONNECTIONS, .required = true, .reload = true,
      .help = "the AMT Batch Servers (one item per OpCon agent)"},
 

@@ -20,6 +20,7 @@
 #include "amtacs/joblog.h"
 #include "amtacs/pgconn.h"
 #include "amtacs/store.h"
+#include "amtacs/text.h"
 #include "amtacs/timeutil.h"
 
 #define NOT_IN_HEAP SIZE_MAX
@@ -68,6 +69,9 @@ struct job {
     char *error;        /* text for the job log and the row, or NULL */
     char **msgs;
     size_t nmsgs, capmsgs;
+    size_t log_bytes;     /* bytes of the messages kept */
+    long message_count;   /* messages the server says the job has */
+    bool truncated;       /* the log reached daemon.max_log_bytes */
     long after;
     int64_t lease_until; /* our lease surely holds until then (monotonic ms) */
     int64_t due;
@@ -317,20 +321,35 @@ static void on_finish_written(void *ud, const char *outcome, const char *err)
 static void write_finish(struct job *j)
 {
     struct conn *c = j->c;
-    size_t n = j->nmsgs + (j->error ? 1 : 0);
+    size_t n = j->nmsgs + (j->error ? 1 : 0) + (j->truncated ? 1 : 0);
     const char **lines = calloc(n ? n : 1, sizeof *lines);
     char *errline = NULL;
+    char cut[200];
+    size_t at = 0;
     if (!lines)
         goto retry;
     for (size_t i = 0; i < j->nmsgs; i++)
-        lines[i] = j->msgs[i];
+        lines[at++] = j->msgs[i];
+    if (j->truncated) {
+        if (j->message_count > (long)j->nmsgs)
+            snprintf(cut, sizeof cut,
+                     "amtacs: log cut at %ld bytes (daemon.max_log_bytes): %zu of %ld messages "
+                     "kept",
+                     c->e->cfg->daemon.max_log_bytes, j->nmsgs, j->message_count);
+        else
+            snprintf(cut, sizeof cut,
+                     "amtacs: log cut at %ld bytes (daemon.max_log_bytes): %zu messages kept, "
+                     "the rest left out",
+                     c->e->cfg->daemon.max_log_bytes, j->nmsgs);
+        lines[at++] = cut;
+    }
     if (j->error) {
         size_t len = strlen(j->error) + 16;
         errline = malloc(len);
         if (!errline)
             goto retry;
         snprintf(errline, len, "amtacs: %s", j->error);
-        lines[j->nmsgs] = errline;
+        lines[at++] = errline;
     }
     struct joblog_job hdr = {
         .server = c->cfg->url, .application = j->application, .submit_user = "BATCH",
@@ -380,6 +399,33 @@ static void finish(struct job *j, int code, const char *fmt, ...)
 
 static void fetch_messages(struct job *j);
 
+static void on_messages_published(void *ud, const char *err)
+{
+    (void)ud;
+    (void)err; /* best effort: the merged log holds every message anyway */
+}
+
+/* Shares the messages that arrived while the job runs (amtacsctl wait shows them). */
+static void publish_messages(struct job *j, const struct amt_reply *r, size_t first_new)
+{
+    if (first_new >= j->nmsgs)
+        return;
+    struct buf b;
+    buf_init(&b, 0);
+    bool bad = buf_putc(&b, '[');
+    for (size_t i = first_new, k = 0; !bad && i < j->nmsgs && k < r->nmessages; i++, k++) {
+        const struct amt_message *m = &r->messages[k];
+        bad = buf_printf(&b, "%s{\"seq\":%ld,\"id\":%d,\"text\":", k ? "," : "", m->seq, m->id) ||
+              text_json_quote(&b, j->msgs[i], strlen(j->msgs[i])) || buf_putc(&b, '}');
+    }
+    if (!bad)
+        bad = buf_putc(&b, ']');
+    if (!bad)
+        store_add_messages(j->c->e->pc, j->id, j->c->e->owner, j->attempt, b.data,
+                           on_messages_published, NULL);
+    buf_free(&b);
+}
+
 static void on_messages(void *ud, const struct amt_reply *r)
 {
     struct job *j = ud;
@@ -390,7 +436,12 @@ static void on_messages(void *ud, const struct amt_reply *r)
     if (!settle(j))
         return;
     struct log_ctx x = jctx(j);
+    bool running = j->phase == PH_FOLLOW;
     if (r->status != AMT_OK) {
+        if (running) {
+            schedule(j, j->interval_ms); /* the final read gets them */
+            return;
+        }
         if (amt_status_transient(r->status) || r->status == AMT_ERR_AUTH ||
             r->status == AMT_ERR_NOPASSWORD) {
             log_event(j->c->e->lg, LOG_WARN, "job.messages_retry", &x, "%s", r->error);
@@ -400,7 +451,17 @@ static void on_messages(void *ud, const struct amt_reply *r)
         finish(j, j->final_code, "the job's messages could not be read: %s", r->error);
         return;
     }
+    size_t first_new = j->nmsgs;
+    /* Room for the header and the closing lines of the log. */
+    size_t cap = (size_t)j->c->e->cfg->daemon.max_log_bytes;
+    cap = cap > 4096 ? cap - 2048 : cap / 2;
     for (size_t i = 0; i < r->nmessages; i++) {
+        size_t need = strlen(r->messages[i].text) + 3;
+        if (j->log_bytes + need > cap) {
+            j->truncated = true; /* the rest is not even fetched */
+            break;
+        }
+        j->log_bytes += need;
         if (j->nmsgs == j->capmsgs) {
             size_t ncap = j->capmsgs ? j->capmsgs * 2 : 16;
             char **n = realloc(j->msgs, ncap * sizeof *n);
@@ -414,8 +475,12 @@ static void on_messages(void *ud, const struct amt_reply *r)
         j->nmsgs++;
     }
     j->after = r->next;
-    if (r->more)
+    if (running)
+        publish_messages(j, r, first_new);
+    if (r->more && !j->truncated)
         fetch_messages(j);
+    else if (running)
+        schedule(j, j->interval_ms);
     else
         finish(j, j->final_code, NULL);
     return;
@@ -442,8 +507,10 @@ static void on_progress_written(void *ud, bool held, const char *err)
 }
 
 /* A code MonitorJob reported for the job. */
-static void observe(struct job *j, int code)
+static void observe(struct job *j, int code, long message_count)
 {
+    if (message_count > j->message_count)
+        j->message_count = message_count;
     struct conn *c = j->c;
     j->unknown = 0;
     if (j->failures) {
@@ -462,20 +529,23 @@ static void observe(struct job *j, int code)
                            NULL);
     }
     if (amt_code_is_final(code)) {
+        /* Messages read while it ran are kept: reading goes on after them. */
         j->final_code = code;
         j->phase = PH_MESSAGES;
-        j->after = 0;
-        for (size_t i = 0; i < j->nmsgs; i++)
-            free(j->msgs[i]);
-        j->nmsgs = 0;
-        fetch_messages(j);
+        if (j->truncated)
+            finish(j, j->final_code, NULL);
+        else
+            fetch_messages(j);
         return;
     }
     int64_t next = (int64_t)((double)j->interval_ms * c->cfg->poll.backoff);
     j->interval_ms = next > c->cfg->poll.max_interval_ms ? c->cfg->poll.max_interval_ms : next;
     if (j->interval_ms < 1)
         j->interval_ms = 1;
-    schedule(j, j->interval_ms);
+    if (j->message_count > (long)j->nmsgs && !j->truncated)
+        fetch_messages(j); /* new messages while it runs; the next check follows */
+    else
+        schedule(j, j->interval_ms);
 }
 
 /* A failed MonitorJob: following goes on; only a request the server no longer
@@ -510,7 +580,7 @@ static void on_monitor(void *ud, const struct amt_reply *r)
     if (!settle(j))
         return;
     if (r->status == AMT_OK && r->njobs == 1)
-        observe(j, r->jobs[0].code);
+        observe(j, r->jobs[0].code, r->jobs[0].message_count);
     else
         monitor_failed(j, r, r->status == AMT_ERR_REJECTED && r->http_status == 404);
 }
@@ -552,7 +622,7 @@ static void on_monitor_many(void *ud, const struct amt_reply *r)
         const struct amt_job *found =
             sorted ? bsearch(&key, sorted, r->njobs, sizeof *sorted, cmp_job_id) : NULL;
         if (found) {
-            observe(j, found->code);
+            observe(j, found->code, found->message_count);
         } else if (r->status == AMT_OK) {
             bool listed = false;
             for (size_t k = 0; k < r->nunknown; k++)

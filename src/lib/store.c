@@ -251,6 +251,17 @@ int store_in_doubt(struct pgconn *pc, long long id, const char *owner, int attem
                (void (*)(void))cb, ud);
 }
 
+int store_add_messages(struct pgconn *pc, long long id, const char *owner, int attempt,
+                       const char *json, store_done_cb cb, void *ud)
+{
+    char sid[24], sat[16];
+    snprintf(sid, sizeof sid, "%lld", id);
+    snprintf(sat, sizeof sat, "%d", attempt);
+    const char *p[] = {sid, owner, sat, json};
+    return run(pc, "SELECT acs.job_add_messages($1::bigint, $2, $3::int, $4::json)", 4, p,
+               on_done, (void (*)(void))cb, ud);
+}
+
 /* ------------------------------------------------------------ finish */
 
 static void on_finish(void *ud, const PGresult *res, const char *err)
