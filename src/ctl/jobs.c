@@ -9,9 +9,43 @@
 
 #include "amtacs/config.h"
 #include "amtacs/ctl.h"
+#include "amtacs/buf.h"
 #include "amtacs/joblog.h"
+#include "amtacs/text.h"
+
+#include <cjson/cJSON.h>
 
 #define MAX_VALUES 20
+
+/* Writes rows as JSON objects named by their columns: integers and booleans
+ * as such, NULL as null, the rest as strings. One object, or an array. */
+static void print_json(const PGresult *r, bool array)
+{
+    cJSON *out = array ? cJSON_CreateArray() : NULL;
+    for (int i = 0; i < PQntuples(r) && (array || i == 0); i++) {
+        cJSON *o = cJSON_CreateObject();
+        for (int c = 0; o && c < PQnfields(r); c++) {
+            const char *name = PQfname(r, c), *v = PQgetvalue(r, i, c);
+            Oid t = PQftype(r, c);
+            if (PQgetisnull(r, i, c))
+                cJSON_AddNullToObject(o, name);
+            else if (t == 20 || t == 21 || t == 23) /* int8, int2, int4 */
+                cJSON_AddNumberToObject(o, name, strtod(v, NULL));
+            else if (t == 16) /* bool */
+                cJSON_AddBoolToObject(o, name, !strcmp(v, "t"));
+            else
+                cJSON_AddStringToObject(o, name, v);
+        }
+        if (array)
+            cJSON_AddItemToArray(out, o);
+        else
+            out = o;
+    }
+    char *text = out ? cJSON_PrintUnformatted(out) : NULL;
+    printf("%s\n", text ? text : (array ? "[]" : "null"));
+    free(text);
+    cJSON_Delete(out);
+}
 
 static void submit_usage(FILE *out)
 {
@@ -151,8 +185,8 @@ static const char show_sql[] =
     "SELECT r.id, r.external_ref, r.connection, r.kind, r.application, r.name, r.state, "
     "r.completion_code, r.completion_name, r.result, r.enqueued_at, r.started_at, r.finished_at, "
     "r.error, j.batch_request_id, j.task_id, j.queue_name, j.amt_user, "
-    "array_to_string(CASE WHEN j.kind = 'batch' THEN j.task_values ELSE j.script_parameters END, ' '), "
-    "j.last_code, lc.name "
+    "array_to_string(CASE WHEN j.kind = 'batch' THEN j.task_values ELSE j.script_parameters END, ' ') "
+    "AS parameters, j.last_code AS amt_code, lc.name AS amt_state "
     "FROM acs.job_results r JOIN acs.jobs j ON j.id = r.id "
     "LEFT JOIN acs.completion_codes lc ON lc.code = j.last_code WHERE r.id = $1::bigint";
 
@@ -174,8 +208,11 @@ static void print_show(const PGresult *r)
 int ctl_cmd_show(struct ctl *ctl, int argc, char **argv)
 {
     const char *id;
-    if (!job_id_arg("show", argc, argv, 1, &id))
+    bool json = argc == 3 && !strcmp(argv[2], "--json");
+    if ((argc != 2 && !json) || !job_id_arg("show", argc, argv, 1, &id)) {
+        fprintf(stderr, "usage: amtacsctl show ID [--json]\n");
         return 2;
+    }
     PGconn *conn = ctl_connect(ctl, "show");
     if (!conn)
         return 1;
@@ -185,7 +222,10 @@ int ctl_cmd_show(struct ctl *ctl, int argc, char **argv)
     if (r && PQntuples(r) == 0)
         fprintf(stderr, "amtacsctl show: no job %s\n", id);
     else if (r) {
-        print_show(r);
+        if (json)
+            print_json(r, false);
+        else
+            print_show(r);
         rc = 0;
     }
     PQclear(r);
@@ -224,10 +264,38 @@ int ctl_cmd_log(struct ctl *ctl, int argc, char **argv)
     return rc;
 }
 
+/* Prints one message as the job log shows it. */
+static void print_message(const char *text)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    if (!text_json_quote(&b, text, strlen(text)))
+        printf("%s\n", b.data);
+    buf_free(&b);
+    fflush(stdout);
+}
+
+/* The message lines of a finished job's log, from the (skip+1)-th on. */
+static void print_log_tail(const char *log, long skip)
+{
+    const char *p = strstr(log, "\nJob Log ---");
+    p = p ? strchr(p + 1, '\n') : NULL;
+    long n = 0;
+    while (p && p[1] == '"') {
+        const char *eol = strchr(p + 1, '\n');
+        if (!eol)
+            break;
+        if (n++ >= skip)
+            printf("%.*s\n", (int)(eol - p - 1), p + 1);
+        p = eol;
+    }
+}
+
 int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv)
 {
     const char *id = NULL;
     double timeout = -1;
+    bool json = false, quiet = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
             char *end;
@@ -236,6 +304,10 @@ int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv)
                 fprintf(stderr, "amtacsctl wait: --timeout takes seconds, not '%s'\n", argv[i]);
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--json")) {
+            json = quiet = true;
+        } else if (!strcmp(argv[i], "--quiet")) {
+            quiet = true;
         } else if (!id) {
             if (!job_id_arg("wait", argc, argv, i, &id))
                 return 2;
@@ -245,25 +317,49 @@ int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv)
         }
     }
     if (!id) {
-        fprintf(stderr, "usage: amtacsctl wait ID [--timeout SECONDS]\n");
+        fprintf(stderr, "usage: amtacsctl wait ID [--timeout SECONDS] [--quiet] [--json]\n"
+                        "  shows the job's messages as they arrive, then its outcome; exit 0\n"
+                        "  success, 1 failure, 4 timeout\n");
         return 2;
     }
     PGconn *conn = ctl_connect(ctl, "wait");
     if (!conn)
         return 1;
     int rc = 1;
+    long shown = 0;
+    char last[32] = "0";
+    bool doubt_told = false;
     PGresult *r = ctl_exec(conn, "wait", "LISTEN acs_job_finished", 0, NULL);
     if (!r)
         goto out;
     PQclear(r);
+    if (!(r = ctl_exec(conn, "wait", "LISTEN acs_job_messages", 0, NULL)))
+        goto out;
+    PQclear(r);
     struct timespec t0, now;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    const char *p[] = {id};
     for (;;) {
-        /* Checked after LISTEN, so a job finishing in between is not missed. */
+        /* Checked after LISTEN, so nothing that happens in between is missed. */
+        if (!quiet) {
+            const char *mp[] = {id, last};
+            r = ctl_exec(conn, "wait",
+                         "SELECT seq, text FROM acs.job_messages WHERE job_id = $1::bigint "
+                         "AND seq > $2::bigint ORDER BY seq",
+                         2, mp);
+            if (!r)
+                goto out;
+            for (int i = 0; i < PQntuples(r); i++) {
+                print_message(PQgetvalue(r, i, 1));
+                snprintf(last, sizeof last, "%s", PQgetvalue(r, i, 0));
+                shown++;
+            }
+            PQclear(r);
+        }
+        const char *p[] = {id};
         r = ctl_exec(conn, "wait",
-                     "SELECT state, result, coalesce(completion_name, ''), "
-                     "coalesce(completion_code::text, '') FROM acs.job_results WHERE id = $1::bigint",
+                     "SELECT r.id, r.state, r.result, r.completion_code, r.completion_name, "
+                     "r.error, l.log FROM acs.job_results r "
+                     "LEFT JOIN acs.job_logs l ON l.job_id = r.id WHERE r.id = $1::bigint",
                      1, p);
         if (!r)
             goto out;
@@ -272,11 +368,31 @@ int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv)
             PQclear(r);
             goto out;
         }
-        if (!strcmp(PQgetvalue(r, 0, 0), "finished")) {
-            printf("%s %s (%s)\n", PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3));
-            rc = strcmp(PQgetvalue(r, 0, 1), "success") ? 1 : 0;
+        if (!strcmp(PQgetvalue(r, 0, 1), "finished")) {
+            if (!quiet && !PQgetisnull(r, 0, 6))
+                print_log_tail(PQgetvalue(r, 0, 6), shown);
+            if (json) {
+                /* the log itself is `amtacsctl log`'s business */
+                PGresult *o = ctl_exec(conn, "wait",
+                                       "SELECT id, state, result, completion_code, "
+                                       "completion_name, error FROM acs.job_results "
+                                       "WHERE id = $1::bigint",
+                                       1, p);
+                if (o)
+                    print_json(o, false);
+                PQclear(o);
+            } else {
+                printf("%s %s (%s)\n", PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 4),
+                       PQgetvalue(r, 0, 3));
+            }
+            rc = strcmp(PQgetvalue(r, 0, 2), "success") ? 1 : 0;
             PQclear(r);
             goto out;
+        }
+        if (!strcmp(PQgetvalue(r, 0, 1), "in_doubt") && !doubt_told) {
+            doubt_told = true;
+            fprintf(stderr, "amtacsctl wait: job %s is in doubt: %s (amtacsctl resolve %s)\n",
+                    id, PQgetvalue(r, 0, 5), id);
         }
         PQclear(r);
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -286,7 +402,7 @@ int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv)
             rc = 4;
             goto out;
         }
-        /* Wake on a notification, or re-check every second in case one was missed. */
+        /* Wake on a notification, or look again every second in case one was missed. */
         double slice = timeout >= 0 && timeout - spent < 1.0 ? timeout - spent : 1.0;
         struct pollfd pfd = {PQsocket(conn), POLLIN, 0};
         poll(&pfd, 1, (int)(slice * 1000) + 1);
@@ -306,15 +422,19 @@ out:
 int ctl_cmd_list(struct ctl *ctl, int argc, char **argv)
 {
     const char *state = NULL, *connection = NULL, *limit = "50";
+    bool json = false;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--state") && i + 1 < argc)
+        if (!strcmp(argv[i], "--json"))
+            json = true;
+        else if (!strcmp(argv[i], "--state") && i + 1 < argc)
             state = argv[++i];
         else if (!strcmp(argv[i], "--connection") && i + 1 < argc)
             connection = argv[++i];
         else if (!strcmp(argv[i], "--limit") && i + 1 < argc)
             limit = argv[++i];
         else {
-            fprintf(stderr, "usage: amtacsctl list [--state S] [--connection C] [--limit N]\n");
+            fprintf(stderr,
+                    "usage: amtacsctl list [--state S] [--connection C] [--limit N] [--json]\n");
             return 2;
         }
     }
@@ -323,20 +443,23 @@ int ctl_cmd_list(struct ctl *ctl, int argc, char **argv)
         return 1;
     const char *p[] = {state, connection, limit};
     PGresult *r = ctl_exec(conn, "list",
-                           "SELECT id, connection, kind, name, state, "
-                           "coalesce(completion_name, ''), coalesce(result, '') "
+                           "SELECT id, connection, kind, name, state, completion_code, "
+                           "completion_name, result, external_ref "
                            "FROM acs.job_results WHERE ($1::text IS NULL OR state = $1) "
                            "AND ($2::text IS NULL OR connection = $2) "
                            "ORDER BY id DESC LIMIT $3::int",
                            3, p);
     int rc = 1;
-    if (r) {
+    if (r && json) {
+        print_json(r, true);
+        rc = 0;
+    } else if (r) {
         printf("%-8s %-12s %-6s %-32s %-9s %-22s %s\n", "ID", "CONNECTION", "KIND", "NAME",
                "STATE", "COMPLETION", "RESULT");
         for (int i = 0; i < PQntuples(r); i++)
             printf("%-8s %-12s %-6s %-32s %-9s %-22s %s\n", PQgetvalue(r, i, 0),
                    PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
-                   PQgetvalue(r, i, 4), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6));
+                   PQgetvalue(r, i, 4), PQgetvalue(r, i, 6), PQgetvalue(r, i, 7));
         rc = 0;
     }
     PQclear(r);
