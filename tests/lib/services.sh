@@ -70,6 +70,7 @@ synchronous_commit = on
 full_page_writes = off
 max_connections = 50
 shared_buffers = 32MB
+${H_PG_EXTRA_CONF:-}
 CONF
     h_as_pg "$bindir/pg_ctl" -D "$H_PG_DATA" -l "$H_PG_DATA/server.log" -w -t 60 start \
         >/dev/null || { cat "$H_PG_DATA/server.log" >&2; return 1; }
