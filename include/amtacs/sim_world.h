@@ -51,6 +51,8 @@ void sim_world_free(struct sim_world *w);
 void sim_world_count_route(struct sim_world *w, const char *route);
 /* Counts one injected fault. */
 void sim_world_count_fault(struct sim_world *w);
+/* Counts a TCP connection accepted by the HTTP server. */
+void sim_world_count_connection(struct sim_world *w);
 
 /* GET /api/heartbeat. */
 void sim_world_heartbeat(struct sim_world *w, struct sim_reply *r);

@@ -1466,6 +1466,9 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
                       "unencrypted; use https in production",
                       cc->url);
     }
+    /* Keep every connection the clients may open in the cache, so that
+     * kept-alive connections are reused rather than closed and reopened. */
+    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)(8 * e->nconns + 8));
     static const char *const channels[] = {"acs_jobs", "acs_comm", "acs_batch_users",
                                            "acs_kill", NULL};
     struct pgconn_callbacks cbs = {on_notify, on_db_up, on_db_down, e};

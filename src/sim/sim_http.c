@@ -471,6 +471,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     return dispatch(h, con, url, method, c);
 }
 
+/* Counts TCP connections, so a client's keep-alive and reuse can be seen. */
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct sim_http *h = cls;
+    (void)connection;
+    (void)socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        sim_world_count_connection(h->world);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -516,7 +527,7 @@ struct sim_http *sim_http_start(struct sim_world *world, struct sim_faults *faul
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_ARRAY, tls ? tls_opts : no_opts, MHD_OPTION_END);
+        on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_ARRAY, tls ? tls_opts : no_opts, MHD_OPTION_END);
     if (h->d == NULL) {
         snprintf(err, errlen, "cannot start the HTTP server (address in use, bad TLS "
                  "certificate or key, or too few resources)");

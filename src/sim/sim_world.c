@@ -101,6 +101,7 @@ struct counters {
     long logons, logon_failures, token_failures;
     long start_calls, requests_created, duplicate_starts, kills, forced_states;
     long faults_injected;
+    long connections;
     long routes[NROUTES];
 };
 
@@ -933,6 +934,13 @@ void sim_world_count_route(struct sim_world *w, const char *route)
     pthread_mutex_unlock(&w->lock);
 }
 
+void sim_world_count_connection(struct sim_world *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->c.connections++;
+    pthread_mutex_unlock(&w->lock);
+}
+
 void sim_world_count_fault(struct sim_world *w)
 {
     pthread_mutex_lock(&w->lock);
@@ -1391,6 +1399,7 @@ void sim_world_counters(struct sim_world *w, struct sim_reply *r)
         cJSON_AddNumberToObject(o, "kills", (double)w->c.kills);
         cJSON_AddNumberToObject(o, "forced_states", (double)w->c.forced_states);
         cJSON_AddNumberToObject(o, "faults_injected", (double)w->c.faults_injected);
+        cJSON_AddNumberToObject(o, "connections", (double)w->c.connections);
         cJSON_AddNumberToObject(o, "live_requests", (double)w->live);
         cJSON_AddNumberToObject(o, "running_requests", (double)w->running);
         cJSON_AddNumberToObject(o, "total_requests", (double)w->nreq);

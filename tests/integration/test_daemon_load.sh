@@ -44,3 +44,14 @@ h_eq 0 "$(h_sql -c "SELECT count(*) FROM acs.job_logs l JOIN acs.jobs j ON j.id 
 h_eq 1000 "$(curl -fsS "$H_SIM_URL/sim/tasks" | jq '[.tasks[].taskId] | unique | length')" "the server saw 1,000 distinct taskIds"
 h_eq 0 "$(h_sim_counter .duplicate_starts)" "and no Start was sent twice"
 h_eq 0 "$(h_sql -c "SELECT count(*) FROM acs.job_messages")" "no running messages are left behind"
+calls=$(curl -fsS "$H_SIM_URL/sim/counters" | jq '[.routes[]] | add')
+conns=$(h_sim_counter .connections)
+h_eq 1 "$([ "$conns" -le 16 ] && [ "$calls" -ge 2000 ] && echo 1 || echo 0)" \
+    "HTTP connections are kept alive and reused ($calls calls over $conns connections)"
+
+# NOTIFY is a hint: with the notification trigger off, the slow rescan still finds work.
+h_sql -c "ALTER TABLE acs.jobs DISABLE TRIGGER jobs_notify_queued_insert" >/dev/null
+id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
+h_sql -c "ALTER TABLE acs.jobs ENABLE TRIGGER jobs_notify_queued_insert" >/dev/null
+h_ctl wait "$id" --timeout 20 --quiet >/dev/null && h_ok "a job whose NOTIFY never came is found by the rescan" ||
+    h_not_ok "a job whose NOTIFY never came is found by the rescan"
