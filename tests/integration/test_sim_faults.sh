@@ -5,26 +5,9 @@
 # "down", the route filter, the count limit, seeded rates, and the counters.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 
-# --- helpers (each test_sim_* file carries its own copy) ---------------------
-TOKEN=""
-# call METHOD PATH [JSON]: sets STATUS and BODY (STATUS 000 if no answer).
-call() {
-    local out args=(-sS -X "$1" -H 'Content-Type: application/json' -w '\n%{http_code}')
-    [ -n "$TOKEN" ] && args+=(-H "X-AMT-LogonToken: $TOKEN")
-    [ $# -ge 3 ] && args+=(--data-binary "$3")
-    if out=$(curl "${args[@]}" "$H_SIM_URL$2" 2>/dev/null); then
-        BODY=${out%$'\n'*}
-        STATUS=${out##*$'\n'}
-    else
-        BODY=""
-        STATUS=000
-    fi
-}
-logon() {
-    call POST /api/logon '{"user":"amtopcon","password":"amtopcon-secret"}'
-    TOKEN=$(jq -r .AmtLogonToken <<<"$BODY")
-}
-uuid() { cat /proc/sys/kernel/random/uuid; }
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/simapi.sh"
+
+# --- helpers of this file -----------------------------------------------------
 start_body() {
     echo "{\"action\":\"Start\",\"taskId\":\"$1\",\"applicationName\":\"DEMO2\",\"amtSubmitUser\":\"BATCH\",\"amtStation\":\"OPCON\",\"jobName\":\"${2:-INSTANT}\"}"
 }

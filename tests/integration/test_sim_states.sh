@@ -5,33 +5,9 @@
 # (2, 7, 8, 9), default and named queues.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 
-# --- helpers (each test_sim_* file carries its own copy) ---------------------
-TOKEN=""
-# call METHOD PATH [JSON]: sets STATUS and BODY (STATUS 000 if no answer).
-call() {
-    local out args=(-sS -X "$1" -H 'Content-Type: application/json' -w '\n%{http_code}')
-    [ -n "$TOKEN" ] && args+=(-H "X-AMT-LogonToken: $TOKEN")
-    [ $# -ge 3 ] && args+=(--data-binary "$3")
-    if out=$(curl "${args[@]}" "$H_SIM_URL$2" 2>/dev/null); then
-        BODY=${out%$'\n'*}
-        STATUS=${out##*$'\n'}
-    else
-        BODY=""
-        STATUS=000
-    fi
-}
-logon() {
-    call POST /api/logon '{"user":"amtopcon","password":"amtopcon-secret"}'
-    TOKEN=$(jq -r .AmtLogonToken <<<"$BODY")
-}
-uuid() { cat /proc/sys/kernel/random/uuid; }
-# start 'JSON MEMBERS' [APPLICATION]: a Start with the mandatory fields; sets ID.
-start() {
-    call POST /api/OpConJobAction "{\"action\":\"Start\",\"taskId\":\"$(uuid)\",\"applicationName\":\"${2:-DEMO2}\",\"amtSubmitUser\":\"BATCH\",\"amtStation\":\"OPCON\",$1}"
-    ID=$(jq -r .BatchRequestId <<<"$BODY")
-}
-code_of() { curl -fsS -H "X-AMT-LogonToken: $TOKEN" "$H_SIM_URL/api/MonitorJob/$1" | jq -r .code; }
-is_code() { [ "$(code_of "$1")" = "$2" ]; }
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/simapi.sh"
+
+# --- helpers of this file -----------------------------------------------------
 history() { curl -fsS "$H_SIM_URL/sim/requests/$1" | jq -r '[.history[].code] | join(" ")'; }
 kill_req() { call POST /api/OpConJobAction "{\"action\":\"Kill\",\"BatchRequestId\":$1}"; }
 # ----------------------------------------------------------------------------
