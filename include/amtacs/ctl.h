@@ -7,6 +7,8 @@
 #define AMTACS_CTL_H
 
 #include <libpq-fe.h>
+
+#include "amtacs/config.h"
 #include <stdbool.h>
 
 struct ctl {
@@ -14,6 +16,9 @@ struct ctl {
     const char *config_path; /* -c, else $AMTACS_CONFIG; NULL if neither */
 };
 
+/* Loads ctl->config_path (which must be set) or prints every problem and
+ * returns NULL. Release with config_free(). */
+const struct amtacs_config *ctl_config(struct ctl *ctl);
 /* Connects to the database or prints why not (prefixed with cmd) and returns NULL. */
 PGconn *ctl_connect(struct ctl *ctl, const char *cmd);
 /* Runs a parameterized statement; on error prints "amtacsctl CMD: message"

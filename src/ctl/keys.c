@@ -34,13 +34,8 @@ int ctl_cmd_keygen(struct ctl *ctl, int argc, char **argv)
     }
     const struct amtacs_config *cfg = NULL;
     if (!secret && ctl->config_path) {
-        struct config_errors *errs = NULL;
-        cfg = config_load(ctl->config_path, &errs);
-        if (!cfg) {
-            config_errors_print(errs, stderr);
-            config_errors_free(errs);
+        if (!(cfg = ctl_config(ctl)))
             return 1;
-        }
         secret = cfg->key_file;
     }
     if (!secret) {
@@ -135,13 +130,8 @@ static int batch_user_set(struct ctl *ctl, const char *name, const char *pubfile
     const struct amtacs_config *cfg = NULL;
     char *derived = NULL;
     if (!pubfile && ctl->config_path) {
-        struct config_errors *errs = NULL;
-        cfg = config_load(ctl->config_path, &errs);
-        if (!cfg) {
-            config_errors_print(errs, stderr);
-            config_errors_free(errs);
+        if (!(cfg = ctl_config(ctl)))
             return 1;
-        }
         pubfile = derived = public_path_for(cfg->key_file);
     }
     if (!pubfile)

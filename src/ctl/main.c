@@ -122,19 +122,25 @@ static int cmd_migrate(struct ctl *ctl, int argc, char **argv)
     return rc ? 1 : 0;
 }
 
+const struct amtacs_config *ctl_config(struct ctl *ctl)
+{
+    struct config_errors *errs = NULL;
+    const struct amtacs_config *cfg = config_load(ctl->config_path, &errs);
+    if (!cfg) {
+        config_errors_print(errs, stderr);
+        config_errors_free(errs);
+    }
+    return cfg;
+}
+
 PGconn *ctl_connect(struct ctl *ctl, const char *cmd)
 {
     char err[1024] = "";
     const struct amtacs_config *cfg = NULL;
     const char *conninfo = ctl->conninfo;
     if (!conninfo && ctl->config_path) {
-        struct config_errors *errs = NULL;
-        cfg = config_load(ctl->config_path, &errs);
-        if (!cfg) {
-            config_errors_print(errs, stderr);
-            config_errors_free(errs);
+        if (!(cfg = ctl_config(ctl)))
             return NULL;
-        }
         conninfo = cfg->database.conninfo;
     }
     PGconn *conn = db_connect(conninfo ? conninfo : "", err, sizeof err);

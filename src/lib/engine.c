@@ -289,24 +289,35 @@ static struct job *job_new(struct conn *c, const struct store_job *sj)
     return j;
 }
 
+/* A write for the job came back. False when the caller has nothing more to
+ * do: the daemon is tearing down, the job was dropped, or the write failed
+ * and is tried again shortly. */
+static bool write_returned(struct job *j, const char *err, const char *what)
+{
+    if (j->c->e->stopping == 2) {
+        j->busy = false; /* tearing down: the lease hands the job over */
+        return false;
+    }
+    if (!settle(j))
+        return false;
+    if (err) {
+        struct log_ctx x = jctx(j);
+        log_event(j->c->e->lg, LOG_WARN, "job.write_retry", &x, "%s failed, trying again: %s",
+                  what, err);
+        schedule(j, DB_RETRY_MS);
+        return false;
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------ finishing */
 
 static void on_finish_written(void *ud, const char *outcome, const char *err)
 {
     struct job *j = ud;
-    if (j->c->e->stopping == 2) {
-        j->busy = false; /* tearing down: the lease hands the job over */
-        return;
-    }
-    if (!settle(j))
+    if (!write_returned(j, err, "writing the result"))
         return;
     struct log_ctx x = jctx(j);
-    if (err) {
-        log_event(j->c->e->lg, LOG_WARN, "job.finish_retry", &x,
-                  "writing the result failed, trying again: %s", err);
-        schedule(j, DB_RETRY_MS);
-        return;
-    }
     if (!strcmp(outcome, "lost")) {
         log_event(j->c->e->lg, LOG_WARN, "job.lease_lost", &x,
                   "another daemon finished or holds the job; nothing written");
@@ -703,18 +714,9 @@ static void follow(struct job *j)
 static void on_doubt_written(void *ud, bool held, const char *err)
 {
     struct job *j = ud;
-    if (j->c->e->stopping == 2) {
-        j->busy = false;
-        return;
-    }
-    if (!settle(j))
+    if (!write_returned(j, err, "recording the doubt"))
         return;
     struct log_ctx x = jctx(j);
-    if (err) {
-        log_event(j->c->e->lg, LOG_WARN, "job.write_retry", &x, "%s", err);
-        schedule(j, DB_RETRY_MS);
-        return;
-    }
     if (held)
         log_event(j->c->e->lg, LOG_ERROR, "job.in_doubt", &x,
                   "not started again; an operator decides (amtacsctl resolve %lld): %s", j->id,
@@ -749,19 +751,9 @@ static void in_doubt(struct job *j, const char *reason)
 static void on_started_written(void *ud, bool held, const char *err)
 {
     struct job *j = ud;
-    if (j->c->e->stopping == 2) {
-        j->busy = false;
-        return;
-    }
-    if (!settle(j))
+    if (!write_returned(j, err, "recording the BatchRequestId"))
         return;
     struct log_ctx x = jctx(j);
-    if (err) {
-        log_event(j->c->e->lg, LOG_WARN, "job.write_retry", &x,
-                  "recording the BatchRequestId failed, trying again: %s", err);
-        schedule(j, DB_RETRY_MS);
-        return;
-    }
     if (!held) {
         log_event(j->c->e->lg, LOG_WARN, "job.lease_lost", &x,
                   "another daemon holds the job now; dropping it");
