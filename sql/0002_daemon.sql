@@ -14,8 +14,10 @@ UPDATE acs.jobs SET task_id = gen_random_uuid() WHERE task_id IS NULL AND state 
 
 -- Claims up to max_jobs jobs of one connection for owner: first jobs whose
 -- holder's lease expired (they are followed again, never restarted), then
--- queued ones in id order. Queued jobs are claimed only under Full Comm
--- (enabled); expired ones also under limited comm. taken_over says the job was
+-- queued ones in id order. Queued and starting jobs are claimed only under
+-- Full Comm (enabled), running ones also under limited comm (followed, not
+-- started), nothing under disabled -- but for queued jobs an operator wants
+-- killed, which end without any traffic to the server. taken_over says the job was
 -- held before: a job taken over while starting may have had its Start sent.
 CREATE FUNCTION acs.claim_jobs(owner text, connection text, max_jobs integer, lease_seconds integer)
     RETURNS TABLE (id bigint, attempt integer, state text, kind text, application text,
@@ -31,7 +33,11 @@ AS $$
           FROM acs.jobs AS j
          WHERE j.connection = claim_jobs.connection
            AND ((j.state = 'queued' AND (SELECT comm_state FROM comm) = 'enabled')
-             OR (j.state IN ('starting', 'running') AND j.lease_expires < now()
+             -- a queued job to be killed ends without any traffic: whatever the comm state
+             OR (j.state = 'queued' AND j.kill_requested_at IS NOT NULL)
+             OR (j.state = 'starting' AND j.lease_expires < now()
+                 AND (SELECT comm_state FROM comm) = 'enabled')
+             OR (j.state = 'running' AND j.lease_expires < now()
                  AND (SELECT comm_state FROM comm) <> 'disabled'))
          ORDER BY (j.state = 'queued'), j.id
          LIMIT greatest(max_jobs, 0)
@@ -137,6 +143,16 @@ BEGIN
         RETURN 'lost';
     END IF;
     INSERT INTO acs.job_logs (job_id, connection, log) VALUES (j.id, j.connection, job_finish.log);
+    -- the codes the vendor says to watch (ERROR, ABORTED, WEB_SERVER_ERROR,
+    -- AUTHENTICATION_ERROR) raise an alert: a row and a NOTIFY on acs_alerts
+    IF job_finish.code IN (11, 12, 23, 24) THEN
+        INSERT INTO acs.alerts (job_id, connection, code, name, message)
+        SELECT j.id, j.connection, job_finish.code, c.name,
+               format('job %s (%s %s) ended %s (%s)%s', j.id, j.kind,
+                      coalesce(j.job_name, j.script_name), c.name, job_finish.code,
+                      coalesce(': ' || job_finish.error, ''))
+          FROM acs.completion_codes AS c WHERE c.code = job_finish.code;
+    END IF;
     RETURN 'finished';
 END
 $$;

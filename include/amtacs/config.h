@@ -68,6 +68,8 @@ struct amtacs_config {
         long lease_seconds; /* a claimed job's lease, renewed while the daemon lives */
         long claim_batch;   /* jobs claimed per query at most */
         long max_log_bytes; /* a stored job log is cut at this size */
+        int64_t purge_interval_ms; /* between purges of expired job logs */
+        char *alert_command;       /* run for jobs ending 11/12/23/24; "" = none */
     } daemon;
     struct amtacs_connection *connections; /* in file order */
     size_t n_connections;                  /* >= 1 */

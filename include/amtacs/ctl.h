@@ -25,6 +25,9 @@ PGconn *ctl_connect(struct ctl *ctl, const char *cmd);
  * (PostgreSQL's own text) and returns NULL. Caller PQclear()s. */
 PGresult *ctl_exec(PGconn *conn, const char *cmd, const char *sql, int n,
                    const char *const *params);
+/* Writes rows as JSON objects named by their columns (integers, booleans and
+ * NULL as such, the rest as strings): one object, or an array of them. */
+void ctl_print_json(const PGresult *r, bool array);
 /* A PostgreSQL text[] literal of the items (malloc'd), NULL when out of memory. */
 char *ctl_array_literal(const char *const *items, int n);
 
@@ -34,8 +37,12 @@ int ctl_cmd_log(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_list(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_kill(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_comm(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_purge(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_alerts(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_resolve(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_keygen(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_rekey(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_batch_user(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_config(struct ctl *ctl, int argc, char **argv);
 

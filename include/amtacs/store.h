@@ -40,8 +40,23 @@ typedef void (*store_secret_cb)(void *ud, const char *key_id, const unsigned cha
                                 size_t len, const char *err);
 typedef void (*store_done_cb)(void *ud, const char *err);
 
-int store_register_connection(struct pgconn *pc, const char *connection, store_done_cb cb,
-                              void *ud);
+/* Records a configured connection's settings (new ones start with Full Comm enabled). */
+int store_configure_connection(struct pgconn *pc, const char *name, const char *url,
+                               const char *batch_user, bool allow_kill, long retain_log_days,
+                               store_done_cb cb, void *ud);
+/* The comm state of a connection: "enabled", "limited", "disabled" (NULL if unknown). */
+typedef void (*store_text_cb)(void *ud, const char *value, const char *err);
+int store_comm_state(struct pgconn *pc, const char *name, store_text_cb cb, void *ud);
+/* A heartbeat's outcome (error NULL when ok). */
+int store_connection_checked(struct pgconn *pc, const char *name, bool ok,
+                             const char *amt_version, const char *error, store_done_cb cb,
+                             void *ud);
+/* A Kill call's outcome: error NULL when the server accepted it. */
+int store_kill_outcome(struct pgconn *pc, long long id, const char *owner, int attempt,
+                       const char *error, store_bool_cb cb, void *ud);
+/* Purges up to max_rows expired job logs; n is how many went. */
+typedef void (*store_count_cb)(void *ud, long n, const char *err);
+int store_purge(struct pgconn *pc, int max_rows, store_count_cb cb, void *ud);
 int store_claim(struct pgconn *pc, const char *owner, const char *connection, int max_jobs,
                 int lease_seconds, store_claim_cb cb, void *ud);
 int store_renew(struct pgconn *pc, const char *owner, const long long *ids, const int *attempts,

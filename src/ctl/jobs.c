@@ -19,7 +19,7 @@
 
 /* Writes rows as JSON objects named by their columns: integers and booleans
  * as such, NULL as null, the rest as strings. One object, or an array. */
-static void print_json(const PGresult *r, bool array)
+void ctl_print_json(const PGresult *r, bool array)
 {
     cJSON *out = array ? cJSON_CreateArray() : NULL;
     for (int i = 0; i < PQntuples(r) && (array || i == 0); i++) {
@@ -186,7 +186,8 @@ static const char show_sql[] =
     "r.completion_code, r.completion_name, r.result, r.enqueued_at, r.started_at, r.finished_at, "
     "r.error, j.batch_request_id, j.task_id, j.queue_name, j.amt_user, "
     "array_to_string(CASE WHEN j.kind = 'batch' THEN j.task_values ELSE j.script_parameters END, ' ') "
-    "AS parameters, j.last_code AS amt_code, lc.name AS amt_state "
+    "AS parameters, j.last_code AS amt_code, lc.name AS amt_state, "
+    "j.kill_requested_at, j.kill_sent_at, j.kill_error "
     "FROM acs.job_results r JOIN acs.jobs j ON j.id = r.id "
     "LEFT JOIN acs.completion_codes lc ON lc.code = j.last_code WHERE r.id = $1::bigint";
 
@@ -203,6 +204,14 @@ static void print_show(const PGresult *r)
     if (!PQgetisnull(r, 0, 19) && PQgetisnull(r, 0, 7))
         printf("%-17s %s (%s)\n", "amt_state", PQgetisnull(r, 0, 20) ? "UNKNOWN" :
                PQgetvalue(r, 0, 20), PQgetvalue(r, 0, 19));
+    if (!PQgetisnull(r, 0, 21)) {
+        const char *kill = !PQgetisnull(r, 0, 23) ? "failed, still running: "
+                           : !PQgetisnull(r, 0, 22) ? "accepted by the server at "
+                                                    : "requested at ";
+        printf("%-17s %s%s\n", "kill", kill,
+               !PQgetisnull(r, 0, 23) ? PQgetvalue(r, 0, 23)
+               : !PQgetisnull(r, 0, 22) ? PQgetvalue(r, 0, 22) : PQgetvalue(r, 0, 21));
+    }
 }
 
 int ctl_cmd_show(struct ctl *ctl, int argc, char **argv)
@@ -223,7 +232,7 @@ int ctl_cmd_show(struct ctl *ctl, int argc, char **argv)
         fprintf(stderr, "amtacsctl show: no job %s\n", id);
     else if (r) {
         if (json)
-            print_json(r, false);
+            ctl_print_json(r, false);
         else
             print_show(r);
         rc = 0;
@@ -379,7 +388,7 @@ int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv)
                                        "WHERE id = $1::bigint",
                                        1, p);
                 if (o)
-                    print_json(o, false);
+                    ctl_print_json(o, false);
                 PQclear(o);
             } else {
                 printf("%s %s (%s)\n", PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 4),
@@ -451,7 +460,7 @@ int ctl_cmd_list(struct ctl *ctl, int argc, char **argv)
                            3, p);
     int rc = 1;
     if (r && json) {
-        print_json(r, true);
+        ctl_print_json(r, true);
         rc = 0;
     } else if (r) {
         printf("%-8s %-12s %-6s %-32s %-9s %-22s %s\n", "ID", "CONNECTION", "KIND", "NAME",
@@ -481,17 +490,43 @@ int ctl_cmd_kill(struct ctl *ctl, int argc, char **argv)
         return 1;
     const char *p[] = {id};
     PGresult *r = ctl_exec(conn, "kill", "SELECT acs.request_kill($1::bigint)", 1, p);
-    int rc = 1;
-    if (r) {
-        const char *st = PQgetvalue(r, 0, 0);
-        if (!strcmp(st, "queued"))
-            printf("job %s: kill requested; it will end KILLED without being started\n", id);
-        else
-            printf("job %s (%s): kill requested; the daemon sends it to the AMT server now "
-                   "(amtacsctl wait %s shows the end)\n", id, st, id);
-        rc = 0;
+    if (!r) {
+        PQfinish(conn);
+        return 1;
     }
     PQclear(r);
+    /* The daemon acts within a second; say what happened rather than just "requested". */
+    int rc = 0;
+    const char *said = NULL;
+    for (int i = 0; i < 40 && !said; i++) {
+        r = ctl_exec(conn, "kill",
+                     "SELECT j.state, coalesce(r.completion_name, ''), j.kill_sent_at IS NOT NULL, "
+                     "coalesce(j.kill_error, '') FROM acs.jobs j LEFT JOIN acs.job_results r "
+                     "USING (id) WHERE id = $1::bigint",
+                     1, p);
+        if (!r) {
+            rc = 1;
+            break;
+        }
+        if (!strcmp(PQgetvalue(r, 0, 0), "finished")) {
+            printf("job %s ended %s\n", id, PQgetvalue(r, 0, 1));
+            said = "";
+        } else if (*PQgetvalue(r, 0, 3)) {
+            printf("job %s: kill failed, still running: %s (the daemon tries again; "
+                   "amtacsctl show %s follows it)\n", id, PQgetvalue(r, 0, 3), id);
+            said = "";
+        } else if (!strcmp(PQgetvalue(r, 0, 2), "t")) {
+            printf("job %s: the AMT server accepted the kill; the job ends KILLED as soon as "
+                   "the server confirms (amtacsctl wait %s)\n", id, id);
+            said = "";
+        }
+        PQclear(r);
+        if (!said)
+            nanosleep(&(struct timespec){0, 100000000}, NULL);
+    }
+    if (!said && !rc)
+        printf("job %s: kill requested; no daemon has acted on it yet (is amtacsd running and "
+               "is the connection's comm enabled?)\n", id);
     PQfinish(conn);
     return rc;
 }

@@ -45,6 +45,13 @@ static const struct config_key keys[] = {
     {.path = "daemon.max_log_bytes", .type = CONFIG_T_INT, .reload = true, .min = 4096,
      .max = 268435456, .def = 4194304, .offset = G(daemon.max_log_bytes),
      .help = "a job log is cut at this size, with a marker saying what was left out"},
+    {.path = "daemon.purge_interval", .type = CONFIG_T_DURATION, .reload = true, .min = 1000,
+     .max = 86400000, .def = 600000, .offset = G(daemon.purge_interval_ms),
+     .help = "how often job logs past their connection's retain_log_days are purged"},
+    {.path = "daemon.alert_command", .type = CONFIG_T_STRING, .reload = true, .min = 0,
+     .max = 4096, .def_s = "", .offset = G(daemon.alert_command),
+     .help = "run by /bin/sh for a job ending 11, 12, 23 or 24, details in AMTACS_* variables; "
+             "empty: none"},
     {.path = "connections", .type = CONFIG_T_CONNECTIONS, .required = true, .reload = true,
      .help = "the AMT Batch Servers (one item per OpCon agent)"},
 

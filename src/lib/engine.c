@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,13 +25,16 @@
 #include "amtacs/text.h"
 #include "amtacs/timeutil.h"
 
+extern char **environ;
+
 #define NOT_IN_HEAP SIZE_MAX
 #define MONITOR_BATCH 1000   /* ids per MonitorJobs call */
 #define MESSAGES_PAGE 1000   /* messages per GetMessages call */
-#define HEARTBEAT_MS 30000   /* between heartbeats of a connection */
+#define HEARTBEAT_MS 10000   /* between heartbeats of a connection */
 #define CLAIM_POLL_MS 5000   /* a rescan even without a NOTIFY */
 #define DB_RETRY_MS 1000     /* a failed write is tried again after this */
 #define UNKNOWN_LIMIT 3      /* MonitorJob 404s in a row before the job is UNDEFINED */
+#define PURGE_BATCH 500      /* job logs deleted per statement */
 
 enum phase {
     PH_START,        /* send Start (again: it is idempotent per taskId) */
@@ -41,6 +46,15 @@ enum phase {
 };
 
 struct conn;
+
+/* Full Comm, as OpCon has it. Unknown until the database has told us: then
+ * nothing is sent, as under disabled. */
+enum comm {
+    COMM_UNKNOWN,
+    COMM_ENABLED,  /* jobs start and are followed */
+    COMM_LIMITED,  /* no new starts; running jobs are followed to their end */
+    COMM_DISABLED, /* nothing is sent to the server; jobs wait */
+};
 
 struct job {
     struct conn *c;
@@ -89,6 +103,7 @@ struct conn {
     int64_t claim_sent_at;
     bool monitor_jobs;   /* the server offers MonitorJobs */
     bool features_known; /* a heartbeat has answered */
+    enum comm comm;      /* Full Comm state, from acs.connections */
     bool idempotent;     /* the server's Start is idempotent per taskId */
     bool heartbeat_busy;
     int64_t next_heartbeat;
@@ -116,7 +131,9 @@ struct engine {
     bool db_up;
     bool renewing;
     int64_t renew_sent_at;
-    int64_t next_renew, next_claim_poll;
+    int64_t next_renew, next_claim_poll, next_purge;
+    bool purging;
+    int children;        /* alert commands still running */
     int stopping;        /* 0 running, 1 draining, 2 now */
     int64_t stop_deadline;
     bool releasing, released;
@@ -310,6 +327,68 @@ static bool write_returned(struct job *j, const char *err, const char *what)
     return true;
 }
 
+/* ------------------------------------------------------------ alerts */
+
+/* Runs daemon.alert_command for a job that ended 11, 12, 23 or 24, its details
+ * in the environment. The loop reaps it (reap_children). */
+static void run_alert_command(struct job *j)
+{
+    struct engine *e = j->c->e;
+    const char *cmd = e->cfg->daemon.alert_command;
+    int code = j->final_code;
+    if (!cmd || !*cmd || (code != 11 && code != 12 && code != 23 && code != 24))
+        return;
+    char v[10][1200];
+    snprintf(v[0], sizeof v[0], "AMTACS_JOB_ID=%lld", j->id);
+    snprintf(v[1], sizeof v[1], "AMTACS_CONNECTION=%s", j->c->cfg->name);
+    snprintf(v[2], sizeof v[2], "AMTACS_CODE=%d", code);
+    snprintf(v[3], sizeof v[3], "AMTACS_CODE_NAME=%s", amt_code_name(code));
+    snprintf(v[4], sizeof v[4], "AMTACS_JOB_KIND=%s", j->script ? "script" : "batch");
+    snprintf(v[5], sizeof v[5], "AMTACS_JOB_NAME=%s", j->name);
+    snprintf(v[6], sizeof v[6], "AMTACS_APPLICATION=%s", j->application);
+    snprintf(v[7], sizeof v[7], "AMTACS_BATCH_REQUEST_ID=%d", j->brid);
+    snprintf(v[8], sizeof v[8], "AMTACS_ERROR=%s", j->error ? j->error : "");
+    snprintf(v[9], sizeof v[9], "AMTACS_SERVER=%s", j->c->cfg->url);
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 11, sizeof *env);
+    if (!env)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "AMTACS_", 7))
+            env[k++] = environ[i];
+    for (size_t i = 0; i < 10; i++)
+        env[k++] = v[i];
+    char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
+    pid_t pid;
+    struct log_ctx x = jctx(j);
+    int rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, env);
+    free(env);
+    if (rc) {
+        log_event(e->lg, LOG_ERROR, "alert.command_failed", &x, "cannot run alert_command: %s",
+                  strerror(rc));
+        return;
+    }
+    e->children++;
+    log_event(e->lg, LOG_INFO, "alert.command", &x, "alert_command started (pid %ld) for %s",
+              (long)pid, amt_code_name(code));
+}
+
+static void reap_children(struct engine *e)
+{
+    int st;
+    pid_t pid;
+    while (e->children > 0 && (pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        e->children--;
+        if (!WIFEXITED(st) || WEXITSTATUS(st))
+            log_event(e->lg, LOG_WARN, "alert.command_status", NULL,
+                      "alert_command (pid %ld) ended with status %d", (long)pid,
+                      WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    }
+}
+
 /* ------------------------------------------------------------ finishing */
 
 static void on_finish_written(void *ud, const char *outcome, const char *err)
@@ -325,6 +404,8 @@ static void on_finish_written(void *ud, const char *outcome, const char *err)
         log_event(j->c->e->lg, LOG_INFO, "job.finished", &x, "%s (%d), %s",
                   amt_code_name(j->final_code), j->final_code,
                   amt_code_is_success(j->final_code) ? "success" : "failure");
+        if (!strcmp(outcome, "finished"))
+            run_alert_command(j);
     }
     job_free(j);
 }
@@ -889,6 +970,8 @@ static void on_kill(void *ud, const struct amt_reply *r)
     struct log_ctx x = jctx(j);
     if (r->status == AMT_OK) {
         log_event(j->c->e->lg, LOG_INFO, "job.kill_sent", &x, "the server accepted the kill");
+        store_kill_outcome(j->c->e->pc, j->id, j->c->e->owner, j->attempt, NULL,
+                           on_progress_written, NULL);
         /* Look at once rather than at the next poll: the job should now be KILLED. */
         if (!j->busy && j->phase == PH_FOLLOW)
             schedule(j, 0);
@@ -901,11 +984,19 @@ static void on_kill(void *ud, const struct amt_reply *r)
     }
     log_event(j->c->e->lg, LOG_WARN, "job.kill_failed", &x, "kill failed, still running: %s",
               r->error);
+    store_kill_outcome(j->c->e->pc, j->id, j->c->e->owner, j->attempt, r->error,
+                       on_progress_written, NULL);
     j->kill_wanted = true; /* tried again by the next check */
+    if (!j->busy && j->heap_idx == NOT_IN_HEAP)
+        schedule(j, j->c->cfg->poll.interval_ms);
 }
 
 static void send_kill(struct job *j)
 {
+    if (j->c->comm == COMM_DISABLED || j->c->comm == COMM_UNKNOWN) {
+        j->kill_wanted = true; /* nothing goes to the server now; sent when comm allows */
+        return;
+    }
     if (!lease_holds(j)) {
         j->kill_wanted = true; /* sent once the lease is renewed */
         return;
@@ -945,12 +1036,30 @@ static void kill_job(struct job *j)
     send_kill(j);
 }
 
+/* Whether Full Comm lets the job's next step talk to the server. A job that
+ * may not is parked (left out of the timer heap) until the state changes. */
+static bool comm_allows(const struct job *j)
+{
+    switch (j->c->comm) {
+    case COMM_ENABLED:
+        return true;
+    case COMM_LIMITED:
+        return j->phase != PH_START;
+    default:
+        return false;
+    }
+}
+
 static void job_due(struct job *j)
 {
     struct engine *e = j->c->e;
     if (e->stopping && j->phase != PH_FINISH_WRITE && j->phase != PH_START_WRITE &&
         j->phase != PH_DOUBT_WRITE)
         return; /* draining: only writes in hand are completed */
+    bool writes = j->phase == PH_FINISH_WRITE || j->phase == PH_START_WRITE ||
+                  j->phase == PH_DOUBT_WRITE;
+    if (!writes && !comm_allows(j))
+        return; /* parked: comm_changed() wakes it */
     switch (j->phase) {
     case PH_START:
         start(j);
@@ -1154,6 +1263,12 @@ static void load_secret(struct conn *c)
 
 /* ------------------------------------------------------------ heartbeat */
 
+static void on_status_written(void *ud, const char *err)
+{
+    (void)ud;
+    (void)err; /* informative: written again at the next heartbeat */
+}
+
 static void on_heartbeat(void *ud, const struct amt_reply *r)
 {
     struct conn *c = ud;
@@ -1172,7 +1287,11 @@ static void on_heartbeat(void *ud, const struct amt_reply *r)
         c->monitor_jobs = r->monitor_jobs;
         c->idempotent = r->idempotent_start;
         c->features_known = true;
+        store_connection_checked(c->e->pc, c->cfg->name, true, r->amt_version, NULL,
+                                 on_status_written, NULL);
     } else {
+        store_connection_checked(c->e->pc, c->cfg->name, false, NULL, r->error,
+                                 on_status_written, NULL);
         if (!c->features_known)
             c->next_heartbeat = now_ms() + 2000; /* features are needed soon */
         log_event(c->e->lg, LOG_WARN, "conn.heartbeat_failed", &x, "%s", r->error);
@@ -1189,13 +1308,47 @@ static void on_registered(void *ud, const char *err)
                   &(struct log_ctx){c->cfg->name, 0, 0}, "%s", err);
 }
 
+/* Full Comm changed (or became known): wake the jobs it parked. */
+static void on_comm(void *ud, const char *value, const char *err)
+{
+    struct conn *c = ud;
+    struct engine *e = c->e;
+    if (err || e->stopping == 2)
+        return; /* the next reconnect reads it again */
+    enum comm before = c->comm;
+    c->comm = !value                        ? COMM_UNKNOWN
+              : !strcmp(value, "enabled")   ? COMM_ENABLED
+              : !strcmp(value, "limited")   ? COMM_LIMITED
+                                            : COMM_DISABLED;
+    if (c->comm == before)
+        return;
+    log_event(e->lg, LOG_INFO, "conn.comm", &(struct log_ctx){c->cfg->name, 0, 0}, "%s",
+              c->comm == COMM_ENABLED   ? "Full Comm enabled: jobs start"
+              : c->comm == COMM_LIMITED ? "limited: no new starts, running jobs are followed"
+                                        : "disabled: nothing is sent to the server");
+    for (struct job *j = c->jobs; j; j = j->next)
+        if (!j->busy && j->heap_idx == NOT_IN_HEAP)
+            schedule(j, 0);
+    if (c->comm != COMM_DISABLED)
+        c->next_heartbeat = now_ms();
+    claim(c);
+}
+
+static void load_comm(struct conn *c)
+{
+    store_comm_state(c->e->pc, c->cfg->name, on_comm, c);
+}
+
 static void on_db_up(void *ud)
 {
     struct engine *e = ud;
     e->db_up = true;
     /* Notifications sent while we were away are lost: rescan everything. */
     for (size_t k = 0; k < e->nconns; k++) {
-        store_register_connection(e->pc, e->conns[k].cfg->name, on_registered, &e->conns[k]);
+        const struct amtacs_connection *cc = e->conns[k].cfg;
+        store_configure_connection(e->pc, cc->name, cc->url, cc->batch_user, cc->allow_kill,
+                                   cc->retain_log_days, on_registered, &e->conns[k]);
+        load_comm(&e->conns[k]);
         load_secret(&e->conns[k]);
         claim(&e->conns[k]);
     }
@@ -1217,21 +1370,54 @@ static void on_notify(void *ud, const char *channel, const char *payload)
     struct engine *e = ud;
     for (size_t k = 0; k < e->nconns; k++) {
         struct conn *c = &e->conns[k];
-        if (!strcmp(channel, "acs_jobs") || !strcmp(channel, "acs_comm")) {
+        if (!strcmp(channel, "acs_jobs")) {
             if (!payload || !*payload || !strcmp(payload, c->cfg->name))
                 claim(c);
+        } else if (!strcmp(channel, "acs_comm")) {
+            if (!payload || !*payload || !strcmp(payload, c->cfg->name))
+                load_comm(c);
         } else if (!strcmp(channel, "acs_kill") && payload) {
             long long id = strtoll(payload, NULL, 10);
+            bool held = false;
             for (struct job *j = c->jobs; j; j = j->next)
                 if (j->id == id && !j->lost) {
                     kill_job(j);
+                    held = true;
                     break;
                 }
+            if (!held)
+                claim(c); /* a queued job to kill is claimed and ended without a Start */
         } else if (!strcmp(channel, "acs_batch_users")) {
             if (payload && !strcmp(payload, c->cfg->batch_user))
                 load_secret(c); /* used from the next logon on */
         }
     }
+}
+
+/* ------------------------------------------------------------ retention */
+
+static void on_purged(void *ud, long n, const char *err)
+{
+    struct engine *e = ud;
+    e->purging = false;
+    if (e->stopping == 2)
+        return;
+    if (err) {
+        log_event(e->lg, LOG_WARN, "purge.failed", NULL, "%s", err);
+        return;
+    }
+    if (n > 0)
+        log_event(e->lg, LOG_INFO, "purge.done", NULL, "%ld expired job log(s) deleted", n);
+    /* A full batch: more are waiting; take them now, a batch at a time. */
+    if (n >= PURGE_BATCH)
+        e->next_purge = now_ms();
+}
+
+static void purge(struct engine *e)
+{
+    if (e->purging || !e->db_up)
+        return;
+    e->purging = !store_purge(e->pc, PURGE_BATCH, on_purged, e);
 }
 
 /* ------------------------------------------------------------ loop */
@@ -1308,6 +1494,10 @@ static void run_timers(struct engine *e, int64_t now)
         renew(e);
         e->next_renew = now + e->lease_s * 1000L / 3;
     }
+    if (now >= e->next_purge) {
+        purge(e);
+        e->next_purge = now + e->cfg->daemon.purge_interval_ms;
+    }
     if (now >= e->next_claim_poll) {
         for (size_t k = 0; k < e->nconns; k++)
             claim(&e->conns[k]);
@@ -1315,7 +1505,8 @@ static void run_timers(struct engine *e, int64_t now)
     }
     for (size_t k = 0; k < e->nconns; k++) {
         struct conn *c = &e->conns[k];
-        if (now >= c->next_heartbeat && !c->heartbeat_busy && c->amt) {
+        if (now >= c->next_heartbeat && !c->heartbeat_busy && c->amt &&
+            c->comm != COMM_DISABLED && c->comm != COMM_UNKNOWN) {
             c->heartbeat_busy = !amt_heartbeat(c->amt, on_heartbeat, c);
             c->next_heartbeat = now + HEARTBEAT_MS;
         }
@@ -1332,6 +1523,8 @@ static long next_timeout(struct engine *e, int64_t now)
             t = e->next_renew;
         if (e->next_claim_poll < t)
             t = e->next_claim_poll;
+        if (e->next_purge < t)
+            t = e->next_purge;
         for (size_t k = 0; k < e->nconns; k++)
             if (e->conns[k].next_heartbeat < t)
                 t = e->conns[k].next_heartbeat;
@@ -1404,6 +1597,7 @@ int engine_run(struct engine *e)
         }
         if (sigslot >= 0 && fds[sigslot].revents)
             handle_signals(e);
+        reap_children(e);
     }
     log_event(e->lg, LOG_INFO, "daemon.stopped", NULL, "bye");
     return 0;
@@ -1452,6 +1646,10 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
             snprintf(err, errlen, "connection %s: %s", cc->name, aerr);
             goto fail;
         }
+        if (cc->https && !cc->tls.verify)
+            log_event(e->lg, LOG_WARN, "conn.tls_unverified", &(struct log_ctx){cc->name, 0, 0},
+                      "tls.verify is false: the server's certificate is not checked and the Batch "
+                      "User password can go to an impostor; for tests only");
         if (!cc->https)
             log_event(e->lg, LOG_WARN, "conn.plain_http", &(struct log_ctx){cc->name, 0, 0},
                       "%s is plain http: task values and the Batch User password travel "
@@ -1471,6 +1669,7 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
     }
     e->next_renew = now + e->lease_s * 1000L / 3;
     e->next_claim_poll = now + CLAIM_POLL_MS;
+    e->next_purge = now + 1000; /* soon after start, then every purge_interval */
     return e;
 fail:
     engine_free(e);

@@ -49,14 +49,56 @@ static void on_done(void *ud, const PGresult *res, const char *err)
     free(c);
 }
 
-int store_register_connection(struct pgconn *pc, const char *connection, store_done_cb cb,
-                              void *ud)
+int store_configure_connection(struct pgconn *pc, const char *name, const char *url,
+                               const char *batch_user, bool allow_kill, long retain_log_days,
+                               store_done_cb cb, void *ud)
 {
-    /* A connection the daemon is configured with starts with Full Comm
-     * enabled the first time it is seen; an admin's later choice is kept. */
-    const char *p[] = {connection};
-    return run(pc, "SELECT acs.register_connection($1, 'enabled')", 1, p, on_done,
+    char days[24];
+    snprintf(days, sizeof days, "%ld", retain_log_days);
+    const char *p[] = {name, url, batch_user, allow_kill ? "t" : "f", days};
+    return run(pc, "SELECT acs.configure_connection($1, $2, $3, $4::boolean, $5::int)", 5, p,
+               on_done, (void (*)(void))cb, ud);
+}
+
+static void on_text(void *ud, const PGresult *res, const char *err)
+{
+    struct call *c = ud;
+    const char *v = !err && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0)
+                                                                            : NULL;
+    ((store_text_cb)c->fn)(c->ud, v, err);
+    free(c);
+}
+
+int store_comm_state(struct pgconn *pc, const char *name, store_text_cb cb, void *ud)
+{
+    const char *p[] = {name};
+    return run(pc, "SELECT comm_state FROM acs.connections WHERE name = $1", 1, p, on_text,
                (void (*)(void))cb, ud);
+}
+
+int store_connection_checked(struct pgconn *pc, const char *name, bool ok,
+                             const char *amt_version, const char *error, store_done_cb cb,
+                             void *ud)
+{
+    const char *p[] = {name, ok ? "t" : "f", amt_version, error};
+    return run(pc, "SELECT acs.connection_checked($1, $2::boolean, $3, $4)", 4, p, on_done,
+               (void (*)(void))cb, ud);
+}
+
+static void on_count(void *ud, const PGresult *res, const char *err)
+{
+    struct call *c = ud;
+    long n = !err && PQntuples(res) == 1 ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    ((store_count_cb)c->fn)(c->ud, n, err);
+    free(c);
+}
+
+int store_purge(struct pgconn *pc, int max_rows, store_count_cb cb, void *ud)
+{
+    char n[16];
+    snprintf(n, sizeof n, "%d", max_rows);
+    const char *p[] = {n};
+    return run(pc, "SELECT acs.purge_job_logs($1::int)", 1, p, on_count, (void (*)(void))cb, ud);
 }
 
 int store_release(struct pgconn *pc, const char *owner, store_done_cb cb, void *ud)
@@ -260,6 +302,17 @@ int store_add_messages(struct pgconn *pc, long long id, const char *owner, int a
     const char *p[] = {sid, owner, sat, json};
     return run(pc, "SELECT acs.job_add_messages($1::bigint, $2, $3::int, $4::json)", 4, p,
                on_done, (void (*)(void))cb, ud);
+}
+
+int store_kill_outcome(struct pgconn *pc, long long id, const char *owner, int attempt,
+                       const char *error, store_bool_cb cb, void *ud)
+{
+    char sid[24], sat[16];
+    snprintf(sid, sizeof sid, "%lld", id);
+    snprintf(sat, sizeof sat, "%d", attempt);
+    const char *p[] = {sid, owner, sat, error};
+    return run(pc, "SELECT acs.job_kill_outcome($1::bigint, $2, $3::int, $4)", 4, p, on_bool,
+               (void (*)(void))cb, ud);
 }
 
 /* ------------------------------------------------------------ finish */

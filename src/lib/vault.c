@@ -22,10 +22,28 @@ struct vault_pub {
     char id[VAULT_KEY_ID_LEN + 1];
 };
 
-struct vault_secret {
+/* One key pair, in sodium_malloc'd memory made read-only once loaded. */
+struct vault_key {
     unsigned char pk[crypto_box_PUBLICKEYBYTES];
     unsigned char sk[crypto_box_SECRETKEYBYTES];
     char id[VAULT_KEY_ID_LEN + 1];
+};
+
+#define N_SLOTS 3
+static const char *const slot_suffix[N_SLOTS] = {"", ".new", ".old"};
+static const char *const slot_name[N_SLOTS] = {"main", "new", "old"};
+
+/* The keys themselves live in guarded memory; this holds pointers and names. */
+struct keyring {
+    char *path;                             /* the main file; siblings are derived */
+    char main_id[VAULT_KEY_ID_LEN + 1];     /* stable buffer for vault_secret_id() */
+    struct vault_key *slot[N_SLOTS];        /* main, .new, .old; NULL when absent */
+};
+
+struct vault_secret {
+    /* vault_open() gets a const keyring yet may reload it: the mutable part
+     * sits behind this pointer. */
+    struct keyring *kr;
 };
 
 static void fail(char *err, size_t errlen, const char *fmt, ...)
@@ -48,33 +66,81 @@ static void key_id(const unsigned char *pk, char *out)
     sodium_bin2hex(out, VAULT_KEY_ID_LEN + 1, h, sizeof h);
 }
 
-static int write_file(const char *path, mode_t mode, const char *text, char *err, size_t errlen)
+/* fsyncs the directory holding `path`, so that a link or rename survives a
+ * power cut too (a kill -9 alone would not need it). Best effort. */
+static void sync_dir(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* Writes a small file whole or not at all: into a temporary sibling first
+ * (mkstemp: mode 0600, so nobody reads a secret in the making), then linked
+ * into place, which refuses an existing file, or renamed over it when
+ * `replace`. A crash leaves at worst a stray "path.tmp.XXXXXX", never a
+ * truncated key that would stop the daemon from starting. */
+static int write_file(const char *path, mode_t mode, const char *text, int replace, char *err,
+                      size_t errlen)
+{
+    int rc = -1, renamed = 0;
+    size_t n = strlen(path) + sizeof ".tmp.XXXXXX";
+    char *tmp = malloc(n);
+    if (!tmp) {
+        fail(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(tmp, n, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
     if (fd < 0) {
         fail(err, errlen, "%s: %s", path, strerror(errno));
+        free(tmp);
         return -1;
     }
     size_t len = strlen(text), done = 0;
-    int rc = fchmod(fd, mode); /* the umask must not widen or narrow the intent */
-    while (!rc && done < len) {
-        ssize_t n = write(fd, text + done, len - done);
-        if (n < 0 && errno == EINTR)
+    int bad = fchmod(fd, mode); /* the umask must not widen or narrow the intent */
+    while (!bad && done < len) {
+        ssize_t w = write(fd, text + done, len - done);
+        if (w < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
-            rc = -1;
+        if (w <= 0) {
+            bad = -1;
             break;
         }
-        done += (size_t)n;
+        done += (size_t)w;
     }
-    if (!rc)
-        rc = fsync(fd);
-    if (close(fd) && !rc)
-        rc = -1;
-    if (rc) {
-        fail(err, errlen, "%s: %s", path, strerror(errno));
-        unlink(path);
+    if (!bad)
+        bad = fsync(fd);
+    if (close(fd) && !bad)
+        bad = -1;
+    if (bad) {
+        fail(err, errlen, "%s: %s", tmp, strerror(errno));
+        goto out;
     }
+    if (replace ? rename(tmp, path) : link(tmp, path)) {
+        if (errno == EEXIST)
+            fail(err, errlen, "%s: already exists; not overwriting a key", path);
+        else
+            fail(err, errlen, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    renamed = replace;
+    sync_dir(path);
+    rc = 0;
+out:
+    if (!renamed)
+        unlink(tmp);
+    free(tmp);
     return rc;
 }
 
@@ -108,9 +174,9 @@ int vault_keygen(const char *secret_path, const char *public_path, char *err, si
         fail(err, errlen, "%s: already exists; not overwriting a key", public_path);
         goto out;
     }
-    if (write_file(secret_path, 0600, text, err, errlen))
+    if (write_file(secret_path, 0600, text, 0, err, errlen))
         goto out;
-    if (write_file(public_path, 0644, pubtext, err, errlen)) {
+    if (write_file(public_path, 0644, pubtext, 0, err, errlen)) {
         unlink(secret_path);
         goto out;
     }
@@ -121,13 +187,18 @@ out:
     return rc;
 }
 
-/* Reads a small key file into guarded memory; checks mode when `private`. */
-static char *read_key_file(const char *path, int private, char *err, size_t errlen)
+/* Reads a small key file into guarded memory; checks mode when `private`.
+ * When `missing` is given, a file that does not exist sets it (no error). */
+static char *read_key_file(const char *path, int private, int *missing, char *err,
+                           size_t errlen)
 {
     char *text = NULL;
     int fd = open(path, O_RDONLY | O_NOFOLLOW);
     if (fd < 0) {
-        fail(err, errlen, "%s: %s", path, strerror(errno));
+        if (missing && errno == ENOENT)
+            *missing = 1;
+        else
+            fail(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
@@ -206,7 +277,7 @@ static int decode(const char *b64, unsigned char *out, size_t outlen)
 
 struct vault_pub *vault_pub_load(const char *path, char *err, size_t errlen)
 {
-    char *text = read_key_file(path, 0, err, errlen);
+    char *text = read_key_file(path, 0, NULL, err, errlen);
     if (!text)
         return NULL;
     struct vault_pub *pub = calloc(1, sizeof *pub);
@@ -237,45 +308,175 @@ void vault_pub_free(struct vault_pub *pub) { free(pub); }
 
 const char *vault_pub_id(const struct vault_pub *pub) { return pub->id; }
 
-struct vault_secret *vault_secret_load(const char *path, char *err, size_t errlen)
+/* Loads one secret key file into *out. With `optional`, a missing file gives
+ * 0 and *out NULL. 0 or -1 with err set. */
+static int load_key(const char *path, int optional, struct vault_key **out, char *err,
+                    size_t errlen)
 {
-    char *text = read_key_file(path, 1, err, errlen);
+    int missing = 0;
+    *out = NULL;
+    char *text = read_key_file(path, 1, optional ? &missing : NULL, err, errlen);
     if (!text)
-        return NULL;
-    struct vault_secret *sk = sodium_malloc(sizeof *sk);
+        return missing ? 0 : -1;
+    struct vault_key *k = sodium_malloc(sizeof *k);
     char *f[5];
     unsigned char check[crypto_box_PUBLICKEYBYTES];
-    if (!sk) {
+    if (!k) {
         fail(err, errlen, "out of memory");
         goto bad;
     }
     if (split(text, f, 5) != 4 || strcmp(f[0], SECRET_HEADER) ||
-        decode(f[2], sk->sk, sizeof sk->sk) || decode(f[3], sk->pk, sizeof sk->pk)) {
+        decode(f[2], k->sk, sizeof k->sk) || decode(f[3], k->pk, sizeof k->pk)) {
         fail(err, errlen, "%s: not an amtacs secret key file", path);
         goto bad;
     }
-    crypto_scalarmult_base(check, sk->sk);
-    key_id(sk->pk, sk->id);
-    if (sodium_memcmp(check, sk->pk, sizeof check) || strcmp(sk->id, f[1])) {
+    crypto_scalarmult_base(check, k->sk);
+    key_id(k->pk, k->id);
+    if (sodium_memcmp(check, k->pk, sizeof check) || strcmp(k->id, f[1])) {
         fail(err, errlen, "%s: secret and public halves do not match (file damaged?)", path);
         goto bad;
     }
     sodium_free(text);
-    sodium_mprotect_readonly(sk);
+    sodium_mprotect_readonly(k);
+    *out = k;
+    return 0;
+bad:
+    if (k)
+        sodium_free(k);
+    sodium_free(text);
+    return -1;
+}
+
+static void free_slots(struct vault_key **slot)
+{
+    for (int i = 0; i < N_SLOTS; i++) {
+        if (slot[i])
+            sodium_free(slot[i]); /* sodium_free wipes before releasing */
+        slot[i] = NULL;
+    }
+}
+
+/* Loads path, path.new and path.old into slot[]: all of them or none. */
+static int load_slots(const char *path, struct vault_key **slot, char *err, size_t errlen)
+{
+    size_t n = strlen(path) + 8;
+    char *name = malloc(n);
+    if (!name) {
+        fail(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < N_SLOTS && !rc; i++) {
+        snprintf(name, n, "%s%s", path, slot_suffix[i]);
+        rc = load_key(name, i > 0, &slot[i], err, errlen);
+    }
+    free(name);
+    if (rc)
+        free_slots(slot);
+    return rc;
+}
+
+struct vault_secret *vault_secret_load(const char *path, char *err, size_t errlen)
+{
+    struct vault_secret *sk = calloc(1, sizeof *sk);
+    struct keyring *kr = calloc(1, sizeof *kr);
+    if (!sk || !kr || !(kr->path = strdup(path))) {
+        fail(err, errlen, "out of memory");
+        goto bad;
+    }
+    if (load_slots(path, kr->slot, err, errlen))
+        goto bad;
+    memcpy(kr->main_id, kr->slot[VAULT_SLOT_MAIN]->id, sizeof kr->main_id);
+    sk->kr = kr;
     return sk;
 bad:
-    sodium_free(sk);
-    sodium_free(text);
+    if (kr)
+        free(kr->path);
+    free(kr);
+    free(sk);
     return NULL;
+}
+
+/* Replaces the keyring with what the files hold now; keeps it on failure. */
+static int reload(struct keyring *kr, char *err, size_t errlen)
+{
+    struct vault_key *fresh[N_SLOTS] = {NULL};
+    if (load_slots(kr->path, fresh, err, errlen))
+        return -1;
+    free_slots(kr->slot);
+    memcpy(kr->slot, fresh, sizeof fresh);
+    memcpy(kr->main_id, kr->slot[VAULT_SLOT_MAIN]->id, sizeof kr->main_id);
+    return 0;
 }
 
 void vault_secret_free(struct vault_secret *sk)
 {
-    if (sk)
-        sodium_free(sk); /* sodium_free wipes before releasing */
+    if (!sk)
+        return;
+    free_slots(sk->kr->slot);
+    free(sk->kr->path);
+    free(sk->kr);
+    free(sk);
 }
 
-const char *vault_secret_id(const struct vault_secret *sk) { return sk->id; }
+const char *vault_secret_id(const struct vault_secret *sk) { return sk->kr->main_id; }
+
+const char *vault_secret_slot_id(const struct vault_secret *sk, enum vault_slot slot)
+{
+    if ((int)slot < 0 || slot >= N_SLOTS || !sk->kr->slot[slot])
+        return NULL;
+    return sk->kr->slot[slot]->id;
+}
+
+void vault_secret_ids(const struct vault_secret *sk, char *out, size_t outlen)
+{
+    size_t used = 0;
+    if (outlen)
+        out[0] = '\0';
+    for (int i = 0; i < N_SLOTS; i++) {
+        if (!sk->kr->slot[i] || used >= outlen)
+            continue;
+        int w = snprintf(out + used, outlen - used, "%s%s (%s)", used ? ", " : "",
+                         sk->kr->slot[i]->id, slot_name[i]);
+        if (w > 0)
+            used += (size_t)w;
+    }
+}
+
+static const struct vault_key *find_key(const struct keyring *kr, const char *id)
+{
+    for (int i = 0; i < N_SLOTS; i++)
+        if (kr->slot[i] && !strcmp(kr->slot[i]->id, id))
+            return kr->slot[i];
+    return NULL;
+}
+
+struct vault_pub *vault_secret_pub(const struct vault_secret *sk, const char *key_id, char *err,
+                                   size_t errlen)
+{
+    const struct vault_key *k = find_key(sk->kr, key_id);
+    if (!k) {
+        fail(err, errlen, "key %s is not loaded", key_id);
+        return NULL;
+    }
+    struct vault_pub *pub = calloc(1, sizeof *pub);
+    if (!pub) {
+        fail(err, errlen, "out of memory");
+        return NULL;
+    }
+    memcpy(pub->pk, k->pk, sizeof pub->pk);
+    memcpy(pub->id, k->id, sizeof pub->id);
+    return pub;
+}
+
+int vault_pub_save(const struct vault_pub *pub, const char *path, int replace, char *err,
+                   size_t errlen)
+{
+    char b64pk[128], text[256];
+    sodium_bin2base64(b64pk, sizeof b64pk, pub->pk, sizeof pub->pk, B64_VARIANT);
+    snprintf(text, sizeof text, "%s %s %s\n", PUBLIC_HEADER, pub->id, b64pk);
+    return write_file(path, 0644, text, replace, err, errlen);
+}
 
 static int valid_text(const char *s, size_t n)
 {
@@ -328,10 +529,22 @@ int vault_open(const struct vault_secret *sk, const char *key_id, const char *us
                const unsigned char *sealed, size_t sealedlen, char **password, char *err,
                size_t errlen)
 {
-    if (strcmp(key_id, sk->id)) {
+    const struct vault_key *k = find_key(sk->kr, key_id);
+    char why[256] = "";
+    if (!k) {
+        /* Rotated since we loaded (amtacsctl rekey re-seals, then renames): the
+         * files on disk hold the key that the row now names. */
+        if (reload(sk->kr, why, sizeof why) == 0)
+            k = find_key(sk->kr, key_id);
+    }
+    if (!k) {
+        char ids[160];
+        vault_secret_ids(sk, ids, sizeof ids);
         fail(err, errlen,
-             "password of Batch User '%s' is sealed with key %s, but the daemon holds key %s",
-             user, key_id, sk->id);
+             "password of Batch User '%s' is sealed with key %s, which is not among the keys "
+             "loaded from %s: %s%s%s",
+             user, key_id, sk->kr->path, ids, *why ? "; re-reading the key files failed: " : "",
+             why);
         return -1;
     }
     if (sealedlen < 1 + crypto_box_SEALBYTES + sizeof MAGIC || sealed[0] != VAULT_VERSION ||
@@ -345,8 +558,8 @@ int vault_open(const struct vault_secret *sk, const char *key_id, const char *us
         fail(err, errlen, "out of memory");
         return -1;
     }
-    if (crypto_box_seal_open(m, sealed + 1, sealedlen - 1, sk->pk, sk->sk)) {
-        fail(err, errlen, "password of Batch User '%s' does not open with key %s", user, sk->id);
+    if (crypto_box_seal_open(m, sealed + 1, sealedlen - 1, k->pk, k->sk)) {
+        fail(err, errlen, "password of Batch User '%s' does not open with key %s", user, k->id);
         goto bad;
     }
     m[mlen] = '\0';

@@ -293,6 +293,9 @@ h_match 'violates check constraint "connections_comm_state_valid"' \
 
 ### kill ############################################################################
 
+h_run_fails "request_kill is refused where Allow Kill Job is false" h_sql -c "SELECT acs.request_kill($id2)"
+h_match "kills are not allowed on connection AMTDEMO" "$H_OUT" "and the refusal names the connection"
+h_sql -c "UPDATE acs.connections SET allow_kill = true WHERE name = 'AMTDEMO'" >/dev/null
 notes=$(h_sql <<SQL 2>&1
 LISTEN acs_kill;
 \! psql -X -q -At -v ON_ERROR_STOP=1 -c "SELECT acs.request_kill($id2)"

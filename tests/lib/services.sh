@@ -99,7 +99,8 @@ h_pg_restart() {
 # Starts the simulator: h_sim_start [extra args...]; exports H_SIM_URL and H_SIM_PID.
 # Default time scale 0.01 (a 30 s job takes 0.3 s); pass --time-scale to change it.
 h_sim_start() {
-    local portfile="$H_TMP/sim.port.$RANDOM" log="$H_TMP/sim.log" i
+    H_SIMS=$((${H_SIMS:-0} + 1))
+    local portfile="$H_TMP/sim.port.$H_SIMS" log="$H_TMP/sim.$H_SIMS.log" i
     local args=(--listen 127.0.0.1:0 --port-file "$portfile")
     local has_catalog=0 has_scale=0 a
     for a in "$@"; do
