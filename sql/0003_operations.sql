@@ -138,9 +138,9 @@ CREATE FUNCTION acs.job_kill_outcome(job_id bigint, owner text, attempt integer,
 AS $$
 BEGIN
     UPDATE acs.jobs AS j
-       SET kill_sent_at = CASE WHEN error IS NULL THEN now() ELSE j.kill_sent_at END,
+       SET kill_sent_at = CASE WHEN job_kill_outcome.error IS NULL THEN now() ELSE j.kill_sent_at END,
            kill_error = job_kill_outcome.error,
-           kill_error_at = CASE WHEN error IS NULL THEN NULL ELSE now() END
+           kill_error_at = CASE WHEN job_kill_outcome.error IS NULL THEN NULL ELSE now() END
      WHERE j.id = job_id AND j.owner = job_kill_outcome.owner
        AND j.attempt = job_kill_outcome.attempt AND j.state IN ('starting', 'running');
     RETURN FOUND;

@@ -69,6 +69,7 @@ struct amtacs_config {
         long claim_batch;   /* jobs claimed per query at most */
         long max_log_bytes; /* a stored job log is cut at this size */
         int64_t purge_interval_ms; /* between purges of expired job logs */
+        int64_t heartbeat_interval_ms; /* between heartbeats of each connection */
         char *alert_command;       /* run for jobs ending 11/12/23/24; "" = none */
     } daemon;
     struct amtacs_connection *connections; /* in file order */

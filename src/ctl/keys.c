@@ -564,10 +564,12 @@ int ctl_cmd_rekey(struct ctl *ctl, int argc, char **argv)
         printf("rekey: new key pair %s in %s (+ .pub)\n",
                vault_secret_slot_id(ring, VAULT_SLOT_NEW), p.key_new);
     }
+    /* Decided now: vault_open() may reload the keyring, and borrowed ids with it. */
     const char *new_id = vault_secret_slot_id(ring, VAULT_SLOT_NEW);
+    bool rotating = new_id != NULL;
     /* Without KEY.new, an earlier rekey got past its renames: KEY is the target. */
     char target_id[VAULT_KEY_ID_LEN + 1];
-    snprintf(target_id, sizeof target_id, "%s", new_id ? new_id : vault_secret_id(ring));
+    snprintf(target_id, sizeof target_id, "%s", rotating ? new_id : vault_secret_id(ring));
     vault_secret_ids(ring, ids, sizeof ids);
     printf("rekey: keys on disk: %s; target key %s\n", ids, target_id);
     if (!(target = vault_secret_pub(ring, target_id, err, sizeof err))) {
@@ -575,7 +577,7 @@ int ctl_cmd_rekey(struct ctl *ctl, int argc, char **argv)
         goto out;
     }
     /* A crash inside keygen can leave KEY.new without its .pub. */
-    if (new_id && !exists(p.pub_new) && vault_pub_save(target, p.pub_new, 0, err, sizeof err)) {
+    if (rotating && !exists(p.pub_new) && vault_pub_save(target, p.pub_new, 0, err, sizeof err)) {
         fprintf(stderr, "amtacsctl rekey: %s\n", err);
         goto out;
     }
@@ -583,7 +585,7 @@ int ctl_cmd_rekey(struct ctl *ctl, int argc, char **argv)
         goto out;
     crash_point("rekey-after-commit");
 
-    if (new_id) {
+    if (rotating) {
         /* KEY -> KEY.old as a second name (a link: KEY never goes missing),
          * replacing an earlier KEY.old whose rows the pass above moved. */
         unlink(p.key_old_tmp);

@@ -131,12 +131,14 @@ int main(int argc, char **argv)
                  rnd[1], rnd[2]);
     }
     const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+    char key_ids[256];
+    vault_secret_ids(key, key_ids, sizeof key_ids);
     log_event(&lg, LOG_INFO, "daemon.start", NULL,
               "amtacsd %s; libcurl %s (%s), libpq %d, cJSON %s, libsodium %s, libyaml %s; "
-              "config %s; key %s",
+              "config %s; keys %s",
               AMTACS_VERSION, cv->version, cv->ssl_version ? cv->ssl_version : "no TLS",
               PQlibVersion(), cJSON_Version(), sodium_version_string(), yaml_get_version_string(),
-              cfg->source, vault_secret_id(key));
+              cfg->source, key_ids);
 
     struct engine_options eo = {
         .cfg = cfg, .lg = &lg, .key = key, .owner = owner, .signal_fd = sfd,

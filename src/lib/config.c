@@ -48,6 +48,9 @@ static const struct config_key keys[] = {
     {.path = "daemon.purge_interval", .type = CONFIG_T_DURATION, .reload = true, .min = 1000,
      .max = 86400000, .def = 600000, .offset = G(daemon.purge_interval_ms),
      .help = "how often job logs past their connection's retain_log_days are purged"},
+    {.path = "daemon.heartbeat_interval", .type = CONFIG_T_DURATION, .reload = true, .min = 100,
+     .max = 3600000, .def = 10000, .offset = G(daemon.heartbeat_interval_ms),
+     .help = "how often each connection's server is asked whether it answers"},
     {.path = "daemon.alert_command", .type = CONFIG_T_STRING, .reload = true, .min = 0,
      .max = 4096, .def_s = "", .offset = G(daemon.alert_command),
      .help = "run by /bin/sh for a job ending 11, 12, 23 or 24, details in AMTACS_* variables; "

@@ -30,11 +30,11 @@ extern char **environ;
 #define NOT_IN_HEAP SIZE_MAX
 #define MONITOR_BATCH 1000   /* ids per MonitorJobs call */
 #define MESSAGES_PAGE 1000   /* messages per GetMessages call */
-#define HEARTBEAT_MS 10000   /* between heartbeats of a connection */
 #define CLAIM_POLL_MS 5000   /* a rescan even without a NOTIFY */
 #define DB_RETRY_MS 1000     /* a failed write is tried again after this */
 #define UNKNOWN_LIMIT 3      /* MonitorJob 404s in a row before the job is UNDEFINED */
 #define PURGE_BATCH 500      /* job logs deleted per statement */
+#define KILL_RETRY_MS 1000   /* a failed Kill is sent again after this */
 
 enum phase {
     PH_START,        /* send Start (again: it is idempotent per taskId) */
@@ -65,6 +65,7 @@ struct job {
     bool lost;     /* the lease is gone: drop the job once it is not busy */
     bool kill_wanted; /* an operator asked for a kill */
     bool kill_busy;   /* a Kill call is in flight (independent of `busy`) */
+    int64_t kill_retry_at; /* a failed Kill is sent again from then on */
     bool maybe_started; /* an earlier holder may have sent Start already */
     char *doubt;        /* why the job is going in doubt */
     bool script;
@@ -766,7 +767,7 @@ static void flush_batch(struct conn *c)
 static void follow(struct job *j)
 {
     struct conn *c = j->c;
-    if (j->kill_wanted && !j->kill_busy && j->brid)
+    if (j->kill_wanted && !j->kill_busy && j->brid && now_ms() >= j->kill_retry_at)
         send_kill(j);
     if (c->monitor_jobs) {
         if (c->nbatch == c->capbatch) {
@@ -986,7 +987,8 @@ static void on_kill(void *ud, const struct amt_reply *r)
               r->error);
     store_kill_outcome(j->c->e->pc, j->id, j->c->e->owner, j->attempt, r->error,
                        on_progress_written, NULL);
-    j->kill_wanted = true; /* tried again by the next check */
+    j->kill_wanted = true; /* tried again by a check after KILL_RETRY_MS */
+    j->kill_retry_at = now_ms() + KILL_RETRY_MS;
     if (!j->busy && j->heap_idx == NOT_IN_HEAP)
         schedule(j, j->c->cfg->poll.interval_ms);
 }
@@ -1508,7 +1510,7 @@ static void run_timers(struct engine *e, int64_t now)
         if (now >= c->next_heartbeat && !c->heartbeat_busy && c->amt &&
             c->comm != COMM_DISABLED && c->comm != COMM_UNKNOWN) {
             c->heartbeat_busy = !amt_heartbeat(c->amt, on_heartbeat, c);
-            c->next_heartbeat = now + HEARTBEAT_MS;
+            c->next_heartbeat = now + e->cfg->daemon.heartbeat_interval_ms;
         }
     }
 }

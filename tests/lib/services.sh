@@ -139,7 +139,8 @@ h_batch_user() {
 
 # Writes a daemon configuration for one connection to the simulator:
 # h_daemon_config FILE [CONNECTION [URL [BATCH_USER]]]; extra YAML for the
-# connection can be given in $H_CONN_EXTRA (indented by 4 spaces).
+# connection can be given in $H_CONN_EXTRA (indented by 4 spaces), for the
+# daemon section in $H_DAEMON_EXTRA (indented by 2).
 h_daemon_config() {
     local file=$1 name=${2:-AMTDEMO} url=${3:-$H_SIM_URL} user=${4:-amtopcon}
     cat >"$file" <<CONF
@@ -149,6 +150,8 @@ key_file: $H_TMP/secret.key
 log_level: ${H_LOG_LEVEL:-debug}
 daemon:
   lease_seconds: ${H_LEASE:-3}
+  heartbeat_interval: ${H_HEARTBEAT:-300ms}
+${H_DAEMON_EXTRA:-}
 connections:
   - name: $name
     url: $url
