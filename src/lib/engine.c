@@ -1017,8 +1017,12 @@ static void kill_job(struct job *j)
     struct conn *c = j->c;
     struct log_ctx x = jctx(j);
     if (!c->cfg->allow_kill) {
-        log_event(c->e->lg, LOG_WARN, "job.kill_refused", &x,
-                  "kill refused: allow_kill is false for connection %s", c->cfg->name);
+        char why[160];
+        snprintf(why, sizeof why, "kill refused: allow_kill is false for connection %s",
+                 c->cfg->name);
+        log_event(c->e->lg, LOG_WARN, "job.kill_refused", &x, "%s", why);
+        store_kill_outcome(c->e->pc, j->id, c->e->owner, j->attempt, why, on_progress_written,
+                           NULL);
         return;
     }
     if (j->phase == PH_START && !j->busy && !j->brid && !j->maybe_started && !j->start_tries) {
