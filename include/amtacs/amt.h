@@ -17,6 +17,8 @@
 
 #include <curl/curl.h>
 
+#include "amtacs/log.h"
+
 struct amt_client;
 
 enum amt_status {
@@ -46,6 +48,8 @@ struct amt_settings {
     bool tls_verify;
     const char *ca_file;     /* NULL = system store */
     long max_connections;    /* keep-alive connections to this server at most */
+    const struct logger *lg; /* at debug level, curl's exchange is logged: headers with the
+                                token redacted, bodies by size only (may be NULL) */
 };
 
 /* Supplies the Batch User's password for a logon: returns a NUL-terminated

@@ -82,6 +82,9 @@ void sim_world_request_info(struct sim_world *w, long id, struct sim_reply *r);
 void sim_world_force_state(struct sim_world *w, long id, const cJSON *body, struct sim_reply *r);
 /* POST /sim/tokens/expire. */
 void sim_world_expire_tokens(struct sim_world *w, struct sim_reply *r);
+/* GET /sim/tokens: the live tokens themselves, so that tests can search a
+ * client's outputs for them (a test control; a real server has no such call). */
+void sim_world_tokens(struct sim_world *w, struct sim_reply *r);
 /* GET /sim/config and PUT /sim/config {"token_lifetime","features"}. */
 void sim_world_config(struct sim_world *w, const cJSON *body, struct sim_reply *r);
 /* POST /sim/users {"name","password"}. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "amtacs/buf.h"
 #include "amtacs/text.h"
@@ -47,6 +48,7 @@ struct amt_client {
     long connect_timeout_ms, timeout_ms, max_connections;
     size_t max_body;
     bool tls_verify;
+    const struct logger *lg;
     amt_password_fn password;
     amt_password_release_fn release;
     void *password_ud;
@@ -374,6 +376,14 @@ void amt_parsed_free(struct amt_parsed *p)
 
 /* ---------------------------------------------------------------- requests */
 
+/* Header lines can hold the token: wipe them before they are freed. */
+static void free_headers(struct curl_slist *h)
+{
+    for (struct curl_slist *l = h; l; l = l->next)
+        sodium_memzero(l->data, strlen(l->data));
+    curl_slist_free_all(h);
+}
+
 static void req_free(struct amt_req *q)
 {
     if (!q)
@@ -382,9 +392,9 @@ static void req_free(struct amt_req *q)
         sodium_memzero(q->body, q->bodylen);
         free(q->body);
     }
-    curl_slist_free_all(q->headers);
     if (q->easy)
-        curl_easy_cleanup(q->easy);
+        curl_easy_cleanup(q->easy); /* first: curl may still point at the headers */
+    free_headers(q->headers);
     if (q->resp.data)
         sodium_memzero(q->resp.data, q->resp.cap); /* a logon answer holds a token */
     buf_free(&q->resp);
@@ -443,6 +453,41 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* curl's exchange at debug level: what went out and came back, but never a
+ * token (its header is redacted) nor a body (a logon carries the password in
+ * one and gets the token back in another): bodies are shown by size only. */
+static int on_debug(CURL *e, curl_infotype type, char *data, size_t size, void *ud)
+{
+    struct amt_req *q = ud;
+    (void)e;
+    const char *dir = type == CURLINFO_HEADER_OUT  ? ">"
+                      : type == CURLINFO_HEADER_IN ? "<"
+                      : type == CURLINFO_TEXT      ? "*"
+                                                   : NULL;
+    struct log_ctx x = {q->c->name, 0, 0};
+    if (!dir) {
+        if (type == CURLINFO_DATA_OUT || type == CURLINFO_DATA_IN)
+            log_event(q->c->lg, LOG_DEBUG, "http.debug", &x, "%s %zu bytes of body (not shown)",
+                      type == CURLINFO_DATA_OUT ? ">" : "<", size);
+        return 0;
+    }
+    const char *p = data, *end = data + size;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        size_t len = (size_t)((eol ? eol : end) - p);
+        if (len && p[len - 1] == '\r')
+            len--;
+        static const char tok[] = "x-amt-logontoken:";
+        if (len >= sizeof tok - 1 && !strncasecmp(p, tok, sizeof tok - 1))
+            log_event(q->c->lg, LOG_DEBUG, "http.debug", &x, "%s %.*s [redacted]", dir,
+                      (int)(sizeof tok - 1), p);
+        else if (len)
+            log_event(q->c->lg, LOG_DEBUG, "http.debug", &x, "%s %.*s", dir, (int)len, p);
+        p = eol ? eol + 1 : end;
+    }
+    return 0;
+}
+
 static int add_header(struct amt_req *q, const char *h)
 {
     struct curl_slist *n = curl_slist_append(q->headers, h);
@@ -477,8 +522,6 @@ static void submit(struct amt_req *q)
 static int launch(struct amt_req *q)
 {
     struct amt_client *c = q->c;
-    curl_slist_free_all(q->headers);
-    q->headers = NULL;
     buf_reset(&q->resp);
     q->too_big = false;
     q->curl_err[0] = '\0';
@@ -486,6 +529,8 @@ static int launch(struct amt_req *q)
         return -1;
     CURL *e = q->easy;
     curl_easy_reset(e);
+    free_headers(q->headers);
+    q->headers = NULL;
     if (add_header(q, "Accept: application/json") ||
         (q->body && add_header(q, "Content-Type: application/json")))
         return -1;
@@ -518,6 +563,11 @@ static int launch(struct amt_req *q)
     if (c->ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (log_on(c->lg, LOG_DEBUG)) {
+        curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+        curl_easy_setopt(e, CURLOPT_DEBUGDATA, q);
+        curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+    }
     if (q->fresh)
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     if (q->body) {
@@ -795,6 +845,7 @@ struct amt_client *amt_client_new(CURLM *multi, const struct amt_settings *s,
     c->max_body = s->max_body ? s->max_body : 1048576;
     c->max_connections = s->max_connections > 0 ? s->max_connections : 8;
     c->tls_verify = s->tls_verify;
+    c->lg = s->lg;
     c->password = password;
     c->release = release;
     c->password_ud = password_ud;

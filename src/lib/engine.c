@@ -1644,6 +1644,7 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
             .connect_timeout_ms = (long)cc->http.connect_timeout_ms,
             .timeout_ms = (long)cc->http.timeout_ms, .max_body = (size_t)cc->http.max_body,
             .tls_verify = cc->tls.verify, .ca_file = cc->tls.ca_file, .max_connections = 8,
+            .lg = e->lg,
         };
         char aerr[256];
         c->amt = amt_client_new(e->multi, &s, get_password, release_password, c, aerr,

@@ -46,6 +46,7 @@ enum route {
     R_SIM_REQUEST_STATE,
     R_SIM_FAULTS,
     R_SIM_TOKENS_EXPIRE,
+    R_SIM_TOKENS,
     R_SIM_CONFIG,
     R_SIM_USERS,
 };
@@ -72,6 +73,7 @@ static const struct route_def routes[] = {
     {"/sim/requests/", true, "/state", R_SIM_REQUEST_STATE, "POST"},
     {"/sim/faults", false, NULL, R_SIM_FAULTS, "GET, PUT, DELETE"},
     {"/sim/tokens/expire", false, NULL, R_SIM_TOKENS_EXPIRE, "POST"},
+    {"/sim/tokens", false, NULL, R_SIM_TOKENS, "GET"},
     {"/sim/config", false, NULL, R_SIM_CONFIG, "GET, PUT"},
     {"/sim/users", false, NULL, R_SIM_USERS, "POST"},
 };
@@ -258,6 +260,9 @@ static void handle_sim(struct sim_http *h, const char *method, enum route rt, lo
         break;
     case R_SIM_TOKENS_EXPIRE:
         sim_world_expire_tokens(h->world, r);
+        break;
+    case R_SIM_TOKENS:
+        sim_world_tokens(h->world, r);
         break;
     case R_SIM_CONFIG:
         sim_world_config(h->world, strcmp(method, "PUT") == 0 ? body : NULL, r);

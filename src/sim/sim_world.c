@@ -1539,6 +1539,20 @@ void sim_world_expire_tokens(struct sim_world *w, struct sim_reply *r)
     sim_reply_ok(r, o);
 }
 
+void sim_world_tokens(struct sim_world *w, struct sim_reply *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *a = o ? cJSON_AddArrayToObject(o, "tokens") : NULL;
+    pthread_mutex_lock(&w->lock);
+    size_t pos = 0;
+    const char *key;
+    int64_t expires;
+    while (a != NULL && sim_map_next(w->tokens, &pos, &key, &expires))
+        cJSON_AddItemToArray(a, cJSON_CreateString(key));
+    pthread_mutex_unlock(&w->lock);
+    sim_reply_ok(r, o);
+}
+
 void sim_world_config(struct sim_world *w, const cJSON *body, struct sim_reply *r)
 {
     long lifetime = -1;
