@@ -172,3 +172,13 @@ sleep 0.5
 id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
 h_ctl wait "$id" --timeout 10 --quiet >/dev/null && h_ok "after batch-user set the daemon logs on with the new password, no restart" ||
     h_not_ok "after batch-user set the daemon logs on with the new password, no restart"
+
+# --- comm status when the server stops answering -----------------------------------------
+curl -fsS -X PUT --data '{"down":true}' "$H_SIM_URL/sim/faults" >/dev/null
+h_wait_sql 10 f "SELECT server_ok FROM acs.connections WHERE name = 'AMTDEMO'" || true
+status=$(h_ctl comm status)
+h_match "AMTDEMO +enabled +no answer" "$status" "comm status shows that the server does not answer its heartbeat"
+h_match "cannot reach http://127.0.0.1:[0-9]+" "$status" "with the last error and when it happened"
+curl -fsS -X DELETE "$H_SIM_URL/sim/faults" >/dev/null
+h_wait_sql 10 t "SELECT server_ok FROM acs.connections WHERE name = 'AMTDEMO'" &&
+    h_ok "and that it answers again once it is back" || h_not_ok "and that it answers again once it is back"
