@@ -63,9 +63,12 @@ COMMENT ON FUNCTION acs.claim_jobs(text, text, integer, integer) IS
 
 -- Extends the leases of the jobs an owner holds; returns the ids (of the
 -- given id/attempt pairs) it no longer holds: those the daemon must drop.
+-- (The planner cannot see how many ids come in and, with stale statistics,
+-- joins them to jobs_claimed_idx in a nested loop: quadratic, measured at
+-- 0.8 s for 5,000 jobs. A hash join does it in milliseconds.)
 CREATE FUNCTION acs.renew_leases(owner text, ids bigint[], attempts integer[], lease_seconds integer)
     RETURNS SETOF bigint
-    LANGUAGE sql SET search_path = pg_catalog
+    LANGUAGE sql SET search_path = pg_catalog SET enable_nestloop = off
 AS $$
     WITH held AS (
         SELECT * FROM unnest(ids, attempts) AS h(id, attempt)
@@ -77,7 +80,7 @@ AS $$
            AND j.state IN ('starting', 'running')
         RETURNING j.id
     )
-    SELECT held.id FROM held WHERE held.id NOT IN (SELECT renewed.id FROM renewed)
+    SELECT held.id FROM held LEFT JOIN renewed ON renewed.id = held.id WHERE renewed.id IS NULL
 $$;
 COMMENT ON FUNCTION acs.renew_leases(text, bigint[], integer[], integer) IS
     'Daemon: renews the leases of held jobs; returns the ids no longer held';
@@ -371,3 +374,102 @@ END
 $$;
 CREATE TRIGGER job_logs_drop_messages AFTER INSERT ON acs.job_logs
     FOR EACH ROW EXECUTE FUNCTION acs.job_logs_drop_messages();
+
+-------------------------------------------------------------------------------
+-- Batches: many jobs' writes in one statement and one transaction, so that the
+-- daemon's throughput is not one round trip and one commit per job. Each item
+-- goes through the single-job function, with its fence; one item's failure
+-- does not undo the others.
+-------------------------------------------------------------------------------
+
+-- items: [{"id","attempt","batch_request_id"}]; returns (id, held) per item, in order.
+-- One set-based statement (the fences of acs.job_started, for all items at once).
+CREATE FUNCTION acs.jobs_started(owner text, items json)
+    RETURNS TABLE (id bigint, held boolean)
+    LANGUAGE sql SET search_path = pg_catalog
+AS $$
+    WITH x AS (
+        SELECT (e->>'id')::bigint AS id, (e->>'attempt')::integer AS attempt,
+               (e->>'batch_request_id')::integer AS batch_request_id, t.ord
+          FROM json_array_elements(items) WITH ORDINALITY AS t(e, ord)
+    ), upd AS (
+        UPDATE acs.jobs AS j
+           SET state = 'running', batch_request_id = x.batch_request_id,
+               started_at = coalesce(j.started_at, now())
+          FROM x
+         WHERE j.id = x.id AND j.owner = jobs_started.owner AND j.attempt = x.attempt
+           AND (j.state = 'starting'
+                OR (j.state = 'running' AND j.batch_request_id = x.batch_request_id))
+        RETURNING j.id
+    )
+    SELECT x.id, upd.id IS NOT NULL FROM x LEFT JOIN upd ON upd.id = x.id ORDER BY x.ord
+$$;
+
+-- items: [{"id","attempt","code","error","log"}]; returns (id, outcome) per item,
+-- in order; outcome as acs.job_finish ('finished', 'already', 'lost'), or
+-- 'error: ...' for an item that failed. All items go in one set-based statement;
+-- should that fail, they go one by one, so that one bad item cannot hold the
+-- others back.
+CREATE FUNCTION acs.jobs_finish(owner text, items json)
+    RETURNS TABLE (id bigint, outcome text)
+    LANGUAGE plpgsql SET search_path = pg_catalog
+AS $$
+DECLARE
+    ids bigint[];
+    outcomes text[];
+    x json;
+BEGIN
+    BEGIN
+        WITH x AS (
+            SELECT (e->>'id')::bigint AS id, (e->>'attempt')::integer AS attempt,
+                   (e->>'code')::integer AS code, e->>'error' AS error, e->>'log' AS log, t.ord
+              FROM json_array_elements(items) WITH ORDINALITY AS t(e, ord)
+        ), upd AS (
+            UPDATE acs.jobs AS t
+               SET state = 'finished', completion_code = x.code,
+                   result = CASE WHEN x.code = 4 THEN 'success' ELSE 'failure' END,
+                   error = x.error, finished_at = now(), lease_expires = NULL, last_code = x.code
+              FROM x
+             WHERE t.id = x.id AND t.owner = jobs_finish.owner AND t.attempt = x.attempt
+               AND t.state IN ('starting', 'running')
+            RETURNING t.id, t.connection, t.kind, coalesce(t.job_name, t.script_name) AS name
+        ), logs AS (
+            INSERT INTO acs.job_logs (job_id, connection, log)
+            SELECT upd.id, upd.connection, x.log FROM upd JOIN x ON x.id = upd.id
+            RETURNING job_id
+        ), alerts AS (
+            INSERT INTO acs.alerts (job_id, connection, code, name, message)
+            SELECT upd.id, upd.connection, x.code, c.name,
+                   format('job %s (%s %s) ended %s (%s)%s', upd.id, upd.kind, upd.name, c.name,
+                          x.code, coalesce(': ' || x.error, ''))
+              FROM upd JOIN x ON x.id = upd.id JOIN acs.completion_codes AS c ON c.code = x.code
+             WHERE x.code IN (11, 12, 23, 24)
+            RETURNING 1
+        )
+        SELECT array_agg(x.id ORDER BY x.ord),
+               array_agg(CASE WHEN upd.id IS NOT NULL THEN 'finished'
+                              WHEN EXISTS (SELECT 1 FROM acs.jobs AS j
+                                            WHERE j.id = x.id AND j.state = 'finished'
+                                              AND j.owner = jobs_finish.owner
+                                              AND j.attempt = x.attempt) THEN 'already'
+                              ELSE 'lost' END ORDER BY x.ord)
+          INTO ids, outcomes
+          FROM x LEFT JOIN upd ON upd.id = x.id
+         WHERE (SELECT count(*) FROM logs) >= 0 AND (SELECT count(*) FROM alerts) >= 0;
+        RETURN QUERY SELECT * FROM unnest(ids, outcomes);
+        RETURN;
+    EXCEPTION WHEN OTHERS THEN
+        NULL; -- one by one below
+    END;
+    FOR x IN SELECT * FROM json_array_elements(items) LOOP
+        id := (x->>'id')::bigint;
+        BEGIN
+            outcome := acs.job_finish(id, owner, (x->>'attempt')::integer, (x->>'code')::integer,
+                                      x->>'error', x->>'log');
+        EXCEPTION WHEN OTHERS THEN
+            outcome := 'error: ' || SQLERRM;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;

@@ -47,7 +47,8 @@ BEGIN
                              'set_comm', 'register_connection', 'configure_connection',
                              'connection_checked', 'claim_jobs', 'renew_leases', 'job_started',
                              'job_progress', 'job_add_messages', 'job_finish', 'job_in_doubt',
-                             'job_kill_outcome', 'release_jobs', 'batch_user_secret')
+                             'job_kill_outcome', 'release_jobs', 'batch_user_secret',
+                             'jobs_started', 'jobs_finish')
     LOOP
         EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
         EXECUTE pg_catalog.format('ALTER FUNCTION %s SECURITY DEFINER', f);
@@ -88,6 +89,8 @@ GRANT EXECUTE ON FUNCTION acs.claim_jobs(text, text, integer, integer),
                           acs.job_progress(bigint, text, integer, integer),
                           acs.job_add_messages(bigint, text, integer, json),
                           acs.job_finish(bigint, text, integer, integer, text, text),
+                          acs.jobs_started(text, json),
+                          acs.jobs_finish(text, json),
                           acs.job_in_doubt(bigint, text, integer, text),
                           acs.job_kill_outcome(bigint, text, integer, text),
                           acs.release_jobs(text),

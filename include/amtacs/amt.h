@@ -67,7 +67,7 @@ struct amt_child {
 struct amt_job {
     int id;        /* BatchRequestId */
     int code;      /* the AMT state */
-    long message_count;
+    long message_count;  /* -1 when the server does not say */
     size_t nchildren;
     const struct amt_child *children;
 };

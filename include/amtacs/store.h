@@ -78,4 +78,25 @@ int store_release(struct pgconn *pc, const char *owner, store_done_cb cb, void *
 /* key_id NULL (and no error) when the Batch User does not exist. */
 int store_batch_user_secret(struct pgconn *pc, const char *name, store_secret_cb cb, void *ud);
 
+/* ---- batches: many jobs' writes in one statement ----
+ * The hot writes (a job started, a job finished) are collected while the loop
+ * runs and sent together by store_batch_flush(), one statement per kind, so
+ * that throughput is not bounded by one round trip and one commit per job.
+ * Each item's callback runs once, with that item's own outcome. */
+struct store_batch;
+
+/* A batch for the daemon instance `owner` (copied). NULL when out of memory. */
+struct store_batch *store_batch_new(const char *owner);
+/* Calls every pending item's callback with "shutting down" and frees. */
+void store_batch_free(struct store_batch *b);
+/* Items not yet sent. */
+size_t store_batch_pending(const struct store_batch *b);
+/* Queue a write; -1 when out of memory (then the callback will not run). */
+int store_batch_started(struct store_batch *b, long long id, int attempt, int batch_request_id,
+                        store_bool_cb cb, void *ud);
+int store_batch_finish(struct store_batch *b, long long id, int attempt, int code,
+                       const char *error, const char *log, store_finish_cb cb, void *ud);
+/* Sends what is pending (at most one statement per kind); -1 if it could not. */
+int store_batch_flush(struct store_batch *b, struct pgconn *pc);
+
 #endif

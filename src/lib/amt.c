@@ -145,7 +145,7 @@ static bool parse_job(struct amt_parsed *p, const cJSON *o, struct amt_job *job,
         perr(p, r, "MonitorJob answer lacks an integer BatchRequestId or code");
         return false;
     }
-    job->message_count = 0;
+    job->message_count = -1; /* not said: the messages must be read to know */
     get_long(o, "messageCount", &job->message_count);
     const cJSON *ch = cJSON_GetObjectItemCaseSensitive(o, "children");
     job->nchildren = 0;

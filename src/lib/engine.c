@@ -86,6 +86,7 @@ struct job {
     size_t nmsgs, capmsgs;
     size_t log_bytes;     /* bytes of the messages kept */
     long message_count;   /* messages the server says the job has */
+    bool count_known;     /* the last MonitorJob said how many (messageCount) */
     bool truncated;       /* the log reached daemon.max_log_bytes */
     long after;
     int64_t lease_until; /* our lease surely holds until then (monotonic ms) */
@@ -125,6 +126,7 @@ struct engine {
     int lease_s;
     CURLM *multi;
     struct pgconn *pc;
+    struct store_batch *batch; /* started/finished writes, sent once per loop turn */
     struct conn *conns;
     size_t nconns;
     struct job **heap;
@@ -455,8 +457,8 @@ static void write_finish(struct job *j)
     if (!log)
         goto retry;
     j->busy = true;
-    int rc = store_finish(c->e->pc, j->id, c->e->owner, j->attempt, j->final_code, j->error, log,
-                          on_finish_written, j);
+    int rc = store_batch_finish(c->e->batch, j->id, j->attempt, j->final_code, j->error, log,
+                                on_finish_written, j);
     free(log);
     free(lines);
     free(errline);
@@ -602,6 +604,7 @@ static void on_progress_written(void *ud, bool held, const char *err)
 /* A code MonitorJob reported for the job. */
 static void observe(struct job *j, int code, long message_count)
 {
+    j->count_known = message_count >= 0;
     if (message_count > j->message_count)
         j->message_count = message_count;
     struct conn *c = j->c;
@@ -625,7 +628,8 @@ static void observe(struct job *j, int code, long message_count)
         /* Messages read while it ran are kept: reading goes on after them. */
         j->final_code = code;
         j->phase = PH_MESSAGES;
-        if (j->truncated)
+        /* Nothing (more) to read: a zero-length job costs no GetMessages call. */
+        if (j->truncated || (j->count_known && j->message_count <= (long)j->nmsgs))
             finish(j, j->final_code, NULL);
         else
             fetch_messages(j);
@@ -855,8 +859,7 @@ static void write_started(struct job *j)
 {
     j->phase = PH_START_WRITE;
     j->busy = true;
-    if (store_started(j->c->e->pc, j->id, j->c->e->owner, j->attempt, j->brid,
-                      on_started_written, j)) {
+    if (store_batch_started(j->c->e->batch, j->id, j->attempt, j->brid, on_started_written, j)) {
         j->busy = false;
         schedule(j, DB_RETRY_MS);
     }
@@ -1552,6 +1555,8 @@ int engine_run(struct engine *e)
         for (size_t k = 0; k < e->nconns; k++)
             if (e->conns[k].nbatch && e->conns[k].amt)
                 flush_batch(&e->conns[k]);
+        if (store_batch_pending(e->batch))
+            store_batch_flush(e->batch, e->pc);
         if (e->stopping == 2)
             break;
         if (e->stopping == 1) {
@@ -1670,7 +1675,8 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
                                            "acs_kill", NULL};
     struct pgconn_callbacks cbs = {on_notify, on_db_up, on_db_down, e};
     e->pc = pgconn_new(opt->cfg->database.conninfo, channels, &cbs, e->lg);
-    if (!e->pc) {
+    e->batch = store_batch_new(e->owner);
+    if (!e->pc || !e->batch) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -1692,6 +1698,7 @@ void engine_free(struct engine *e)
         e->conns[k].amt = NULL;
     }
     e->stopping = 2;    /* callbacks below only let go of their jobs */
+    store_batch_free(e->batch);
     pgconn_free(e->pc); /* write callbacks see "shutting down" */
     e->pc = NULL;
     for (size_t k = 0; k < e->nconns; k++) {

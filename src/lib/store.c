@@ -1,5 +1,8 @@
 #include "amtacs/store.h"
 
+#include "amtacs/buf.h"
+#include "amtacs/text.h"
+
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -363,4 +366,197 @@ int store_batch_user_secret(struct pgconn *pc, const char *name, store_secret_cb
     const char *p[] = {name};
     return run(pc, "SELECT key_id, sealed_password FROM acs.batch_user_secret($1)", 1, p,
                on_secret, (void (*)(void))cb, ud);
+}
+
+/* ------------------------------------------------------------ batches */
+
+#define BATCH_MAX_ITEMS 1000
+#define BATCH_MAX_BYTES ((size_t)32 << 20)
+
+struct item {
+    long long id;
+    void (*fn)(void);
+    void *ud;
+};
+
+/* Items of one kind: those collected, or those of one statement in flight. */
+struct items {
+    struct item *v;
+    size_t n, cap;
+    struct buf json; /* the items as a JSON array, without the closing bracket */
+};
+
+struct store_batch {
+    char *owner;
+    struct items started, finish;
+};
+
+struct flight {
+    struct items items;
+    bool finish; /* kind: finish (else started) */
+};
+
+static void items_free(struct items *it)
+{
+    free(it->v);
+    buf_free(&it->json);
+    memset(it, 0, sizeof *it);
+}
+
+static int items_add(struct items *it, long long id, void (*fn)(void), void *ud)
+{
+    if (it->n == it->cap) {
+        size_t ncap = it->cap ? it->cap * 2 : 64;
+        struct item *v = realloc(it->v, ncap * sizeof *v);
+        if (!v)
+            return -1;
+        it->v = v;
+        it->cap = ncap;
+    }
+    it->v[it->n++] = (struct item){id, fn, ud};
+    return 0;
+}
+
+struct store_batch *store_batch_new(const char *owner)
+{
+    struct store_batch *b = calloc(1, sizeof *b);
+    if (!b || !(b->owner = strdup(owner))) {
+        free(b);
+        return NULL;
+    }
+    buf_init(&b->started.json, BATCH_MAX_BYTES + 1024);
+    buf_init(&b->finish.json, BATCH_MAX_BYTES + ((size_t)300 << 20));
+    return b;
+}
+
+static void fail_items(struct items *it, bool finish, const char *why)
+{
+    for (size_t i = 0; i < it->n; i++) {
+        if (finish)
+            ((store_finish_cb)it->v[i].fn)(it->v[i].ud, NULL, why);
+        else
+            ((store_bool_cb)it->v[i].fn)(it->v[i].ud, false, why);
+    }
+}
+
+void store_batch_free(struct store_batch *b)
+{
+    if (!b)
+        return;
+    fail_items(&b->started, false, "shutting down");
+    fail_items(&b->finish, true, "shutting down");
+    items_free(&b->started);
+    items_free(&b->finish);
+    free(b->owner);
+    free(b);
+}
+
+size_t store_batch_pending(const struct store_batch *b) { return b->started.n + b->finish.n; }
+
+/* Starts or continues the JSON array; rolls back on failure. */
+static int json_item(struct items *it, const char *num_key, long long id, int attempt, int num,
+                     const char *error, const char *log, bool finish)
+{
+    size_t mark = it->json.len;
+    bool bad = buf_puts(&it->json, it->n ? "," : "[") ||
+               buf_printf(&it->json, "{\"id\":%lld,\"attempt\":%d,\"%s\":%d", id, attempt,
+                          num_key, num);
+    if (!bad && finish) {
+        bad = buf_puts(&it->json, ",\"error\":");
+        if (!bad)
+            bad = error ? text_json_quote(&it->json, error, strlen(error))
+                        : buf_puts(&it->json, "null");
+        if (!bad)
+            bad = buf_puts(&it->json, ",\"log\":") || text_json_quote(&it->json, log, strlen(log));
+    }
+    if (!bad)
+        bad = buf_putc(&it->json, '}');
+    if (bad) {
+        it->json.len = mark;
+        if (it->json.data)
+            it->json.data[mark] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+int store_batch_started(struct store_batch *b, long long id, int attempt, int batch_request_id,
+                        store_bool_cb cb, void *ud)
+{
+    if (json_item(&b->started, "batch_request_id", id, attempt, batch_request_id, NULL, NULL,
+                  false))
+        return -1;
+    return items_add(&b->started, id, (void (*)(void))cb, ud);
+}
+
+int store_batch_finish(struct store_batch *b, long long id, int attempt, int code,
+                       const char *error, const char *log, store_finish_cb cb, void *ud)
+{
+    if (json_item(&b->finish, "code", id, attempt, code, error, log, true))
+        return -1;
+    return items_add(&b->finish, id, (void (*)(void))cb, ud);
+}
+
+static void on_flight(void *ud, const PGresult *res, const char *err)
+{
+    struct flight *f = ud;
+    struct items *it = &f->items;
+    if (err || (size_t)PQntuples(res) != it->n) {
+        fail_items(it, f->finish, err ? err : "batch answer does not match its items");
+    } else {
+        /* The functions answer item by item, in the order given. */
+        for (size_t i = 0; i < it->n; i++) {
+            const char *v = PQgetvalue(res, (int)i, 1);
+            if (strtoll(PQgetvalue(res, (int)i, 0), NULL, 10) != it->v[i].id) {
+                if (f->finish)
+                    ((store_finish_cb)it->v[i].fn)(it->v[i].ud, NULL, "batch answer out of order");
+                else
+                    ((store_bool_cb)it->v[i].fn)(it->v[i].ud, false, "batch answer out of order");
+            } else if (f->finish) {
+                bool failed = !strncmp(v, "error: ", 7);
+                ((store_finish_cb)it->v[i].fn)(it->v[i].ud, failed ? NULL : v, failed ? v : NULL);
+            } else {
+                ((store_bool_cb)it->v[i].fn)(it->v[i].ud, !strcmp(v, "t"), NULL);
+            }
+        }
+    }
+    items_free(it);
+    free(f);
+}
+
+static int flush_kind(struct store_batch *b, struct pgconn *pc, struct items *it, bool finish)
+{
+    if (!it->n)
+        return 0;
+    if (buf_putc(&it->json, ']'))
+        return -1;
+    struct flight *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    f->items = *it;
+    f->finish = finish;
+    const char *p[] = {b->owner, f->items.json.data};
+    if (pgconn_query(pc,
+                     finish ? "SELECT id, outcome FROM acs.jobs_finish($1, $2::json)"
+                            : "SELECT id, held FROM acs.jobs_started($1, $2::json)",
+                     2, p, on_flight, f)) {
+        *it = f->items;
+        it->json.len--; /* the closing bracket again */
+        it->json.data[it->json.len] = '\0';
+        free(f);
+        return -1;
+    }
+    /* The items now belong to the flight; start a fresh collection. */
+    size_t max = it->json.max;
+    memset(it, 0, sizeof *it);
+    buf_init(&it->json, max);
+    return 0;
+}
+
+int store_batch_flush(struct store_batch *b, struct pgconn *pc)
+{
+    int rc = flush_kind(b, pc, &b->started, false);
+    if (flush_kind(b, pc, &b->finish, true))
+        rc = -1;
+    return rc;
 }

@@ -71,7 +71,17 @@ struct request {
     struct change *hist; /* every code it showed, for /sim/requests */
     size_t nhist, caphist;
     long start_calls;
+    int64_t start_real_us; /* real (not simulated) time the first Start arrived: */
+    int64_t kill_real_us;  /* and the first Kill -- for latency benchmarks */
 };
+
+/* Real wall-clock microseconds, comparable with other processes' clocks. */
+static int64_t real_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 struct msg {
     int64_t at;
@@ -1206,6 +1216,7 @@ static void start(struct sim_world *w, const cJSON *body, struct sim_reply *r)
     q->queue_sent = queue_name ? strdup(queue_name) : NULL;
     q->queue = queue ? (size_t)(queue - w->cat->queues) : w->nqueues - 1;
     q->start_calls = 1;
+    q->start_real_us = real_us();
     w->c.requests_created++;
     if (q->task_id == NULL || q->name == NULL || q->submit_user == NULL || q->station == NULL ||
         !copy_params(q, params, nparams) ||
@@ -1253,6 +1264,8 @@ static void kill_action(struct sim_world *w, const cJSON *body, struct sim_reply
                         amt_code_name(q->code));
     } else {
         w->c.kills++;
+        if (!q->kill_real_us)
+            q->kill_real_us = real_us();
         kill_tree(w, q, AMT_KILLED, now);
         cJSON *o = cJSON_CreateObject();
         if (o != NULL) {
@@ -1427,6 +1440,9 @@ void sim_world_tasks(struct sim_world *w, struct sim_reply *r)
         cJSON_AddStringToObject(e, "taskId", q->task_id);
         cJSON_AddNumberToObject(e, "BatchRequestId", (double)q->id);
         cJSON_AddNumberToObject(e, "startCalls", (double)q->start_calls);
+        cJSON_AddNumberToObject(e, "startedAtUs", (double)q->start_real_us);
+        if (q->kill_real_us)
+            cJSON_AddNumberToObject(e, "killedAtUs", (double)q->kill_real_us);
         cJSON_AddItemToArray(arr, e);
     }
     leave(w);

@@ -46,7 +46,7 @@ h_eq 0 "$(h_sim_counter .duplicate_starts)" "and no Start was sent twice"
 h_eq 0 "$(h_sql -c "SELECT count(*) FROM acs.job_messages")" "no running messages are left behind"
 calls=$(curl -fsS "$H_SIM_URL/sim/counters" | jq '[.routes[]] | add')
 conns=$(h_sim_counter .connections)
-h_eq 1 "$([ "$conns" -le 16 ] && [ "$calls" -ge 2000 ] && echo 1 || echo 0)" \
+h_eq 1 "$([ "$conns" -le 16 ] && [ "$calls" -ge 1000 ] && echo 1 || echo 0)" \
     "HTTP connections are kept alive and reused ($calls calls over $conns connections)"
 
 # NOTIFY is a hint: with the notification trigger off, the slow rescan still finds work.

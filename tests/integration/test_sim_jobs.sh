@@ -128,7 +128,7 @@ call GET /sim/counters
 h_eq "2 1 1 1" "$(jq -r '"\(.start_calls) \(.requests_created) \(.duplicate_starts) \(.live_requests)"' <<<"$BODY")" \
     "counters: 2 Start calls, 1 request created, 1 duplicate, 1 live"
 call GET /sim/tasks
-h_eq "[{\"taskId\":\"$tid\",\"BatchRequestId\":$first,\"startCalls\":2}]" "$(jq -c .tasks <<<"$BODY")" \
+h_eq "[{\"taskId\":\"$tid\",\"BatchRequestId\":$first,\"startCalls\":2}]" "$(jq -c "[.tasks[] | del(.startedAtUs)]" <<<"$BODY")" \
     "/sim/tasks: the taskId, its BatchRequestId and 2 Start calls"
 call GET "/sim/requests/$first"
 h_eq "DEMO2|LONGRUNNINGREPORT|null|BATCH|OPCON|null|DEFAULT|[]|$tid|2" \
