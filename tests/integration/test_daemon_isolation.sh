@@ -159,8 +159,13 @@ for c in BAD DEAD GOOD; do
     ours=$(h_sql -c "SELECT string_agg(task_id::text || ':' || batch_request_id, ' ' ORDER BY task_id) FROM acs.jobs WHERE connection = '$c'")
     theirs=$(jq -r '[.tasks[] | "\(.taskId):\(.BatchRequestId)"] | sort | join(" ")' <<<"$tasks")
     h_eq "$ours" "$theirs" "$c's server made exactly its 20 requests, with the taskIds and BatchRequestIds the daemon recorded"
-    h_eq 0 "$(jq '[.tasks[] | select(.startCalls != 1)] | length' <<<"$tasks")" \
-        "every one of $c's requests was started by a single Start that got through"
+    # (A Start the server took but whose answer came too late is sent again and
+    # answered with the same request: more than one Start call per request is
+    # fine; more than one request per taskId is not -- checked just above.)
+    if [ "$c" = GOOD ]; then
+        h_eq 0 "$(jq '[.tasks[] | select(.startCalls != 1)] | length' <<<"$tasks")" \
+            "every one of $c's requests was started by a single Start"
+    fi
     base_var=base_${c,,}
     h_eq 0 "$(( $(counters "$url" | jq .logon_failures) - $(jq .logon_failures <<<"${!base_var}") ))" \
         "$c's server refused no logon (each connection used its own Batch User)"

@@ -1,5 +1,5 @@
--- 0005_field_checks.sql: the same checks on a job's fields, at a fraction of
--- the cost.
+-- 0005_hot_path.sql: the same rules on the jobs table, at a fraction of the
+-- cost.
 --
 -- PostgreSQL evaluates every CHECK constraint of a row on every UPDATE, even
 -- when the update touches none of the checked columns. The checks on names
@@ -53,3 +53,36 @@ CREATE TRIGGER jobs_check_fields
     BEFORE INSERT OR UPDATE OF application, amt_user, queue_name, job_name, script_name,
                                external_ref, task_values, script_parameters
     ON acs.jobs FOR EACH ROW EXECUTE FUNCTION acs.jobs_check_fields();
+
+-- The state machine's trigger runs only for a transition that is not allowed
+-- (to refuse it); the allowed ones are the WHEN clause, evaluated without a
+-- function call.
+DROP TRIGGER jobs_check_transition ON acs.jobs;
+CREATE TRIGGER jobs_check_transition BEFORE UPDATE OF state ON acs.jobs
+    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state AND NOT (
+           (OLD.state = 'queued'   AND NEW.state IN ('starting', 'finished'))
+        OR (OLD.state = 'starting' AND NEW.state IN ('running', 'finished', 'queued', 'in_doubt'))
+        OR (OLD.state = 'running'  AND NEW.state = 'finished')
+        OR (OLD.state = 'in_doubt' AND NEW.state IN ('queued', 'running', 'finished'))))
+    EXECUTE FUNCTION acs.jobs_check_transition();
+
+-- A log's connection is filled in from its job when the writer left it out
+-- (the daemon's functions always give it).
+DROP TRIGGER job_logs_set_connection ON acs.job_logs;
+CREATE TRIGGER job_logs_set_connection BEFORE INSERT OR UPDATE OF job_id, connection ON acs.job_logs
+    FOR EACH ROW WHEN (NEW.connection IS NULL)
+    EXECUTE FUNCTION acs.job_logs_set_connection();
+
+-- Running messages are dropped once per statement, not once per log.
+DROP TRIGGER job_logs_drop_messages ON acs.job_logs;
+CREATE FUNCTION acs.job_logs_drop_messages_batch() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog
+AS $$
+BEGIN
+    DELETE FROM acs.job_messages AS m USING new_logs AS n WHERE m.job_id = n.job_id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER job_logs_drop_messages AFTER INSERT ON acs.job_logs
+    REFERENCING NEW TABLE AS new_logs
+    FOR EACH STATEMENT EXECUTE FUNCTION acs.job_logs_drop_messages_batch();
