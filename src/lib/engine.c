@@ -1159,6 +1159,12 @@ static void claim(struct conn *c)
 
 /* ------------------------------------------------------------ leases */
 
+static int cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
 static void on_renewed(void *ud, const long long *lost, size_t n, const char *err)
 {
     struct engine *e = ud;
@@ -1174,22 +1180,28 @@ static void on_renewed(void *ud, const long long *lost, size_t n, const char *er
         for (struct job *j = e->conns[k].jobs; j; j = j->next)
             if (j->lease_until < until)
                 j->lease_until = until; /* jobs claimed later hold a newer lease already */
-    for (size_t i = 0; i < n; i++) {
-        for (size_t k = 0; k < e->nconns; k++) {
-            for (struct job *j = e->conns[k].jobs; j; j = j->next) {
-                if (j->id != lost[i])
-                    continue;
-                if (j->busy) {
-                    j->lost = true;
-                } else {
-                    j->lost = true;
+    if (n == 0)
+        return;
+    /* Jobs that finished while the renewal was on its way come back as not
+     * held too; one pass with a sorted list keeps this linear in the jobs. */
+    long long *sorted = malloc(n * sizeof *sorted);
+    if (!sorted)
+        return;
+    memcpy(sorted, lost, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_ll);
+    for (size_t k = 0; k < e->nconns; k++) {
+        struct job *j = e->conns[k].jobs;
+        while (j) {
+            struct job *next = j->next; /* settle() may free j */
+            if (bsearch(&j->id, sorted, n, sizeof *sorted, cmp_ll)) {
+                j->lost = true;
+                if (!j->busy)
                     settle(j);
-                }
-                goto next;
             }
+            j = next;
         }
-    next:;
     }
+    free(sorted);
 }
 
 static void renew(struct engine *e)

@@ -1,5 +1,6 @@
 #include "amtacs/text.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 
 size_t text_utf8_seq(const unsigned char *p, size_t n)
@@ -51,12 +52,24 @@ bool text_utf8_valid(const char *p, size_t n)
 
 static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
 
+/* Printable ASCII that JSON takes as it is. */
+static bool json_plain(unsigned char c) { return c >= 0x20 && c < 0x7F && c != '"' && c != '\\'; }
+
 enum buf_rc text_json_quote(struct buf *b, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
     enum buf_rc rc = buf_putc(b, '"');
     size_t i = 0;
     while (!rc && i < n) {
+        /* Runs of plain characters go in one piece: most of any text is. */
+        size_t run = i;
+        while (run < n && json_plain(u[run]))
+            run++;
+        if (run > i) {
+            rc = buf_append(b, u + i, run - i);
+            i = run;
+            continue;
+        }
         unsigned char c = u[i];
         size_t l = text_utf8_seq(u + i, n - i);
         if (!l) {
