@@ -26,22 +26,32 @@ CREATE FUNCTION acs.claim_jobs(owner text, connection text, max_jobs integer, le
                    taken_over boolean)
     LANGUAGE sql SET search_path = pg_catalog
 AS $$
+    -- Two index scans (jobs_claimed_idx, jobs_queued_idx) rather than one
+    -- filter over every job the table ever held: a claim stays cheap however
+    -- many finished jobs there are.
     WITH comm AS (
         SELECT c.comm_state FROM acs.connections AS c WHERE c.name = claim_jobs.connection
-    ), candidates AS (
+    ), expired AS (
         SELECT j.id, j.state AS old_state
           FROM acs.jobs AS j
          WHERE j.connection = claim_jobs.connection
-           AND ((j.state = 'queued' AND (SELECT comm_state FROM comm) = 'enabled')
-             -- a queued job to be killed ends without any traffic: whatever the comm state
-             OR (j.state = 'queued' AND j.kill_requested_at IS NOT NULL)
-             OR (j.state = 'starting' AND j.lease_expires < now()
-                 AND (SELECT comm_state FROM comm) = 'enabled')
-             OR (j.state = 'running' AND j.lease_expires < now()
-                 AND (SELECT comm_state FROM comm) <> 'disabled'))
-         ORDER BY (j.state = 'queued'), j.id
+           AND j.state IN ('starting', 'running') AND j.lease_expires < now()
+           AND ((j.state = 'starting' AND (SELECT comm_state FROM comm) = 'enabled')
+             OR (j.state = 'running' AND (SELECT comm_state FROM comm) <> 'disabled'))
+         ORDER BY j.id
          LIMIT greatest(max_jobs, 0)
            FOR UPDATE OF j SKIP LOCKED
+    ), queued AS (
+        SELECT j.id, j.state AS old_state
+          FROM acs.jobs AS j
+         WHERE j.connection = claim_jobs.connection AND j.state = 'queued'
+           -- a queued job to be killed ends without any traffic: whatever the comm state
+           AND ((SELECT comm_state FROM comm) = 'enabled' OR j.kill_requested_at IS NOT NULL)
+         ORDER BY j.id
+         LIMIT greatest(max_jobs - (SELECT count(*) FROM expired), 0)
+           FOR UPDATE OF j SKIP LOCKED
+    ), candidates AS (
+        SELECT * FROM expired UNION ALL SELECT * FROM queued
     )
     UPDATE acs.jobs AS j
        SET state = CASE WHEN j.state = 'queued' THEN 'starting' ELSE j.state END,
