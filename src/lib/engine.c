@@ -105,6 +105,7 @@ struct conn {
     int64_t claim_sent_at;
     bool monitor_jobs;   /* the server offers MonitorJobs */
     bool features_known; /* a heartbeat has answered */
+    bool heartbeat_failed; /* and before one did, one failed */
     enum comm comm;      /* Full Comm state, from acs.connections */
     bool idempotent;     /* the server's Start is idempotent per taskId */
     bool heartbeat_busy;
@@ -942,6 +943,12 @@ static void start(struct job *j)
         return;
     }
     struct conn *c = j->c;
+    if (!c->features_known && !c->heartbeat_failed) {
+        /* The first heartbeat is on its way: whether Start is idempotent
+         * decides how it is sent (a kept-alive connection or a fresh one). */
+        schedule(j, 20);
+        return;
+    }
     if (j->maybe_started) {
         /* Sending Start again is safe only where the server says so. */
         if (!c->features_known) {
@@ -1333,8 +1340,10 @@ static void on_heartbeat(void *ud, const struct amt_reply *r)
     } else {
         store_connection_checked(c->e->pc, c->cfg->name, false, NULL, r->error,
                                  on_status_written, NULL);
-        if (!c->features_known)
+        if (!c->features_known) {
+            c->heartbeat_failed = true;
             c->next_heartbeat = now_ms() + 2000; /* features are needed soon */
+        }
         log_event(c->e->lg, LOG_WARN, "conn.heartbeat_failed", &x, "%s", r->error);
     }
 }
