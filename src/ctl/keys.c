@@ -27,27 +27,42 @@ static char *public_path_for(const char *secret)
     return p;
 }
 
-int ctl_cmd_keygen(struct ctl *ctl, int argc, char **argv)
+/* The secret key file a command works on: --secret FILE, else the
+ * configuration's key_file (then *cfg holds the configuration, which the
+ * caller frees). Returns 0, or the exit status after saying what is wrong. */
+static int secret_key_arg(struct ctl *ctl, const char *cmd, const char *usage, int argc,
+                          char **argv, const struct amtacs_config **cfg, const char **secret)
 {
-    const char *secret = NULL;
+    *cfg = NULL;
+    *secret = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--secret") && i + 1 < argc)
-            secret = argv[++i];
-        else {
-            fprintf(stderr, "usage: amtacsctl keygen [--secret FILE]\n");
+        if (!strcmp(argv[i], "--secret") && i + 1 < argc) {
+            *secret = argv[++i];
+        } else {
+            fprintf(stderr, "usage: %s\n", usage);
             return 2;
         }
     }
-    const struct amtacs_config *cfg = NULL;
-    if (!secret && ctl->config_path) {
-        if (!(cfg = ctl_config(ctl)))
+    if (!*secret && ctl->config_path) {
+        if (!(*cfg = ctl_config(ctl)))
             return 1;
-        secret = cfg->key_file;
+        *secret = (*cfg)->key_file;
     }
-    if (!secret) {
-        fprintf(stderr, "amtacsctl keygen: give --secret FILE or -c CONFIG (its key_file)\n");
+    if (!*secret) {
+        fprintf(stderr, "amtacsctl %s: give --secret FILE or -c CONFIG (its key_file)\n", cmd);
         return 2;
     }
+    return 0;
+}
+
+int ctl_cmd_keygen(struct ctl *ctl, int argc, char **argv)
+{
+    const char *secret;
+    const struct amtacs_config *cfg;
+    int bad = secret_key_arg(ctl, "keygen", "amtacsctl keygen [--secret FILE]", argc, argv, &cfg,
+                             &secret);
+    if (bad)
+        return bad;
     char *pub = public_path_for(secret);
     char err[512];
     int rc = 1;
@@ -504,26 +519,13 @@ static int count_not_on(PGconn *conn, const char *key_id, long *n)
 
 int ctl_cmd_rekey(struct ctl *ctl, int argc, char **argv)
 {
-    const char *secret = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--secret") && i + 1 < argc) {
-            secret = argv[++i];
-        } else {
-            fprintf(stderr, "usage: amtacsctl [-c CONFIG | --db CONNINFO] rekey [--secret FILE]\n");
-            return 2;
-        }
-    }
-    const struct amtacs_config *cfg = NULL;
-    if (!secret && ctl->config_path) {
-        if (!(cfg = ctl_config(ctl)))
-            return 1;
-        secret = cfg->key_file;
-    }
-    if (!secret) {
-        fprintf(stderr, "amtacsctl rekey: give --secret FILE or -c CONFIG (its key_file)\n");
-        config_free(cfg);
-        return 2;
-    }
+    const char *secret;
+    const struct amtacs_config *cfg;
+    int bad = secret_key_arg(ctl, "rekey",
+                             "amtacsctl [-c CONFIG | --db CONNINFO] rekey [--secret FILE]", argc,
+                             argv, &cfg, &secret);
+    if (bad)
+        return bad;
     int rc = 1, lock_fd = -1, moved = 0;
     char err[512], ids[200];
     struct rekey_paths p;
