@@ -351,6 +351,17 @@ static bool write_returned(struct job *j, const char *err, const char *what)
     return true;
 }
 
+/* An HTTP call for the job came back. False when the caller has nothing more
+ * to do: the call was cancelled (the daemon is stopping) or the job dropped. */
+static bool call_returned(struct job *j, const struct amt_reply *r)
+{
+    if (r->status == AMT_ERR_CANCELLED) {
+        j->busy = false;
+        return false;
+    }
+    return settle(j);
+}
+
 /* ------------------------------------------------------------ alerts */
 
 /* Runs daemon.alert_command for a job that ended 11, 12, 23 or 24, its details
@@ -545,11 +556,7 @@ static void publish_messages(struct job *j, const struct amt_reply *r, size_t fi
 static void on_messages(void *ud, const struct amt_reply *r)
 {
     struct job *j = ud;
-    if (r->status == AMT_ERR_CANCELLED) {
-        j->busy = false;
-        return;
-    }
-    if (!settle(j))
+    if (!call_returned(j, r))
         return;
     struct log_ctx x = jctx(j);
     bool running = j->phase == PH_FOLLOW;
@@ -691,11 +698,7 @@ static void monitor_failed(struct job *j, const struct amt_reply *r, bool unknow
 static void on_monitor(void *ud, const struct amt_reply *r)
 {
     struct job *j = ud;
-    if (r->status == AMT_ERR_CANCELLED) {
-        j->busy = false;
-        return;
-    }
-    if (!settle(j))
+    if (!call_returned(j, r))
         return;
     if (r->status == AMT_OK && r->njobs == 1)
         observe(j, r->jobs[0].code, r->jobs[0].message_count);
@@ -889,11 +892,7 @@ static void write_started(struct job *j)
 static void on_start(void *ud, const struct amt_reply *r)
 {
     struct job *j = ud;
-    if (r->status == AMT_ERR_CANCELLED) {
-        j->busy = false;
-        return;
-    }
-    if (!settle(j))
+    if (!call_returned(j, r))
         return;
     struct conn *c = j->c;
     struct log_ctx x = jctx(j);
