@@ -1248,6 +1248,21 @@ out:
     free(params);
 }
 
+/* The request an operator or a Kill acts on: one that has not ended. Else
+ * NULL, with the 404 or 409 already in the reply. */
+static struct request *find_live(struct sim_world *w, long id, struct sim_reply *r)
+{
+    struct request *q = find(w, id);
+    if (q == NULL)
+        sim_reply_error(r, 404, 404, "unknown BatchRequestId %ld", id);
+    else if (q->phase == PH_ENDED)
+        sim_reply_error(r, 409, 409, "request %ld has already ended (%s)", id,
+                        amt_code_name(q->code));
+    else
+        return q;
+    return NULL;
+}
+
 static void kill_action(struct sim_world *w, const cJSON *body, struct sim_reply *r)
 {
     long id;
@@ -1256,13 +1271,8 @@ static void kill_action(struct sim_world *w, const cJSON *body, struct sim_reply
         return;
     }
     int64_t now = enter(w);
-    struct request *q = find(w, id);
-    if (q == NULL) {
-        sim_reply_error(r, 404, 404, "unknown BatchRequestId %ld", id);
-    } else if (q->phase == PH_ENDED) {
-        sim_reply_error(r, 409, 409, "request %ld has already ended (%s)", id,
-                        amt_code_name(q->code));
-    } else {
+    struct request *q = find_live(w, id, r);
+    if (q != NULL) {
         w->c.kills++;
         if (!q->kill_real_us)
             q->kill_real_us = real_us();
@@ -1522,13 +1532,8 @@ void sim_world_force_state(struct sim_world *w, long id, const cJSON *body, stru
         return;
     }
     int64_t now = enter(w);
-    struct request *q = find(w, id);
-    if (q == NULL) {
-        sim_reply_error(r, 404, 404, "unknown BatchRequestId %ld", id);
-    } else if (q->phase == PH_ENDED) {
-        sim_reply_error(r, 409, 409, "request %ld has already ended (%s)", id,
-                        amt_code_name(q->code));
-    } else {
+    struct request *q = find_live(w, id, r);
+    if (q != NULL) {
         w->c.forced_states++;
         if (amt_code_is_final((int)code)) {
             kill_tree(w, q, (int)code, now);
