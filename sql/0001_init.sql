@@ -282,7 +282,7 @@ CREATE TABLE acs.jobs (
     CONSTRAINT jobs_batch_has_no_script_parameters CHECK (kind <> 'batch' OR cardinality(script_parameters) = 0),
 
     -- where it is
-    CONSTRAINT jobs_state_valid CHECK (state IN ('queued', 'starting', 'running', 'finished')),
+    CONSTRAINT jobs_state_valid CHECK (state IN ('queued', 'starting', 'running', 'in_doubt', 'finished')),
     CONSTRAINT jobs_result_valid CHECK (result IN ('success', 'failure')),
     CONSTRAINT jobs_attempt_not_negative CHECK (attempt >= 0),
     CONSTRAINT jobs_batch_request_id_positive CHECK (batch_request_id > 0),
@@ -312,7 +312,8 @@ COMMENT ON COLUMN acs.jobs.queue_name IS 'AMT queue; NULL = the Batch Server''s 
 COMMENT ON COLUMN acs.jobs.task_values IS 'Batch job task values, NAME=VALUE, at most 20';
 COMMENT ON COLUMN acs.jobs.script_parameters IS 'Script parameters, NAME=VALUE, at most 20';
 COMMENT ON COLUMN acs.jobs.external_ref IS 'The scheduler''s own identifier of the job (free text, optional)';
-COMMENT ON COLUMN acs.jobs.state IS 'queued -> starting -> running -> finished';
+COMMENT ON COLUMN acs.jobs.state IS
+    'queued -> starting -> running -> finished; starting -> in_doubt when a Start may have been sent to a server without idempotent Start';
 COMMENT ON COLUMN acs.jobs.task_id IS 'The taskId sent with Start (written before Start; Start is idempotent per taskId)';
 COMMENT ON COLUMN acs.jobs.batch_request_id IS 'The BatchRequestId returned by Start';
 COMMENT ON COLUMN acs.jobs.owner IS 'The daemon instance that holds (or last held) the job';
@@ -342,7 +343,9 @@ CREATE INDEX jobs_finished_at_idx ON acs.jobs (finished_at) WHERE state = 'finis
 -- The state machine: refuses every state change but
 --   queued -> starting | finished (killed before it started)
 --   starting -> running | finished | queued (given back before Start was sent)
+--              | in_doubt (a Start may have reached a non-idempotent server)
 --   running -> finished
+--   in_doubt -> queued | running | finished (an operator's decision)
 -- A finished job never changes state again (it is never started twice).
 CREATE FUNCTION acs.jobs_check_transition() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog
@@ -352,8 +355,9 @@ DECLARE
 BEGIN
     allowed := CASE OLD.state
         WHEN 'queued'   THEN ARRAY['starting', 'finished']
-        WHEN 'starting' THEN ARRAY['running', 'finished', 'queued']
+        WHEN 'starting' THEN ARRAY['running', 'finished', 'queued', 'in_doubt']
         WHEN 'running'  THEN ARRAY['finished']
+        WHEN 'in_doubt' THEN ARRAY['queued', 'running', 'finished']
         ELSE ARRAY[]::text[] END;
     IF NOT NEW.state = ANY (allowed) THEN
         RAISE EXCEPTION 'job % cannot go from % to %; allowed from %: %', OLD.id, OLD.state, NEW.state,

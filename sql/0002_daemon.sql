@@ -214,34 +214,7 @@ CREATE TRIGGER batch_users_notify AFTER INSERT OR UPDATE OR DELETE ON acs.batch_
 -- not started again; an operator decides (amtacsctl resolve).
 -------------------------------------------------------------------------------
 
-ALTER TABLE acs.jobs DROP CONSTRAINT jobs_state_valid;
-ALTER TABLE acs.jobs ADD CONSTRAINT jobs_state_valid
-    CHECK (state IN ('queued', 'starting', 'running', 'in_doubt', 'finished'));
-COMMENT ON COLUMN acs.jobs.state IS
-    'queued -> starting -> running -> finished; starting -> in_doubt when a Start may have been sent to a server without idempotent Start';
-
-CREATE OR REPLACE FUNCTION acs.jobs_check_transition() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = pg_catalog
-AS $$
-DECLARE
-    allowed text[];
-BEGIN
-    allowed := CASE OLD.state
-        WHEN 'queued'   THEN ARRAY['starting', 'finished']
-        WHEN 'starting' THEN ARRAY['running', 'finished', 'queued', 'in_doubt']
-        WHEN 'running'  THEN ARRAY['finished']
-        WHEN 'in_doubt' THEN ARRAY['queued', 'running', 'finished']
-        ELSE ARRAY[]::text[] END;
-    IF NOT NEW.state = ANY (allowed) THEN
-        RAISE EXCEPTION 'job % cannot go from % to %; allowed from %: %', OLD.id, OLD.state, NEW.state,
-            OLD.state, CASE WHEN cardinality(allowed) = 0 THEN 'nothing (it is final)'
-                            ELSE array_to_string(allowed, ', ') END
-            USING ERRCODE = 'check_violation', CONSTRAINT = 'jobs_state_transition',
-                  TABLE = 'jobs', SCHEMA = 'acs';
-    END IF;
-    RETURN NEW;
-END
-$$;
+-- (The state in_doubt and its transitions are part of acs.jobs: 0001.)
 
 -- Daemon: the job's Start may have been sent and the server cannot be asked
 -- again safely. Raises an alert. True if the caller held the job.

@@ -56,7 +56,7 @@ CREATE TRIGGER jobs_check_fields
 
 -- The state machine's trigger runs only for a transition that is not allowed
 -- (to refuse it); the allowed ones are the WHEN clause, evaluated without a
--- function call.
+-- function call. Keep it in step with the list in acs.jobs_check_transition (0001).
 DROP TRIGGER jobs_check_transition ON acs.jobs;
 CREATE TRIGGER jobs_check_transition BEFORE UPDATE OF state ON acs.jobs
     FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state AND NOT (
