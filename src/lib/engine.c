@@ -143,6 +143,8 @@ struct engine {
     int stopping;        /* 0 running, 1 draining, 2 now */
     int64_t stop_deadline;
     bool releasing, released;
+    char crash_at[32];   /* tests only (AMTACS_CRASH_AT): die at this point... */
+    long crash_countdown; /* ...when reached this many more times */
 };
 
 static void job_due(struct job *j);
@@ -151,6 +153,22 @@ static void send_kill(struct job *j);
 static bool lease_holds(struct job *j);
 static void finish(struct job *j, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* For tests only: AMTACS_CRASH_AT=POINT[:N] makes the daemon die the way
+ * kill -9 would, the Nth time (default 1st) it reaches the named point, so a
+ * test can show that a crash exactly there loses and repeats nothing. Points:
+ * after-claim (jobs leased to us, nothing sent), after-start-sent (the server
+ * accepted Start, its BatchRequestId not yet recorded), after-start-recorded
+ * (the BatchRequestId is in the database), before-final-write (the job has
+ * ended on the server, its result not yet written). */
+static void crash_point(struct engine *e, const char *point)
+{
+    if (e->crash_at[0] && !strcmp(e->crash_at, point) && --e->crash_countdown == 0) {
+        log_event(e->lg, LOG_ERROR, "daemon.crash_point", NULL, "AMTACS_CRASH_AT=%s: dying",
+                  point);
+        kill(getpid(), SIGKILL);
+    }
+}
 
 static struct log_ctx jctx(const struct job *j)
 {
@@ -488,6 +506,7 @@ static void write_finish(struct job *j)
     char *log = joblog_render(&hdr, lines, n);
     if (!log)
         goto retry;
+    crash_point(c->e, "before-final-write");
     j->busy = true;
     int rc = store_batch_finish(c->e->batch, j->id, j->attempt, j->final_code, j->error, log,
                                 on_finish_written, j);
@@ -872,6 +891,7 @@ static void on_started_written(void *ud, bool held, const char *err)
     }
     log_event(j->c->e->lg, LOG_INFO, "job.started", &x, "%s %s started", j->script ? "script" :
               "batch job", j->name);
+    crash_point(j->c->e, "after-start-recorded");
     j->phase = PH_FOLLOW;
     j->interval_ms = j->c->cfg->poll.interval_ms;
     schedule_check(j, j->c->cfg->poll.initial_delay_ms);
@@ -899,6 +919,7 @@ static void on_start(void *ud, const struct amt_reply *r)
     switch (r->status) {
     case AMT_OK:
         j->brid = r->batch_request_id;
+        crash_point(c->e, "after-start-sent");
         write_started(j);
         return;
     case AMT_ERR_AUTH:
@@ -1157,6 +1178,8 @@ static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const c
         if (jobs[i].kill_requested)
             kill_job(j);
     }
+    if (n > 0)
+        crash_point(e, "after-claim");
     if (c->claim_again || (n > 0 && (long)c->njobs < c->cfg->max_in_flight)) {
         c->claim_again = false;
         claim(c);
@@ -1691,6 +1714,17 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
     e->grace_ms = opt->shutdown_grace_ms > 0 ? opt->shutdown_grace_ms : 5000;
     e->lease_s = (int)opt->cfg->daemon.lease_seconds;
     e->owner = strdup(opt->owner);
+    const char *crash = getenv("AMTACS_CRASH_AT");
+    if (crash && *crash) {
+        const char *colon = strchr(crash, ':');
+        size_t len = colon ? (size_t)(colon - crash) : strlen(crash);
+        snprintf(e->crash_at, sizeof e->crash_at, "%.*s", (int)len, crash);
+        e->crash_countdown = colon ? strtol(colon + 1, NULL, 10) : 1;
+        if (e->crash_countdown < 1)
+            e->crash_countdown = 1;
+        log_event(e->lg, LOG_WARN, "daemon.crash_armed", NULL,
+                  "AMTACS_CRASH_AT=%s: this daemon will kill itself (tests only)", crash);
+    }
     e->multi = curl_multi_init();
     e->nconns = opt->cfg->n_connections;
     e->conns = calloc(e->nconns, sizeof *e->conns);
