@@ -37,6 +37,21 @@ bool amt_status_transient(enum amt_status st);
 /* A short name, "transport", "auth", ... */
 const char *amt_status_name(enum amt_status st);
 
+/* The calls of the interface (a logon included: the client makes it itself). */
+enum amt_call {
+    AMT_CALL_HEARTBEAT,
+    AMT_CALL_LOGON,
+    AMT_CALL_START,
+    AMT_CALL_KILL,
+    AMT_CALL_MONITOR,
+    AMT_CALL_MONITOR_MANY,
+    AMT_CALL_MESSAGES,
+};
+
+/* Told of every call that went over the network, once it ended. */
+typedef void (*amt_observe_fn)(void *ud, enum amt_call call, double seconds,
+                               enum amt_status status);
+
 /* The settings of one connection (copied by amt_client_new). */
 struct amt_settings {
     const char *name;        /* connection name, for messages */
@@ -50,6 +65,8 @@ struct amt_settings {
     long max_connections;    /* keep-alive connections to this server at most */
     const struct logger *lg; /* at debug level, curl's exchange is logged: headers with the
                                 token redacted, bodies by size only (may be NULL) */
+    amt_observe_fn observe;  /* may be NULL */
+    void *observe_ud;
 };
 
 /* Supplies the Batch User's password for a logon: returns a NUL-terminated
@@ -150,15 +167,6 @@ size_t amt_multi_dispatch(CURLM *multi);
 /* Parsers, exposed for tests and fuzzing. Each fills `reply` (whose pointers
  * stay valid until amt_parsed_free) from a JSON body; returns the status. */
 struct amt_parsed;
-enum amt_call {
-    AMT_CALL_HEARTBEAT,
-    AMT_CALL_LOGON,
-    AMT_CALL_START,
-    AMT_CALL_KILL,
-    AMT_CALL_MONITOR,
-    AMT_CALL_MONITOR_MANY,
-    AMT_CALL_MESSAGES,
-};
 struct amt_parsed *amt_parse_reply(enum amt_call call, long http_status, const char *body,
                                    size_t len, struct amt_reply *reply);
 void amt_parsed_free(struct amt_parsed *p);

@@ -68,6 +68,9 @@ const char *amt_code_name(int code);
 bool amt_code_is_final(int code);
 /* DONE (4) alone is success. */
 bool amt_code_is_success(int code);
+/* The codes that raise an alert: ERROR (11), ABORTED (12), WEB_SERVER_ERROR
+ * (23) and AUTHENTICATION_ERROR (24). */
+bool amt_code_raises_alert(int code);
 /* Parses a published name (exact spelling) or a decimal number; false if neither. */
 bool amt_code_parse(const char *text, int *out);
 

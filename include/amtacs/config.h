@@ -72,9 +72,23 @@ struct amtacs_config {
         int64_t heartbeat_interval_ms; /* between heartbeats of each connection */
         char *alert_command;       /* run for jobs ending 11/12/23/24; "" = none */
     } daemon;
+    struct {
+        char *listen;     /* HOST:PORT of the daemon's HTTP endpoint; "" = none */
+        char *token_file; /* resolved path of the bearer token file, NULL = no token */
+    } http;
     struct amtacs_connection *connections; /* in file order */
     size_t n_connections;                  /* >= 1 */
 };
+
+/* The keys a reload may not change (those without .reload) whose values
+ * differ between old and cur: up to max of their paths into changed (static
+ * strings); returns how many differ. */
+size_t config_restart_keys(const struct amtacs_config *old, const struct amtacs_config *cur,
+                           const char **changed, size_t max);
+/* True if every "connections[]." key whose path continues with prefix
+ * ("" or NULL: every key; "http." the HTTP settings) is the same in a and b. */
+bool config_connection_same(const struct amtacs_connection *a,
+                            const struct amtacs_connection *b, const char *prefix);
 
 /* The list of problems of a file that did not load. */
 struct config_errors;

@@ -12,13 +12,16 @@
 
 #include "amtacs/config.h"
 #include "amtacs/log.h"
+#include "amtacs/metrics.h"
 #include "amtacs/vault.h"
 
 struct engine;
 
 struct engine_options {
-    const struct amtacs_config *cfg; /* borrowed; must outlive the engine */
-    const struct logger *lg;         /* borrowed */
+    const struct amtacs_config *cfg; /* the engine owns it once engine_new succeeded */
+    const char *config_path;         /* what SIGHUP reloads (copied); NULL: no reload */
+    struct logger *lg;               /* borrowed; a reload sets its level */
+    struct metrics *metrics;         /* borrowed; NULL: none kept */
     const struct vault_secret *key;  /* borrowed: opens Batch User passwords */
     const char *owner;               /* this instance's id for leases (copied) */
     int signal_fd;                   /* signalfd delivering SIGTERM/SIGINT/SIGHUP, or -1 */

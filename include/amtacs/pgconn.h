@@ -34,6 +34,8 @@ struct pgconn_callbacks {
     void (*up)(void *ud);   /* connected and listening (after each reconnect) */
     void (*down)(void *ud, const char *why); /* lost or failed to connect */
     void *ud;
+    /* A statement's round trip, sent to result (NULL = not wanted). */
+    void (*observe)(void *ud, double seconds, bool ok);
 };
 
 /* Creates the connection object and starts connecting. `channels` is a

@@ -226,13 +226,15 @@ int ctl_cmd_show(struct ctl *ctl, int argc, char **argv)
     if (!conn)
         return 1;
     const char *p[] = {id};
-    PGresult *r = ctl_exec(conn, "show", show_sql, 1, p);
+    /* --json prints the document GET /v1/jobs/ID serves: one shape for both. */
+    PGresult *r = ctl_exec(conn, "show", json ? "SELECT acs.job_document($1::bigint)" : show_sql,
+                           1, p);
     int rc = 1;
-    if (r && PQntuples(r) == 0)
+    if (r && (PQntuples(r) == 0 || PQgetisnull(r, 0, 0)))
         fprintf(stderr, "amtacsctl show: no job %s\n", id);
     else if (r) {
         if (json)
-            ctl_print_json(r, false);
+            printf("%s\n", PQgetvalue(r, 0, 0));
         else
             print_show(r);
         rc = 0;

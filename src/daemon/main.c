@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -21,10 +22,50 @@
 
 #include "amtacs/config.h"
 #include "amtacs/engine.h"
+#include "amtacs/httpd.h"
+#include "amtacs/metrics.h"
 #include "amtacs/log.h"
 #include "amtacs/vault.h"
 
 #define DEFAULT_CONFIG "/etc/amtacs/amtacs.yaml"
+
+/* Reads the bearer token (one line; surrounding white space dropped) into
+ * tok. Refuses a file others may read: the token opens the job logs. */
+static int read_token(const char *path, char *tok, size_t len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "http.token_file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
+        fclose(f);
+        snprintf(err, errlen, "http.token_file %s is readable by group or others (chmod 600)",
+                 path);
+        return -1;
+    }
+    size_t n = fread(tok, 1, len - 1, f);
+    bool more = fgetc(f) != EOF;
+    fclose(f);
+    tok[n] = '\0';
+    char *a = tok;
+    while (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r')
+        a++;
+    size_t l = strlen(a);
+    while (l && (a[l - 1] == ' ' || a[l - 1] == '\t' || a[l - 1] == '\n' || a[l - 1] == '\r'))
+        l--;
+    memmove(tok, a, l);
+    tok[l] = '\0';
+    bool bad = more || l < 16 || strpbrk(tok, " \t\r\n") != NULL;
+    if (bad) {
+        sodium_memzero(tok, len);
+        snprintf(err, errlen, "http.token_file %s must hold one token of 16 to %zu characters "
+                 "without spaces", path, len - 2);
+        return -1;
+    }
+    return 0;
+}
 
 static void usage(FILE *out)
 {
@@ -33,7 +74,8 @@ static void usage(FILE *out)
             "  -c, --config FILE  configuration (default $AMTACS_CONFIG or %s)\n"
             "  -n, --check        check the configuration, print it with defaults, and exit\n"
             "  -V, --version      print the version and exit\n"
-            "Signals: SIGTERM/SIGINT stop gracefully (a second one stops at once).\n",
+            "Signals: SIGTERM/SIGINT stop gracefully (a second one stops at once);\n"
+            "SIGHUP reloads the configuration (refused, with the reasons, if it is broken).\n",
             DEFAULT_CONFIG);
 }
 
@@ -94,6 +136,8 @@ int main(int argc, char **argv)
     struct logger lg = {stderr, (enum log_level)cfg->log_level};
     struct vault_secret *key = NULL;
     struct engine *engine = NULL;
+    struct metrics *metrics = NULL;
+    struct httpd *http = NULL;
     int sfd = -1;
     char err[512];
 
@@ -140,18 +184,47 @@ int main(int argc, char **argv)
               PQlibVersion(), cJSON_Version(), sodium_version_string(), yaml_get_version_string(),
               cfg->source, key_ids);
 
+    if (!(metrics = metrics_new())) {
+        log_event(&lg, LOG_ERROR, "daemon.init_failed", NULL, "out of memory");
+        goto out;
+    }
+    if (cfg->http.listen && *cfg->http.listen) {
+        char token[258] = "";
+        if (cfg->http.token_file && read_token(cfg->http.token_file, token, sizeof token, err,
+                                               sizeof err)) {
+            log_event(&lg, LOG_ERROR, "daemon.init_failed", NULL, "%s", err);
+            goto out;
+        }
+        struct httpd_options ho = {
+            .listen = cfg->http.listen, .token = token, .conninfo = cfg->database.conninfo,
+            .metrics = metrics, .lg = &lg, .stall_ms = 30000,
+        };
+        http = httpd_start(&ho, err, sizeof err);
+        sodium_memzero(token, sizeof token);
+        if (!http) {
+            log_event(&lg, LOG_ERROR, "daemon.init_failed", NULL, "%s", err);
+            goto out;
+        }
+        log_event(&lg, LOG_INFO, "http.listening", NULL,
+                  "serving /healthz /readyz /metrics /v1/jobs on %s (port %u)%s", cfg->http.listen,
+                  httpd_port(http), cfg->http.token_file ? ", bearer token required" : "");
+    }
+
     struct engine_options eo = {
-        .cfg = cfg, .lg = &lg, .key = key, .owner = owner, .signal_fd = sfd,
-        .shutdown_grace_ms = 5000,
+        .cfg = cfg, .config_path = path, .lg = &lg, .metrics = metrics, .key = key,
+        .owner = owner, .signal_fd = sfd, .shutdown_grace_ms = 5000,
     };
     engine = engine_new(&eo, err, sizeof err);
     if (!engine) {
         log_event(&lg, LOG_ERROR, "daemon.init_failed", NULL, "%s", err);
         goto out;
     }
+    cfg = NULL; /* the engine's now: a reload replaces it */
     rc = engine_run(engine);
 out:
+    httpd_stop(http); /* first: it reads the metrics */
     engine_free(engine);
+    metrics_free(metrics);
     vault_secret_free(key);
     if (sfd >= 0)
         close(sfd);

@@ -49,6 +49,8 @@ struct amt_client {
     size_t max_body;
     bool tls_verify;
     const struct logger *lg;
+    amt_observe_fn observe;
+    void *observe_ud;
     amt_password_fn password;
     amt_password_release_fn release;
     void *password_ud;
@@ -418,8 +420,14 @@ static void unlink_req(struct amt_req *q)
 /* Runs the callback once and frees the request. */
 static void finish(struct amt_req *q, const struct amt_reply *r)
 {
-    if (q->state == REQ_IN_FLIGHT && q->easy)
+    if (q->state == REQ_IN_FLIGHT && q->easy) {
+        if (q->c->observe) {
+            curl_off_t us = 0;
+            curl_easy_getinfo(q->easy, CURLINFO_TOTAL_TIME_T, &us);
+            q->c->observe(q->c->observe_ud, q->call, (double)us / 1e6, r->status);
+        }
         curl_multi_remove_handle(q->c->multi, q->easy);
+    }
     unlink_req(q);
     amt_cb cb = q->cb;
     void *ud = q->ud;
@@ -846,6 +854,8 @@ struct amt_client *amt_client_new(CURLM *multi, const struct amt_settings *s,
     c->max_connections = s->max_connections > 0 ? s->max_connections : 8;
     c->tls_verify = s->tls_verify;
     c->lg = s->lg;
+    c->observe = s->observe;
+    c->observe_ud = s->observe_ud;
     c->password = password;
     c->release = release;
     c->password_ud = password_ud;

@@ -94,6 +94,12 @@ bool amt_code_is_final(int code)
 
 bool amt_code_is_success(int code) { return code == AMT_DONE; }
 
+bool amt_code_raises_alert(int code)
+{
+    return code == AMT_ERROR || code == AMT_ABORTED || code == AMT_WEB_SERVER_ERROR ||
+           code == AMT_AUTHENTICATION_ERROR;
+}
+
 bool amt_code_parse(const char *text, int *out)
 {
     if (!text || !*text)

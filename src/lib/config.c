@@ -55,6 +55,13 @@ static const struct config_key keys[] = {
      .max = 4096, .def_s = "", .offset = G(daemon.alert_command),
      .help = "run by /bin/sh for a job ending 11, 12, 23 or 24, details in AMTACS_* variables; "
              "empty: none"},
+    {.path = "http.listen", .type = CONFIG_T_STRING, .min = 0, .max = 300,
+     .def_s = "127.0.0.1:9470", .offset = G(http.listen),
+     .help = "HOST:PORT of /healthz, /readyz, /metrics and /v1/jobs; port 0: any free port; "
+             "empty: no HTTP"},
+    {.path = "http.token_file", .type = CONFIG_T_FILE, .max = 4096, .def_s = NULL,
+     .offset = G(http.token_file),
+     .help = "file holding a bearer token that /metrics and /v1/jobs then require; unset: none"},
     {.path = "connections", .type = CONFIG_T_CONNECTIONS, .required = true, .reload = true,
      .help = "the AMT Batch Servers (one item per OpCon agent)"},
 
@@ -1168,6 +1175,59 @@ static void put_value(FILE *out, const struct config_key *k, const void *base)
             fputs("~", out);
         break;
     }
+}
+
+static bool same_value(const struct config_key *k, const void *a, const void *b)
+{
+    const void *x = (const char *)a + k->offset, *y = (const char *)b + k->offset;
+    switch (k->type) {
+    case CONFIG_T_LOG_LEVEL:
+        return *(const enum config_log_level *)x == *(const enum config_log_level *)y;
+    case CONFIG_T_INT:
+        return *(const long *)x == *(const long *)y;
+    case CONFIG_T_NUMBER:
+        return *(const double *)x == *(const double *)y;
+    case CONFIG_T_BOOL:
+        return *(const bool *)x == *(const bool *)y;
+    case CONFIG_T_DURATION:
+        return *(const int64_t *)x == *(const int64_t *)y;
+    case CONFIG_T_CONNECTIONS:
+        return true;
+    default: {
+        const char *p = *(char *const *)x, *q = *(char *const *)y;
+        return p == q || (p && q && !strcmp(p, q));
+    }
+    }
+    return false;
+}
+
+size_t config_restart_keys(const struct amtacs_config *old, const struct amtacs_config *cur,
+                           const char **changed, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct config_key *k = &keys[i];
+        /* A connection's name is what identifies it: a new name is a new connection. */
+        if (k->reload || !strncmp(k->path, CONN_PREFIX, strlen(CONN_PREFIX)))
+            continue;
+        if (!same_value(k, old, cur) && n < max)
+            changed[n++] = k->path;
+    }
+    return n;
+}
+
+bool config_connection_same(const struct amtacs_connection *a,
+                            const struct amtacs_connection *b, const char *prefix)
+{
+    size_t plen = strlen(CONN_PREFIX), flen = prefix ? strlen(prefix) : 0;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct config_key *k = &keys[i];
+        if (strncmp(k->path, CONN_PREFIX, plen) || (flen && strncmp(k->path + plen, prefix, flen)))
+            continue;
+        if (!same_value(k, a, b))
+            return false;
+    }
+    return true;
 }
 
 static const char *lead(bool list_item, bool *first)

@@ -20,6 +20,7 @@
 #include "amtacs/buf.h"
 #include "amtacs/codes.h"
 #include "amtacs/joblog.h"
+#include "amtacs/metrics.h"
 #include "amtacs/pgconn.h"
 #include "amtacs/store.h"
 #include "amtacs/text.h"
@@ -35,6 +36,7 @@ extern char **environ;
 #define UNKNOWN_LIMIT 3      /* MonitorJob 404s in a row before the job is UNDEFINED */
 #define PURGE_BATCH 500      /* job logs deleted per statement */
 #define KILL_RETRY_MS 1000   /* a failed Kill is sent again after this */
+#define PUBLISH_MS 1000      /* connection gauges handed to the metrics this often */
 
 enum phase {
     PH_START,        /* send Start (again: it is idempotent per taskId) */
@@ -95,10 +97,35 @@ struct job {
     struct job *prev, *next;
 };
 
+/* What a client's logons use: the Batch User's sealed password. Each client
+ * has its own, so a client retired by a reload keeps logging on as the user
+ * it was made for until its last call has come back. */
+struct cred {
+    struct engine *e;
+    char *user;
+    bool loaded;           /* the database has answered (the password may be missing) */
+    char key_id[64];
+    unsigned char *sealed; /* NULL if none is stored */
+    size_t sealed_len;
+};
+
+/* A client replaced by a reload, freed once its calls in flight are back. */
+struct retired {
+    struct amt_client *amt;
+    struct cred *cred;
+    struct retired *next;
+};
+
 struct conn {
     struct engine *e;
     const struct amtacs_connection *cfg;
     struct amt_client *amt;
+    struct cred *cred;        /* the current client's */
+    unsigned cred_gen;        /* bumped when the Batch User changes */
+    bool secret_pending;      /* a load of the password is on its way */
+    struct metrics_conn *mc;
+    bool removed;             /* a reload took it out: no claims; jobs in hand go on */
+    int server_up;            /* the last heartbeat: 1 answered, 0 failed, -1 none yet */
     struct job *jobs;
     size_t njobs;
     bool claiming, claim_again;
@@ -110,16 +137,23 @@ struct conn {
     bool idempotent;     /* the server's Start is idempotent per taskId */
     bool heartbeat_busy;
     int64_t next_heartbeat;
-    char key_id[64];
-    unsigned char *sealed; /* the Batch User's sealed password, NULL if none */
-    size_t sealed_len;
     struct job **batch;  /* jobs waiting for the next MonitorJobs call */
     size_t nbatch, capbatch;
 };
 
-struct engine {
+/* Configurations replaced by reloads: connections removed by one still point
+ * into it while their jobs run, so all are kept until the engine is freed. */
+struct old_cfg {
     const struct amtacs_config *cfg;
-    const struct logger *lg;
+    struct old_cfg *next;
+};
+
+struct engine {
+    const struct amtacs_config *cfg; /* owned */
+    struct old_cfg *old_cfgs;
+    char *config_path;               /* what SIGHUP reloads; NULL: no reload */
+    struct logger *lg;
+    struct metrics *metrics;
     const struct vault_secret *key;
     char *owner;
     int signal_fd;
@@ -130,14 +164,15 @@ struct engine {
     struct pgconn *listen; /* LISTEN only: a connection busy with a long statement
                               would hold notifications (a kill) back until it ends */
     struct store_batch *batch; /* started/finished writes, sent once per loop turn */
-    struct conn *conns;
-    size_t nconns;
+    struct conn **conns; /* removed ones stay until the engine is freed */
+    size_t nconns, capconns;
+    struct retired *retired;
     struct job **heap;
     size_t nheap, capheap;
     bool db_up;
     bool renewing;
     int64_t renew_sent_at;
-    int64_t next_renew, next_claim_poll, next_purge;
+    int64_t next_renew, next_claim_poll, next_purge, next_publish;
     bool purging;
     int children;        /* alert commands still running */
     int stopping;        /* 0 running, 1 draining, 2 now */
@@ -149,6 +184,10 @@ struct engine {
 
 static void job_due(struct job *j);
 static void claim(struct conn *c);
+static void reload(struct engine *e);
+static void sweep_retired(struct engine *e, bool all);
+static void load_secret(struct conn *c);
+static void publish_conn(struct conn *c);
 static void send_kill(struct job *j);
 static bool lease_holds(struct job *j);
 static void finish(struct job *j, int code, const char *fmt, ...)
@@ -389,7 +428,7 @@ static void run_alert_command(struct job *j)
     struct engine *e = j->c->e;
     const char *cmd = e->cfg->daemon.alert_command;
     int code = j->final_code;
-    if (!cmd || !*cmd || (code != 11 && code != 12 && code != 23 && code != 24))
+    if (!cmd || !*cmd || !amt_code_raises_alert(code))
         return;
     char v[10][1200];
     snprintf(v[0], sizeof v[0], "AMTACS_JOB_ID=%lld", j->id);
@@ -457,8 +496,12 @@ static void on_finish_written(void *ud, const char *outcome, const char *err)
         log_event(j->c->e->lg, LOG_INFO, "job.finished", &x, "%s (%d), %s",
                   amt_code_name(j->final_code), j->final_code,
                   amt_code_is_success(j->final_code) ? "success" : "failure");
-        if (!strcmp(outcome, "finished"))
+        if (!strcmp(outcome, "finished")) {
+            metrics_job_finished(j->c->mc, j->final_code);
+            if (amt_code_raises_alert(j->final_code))
+                metrics_alert(j->c->mc, j->final_code);
             run_alert_command(j);
+        }
     }
     job_free(j);
 }
@@ -891,6 +934,7 @@ static void on_started_written(void *ud, bool held, const char *err)
     }
     log_event(j->c->e->lg, LOG_INFO, "job.started", &x, "%s %s started", j->script ? "script" :
               "batch job", j->name);
+    metrics_job_started(j->c->mc);
     crash_point(j->c->e, "after-start-recorded");
     j->phase = PH_FOLLOW;
     j->interval_ms = j->c->cfg->poll.interval_ms;
@@ -967,6 +1011,13 @@ static void start(struct job *j)
         /* The first heartbeat is on its way: whether Start is idempotent
          * decides how it is sent (a kept-alive connection or a fresh one). */
         schedule(j, 20);
+        return;
+    }
+    if (!c->cred->loaded) {
+        /* A logon now would fail for want of the password, and fail the job. */
+        if (!c->secret_pending && c->e->db_up)
+            load_secret(c);
+        schedule(j, 50);
         return;
     }
     if (j->maybe_started) {
@@ -1189,7 +1240,7 @@ static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const c
 static void claim(struct conn *c)
 {
     struct engine *e = c->e;
-    if (e->stopping || !e->db_up)
+    if (e->stopping || !e->db_up || c->removed)
         return;
     if (c->claiming) {
         c->claim_again = true;
@@ -1226,7 +1277,7 @@ static void on_renewed(void *ud, const long long *lost, size_t n, const char *er
     }
     int64_t until = e->renew_sent_at + e->lease_s * 1000L;
     for (size_t k = 0; k < e->nconns; k++)
-        for (struct job *j = e->conns[k].jobs; j; j = j->next)
+        for (struct job *j = e->conns[k]->jobs; j; j = j->next)
             if (j->lease_until < until)
                 j->lease_until = until; /* jobs claimed later hold a newer lease already */
     if (n == 0)
@@ -1239,7 +1290,7 @@ static void on_renewed(void *ud, const long long *lost, size_t n, const char *er
     memcpy(sorted, lost, n * sizeof *sorted);
     qsort(sorted, n, sizeof *sorted, cmp_ll);
     for (size_t k = 0; k < e->nconns; k++) {
-        struct job *j = e->conns[k].jobs;
+        struct job *j = e->conns[k]->jobs;
         while (j) {
             struct job *next = j->next; /* settle() may free j */
             if (bsearch(&j->id, sorted, n, sizeof *sorted, cmp_ll)) {
@@ -1259,7 +1310,7 @@ static void renew(struct engine *e)
         return;
     size_t total = 0;
     for (size_t k = 0; k < e->nconns; k++)
-        total += e->conns[k].njobs;
+        total += e->conns[k]->njobs;
     if (!total)
         return;
     long long *ids = malloc(total * sizeof *ids);
@@ -1267,7 +1318,7 @@ static void renew(struct engine *e)
     size_t n = 0;
     if (ids && att) {
         for (size_t k = 0; k < e->nconns; k++)
-            for (struct job *j = e->conns[k].jobs; j; j = j->next)
+            for (struct job *j = e->conns[k]->jobs; j; j = j->next)
                 if (!j->lost) {
                     ids[n] = j->id;
                     att[n++] = j->attempt;
@@ -1284,51 +1335,81 @@ static void renew(struct engine *e)
 
 static char *get_password(void *ud, const char *user, char *err, size_t errlen)
 {
-    struct conn *c = ud;
-    if (!c->sealed) {
+    struct cred *cr = ud;
+    if (!cr->sealed) {
         snprintf(err, errlen,
                  "no password is stored for Batch User '%s' (amtacsctl batch-user set %s)", user,
                  user);
         return NULL;
     }
     char *pw = NULL;
-    if (vault_open(c->e->key, c->key_id, user, c->sealed, c->sealed_len, &pw, err, errlen))
+    if (vault_open(cr->e->key, cr->key_id, user, cr->sealed, cr->sealed_len, &pw, err, errlen))
         return NULL;
     return pw;
 }
 
 static void release_password(char *pw) { vault_password_free(pw); }
 
+static void cred_free(struct cred *cr)
+{
+    if (!cr)
+        return;
+    free(cr->sealed);
+    free(cr->user);
+    free(cr);
+}
+
+/* A load of the Batch User's secret, for the user the connection had then. */
+struct secret_req {
+    struct conn *c;
+    unsigned gen;
+};
+
 static void on_secret(void *ud, const char *key_id, const unsigned char *sealed, size_t len,
                       const char *err)
 {
-    struct conn *c = ud;
+    struct secret_req *rq = ud;
+    struct conn *c = rq->c;
+    bool stale = rq->gen != c->cred_gen; /* the connection's user changed since */
+    free(rq);
+    if (!stale)
+        c->secret_pending = false;
     struct log_ctx x = {c->cfg->name, 0, 0};
-    if (c->e->stopping == 2)
+    if (c->e->stopping == 2 || stale)
         return;
     if (err) {
         log_event(c->e->lg, LOG_WARN, "secret.load_failed", &x, "%s", err);
         return;
     }
-    free(c->sealed);
-    c->sealed = NULL;
-    c->sealed_len = 0;
+    struct cred *cr = c->cred;
+    free(cr->sealed);
+    cr->sealed = NULL;
+    cr->sealed_len = 0;
+    cr->loaded = true;
     if (!key_id) {
         log_event(c->e->lg, LOG_WARN, "secret.missing", &x,
                   "no password stored for Batch User '%s'", c->cfg->batch_user);
         return;
     }
-    c->sealed = malloc(len ? len : 1);
-    if (!c->sealed)
+    cr->sealed = malloc(len ? len : 1);
+    if (!cr->sealed)
         return;
-    memcpy(c->sealed, sealed, len);
-    c->sealed_len = len;
-    snprintf(c->key_id, sizeof c->key_id, "%s", key_id);
+    memcpy(cr->sealed, sealed, len);
+    cr->sealed_len = len;
+    snprintf(cr->key_id, sizeof cr->key_id, "%s", key_id);
 }
 
 static void load_secret(struct conn *c)
 {
-    store_batch_user_secret(c->e->pc, c->cfg->batch_user, on_secret, c);
+    struct secret_req *rq = malloc(sizeof *rq);
+    if (!rq)
+        return; /* the next reconnect or change notice loads it */
+    rq->c = c;
+    rq->gen = c->cred_gen;
+    if (store_batch_user_secret(c->e->pc, c->cfg->batch_user, on_secret, rq))
+        free(rq);
+    else
+        c->secret_pending = true;
 }
 
 /* ------------------------------------------------------------ heartbeat */
@@ -1357,9 +1438,13 @@ static void on_heartbeat(void *ud, const struct amt_reply *r)
         c->monitor_jobs = r->monitor_jobs;
         c->idempotent = r->idempotent_start;
         c->features_known = true;
+        c->server_up = 1;
+        publish_conn(c);
         store_connection_checked(c->e->pc, c->cfg->name, true, r->amt_version, NULL,
                                  on_status_written, NULL);
     } else {
+        c->server_up = 0;
+        publish_conn(c);
         store_connection_checked(c->e->pc, c->cfg->name, false, NULL, r->error,
                                  on_status_written, NULL);
         if (!c->features_known) {
@@ -1394,6 +1479,7 @@ static void on_comm(void *ud, const char *value, const char *err)
                                             : COMM_DISABLED;
     if (c->comm == before)
         return;
+    publish_conn(c);
     log_event(e->lg, LOG_INFO, "conn.comm", &(struct log_ctx){c->cfg->name, 0, 0}, "%s",
               c->comm == COMM_ENABLED   ? "Full Comm enabled: jobs start"
               : c->comm == COMM_LIMITED ? "limited: no new starts, running jobs are followed"
@@ -1411,18 +1497,23 @@ static void load_comm(struct conn *c)
     store_comm_state(c->e->pc, c->cfg->name, on_comm, c);
 }
 
+static void conn_register(struct conn *c, bool fresh);
+
 static void on_db_up(void *ud)
 {
     struct engine *e = ud;
     e->db_up = true;
-    /* Notifications sent while we were away are lost: rescan everything. */
+    metrics_db_up(e->metrics, true);
+    /* Notifications sent while we were away are lost: rescan everything. A
+     * removed connection's jobs in hand still need its comm state and password. */
     for (size_t k = 0; k < e->nconns; k++) {
-        const struct amtacs_connection *cc = e->conns[k].cfg;
-        store_configure_connection(e->pc, cc->name, cc->url, cc->batch_user, cc->allow_kill,
-                                   cc->retain_log_days, on_registered, &e->conns[k]);
-        load_comm(&e->conns[k]);
-        load_secret(&e->conns[k]);
-        claim(&e->conns[k]);
+        struct conn *c = e->conns[k];
+        if (c->removed) {
+            load_comm(c);
+            load_secret(c);
+        } else {
+            conn_register(c, true);
+        }
     }
     renew(e);
 }
@@ -1433,9 +1524,9 @@ static void on_listen_up(void *ud)
 {
     struct engine *e = ud;
     for (size_t k = 0; k < e->nconns; k++) {
-        load_comm(&e->conns[k]);
-        load_secret(&e->conns[k]);
-        claim(&e->conns[k]);
+        load_comm(e->conns[k]);
+        load_secret(e->conns[k]);
+        claim(e->conns[k]);
     }
 }
 
@@ -1444,16 +1535,17 @@ static void on_db_down(void *ud, const char *why)
     struct engine *e = ud;
     (void)why;
     e->db_up = false;
+    metrics_db_up(e->metrics, false);
     e->renewing = false;
     for (size_t k = 0; k < e->nconns; k++)
-        e->conns[k].claiming = false;
+        e->conns[k]->claiming = false;
 }
 
 static void on_notify(void *ud, const char *channel, const char *payload)
 {
     struct engine *e = ud;
     for (size_t k = 0; k < e->nconns; k++) {
-        struct conn *c = &e->conns[k];
+        struct conn *c = e->conns[k];
         if (!strcmp(channel, "acs_jobs")) {
             if (!payload || !*payload || !strcmp(payload, c->cfg->name))
                 claim(c);
@@ -1511,8 +1603,8 @@ static void handle_signals(struct engine *e)
     struct signalfd_siginfo si;
     while (read(e->signal_fd, &si, sizeof si) == (ssize_t)sizeof si) {
         if (si.ssi_signo == SIGHUP) {
-            log_event(e->lg, LOG_WARN, "daemon.sighup", NULL,
-                      "configuration reload is not supported yet; restart to apply changes");
+            if (!e->stopping)
+                reload(e);
             continue;
         }
         if (e->stopping) {
@@ -1528,9 +1620,10 @@ static void handle_signals(struct engine *e)
         /* HTTP calls end here: jobs on the server keep running and are
          * followed again by whoever holds them next. */
         for (size_t k = 0; k < e->nconns; k++) {
-            amt_client_free(e->conns[k].amt);
-            e->conns[k].amt = NULL;
+            amt_client_free(e->conns[k]->amt);
+            e->conns[k]->amt = NULL;
         }
+        sweep_retired(e, true);
     }
 }
 
@@ -1548,7 +1641,7 @@ static bool drained(struct engine *e)
 {
     bool writes = false;
     for (size_t k = 0; k < e->nconns && !writes; k++)
-        for (struct job *j = e->conns[k].jobs; j; j = j->next)
+        for (struct job *j = e->conns[k]->jobs; j; j = j->next)
             if (j->busy && (j->phase == PH_FINISH_WRITE || j->phase == PH_START_WRITE ||
                             j->phase == PH_DOUBT_WRITE)) {
                 writes = true;
@@ -1562,6 +1655,33 @@ static bool drained(struct engine *e)
             e->released = true;
     }
     return e->released;
+}
+
+static const char *comm_name(enum comm c)
+{
+    switch (c) {
+    case COMM_ENABLED:
+        return "enabled";
+    case COMM_LIMITED:
+        return "limited";
+    case COMM_DISABLED:
+        return "disabled";
+    default:
+        return "unknown";
+    }
+}
+
+/* The connections' gauges, for /metrics: at once on a change of state, and
+ * every PUBLISH_MS for the jobs in flight. */
+static void publish_conn(struct conn *c)
+{
+    metrics_conn_state(c->mc, comm_name(c->comm), c->server_up, (long)c->njobs, !c->removed);
+}
+
+static void publish(struct engine *e)
+{
+    for (size_t k = 0; k < e->nconns; k++)
+        publish_conn(e->conns[k]);
 }
 
 static void run_timers(struct engine *e, int64_t now)
@@ -1584,13 +1704,17 @@ static void run_timers(struct engine *e, int64_t now)
     }
     if (now >= e->next_claim_poll) {
         for (size_t k = 0; k < e->nconns; k++)
-            claim(&e->conns[k]);
+            claim(e->conns[k]);
         e->next_claim_poll = now + CLAIM_POLL_MS;
     }
+    if (now >= e->next_publish) {
+        publish(e);
+        e->next_publish = now + PUBLISH_MS;
+    }
     for (size_t k = 0; k < e->nconns; k++) {
-        struct conn *c = &e->conns[k];
+        struct conn *c = e->conns[k];
         if (now >= c->next_heartbeat && !c->heartbeat_busy && c->amt &&
-            c->comm != COMM_DISABLED && c->comm != COMM_UNKNOWN) {
+            c->comm != COMM_DISABLED && c->comm != COMM_UNKNOWN && !(c->removed && !c->njobs)) {
             c->heartbeat_busy = !amt_heartbeat(c->amt, on_heartbeat, c);
             c->next_heartbeat = now + e->cfg->daemon.heartbeat_interval_ms;
         }
@@ -1609,9 +1733,11 @@ static long next_timeout(struct engine *e, int64_t now)
             t = e->next_claim_poll;
         if (e->next_purge < t)
             t = e->next_purge;
+        if (e->next_publish < t)
+            t = e->next_publish;
         for (size_t k = 0; k < e->nconns; k++)
-            if (e->conns[k].next_heartbeat < t)
-                t = e->conns[k].next_heartbeat;
+            if (e->conns[k]->next_heartbeat < t)
+                t = e->conns[k]->next_heartbeat;
     }
     long pt = pgconn_timeout_ms(e->pc, now);
     if (pt >= 0 && now + pt < t)
@@ -1628,12 +1754,15 @@ int engine_run(struct engine *e)
               e->owner, e->nconns, e->lease_s);
     for (;;) {
         int64_t now = now_ms();
+        metrics_loop_tick(e->metrics, now);
+        if (e->retired)
+            sweep_retired(e, false);
         pgconn_tick(e->pc, now);
         pgconn_tick(e->listen, now);
         run_timers(e, now);
         for (size_t k = 0; k < e->nconns; k++)
-            if (e->conns[k].nbatch && e->conns[k].amt)
-                flush_batch(&e->conns[k]);
+            if (e->conns[k]->nbatch && e->conns[k]->amt)
+                flush_batch(e->conns[k]);
         if (store_batch_pending(e->batch))
             store_batch_flush(e->batch, e->pc);
         if (e->stopping == 2)
@@ -1700,6 +1829,326 @@ int engine_run(struct engine *e)
 
 /* ------------------------------------------------------------ setup */
 
+static void observe_call(void *ud, enum amt_call call, double seconds, enum amt_status status)
+{
+    struct conn *c = ud;
+    metrics_http_call(c->mc, call, seconds, status);
+}
+
+static void observe_statement(void *ud, double seconds, bool ok)
+{
+    struct engine *e = ud;
+    metrics_db_statement(e->metrics, seconds, ok);
+}
+
+/* A client (and the credentials its logons use) for connection settings cc.
+ * The password is carried over from `from` when the Batch User is the same. */
+static int client_new(struct conn *c, const struct amtacs_connection *cc,
+                      const struct cred *from, struct amt_client **amt, struct cred **cred,
+                      char *err, size_t errlen)
+{
+    struct engine *e = c->e;
+    struct cred *cr = calloc(1, sizeof *cr);
+    if (!cr || !(cr->user = strdup(cc->batch_user)))
+        goto oom;
+    cr->e = e;
+    if (from && !strcmp(from->user, cc->batch_user) && from->loaded) {
+        cr->loaded = true;
+        snprintf(cr->key_id, sizeof cr->key_id, "%s", from->key_id);
+        if (from->sealed) {
+            if (!(cr->sealed = malloc(from->sealed_len ? from->sealed_len : 1)))
+                goto oom;
+            memcpy(cr->sealed, from->sealed, from->sealed_len);
+            cr->sealed_len = from->sealed_len;
+        }
+    }
+    struct amt_settings st = {
+        .name = cc->name, .url = cc->url, .user = cc->batch_user,
+        .connect_timeout_ms = (long)cc->http.connect_timeout_ms,
+        .timeout_ms = (long)cc->http.timeout_ms, .max_body = (size_t)cc->http.max_body,
+        .tls_verify = cc->tls.verify, .ca_file = cc->tls.ca_file, .max_connections = 8,
+        .lg = e->lg, .observe = observe_call, .observe_ud = c,
+    };
+    char aerr[256];
+    *amt = amt_client_new(e->multi, &st, get_password, release_password, cr, aerr, sizeof aerr);
+    if (!*amt) {
+        snprintf(err, errlen, "connection %s: %s", cc->name, aerr);
+        cred_free(cr);
+        return -1;
+    }
+    *cred = cr;
+    return 0;
+oom:
+    cred_free(cr);
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+static void warn_transport(struct engine *e, const struct amtacs_connection *cc)
+{
+    if (cc->https && !cc->tls.verify)
+        log_event(e->lg, LOG_WARN, "conn.tls_unverified", &(struct log_ctx){cc->name, 0, 0},
+                  "tls.verify is false: the server's certificate is not checked and the Batch "
+                  "User password can go to an impostor; for tests only");
+    if (!cc->https)
+        log_event(e->lg, LOG_WARN, "conn.plain_http", &(struct log_ctx){cc->name, 0, 0},
+                  "%s is plain http: task values and the Batch User password travel "
+                  "unencrypted; use https in production",
+                  cc->url);
+}
+
+/* Room for `more` connections in e->conns, so that adding them cannot fail. */
+static int reserve_conns(struct engine *e, size_t more)
+{
+    if (e->nconns + more <= e->capconns)
+        return 0;
+    size_t cap = e->nconns + more + 4;
+    struct conn **n = realloc(e->conns, cap * sizeof *n);
+    if (!n)
+        return -1;
+    e->conns = n;
+    e->capconns = cap;
+    return 0;
+}
+
+static struct conn *conn_alloc(struct engine *e, const struct amtacs_connection *cc)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->e = e;
+    c->cfg = cc;
+    c->server_up = -1;
+    c->next_heartbeat = now_ms();
+    c->mc = metrics_conn_get(e->metrics, cc->name);
+    return c;
+}
+
+static void conn_free(struct conn *c)
+{
+    if (!c)
+        return;
+    amt_client_free(c->amt);
+    cred_free(c->cred);
+    free(c->batch);
+    free(c);
+}
+
+/* Hands a client over to the retired list; it is freed once idle. */
+static void retire_client(struct engine *e, struct amt_client *amt, struct cred *cred)
+{
+    struct retired *r = malloc(sizeof *r);
+    if (!r || !amt_client_pending(amt)) {
+        /* Nothing in flight (or no memory to wait): free now. A call in
+         * flight then ends cancelled and its job is scheduled again. */
+        free(r);
+        amt_client_free(amt);
+        cred_free(cred);
+        return;
+    }
+    r->amt = amt;
+    r->cred = cred;
+    r->next = e->retired;
+    e->retired = r;
+}
+
+static void sweep_retired(struct engine *e, bool all)
+{
+    struct retired **pp = &e->retired;
+    while (*pp) {
+        struct retired *r = *pp;
+        if (all || !amt_client_pending(r->amt)) {
+            *pp = r->next;
+            amt_client_free(r->amt);
+            cred_free(r->cred);
+            free(r);
+        } else {
+            pp = &r->next;
+        }
+    }
+}
+
+static struct conn *find_conn(struct engine *e, const char *name)
+{
+    for (size_t k = 0; k < e->nconns; k++)
+        if (!strcmp(e->conns[k]->cfg->name, name))
+            return e->conns[k];
+    return NULL;
+}
+
+/* Whether the client must be made anew for the new settings of a connection. */
+static bool client_changes(const struct amtacs_connection *a, const struct amtacs_connection *b)
+{
+    return !config_connection_same(a, b, "url") || !config_connection_same(a, b, "batch_user") ||
+           !config_connection_same(a, b, "http.") || !config_connection_same(a, b, "tls.");
+}
+
+/* Tells the database of the connection and reads what it holds for it. */
+static void conn_register(struct conn *c, bool fresh)
+{
+    const struct amtacs_connection *cc = c->cfg;
+    store_configure_connection(c->e->pc, cc->name, cc->url, cc->batch_user, cc->allow_kill,
+                               cc->retain_log_days, on_registered, c);
+    if (fresh) {
+        load_comm(c);
+        load_secret(c);
+    }
+    claim(c);
+}
+
+/* SIGHUP: the configuration file again. Everything is checked and prepared
+ * first; only then is anything changed, so a refused reload changes nothing.
+ * Jobs in hand are never dropped: a changed connection's jobs go on with the
+ * new settings (calls in flight finish on the old client), a removed
+ * connection's jobs are followed to their end without new claims. */
+static void reload(struct engine *e)
+{
+    struct config_errors *errs = NULL;
+    const struct amtacs_config *next = NULL;
+    struct conn **made = NULL;       /* per new connection: a new struct conn, or NULL */
+    struct amt_client **amts = NULL; /* per new connection: a new client, or NULL */
+    struct cred **creds = NULL;
+    size_t n = 0, added = 0, changed = 0, removed = 0;
+    char err[512];
+
+    if (!e->config_path) {
+        log_event(e->lg, LOG_WARN, "config.reload_refused", NULL,
+                  "no configuration file to reload");
+        return;
+    }
+    next = config_load(e->config_path, &errs);
+    if (!next) {
+        for (size_t i = 0; i < config_errors_count(errs); i++)
+            log_event(e->lg, LOG_ERROR, "config.reload_refused", NULL, "%s",
+                      config_errors_get(errs, i));
+        snprintf(err, sizeof err, "%zu problem(s) in %s", config_errors_count(errs),
+                 e->config_path);
+        config_errors_free(errs);
+        goto refuse;
+    }
+    const char *fixed[16];
+    size_t nfixed = config_restart_keys(e->cfg, next, fixed, 16);
+    if (nfixed) {
+        for (size_t i = 0; i < nfixed && i < 16; i++)
+            log_event(e->lg, LOG_ERROR, "config.reload_refused", NULL,
+                      "%s changed: that takes a restart", fixed[i]);
+        snprintf(err, sizeof err, "%zu setting(s) that take a restart changed", nfixed);
+        goto refuse;
+    }
+    n = next->n_connections;
+    made = calloc(n, sizeof *made);
+    amts = calloc(n, sizeof *amts);
+    creds = calloc(n, sizeof *creds);
+    if (!made || !amts || !creds || reserve_conns(e, n)) {
+        snprintf(err, sizeof err, "out of memory");
+        goto refuse;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct amtacs_connection *cc = &next->connections[i];
+        struct conn *c = find_conn(e, cc->name);
+        if (!c && !(c = made[i] = conn_alloc(e, cc))) {
+            snprintf(err, sizeof err, "out of memory");
+            goto refuse;
+        }
+        if ((made[i] || client_changes(c->cfg, cc)) &&
+            client_new(c, cc, made[i] ? NULL : c->cred, &amts[i], &creds[i], err, sizeof err))
+            goto refuse;
+    }
+
+    /* From here on nothing fails. */
+    for (size_t k = 0; k < e->nconns; k++) {
+        struct conn *c = e->conns[k];
+        if (c->removed || config_find_connection(next, c->cfg->name))
+            continue;
+        c->removed = true;
+        removed++;
+        log_event(e->lg, LOG_INFO, "config.connection_removed", &(struct log_ctx){c->cfg->name,
+                  0, 0}, "no new claims; the %zu job(s) in hand are followed to their end",
+                  c->njobs);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct amtacs_connection *cc = &next->connections[i];
+        struct conn *c = made[i] ? made[i] : find_conn(e, cc->name);
+        struct log_ctx x = {cc->name, 0, 0};
+        if (made[i]) {
+            c->amt = amts[i];
+            c->cred = creds[i];
+            e->conns[e->nconns++] = c;
+            made[i] = NULL;
+            added++;
+            warn_transport(e, cc);
+            log_event(e->lg, LOG_INFO, "config.connection_added", &x, "%s as Batch User %s",
+                      cc->url, cc->batch_user);
+            c->cfg = cc;
+            if (e->db_up)
+                conn_register(c, true);
+            continue;
+        }
+        bool was_removed = c->removed, user = strcmp(c->cfg->batch_user, cc->batch_user) != 0;
+        bool same = config_connection_same(c->cfg, cc, NULL);
+        if (amts[i]) {
+            retire_client(e, c->amt, c->cred);
+            c->amt = amts[i];
+            c->cred = creds[i];
+            /* The new server (or route to it) says again what it offers. */
+            c->features_known = false;
+            c->heartbeat_failed = false;
+            c->server_up = -1;
+            c->next_heartbeat = now_ms();
+            if (user)
+                c->cred_gen++;
+            warn_transport(e, cc);
+        }
+        c->cfg = cc;
+        c->removed = false;
+        if (was_removed || !same) {
+            changed++;
+            log_event(e->lg, LOG_INFO, "config.connection_changed", &x,
+                      "%s%s; %zu job(s) in hand go on with the new settings",
+                      was_removed ? "back in the configuration" : "settings changed",
+                      amts[i] ? " (new client)" : "", c->njobs);
+        }
+        if (e->db_up)
+            conn_register(c, user);
+    }
+    struct old_cfg *old = malloc(sizeof *old);
+    if (old) {
+        old->cfg = e->cfg;
+        old->next = e->old_cfgs;
+        e->old_cfgs = old;
+    } else {
+        /* Keeping it is only for removed connections' names: leak rather than dangle. */
+        log_event(e->lg, LOG_WARN, "engine.oom", NULL, "the old configuration is kept unlisted");
+    }
+    e->cfg = next;
+    e->lease_s = (int)next->daemon.lease_seconds;
+    e->lg->level = (enum log_level)next->log_level;
+    for (size_t k = 0; k < e->nconns; k++)
+        claim(e->conns[k]); /* max_in_flight may have grown */
+    metrics_reload(e->metrics, true);
+    publish(e);
+    log_event(e->lg, LOG_INFO, "config.reloaded", NULL,
+              "%s: %zu connection(s) added, %zu changed, %zu removed; no job dropped",
+              e->config_path, added, changed, removed);
+    free(made);
+    free(amts);
+    free(creds);
+    return;
+refuse:
+    for (size_t i = 0; made && i < n; i++) {
+        amt_client_free(amts[i]);
+        cred_free(creds[i]);
+        free(made[i]);
+    }
+    free(made);
+    free(amts);
+    free(creds);
+    config_free(next);
+    metrics_reload(e->metrics, false);
+    log_event(e->lg, LOG_ERROR, "config.reload_refused", NULL,
+              "%s; the running configuration stays in force", err);
+}
+
 struct engine *engine_new(const struct engine_options *opt, char *err, size_t errlen)
 {
     struct engine *e = calloc(1, sizeof *e);
@@ -1707,9 +2156,9 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    e->cfg = opt->cfg;
     e->lg = opt->lg;
     e->key = opt->key;
+    e->metrics = opt->metrics;
     e->signal_fd = opt->signal_fd;
     e->grace_ms = opt->shutdown_grace_ms > 0 ? opt->shutdown_grace_ms : 5000;
     e->lease_s = (int)opt->cfg->daemon.lease_seconds;
@@ -1726,42 +2175,23 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
                   "AMTACS_CRASH_AT=%s: this daemon will kill itself (tests only)", crash);
     }
     e->multi = curl_multi_init();
-    e->nconns = opt->cfg->n_connections;
-    e->conns = calloc(e->nconns, sizeof *e->conns);
-    if (!e->owner || !e->multi || !e->conns) {
+    if (!e->owner || !e->multi || reserve_conns(e, opt->cfg->n_connections) ||
+        (opt->config_path && !(e->config_path = strdup(opt->config_path)))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
     int64_t now = now_ms();
-    for (size_t k = 0; k < e->nconns; k++) {
-        struct conn *c = &e->conns[k];
+    for (size_t k = 0; k < opt->cfg->n_connections; k++) {
         const struct amtacs_connection *cc = &opt->cfg->connections[k];
-        c->e = e;
-        c->cfg = cc;
-        c->next_heartbeat = now;
-        struct amt_settings s = {
-            .name = cc->name, .url = cc->url, .user = cc->batch_user,
-            .connect_timeout_ms = (long)cc->http.connect_timeout_ms,
-            .timeout_ms = (long)cc->http.timeout_ms, .max_body = (size_t)cc->http.max_body,
-            .tls_verify = cc->tls.verify, .ca_file = cc->tls.ca_file, .max_connections = 8,
-            .lg = e->lg,
-        };
-        char aerr[256];
-        c->amt = amt_client_new(e->multi, &s, get_password, release_password, c, aerr,
-                                sizeof aerr);
-        if (!c->amt) {
-            snprintf(err, errlen, "connection %s: %s", cc->name, aerr);
+        struct conn *c = conn_alloc(e, cc);
+        if (!c) {
+            snprintf(err, errlen, "out of memory");
             goto fail;
         }
-        if (cc->https && !cc->tls.verify)
-            log_event(e->lg, LOG_WARN, "conn.tls_unverified", &(struct log_ctx){cc->name, 0, 0},
-                      "tls.verify is false: the server's certificate is not checked and the Batch "
-                      "User password can go to an impostor; for tests only");
-        if (!cc->https)
-            log_event(e->lg, LOG_WARN, "conn.plain_http", &(struct log_ctx){cc->name, 0, 0},
-                      "%s is plain http: task values and the Batch User password travel "
-                      "unencrypted; use https in production",
-                      cc->url);
+        e->conns[e->nconns++] = c;
+        if (client_new(c, cc, NULL, &c->amt, &c->cred, err, errlen))
+            goto fail;
+        warn_transport(e, cc);
     }
     /* Keep every connection the clients may open in the cache, so that
      * kept-alive connections are reused rather than closed and reopened. */
@@ -1769,8 +2199,8 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
     static const char *const channels[] = {"acs_jobs", "acs_comm", "acs_batch_users",
                                            "acs_kill", NULL};
     static const char *const none[] = {NULL};
-    struct pgconn_callbacks cbs = {NULL, on_db_up, on_db_down, e};
-    struct pgconn_callbacks lcbs = {on_notify, on_listen_up, NULL, e};
+    struct pgconn_callbacks cbs = {NULL, on_db_up, on_db_down, e, observe_statement};
+    struct pgconn_callbacks lcbs = {on_notify, on_listen_up, NULL, e, NULL};
     e->pc = pgconn_new(opt->cfg->database.conninfo, none, &cbs, e->lg);
     e->listen = pgconn_new(opt->cfg->database.conninfo, channels, &lcbs, e->lg);
     e->batch = store_batch_new(e->owner);
@@ -1781,6 +2211,7 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
     e->next_renew = now + e->lease_s * 1000L / 3;
     e->next_claim_poll = now + CLAIM_POLL_MS;
     e->next_purge = now + 1000; /* soon after start, then every purge_interval */
+    e->cfg = opt->cfg; /* owned from here on */
     return e;
 fail:
     engine_free(e);
@@ -1792,26 +2223,34 @@ void engine_free(struct engine *e)
     if (!e)
         return;
     for (size_t k = 0; k < e->nconns; k++) {
-        amt_client_free(e->conns[k].amt); /* callbacks see AMT_ERR_CANCELLED */
-        e->conns[k].amt = NULL;
+        amt_client_free(e->conns[k]->amt); /* callbacks see AMT_ERR_CANCELLED */
+        e->conns[k]->amt = NULL;
     }
+    sweep_retired(e, true);
     e->stopping = 2;    /* callbacks below only let go of their jobs */
     store_batch_free(e->batch);
     pgconn_free(e->listen);
     pgconn_free(e->pc); /* write callbacks see "shutting down" */
     e->pc = NULL;
     for (size_t k = 0; k < e->nconns; k++) {
-        struct conn *c = &e->conns[k];
+        struct conn *c = e->conns[k];
         e->stopping = 2; /* job_free must not claim */
         while (c->jobs)
             job_free(c->jobs);
-        free(c->batch);
-        free(c->sealed);
+        conn_free(c);
     }
     free(e->conns);
     free(e->heap);
     if (e->multi)
         curl_multi_cleanup(e->multi);
+    config_free(e->cfg);
+    while (e->old_cfgs) {
+        struct old_cfg *o = e->old_cfgs;
+        e->old_cfgs = o->next;
+        config_free(o->cfg);
+        free(o);
+    }
+    free(e->config_path);
     free(e->owner);
     free(e);
 }

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "amtacs/buf.h"
 #include "amtacs/timeutil.h"
@@ -24,6 +25,7 @@ struct stmt {
     pgconn_result_cb cb;
     void *ud;
     bool internal; /* our own LISTEN: no callback */
+    struct timespec sent; /* when it went to the server, for cbs.observe */
     struct stmt *next;
 };
 
@@ -61,6 +63,13 @@ static void pop_and_call(struct pgconn *pc, const PGresult *res, const char *err
     pc->head = s->next;
     if (!pc->head)
         pc->tail = NULL;
+    if (pc->head_sent && !s->internal && pc->cbs.observe) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        pc->cbs.observe(pc->cbs.ud, (double)(now.tv_sec - s->sent.tv_sec) +
+                                        (double)(now.tv_nsec - s->sent.tv_nsec) / 1e9,
+                        err == NULL);
+    }
     pc->head_sent = false;
     if (!s->internal)
         pc->pending--;
@@ -190,6 +199,7 @@ static void send_next(struct pgconn *pc)
         return;
     }
     pc->head_sent = true;
+    clock_gettime(CLOCK_MONOTONIC, &s->sent);
     int f = PQflush(pc->conn);
     if (f < 0)
         lose(pc, PQerrorMessage(pc->conn));

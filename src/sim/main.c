@@ -19,6 +19,7 @@
 #include <microhttpd.h>
 #include <sodium.h>
 
+#include "amtacs/netaddr.h"
 #include "amtacs/sim_catalog.h"
 #include "amtacs/sim_faults.h"
 #include "amtacs/sim_http.h"
@@ -197,35 +198,6 @@ static int parse_args(int argc, char **argv, struct args *a)
     return 0;
 }
 
-/* Splits HOST:PORT or [V6]:PORT and resolves it. */
-static int resolve(const char *listen, struct addrinfo **res, char *host, size_t hostlen,
-                   char *port, size_t portlen)
-{
-    const char *colon = strrchr(listen, ':');
-    if (colon == NULL || colon[1] == '\0')
-        return bad_arg("--listen needs HOST:PORT, not '%s'", listen);
-    const char *h = listen;
-    size_t hl = (size_t)(colon - listen);
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-        h++;
-        hl -= 2;
-    }
-    long p;
-    if (hl == 0 || hl >= hostlen || !parse_long(colon + 1, 0, 65535, &p))
-        return bad_arg("--listen needs HOST:PORT with a port 0-65535, not '%s'", listen);
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    snprintf(port, portlen, "%ld", p);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
-    int rc = getaddrinfo(host, port, &hints, res);
-    if (rc != 0) {
-        fprintf(stderr, "amt-batch-sim: cannot resolve '%s': %s\n", host, gai_strerror(rc));
-        return EXIT_USAGE;
-    }
-    return 0;
-}
-
 static char *read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -289,9 +261,9 @@ int main(int argc, char **argv)
     struct sim_world *world = NULL;
     struct sim_faults *faults = NULL;
     struct sim_http *http = NULL;
-    struct addrinfo *ai = NULL;
+    struct netaddr na = {0};
     char *cert = NULL, *key = NULL;
-    char host[256], port[16], err[256];
+    char err[256];
     rc = 1;
 
     if (sodium_init() < 0) {
@@ -307,9 +279,10 @@ int main(int argc, char **argv)
         rc = 0;
         goto out;
     }
-    rc = resolve(a.listen, &ai, host, sizeof(host), port, sizeof(port));
-    if (rc != 0)
+    if (netaddr_resolve(a.listen, &na, err, sizeof err)) {
+        rc = bad_arg("--listen %s", err);
         goto out;
+    }
     rc = 1;
     if (a.tls_cert != NULL) {
         cert = read_file(a.tls_cert);
@@ -335,11 +308,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "amt-batch-sim: out of memory\n");
         goto out;
     }
-    struct sim_http_opts ho = {.addr = ai->ai_addr, .addrlen = ai->ai_addrlen,
+    struct sim_http_opts ho = {.addr = na.ai->ai_addr, .addrlen = na.ai->ai_addrlen,
                                .tls_cert_pem = cert, .tls_key_pem = key, .verbose = a.verbose};
     http = sim_http_start(world, faults, &ho, err, sizeof(err));
     if (http == NULL) {
-        fprintf(stderr, "amt-batch-sim: %s:%s: %s\n", host, port, err);
+        fprintf(stderr, "amt-batch-sim: %s:%s: %s\n", na.host, na.port, err);
         goto out;
     }
     unsigned bound = sim_http_port(http);
@@ -348,13 +321,13 @@ int main(int argc, char **argv)
                 strerror(errno));
         goto out;
     }
-    bool v6 = strchr(host, ':') != NULL;
+    bool v6 = strchr(na.host, ':') != NULL;
     fprintf(stderr, "amt-batch-sim %s (libmicrohttpd %s, cJSON %s, libsodium %s): catalog %s, "
             "%zu applications, %zu jobs and scripts, time scale %g\n",
             AMTACS_VERSION, MHD_get_version(), cJSON_Version(), sodium_version_string(),
             a.catalog, cat->napps, count_jobs(cat), a.time_scale);
     printf("amt-batch-sim listening on %s://%s%s%s:%u\n", cert ? "https" : "http", v6 ? "[" : "",
-           host, v6 ? "]" : "", bound);
+           na.host, v6 ? "]" : "", bound);
     fflush(stdout);
 
     int sig = 0;
@@ -367,8 +340,7 @@ out:
     sim_world_free(world);
     sim_faults_free(faults);
     sim_catalog_free(cat);
-    if (ai != NULL)
-        freeaddrinfo(ai);
+    netaddr_free(&na);
     if (key != NULL) {
         sodium_memzero(key, strlen(key));
         free(key);

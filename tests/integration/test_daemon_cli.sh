@@ -79,6 +79,7 @@ cat >"$H_TMP/two.yaml" <<CONF
 database:
   conninfo: "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
 key_file: $H_TMP/secret.key
+http: {listen: "127.0.0.1:0"}
 daemon:
   max_log_bytes: 4096
 connections:

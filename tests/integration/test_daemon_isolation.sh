@@ -66,6 +66,7 @@ cat >"$H_TMP/amtacs.yaml" <<CONF
 database:
   conninfo: "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
 key_file: $H_TMP/secret.key
+http: {listen: "127.0.0.1:0"}
 log_level: debug
 connections:
   - name: GOOD

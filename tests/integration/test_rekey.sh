@@ -17,6 +17,7 @@ cat >"$CFG" <<CONF
 database:
   conninfo: "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
 key_file: $KEY
+http: {listen: "127.0.0.1:0"}
 log_level: debug
 connections:
   - name: AMTDEMO

@@ -152,6 +152,9 @@ daemon:
   lease_seconds: ${H_LEASE:-3}
   heartbeat_interval: ${H_HEARTBEAT:-300ms}
 ${H_DAEMON_EXTRA:-}
+http:
+  listen: "${H_HTTP_LISTEN:-127.0.0.1:0}"
+${H_HTTP_EXTRA:-}
 connections:
   - name: $name
     url: $url
@@ -184,6 +187,19 @@ h_daemon_start() {
     H_DAEMON_PIDS+=("$H_DAEMON_PID")
     H_LOGS+=("$H_DAEMON_LOG")
     export H_DAEMON_PID H_DAEMON_LOG
+}
+
+# The base URL of the HTTP endpoint of the last daemon started (its port is
+# chosen by the system and logged at start): h_daemon_http [SECONDS].
+h_daemon_http() {
+    h_wait_until "${1:-15}" grep -q 'event=http.listening' "$H_DAEMON_LOG" || {
+        echo "harness: daemon did not serve HTTP:" >&2
+        cat "$H_DAEMON_LOG" >&2
+        return 1
+    }
+    local port
+    port=$(grep -m1 'event=http.listening' "$H_DAEMON_LOG" | grep -o '(port [0-9]*' | tr -dc 0-9)
+    echo "http://127.0.0.1:$port"
 }
 
 # amtacsctl against the test database.

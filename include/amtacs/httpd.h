@@ -1,0 +1,41 @@
+/*
+ * httpd: the daemon's own HTTP endpoint (libmicrohttpd, one internal thread):
+ *
+ *   GET /healthz          200 while the engine's loop goes round; 503 if it stalled
+ *   GET /readyz           200 when the database is reachable too; 503 and why if not
+ *   GET /metrics          the Prometheus text format (metrics.h, plus the queue's
+ *                         jobs by connection and state, read from the database)
+ *   GET /v1/jobs/ID       the job as JSON (acs.job_document), JORS-style
+ *   GET /v1/jobs/ID/log   the merged job log as text/plain
+ *
+ * With a token, /metrics and /v1/... require "Authorization: Bearer TOKEN";
+ * the probes stay open (they reveal nothing). The thread reads the database
+ * through a connection of its own, so a slow scrape never holds the engine.
+ */
+#ifndef AMTACS_HTTPD_H
+#define AMTACS_HTTPD_H
+
+#include <stddef.h>
+
+#include "amtacs/log.h"
+#include "amtacs/metrics.h"
+
+struct httpd;
+
+struct httpd_options {
+    const char *listen;       /* HOST:PORT; port 0 = any free port (see httpd_port) */
+    const char *token;        /* bearer token (copied, wiped at httpd_stop), NULL = none */
+    const char *conninfo;     /* database for /v1 and the queue gauges (copied) */
+    struct metrics *metrics;  /* borrowed; must outlive the server */
+    const struct logger *lg;  /* borrowed; written from the server's thread */
+    long stall_ms;            /* /healthz fails once the loop has not turned for this long */
+};
+
+/* Starts serving; NULL with err set (bad address, port in use, ...). */
+struct httpd *httpd_start(const struct httpd_options *o, char *err, size_t errlen);
+/* The port actually bound. */
+unsigned httpd_port(const struct httpd *h);
+/* Stops the thread, closes everything, frees. NULL is a no-op. */
+void httpd_stop(struct httpd *h);
+
+#endif

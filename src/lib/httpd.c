@@ -1,0 +1,396 @@
+#include "amtacs/httpd.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "amtacs/buf.h"
+#include "amtacs/netaddr.h"
+#include "amtacs/text.h"
+#include "amtacs/timeutil.h"
+
+#define CONNECTION_LIMIT 32
+#define IDLE_TIMEOUT_S 10
+#define DB_TIMEOUT "5"          /* seconds to connect; statements get the same */
+#define RESPONSE_MAX (64u << 20) /* a job log is capped by daemon.max_log_bytes anyway */
+
+struct httpd {
+    struct MHD_Daemon *d;
+    struct metrics *metrics;
+    const struct logger *lg;
+    long stall_ms;
+    char *conninfo;
+    unsigned char token_hash[crypto_generichash_BYTES];
+    bool has_token;
+    unsigned port;
+    PGconn *db; /* only the server's one thread uses it */
+};
+
+struct reply {
+    unsigned status;
+    const char *ctype;
+    struct buf body;
+    bool challenge; /* 401: say which scheme */
+};
+
+static void json_error(struct reply *r, unsigned status, const char *msg)
+{
+    r->status = status;
+    r->ctype = "application/json";
+    buf_reset(&r->body);
+    if (buf_puts(&r->body, "{\"error\":") || text_json_quote(&r->body, msg, strlen(msg)) ||
+        buf_puts(&r->body, "}\n"))
+        r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static void text_reply(struct reply *r, unsigned status, const char *text)
+{
+    r->status = status;
+    r->ctype = "text/plain; charset=utf-8";
+    buf_reset(&r->body);
+    if (buf_puts(&r->body, text))
+        r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* ------------------------------------------------------------ database */
+
+static PGconn *db(struct httpd *h)
+{
+    if (h->db && PQstatus(h->db) == CONNECTION_OK)
+        return h->db;
+    PQfinish(h->db);
+    static const char *const keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    const char *vals[] = {h->conninfo, DB_TIMEOUT, "amtacsd-http", NULL};
+    h->db = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(h->db) != CONNECTION_OK) {
+        log_event(h->lg, LOG_WARN, "http.db_unavailable", NULL, "%s", PQerrorMessage(h->db));
+        PQfinish(h->db);
+        h->db = NULL;
+        return NULL;
+    }
+    /* A scrape or a retrieval must never hang on a lock. */
+    PGresult *r = PQexec(h->db, "SET statement_timeout = '" DB_TIMEOUT "s'");
+    PQclear(r);
+    return h->db;
+}
+
+/* Runs a one-parameter statement; NULL (and a 503 in r) when the database
+ * could not answer. */
+static PGresult *query(struct httpd *h, struct reply *r, const char *sql, const char *param)
+{
+    PGconn *c = db(h);
+    if (!c) {
+        json_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the database is not reachable");
+        return NULL;
+    }
+    const char *params[] = {param};
+    PGresult *res = PQexecParams(c, sql, param ? 1 : 0, NULL, param ? params : NULL, NULL, NULL,
+                                 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_event(h->lg, LOG_WARN, "http.db_failed", NULL, "%s", PQresultErrorMessage(res));
+        json_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the database could not answer");
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+/* ------------------------------------------------------------ endpoints */
+
+static void get_healthz(struct httpd *h, struct reply *r)
+{
+    struct metrics_health st;
+    metrics_health(h->metrics, &st);
+    int64_t age = now_ms() - st.last_tick_ms;
+    if (st.last_tick_ms == 0 || age > h->stall_ms) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "stalled: the daemon's loop has not run for %lld ms\n",
+                 st.last_tick_ms ? (long long)age : -1LL);
+        text_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
+        return;
+    }
+    text_reply(r, MHD_HTTP_OK, "ok\n");
+}
+
+static void get_readyz(struct httpd *h, struct reply *r)
+{
+    struct metrics_health st;
+    metrics_health(h->metrics, &st);
+    int64_t age = now_ms() - st.last_tick_ms;
+    if (st.last_tick_ms == 0 || age > h->stall_ms)
+        text_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: the daemon's loop is stalled\n");
+    else if (!st.db_up)
+        text_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                   "not ready: the database is not reachable (jobs wait in the queue)\n");
+    else
+        text_reply(r, MHD_HTTP_OK, "ready: configuration loaded, database reachable\n");
+}
+
+static void get_metrics(struct httpd *h, struct reply *r)
+{
+    r->status = MHD_HTTP_OK;
+    r->ctype = "text/plain; version=0.0.4; charset=utf-8";
+    if (!metrics_render(h->metrics, &r->body))
+        goto oom;
+    /* The queue as the database sees it: jobs no daemon holds yet included. */
+    struct reply scratch = {0};
+    buf_init(&scratch.body, 4096);
+    PGresult *res = query(h, &scratch, "SELECT connection, state, jobs FROM acs.active_job_counts()",
+                          NULL);
+    buf_free(&scratch.body);
+    if (buf_puts(&r->body, "# HELP amtacs_queue_scrape_success 1 if the queue's counts below "
+                           "were read from the database.\n"
+                           "# TYPE amtacs_queue_scrape_success gauge\n") ||
+        buf_printf(&r->body, "amtacs_queue_scrape_success %d\n", res ? 1 : 0) ||
+        buf_puts(&r->body, "# HELP amtacs_queue_jobs Jobs not yet finished, by connection and "
+                           "state (all daemons).\n# TYPE amtacs_queue_jobs gauge\n"))
+        goto oom_res;
+    for (int i = 0; res && i < PQntuples(res); i++) {
+        if (buf_puts(&r->body, "amtacs_queue_jobs{connection=") ||
+            !metrics_label_value(&r->body, PQgetvalue(res, i, 0)) ||
+            buf_puts(&r->body, ",state=") ||
+            !metrics_label_value(&r->body, PQgetvalue(res, i, 1)) ||
+            buf_printf(&r->body, "} %s\n", PQgetvalue(res, i, 2)))
+            goto oom_res;
+    }
+    PQclear(res);
+    return;
+oom_res:
+    PQclear(res);
+oom:
+    text_reply(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+}
+
+static void get_job(struct httpd *h, struct reply *r, const char *id)
+{
+    PGresult *res = query(h, r, "SELECT acs.job_document($1::bigint)", id);
+    if (!res)
+        return;
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "no job %s", id);
+        json_error(r, MHD_HTTP_NOT_FOUND, msg);
+    } else {
+        r->status = MHD_HTTP_OK;
+        r->ctype = "application/json";
+        buf_reset(&r->body);
+        if (buf_puts(&r->body, PQgetvalue(res, 0, 0)) || buf_putc(&r->body, '\n'))
+            text_reply(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+    }
+    PQclear(res);
+}
+
+static void get_job_log(struct httpd *h, struct reply *r, const char *id)
+{
+    PGresult *res = query(h, r, "SELECT state, log FROM acs.job_log_text($1::bigint)", id);
+    if (!res)
+        return;
+    char msg[160];
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        snprintf(msg, sizeof msg, "no job %s", id);
+        json_error(r, MHD_HTTP_NOT_FOUND, msg);
+    } else if (!PQgetisnull(res, 0, 1)) {
+        r->status = MHD_HTTP_OK;
+        r->ctype = "text/plain; charset=utf-8";
+        buf_reset(&r->body);
+        if (buf_append(&r->body, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1)))
+            text_reply(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+    } else if (!strcmp(PQgetvalue(res, 0, 0), "finished")) {
+        snprintf(msg, sizeof msg, "the log of job %s was purged (retention)", id);
+        json_error(r, MHD_HTTP_GONE, msg);
+    } else {
+        snprintf(msg, sizeof msg, "job %s is %s; its log is written when it ends", id,
+                 PQgetvalue(res, 0, 0));
+        json_error(r, MHD_HTTP_CONFLICT, msg);
+    }
+    PQclear(res);
+}
+
+/* "/v1/jobs/ID" or "/v1/jobs/ID/log": the id as digits in `id`, and whether
+ * the log was asked for. False for any other path. */
+static bool job_path(const char *url, char *id, size_t idlen, bool *log)
+{
+    static const char prefix[] = "/v1/jobs/";
+    if (strncmp(url, prefix, sizeof prefix - 1))
+        return false;
+    const char *p = url + sizeof prefix - 1, *q = p;
+    while (*q >= '0' && *q <= '9')
+        q++;
+    size_t n = (size_t)(q - p);
+    if (n == 0 || n >= idlen || n > 18 || *p == '0')
+        return false;
+    if (*q && strcmp(q, "/log"))
+        return false;
+    memcpy(id, p, n);
+    id[n] = '\0';
+    *log = *q != '\0';
+    return true;
+}
+
+static bool authorized(struct httpd *h, struct MHD_Connection *con)
+{
+    if (!h->has_token)
+        return true;
+    const char *v = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!v || strncasecmp(v, "Bearer ", 7))
+        return false;
+    v += 7;
+    while (*v == ' ')
+        v++;
+    /* Hashes of equal length compare in constant time, whatever was sent. */
+    unsigned char got[crypto_generichash_BYTES];
+    crypto_generichash(got, sizeof got, (const unsigned char *)v, strlen(v), NULL, 0);
+    return sodium_memcmp(got, h->token_hash, sizeof got) == 0;
+}
+
+static void route(struct httpd *h, struct MHD_Connection *con, const char *url,
+                  struct reply *r)
+{
+    char id[24];
+    bool log = false;
+    if (!strcmp(url, "/healthz")) {
+        get_healthz(h, r);
+        return;
+    }
+    if (!strcmp(url, "/readyz")) {
+        get_readyz(h, r);
+        return;
+    }
+    bool jobs = job_path(url, id, sizeof id, &log);
+    if (strcmp(url, "/metrics") && !jobs) {
+        if (!strncmp(url, "/v1/jobs/", 9))
+            json_error(r, MHD_HTTP_NOT_FOUND,
+                       "not a job path: /v1/jobs/ID or /v1/jobs/ID/log, ID a positive number");
+        else
+            json_error(r, MHD_HTTP_NOT_FOUND,
+                       "no such path; there are /healthz, /readyz, /metrics, /v1/jobs/ID and "
+                       "/v1/jobs/ID/log");
+        return;
+    }
+    if (!authorized(h, con)) {
+        json_error(r, MHD_HTTP_UNAUTHORIZED, "a valid bearer token is required");
+        r->challenge = true;
+        return;
+    }
+    if (!jobs)
+        get_metrics(h, r);
+    else if (log)
+        get_job_log(h, r, id);
+    else
+        get_job(h, r, id);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    (void)upload_data;
+    (void)con_cls;
+    struct httpd *h = cls;
+    struct reply r = {.status = MHD_HTTP_OK};
+    buf_init(&r.body, RESPONSE_MAX);
+    bool head = !strcmp(method, MHD_HTTP_METHOD_HEAD);
+    if (strcmp(method, MHD_HTTP_METHOD_GET) && !head)
+        json_error(&r, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD are served");
+    else if (*upload_data_size)
+        json_error(&r, MHD_HTTP_BAD_REQUEST, "a GET has no body");
+    else
+        route(h, con, url, &r);
+    *upload_data_size = 0;
+    log_event(h->lg, LOG_DEBUG, "http.request", NULL, "%s %s -> %u", method, url, r.status);
+    size_t len = r.body.len;
+    char *data = buf_take(&r.body);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, data ? data : (char *)"", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            r.ctype ? r.ctype : "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (r.status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    if (r.challenge)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"amtacsd\"");
+    enum MHD_Result ret = MHD_queue_response(con, r.status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+struct httpd *httpd_start(const struct httpd_options *o, char *err, size_t errlen)
+{
+    struct netaddr na = {0};
+    struct httpd *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->metrics = o->metrics;
+    h->lg = o->lg;
+    h->stall_ms = o->stall_ms > 0 ? o->stall_ms : 30000;
+    h->conninfo = strdup(o->conninfo ? o->conninfo : "");
+    if (!h->conninfo) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (o->token && *o->token) {
+        crypto_generichash(h->token_hash, sizeof h->token_hash, (const unsigned char *)o->token,
+                           strlen(o->token), NULL, 0);
+        h->has_token = true;
+    }
+    char aerr[300];
+    if (netaddr_resolve(o->listen, &na, aerr, sizeof aerr)) {
+        snprintf(err, errlen, "http.listen %s", aerr);
+        goto fail;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
+    if (na.ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+                            na.ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_END);
+    if (!h->d) {
+        snprintf(err, errlen, "cannot serve HTTP on %s (address in use or not available)",
+                 o->listen);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : 0;
+    netaddr_free(&na);
+    return h;
+fail:
+    netaddr_free(&na);
+    httpd_stop(h);
+    return NULL;
+}
+
+unsigned httpd_port(const struct httpd *h) { return h->port; }
+
+void httpd_stop(struct httpd *h)
+{
+    if (!h)
+        return;
+    if (h->d)
+        MHD_stop_daemon(h->d);
+    PQfinish(h->db);
+    sodium_memzero(h->token_hash, sizeof h->token_hash);
+    free(h->conninfo);
+    free(h);
+}
