@@ -1210,8 +1210,11 @@ size_t config_restart_keys(const struct amtacs_config *old, const struct amtacs_
         /* A connection's name is what identifies it: a new name is a new connection. */
         if (k->reload || !strncmp(k->path, CONN_PREFIX, strlen(CONN_PREFIX)))
             continue;
-        if (!same_value(k, old, cur) && n < max)
-            changed[n++] = k->path;
+        if (!same_value(k, old, cur)) {
+            if (n < max)
+                changed[n] = k->path;
+            n++;
+        }
     }
     return n;
 }

@@ -153,7 +153,7 @@ daemon:
   heartbeat_interval: ${H_HEARTBEAT:-300ms}
 ${H_DAEMON_EXTRA:-}
 http:
-  listen: "${H_HTTP_LISTEN:-127.0.0.1:0}"
+  listen: "${H_HTTP_LISTEN-127.0.0.1:0}"
 ${H_HTTP_EXTRA:-}
 connections:
   - name: $name

@@ -797,6 +797,57 @@ static void test_free_null(void **state)
     assert_null(config_errors_get(NULL, 0));
 }
 
+/* What a SIGHUP may change, and what takes a restart. */
+static const struct amtacs_config *load_text(const char *text)
+{
+    struct config_errors *errs = NULL;
+    const struct amtacs_config *cfg = config_load_string("t.yaml", text, strlen(text), &errs);
+    if (!cfg)
+        config_errors_print(errs, stderr);
+    assert_non_null(cfg);
+    return cfg;
+}
+
+static void test_reload_rules(void **state)
+{
+    (void)state;
+    const char *base = "database: {conninfo: \"dbname=a\"}\nkey_file: k\n"
+                       "connections:\n  - {name: A, url: \"http://h:1\", batch_user: u}\n";
+    const struct amtacs_config *a = load_text(base);
+    const char *changed[8];
+    assert_int_equal(config_restart_keys(a, a, changed, 8), 0);
+
+    /* Connections, limits, poll timing, log level: a reload applies them. */
+    const struct amtacs_config *b = load_text(
+        "database: {conninfo: \"dbname=a\"}\nkey_file: k\nlog_level: debug\n"
+        "daemon: {lease_seconds: 9}\n"
+        "connections:\n  - {name: A, url: \"http://h:2\", batch_user: v, max_in_flight: 3,"
+        " poll: {interval: 1s}}\n  - {name: B, url: \"http://h:1\", batch_user: u}\n");
+    assert_int_equal(config_restart_keys(a, b, changed, 8), 0);
+    assert_false(config_connection_same(&a->connections[0], &b->connections[0], NULL));
+    assert_false(config_connection_same(&a->connections[0], &b->connections[0], "url"));
+    assert_false(config_connection_same(&a->connections[0], &b->connections[0], "poll."));
+    assert_true(config_connection_same(&a->connections[0], &b->connections[0], "http."));
+    assert_true(config_connection_same(&a->connections[0], &b->connections[0], "tls."));
+    assert_true(config_connection_same(&a->connections[0], &b->connections[1], "url"));
+
+    /* The database, the key, the owner name and the HTTP endpoint take a restart. */
+    const struct amtacs_config *c = load_text(
+        "database: {conninfo: \"dbname=b\"}\nkey_file: other\n"
+        "daemon: {id: x}\nhttp: {listen: \"127.0.0.1:1\"}\n"
+        "connections:\n  - {name: A, url: \"http://h:1\", batch_user: u}\n");
+    size_t n = config_restart_keys(a, c, changed, 8);
+    assert_int_equal(n, 4);
+    assert_string_equal(changed[0], "database.conninfo");
+    assert_string_equal(changed[1], "key_file");
+    assert_string_equal(changed[2], "daemon.id");
+    assert_string_equal(changed[3], "http.listen");
+    assert_int_equal(config_restart_keys(a, c, changed, 2), 4); /* counted past max */
+    config_free(a);
+    config_free(b);
+    config_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -816,6 +867,7 @@ int main(void)
         cmocka_unit_test(test_reference_matches_docs),
         cmocka_unit_test(test_table_is_sound),
         cmocka_unit_test(test_free_null),
+        cmocka_unit_test(test_reload_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
