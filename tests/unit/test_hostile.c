@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "amtacs/amt.h"
 #include "amtacs/buf.h"
 #include "amtacs/jsoncheck.h"
@@ -850,6 +852,95 @@ static void checker(void **state)
     }
 }
 
+/* ---------------------------------------------------------------- mutations */
+
+static uint32_t next_rand(uint32_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    return *x;
+}
+
+static bool known_prefix(const char *name)
+{
+    static const char *const prefixes[] = {"json.", "utf8.", "field.", "list.", "seq.",
+                                           "start.not_started"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (!strncmp(name, prefixes[i], strlen(prefixes[i])))
+            return true;
+    return false;
+}
+
+/* Valid answers cut at every length and mutated at random (a fixed seed):
+ * nothing crashes (the sanitizer build watches), every failure is named, and
+ * whatever the checker passes, cJSON parses. */
+static void mutations(void **state)
+{
+    (void)state;
+    static const struct {
+        enum amt_call call;
+        const char *body;
+    } seeds[] = {
+        {HB, "{\"status\":\"ok\",\"amtVersion\":\"8.0.24223.0\",\"features\":[\"MonitorJobs\"]}"},
+        {LOGON, "{\"AmtLogonToken\":\"0123456789abcdef\",\"expiresIn\":3600}"},
+        {START, "{\"BatchRequestId\":4280}"},
+        {KILL, "{\"BatchRequestId\":4281,\"accepted\":true}"},
+        {MON, "{\"BatchRequestId\":4283,\"code\":15,\"children\":[{\"BatchRequestId\":4284,"
+              "\"name\":\"CHILDA\",\"code\":4}],\"messageCount\":5}"},
+        {MANY, "{\"jobs\":[{\"BatchRequestId\":1,\"code\":2}],\"unknown\":[9999]}"},
+        {MSGS, "{\"messages\":[{\"seq\":1,\"BatchRequestId\":4283,\"text\":\"Gr\\u00fc\\u00dfe "
+               "\\ud83d\\ude00\"}],\"next\":1,\"more\":false}"},
+    };
+    static const char alphabet[] = "{}[]\":,\\u0-9eE.+- \t\nnulltruefalse\x00\x01\x7F\x80\xC3\xED\xF4";
+    uint32_t seed = 0x2545F491u;
+    char buf[512];
+    for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++) {
+        size_t len = strlen(seeds[s].body);
+        for (size_t round = 0; round < len + 10000; round++) {
+            memcpy(buf, seeds[s].body, len);
+            size_t n = len;
+            if (round < len) {
+                n = round; /* every truncation */
+            } else {
+                unsigned edits = 1 + next_rand(&seed) % 4;
+                for (unsigned e = 0; e < edits && n > 0; e++) {
+                    size_t at = next_rand(&seed) % n;
+                    uint32_t how = next_rand(&seed) % 4;
+                    char c = how == 3 ? (char)(next_rand(&seed) & 0xFF)
+                                      : alphabet[next_rand(&seed) % (sizeof alphabet - 1)];
+                    if (how == 0 && n > 1) { /* delete */
+                        memmove(buf + at, buf + at + 1, n - at - 1);
+                        n--;
+                    } else if (how == 1 && n < sizeof buf) { /* insert */
+                        memmove(buf + at + 1, buf + at, n - at);
+                        buf[at] = c;
+                        n++;
+                    } else {
+                        buf[at] = c;
+                    }
+                }
+            }
+            struct amt_reply r;
+            struct amt_parsed *p = amt_parse_reply(seeds[s].call, 200, buf, n, &r);
+            assert_non_null(p);
+            assert_clean_text(r.error);
+            if (r.status == AMT_OK) {
+                assert_string_equal(r.error_name, "");
+            } else if (!known_prefix(r.error_name)) {
+                fail_msg("unnamed failure '%s': %s", r.error_name, r.error);
+            }
+            if (jsoncheck(buf, n, NULL, NULL) == JSONCHECK_OK) {
+                cJSON *j = cJSON_ParseWithLength(buf, n);
+                if (!j)
+                    fail_msg("the checker passed what cJSON refuses: %.*s", (int)n, buf);
+                cJSON_Delete(j);
+            }
+            amt_parsed_free(p);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -864,6 +955,7 @@ int main(void)
         cmocka_unit_test(messages_name_the_place),
         cmocka_unit_test(content_types),
         cmocka_unit_test(checker),
+        cmocka_unit_test(mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
