@@ -111,7 +111,7 @@ const char *amt_status_name(enum amt_status st)
 /* Limits of single fields, beyond the checker's general ones. */
 #define AMT_MAX_TOKEN 4096   /* bytes of AmtLogonToken: it goes into every request */
 #define AMT_MAX_VERSION 64   /* bytes of amtVersion: it is stored and logged */
-#define AMT_MAX_NAME 256     /* bytes of a child's name */
+#define AMT_MAX_NAME 256     /* bytes of a name, status or time string */
 #define AMT_MAX_FEATURES 64  /* entries of the heartbeat's features */
 #define AMT_MAX_CODE 999     /* AMT codes are small; an unknown one means "keep following" */
 #define AMT_MAX_EXACT 9007199254740991.0 /* 2^53 - 1: a double counts exactly up to here */
