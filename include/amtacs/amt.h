@@ -32,11 +32,6 @@ enum amt_status {
     AMT_ERR_CANCELLED, /* amt_client_free() while the call was pending */
 };
 
-/* True for the statuses where repeating the same call later may succeed. */
-bool amt_status_transient(enum amt_status st);
-/* A short name, "transport", "auth", ... */
-const char *amt_status_name(enum amt_status st);
-
 /* The calls of the interface (a logon included: the client makes it itself). */
 enum amt_call {
     AMT_CALL_HEARTBEAT,
@@ -47,6 +42,15 @@ enum amt_call {
     AMT_CALL_MONITOR_MANY,
     AMT_CALL_MESSAGES,
 };
+
+/* True for the statuses where repeating the same call later may succeed. */
+bool amt_status_transient(enum amt_status st);
+/* A short name, "transport", "auth", ... */
+const char *amt_status_name(enum amt_status st);
+/* The call's name in the contract: "heartbeat", "logon", "start", "kill",
+ * "monitor", "monitor_jobs", "messages" (labels for metrics). */
+const char *amt_call_name(enum amt_call call);
+
 
 /* Told of every call that went over the network, once it ended. */
 typedef void (*amt_observe_fn)(void *ud, enum amt_call call, double seconds,
@@ -59,6 +63,8 @@ struct amt_settings {
     const char *user;        /* Batch User (API user) */
     long connect_timeout_ms;
     long timeout_ms;
+    long low_speed_ms;       /* a transfer moving under 1 byte/s for this long fails
+                                (transport.stalled); 0 = min(timeout_ms, 30 s) */
     size_t max_body;         /* reply bodies larger than this fail (AMT_ERR_PROTOCOL) */
     bool tls_verify;
     const char *ca_file;     /* NULL = system store */
@@ -92,15 +98,22 @@ struct amt_job {
 struct amt_message {
     long seq;
     int id;           /* the BatchRequestId that wrote it (the task or a child) */
-    const char *text; /* valid UTF-8, any length */
+    const char *text; /* valid UTF-8 without NULs, at most 64 KiB */
 };
 
 /* What a call produced; valid only during the callback. */
 struct amt_reply {
     enum amt_status status;
+    enum amt_call call;
+    double seconds;     /* wall-clock time of the HTTP transfer (the last one, after a
+                           repeat on 401); 0 when nothing was sent */
     long http_status;   /* 0 when no HTTP answer arrived */
     int error_code;     /* the server's errorCode, 0 if none */
-    const char *error;  /* human text for a failure ("" on success); never a secret */
+    const char *error;  /* human text for a failure ("" on success); never a secret, never
+                           more of the answer than a short sanitized excerpt */
+    const char *error_name; /* a stable short name of the failure ("" on success), e.g.
+                               "json.depth", "field.missing", "http.5xx", "body.too_large":
+                               the list is in docs/amt-batch-api.md, "Hostile answers" */
     bool maybe_delivered; /* a failed call may still have reached the server (bytes of the
                              request went out, or a 5xx came back) */
     int batch_request_id;           /* start, kill */
@@ -164,11 +177,19 @@ int amt_messages(struct amt_client *c, int batch_request_id, long after, int lim
  * module are left alone (returned count excludes them). */
 size_t amt_multi_dispatch(CURLM *multi);
 
-/* Parsers, exposed for tests and fuzzing. Each fills `reply` (whose pointers
- * stay valid until amt_parsed_free) from a JSON body; returns the status. */
+/* The parser of every answer, exposed for tests and fuzzing: fills `reply`
+ * (whose pointers stay valid until amt_parsed_free) from the HTTP status and
+ * the raw body, which may hold anything, NULs included. A 2xx body must pass
+ * jsoncheck (include/amtacs/jsoncheck.h) and the call's field rules, else
+ * AMT_ERR_PROTOCOL with a named error; any other status is the matching error
+ * with the server's errorCode and a sanitized excerpt of its description.
+ * Returns NULL only when out of memory (the reply says so). */
 struct amt_parsed;
 struct amt_parsed *amt_parse_reply(enum amt_call call, long http_status, const char *body,
                                    size_t len, struct amt_reply *reply);
 void amt_parsed_free(struct amt_parsed *p);
+/* True for a Content-Type a JSON answer may carry: application/json, any
+ * case, with no parameter but charset=utf-8. */
+bool amt_content_type_ok(const char *content_type);
 
 #endif

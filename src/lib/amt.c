@@ -4,12 +4,15 @@
 #include <limits.h>
 #include <math.h>
 #include <sodium.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "amtacs/buf.h"
+#include "amtacs/jsoncheck.h"
 #include "amtacs/text.h"
 
 #define AMT_ERRLEN 512
@@ -33,7 +36,9 @@ struct amt_req {
     CURL *easy;
     struct curl_slist *headers;
     struct buf resp;
-    bool too_big;
+    bool too_big;        /* the body passed max_body */
+    bool oom;            /* the body could not be stored */
+    double seconds;      /* of the last transfer */
     bool auth_retried;   /* a 401 already made us log on again once */
     bool maybe_delivered;
     bool fresh;          /* a new connection, never a reused one */
@@ -45,7 +50,7 @@ struct amt_req {
 struct amt_client {
     CURLM *multi;
     char *name, *url, *user, *ca_file;
-    long connect_timeout_ms, timeout_ms, max_connections;
+    long connect_timeout_ms, timeout_ms, low_speed_s, max_connections;
     size_t max_body;
     bool tls_verify;
     const struct logger *lg;
@@ -64,11 +69,14 @@ struct amt_client {
 static const char req_magic = 0;
 
 struct amt_parsed {
+    enum amt_call call;
     cJSON *json;
     struct amt_job *jobs;
     struct amt_child *children;
     struct amt_message *messages;
     int *unknown;
+    const char *token;  /* logon: the AmtLogonToken, checked, inside json */
+    char detail[256];   /* non-2xx: ": <excerpt of errorDescription>" or "" */
     char error[AMT_ERRLEN];
 };
 
@@ -102,89 +110,279 @@ const char *amt_status_name(enum amt_status st)
 
 /* ---------------------------------------------------------------- parsing */
 
-static bool get_int(const cJSON *obj, const char *key, int *out)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsNumber(v))
-        return false;
-    double d = v->valuedouble;
-    if (!isfinite(d) || d != floor(d) || d < INT_MIN || d > INT_MAX)
-        return false;
-    *out = (int)d;
-    return true;
-}
+/* Limits of single fields, beyond the checker's general ones. */
+#define AMT_MAX_TOKEN 4096   /* bytes of AmtLogonToken: it goes into every request */
+#define AMT_MAX_VERSION 64   /* bytes of amtVersion: it is stored and logged */
+#define AMT_MAX_NAME 256     /* bytes of a name, status or time string */
+#define AMT_MAX_FEATURES 64  /* entries of the heartbeat's features */
+#define AMT_MAX_CODE 999     /* AMT codes are small; an unknown one means "keep following" */
+#define AMT_MAX_EXACT 9007199254740991.0 /* 2^53 - 1: a double counts exactly up to here */
+#define AMT_EXCERPT 160      /* bytes of a server's errorDescription quoted in a message */
 
-static bool get_long(const cJSON *obj, const char *key, long *out)
+const char *amt_call_name(enum amt_call call)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsNumber(v))
-        return false;
-    double d = v->valuedouble;
-    if (!isfinite(d) || d != floor(d) || d < -9007199254740992.0 || d > 9007199254740992.0)
-        return false;
-    *out = (long)d;
-    return true;
-}
-
-static const char *get_str(const cJSON *obj, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static void perr(struct amt_parsed *p, struct amt_reply *r, const char *msg)
-{
-    snprintf(p->error, sizeof p->error, "%s", msg);
-    r->status = AMT_ERR_PROTOCOL;
-    r->error = p->error;
-}
-
-static bool parse_job(struct amt_parsed *p, const cJSON *o, struct amt_job *job,
-                      struct amt_child **child_cursor, struct amt_reply *r)
-{
-    if (!cJSON_IsObject(o) || !get_int(o, "BatchRequestId", &job->id) ||
-        !get_int(o, "code", &job->code)) {
-        perr(p, r, "MonitorJob answer lacks an integer BatchRequestId or code");
-        return false;
+    switch (call) {
+    case AMT_CALL_HEARTBEAT:
+        return "heartbeat";
+    case AMT_CALL_LOGON:
+        return "logon";
+    case AMT_CALL_START:
+        return "start";
+    case AMT_CALL_KILL:
+        return "kill";
+    case AMT_CALL_MONITOR:
+        return "monitor";
+    case AMT_CALL_MONITOR_MANY:
+        return "monitor_jobs";
+    case AMT_CALL_MESSAGES:
+        return "messages";
     }
+    return "unknown";
+}
+
+/* The call as the contract names it, for messages. */
+static const char *call_title(enum amt_call call)
+{
+    switch (call) {
+    case AMT_CALL_HEARTBEAT:
+        return "heartbeat";
+    case AMT_CALL_LOGON:
+        return "logon";
+    case AMT_CALL_START:
+        return "Start";
+    case AMT_CALL_KILL:
+        return "Kill";
+    case AMT_CALL_MONITOR:
+        return "MonitorJob";
+    case AMT_CALL_MONITOR_MANY:
+        return "MonitorJobs";
+    case AMT_CALL_MESSAGES:
+        return "GetMessages";
+    }
+    return "unknown";
+}
+
+/* One parse: the reply being filled and where in the answer we are, so that a
+ * message can name the field ("jobs[3].children[0].code") without quoting
+ * anything the server sent. */
+struct pctx {
+    struct amt_parsed *p;
+    struct amt_reply *r;
+    char path[64]; /* prefix of the current object's fields, "" at the top */
+};
+
+static void perr(struct pctx *x, enum amt_status st, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void perr(struct pctx *x, enum amt_status st, const char *name, const char *fmt, ...)
+{
+    struct amt_parsed *p = x->p;
+    int n = snprintf(p->error, sizeof p->error, "%s answer: ", call_title(p->call));
+    va_list ap;
+    va_start(ap, fmt);
+    if (n > 0 && (size_t)n < sizeof p->error)
+        vsnprintf(p->error + n, sizeof p->error - (size_t)n, fmt, ap);
+    va_end(ap);
+    x->r->status = st;
+    x->r->error = p->error;
+    x->r->error_name = name;
+}
+
+/* A member; JSON null counts as absent. */
+static const cJSON *member(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+/* The readers return 1 with the value, 0 when an optional field is absent,
+ * -1 after reporting why the field is unusable. */
+static int read_number(struct pctx *x, const cJSON *o, const char *key, bool required, double lo,
+                       double hi, double *out)
+{
+    const cJSON *v = member(o, key);
+    if (!v) {
+        if (required)
+            perr(x, AMT_ERR_PROTOCOL, "field.missing", "%s%s is missing", x->path, key);
+        return required ? -1 : 0;
+    }
+    double d = v->valuedouble;
+    if (!cJSON_IsNumber(v) || d != floor(d)) {
+        perr(x, AMT_ERR_PROTOCOL, "field.type", "%s%s is not an integer", x->path, key);
+        return -1;
+    }
+    if (d < lo || d > hi) {
+        perr(x, AMT_ERR_PROTOCOL, "field.range", "%s%s is out of range (%.0f..%.0f)", x->path,
+             key, lo, hi);
+        return -1;
+    }
+    *out = d;
+    return 1;
+}
+
+static int read_int(struct pctx *x, const cJSON *o, const char *key, bool required, int lo,
+                    int hi, int *out)
+{
+    double d;
+    int rc = read_number(x, o, key, required, lo, hi, &d);
+    if (rc == 1)
+        *out = (int)d;
+    return rc;
+}
+
+static int read_long(struct pctx *x, const cJSON *o, const char *key, bool required, double lo,
+                     long *out)
+{
+    double d;
+    int rc = read_number(x, o, key, required, lo, AMT_MAX_EXACT, &d);
+    if (rc == 1)
+        *out = (long)d;
+    return rc;
+}
+
+enum str_rule {
+    STR_ANY,       /* any text the checker let through */
+    STR_PRINTABLE, /* no control characters: it is logged or stored as one line */
+    STR_TOKEN,     /* visible ASCII only: it goes into an HTTP header */
+};
+
+static int read_str(struct pctx *x, const cJSON *o, const char *key, bool required, size_t max,
+                    enum str_rule rule, const char **out)
+{
+    const cJSON *v = member(o, key);
+    if (!v) {
+        if (required)
+            perr(x, AMT_ERR_PROTOCOL, "field.missing", "%s%s is missing", x->path, key);
+        return required ? -1 : 0;
+    }
+    if (!cJSON_IsString(v)) {
+        perr(x, AMT_ERR_PROTOCOL, "field.type", "%s%s is not a string", x->path, key);
+        return -1;
+    }
+    const unsigned char *s = (const unsigned char *)v->valuestring;
+    size_t len = strlen(v->valuestring); /* exact: the checker refused \u0000 */
+    if (required && len == 0) {
+        perr(x, AMT_ERR_PROTOCOL, "field.empty", "%s%s is empty", x->path, key);
+        return -1;
+    }
+    if (len > max) {
+        perr(x, AMT_ERR_PROTOCOL, "field.too_long", "%s%s is longer than %zu bytes", x->path,
+             key, max);
+        return -1;
+    }
+    for (size_t i = 0; rule != STR_ANY && i < len; i++) {
+        bool bad = rule == STR_TOKEN ? s[i] <= 0x20 || s[i] >= 0x7F : s[i] < 0x20 || s[i] == 0x7F;
+        if (bad) {
+            perr(x, AMT_ERR_PROTOCOL, "field.format", "%s%s holds a %s at offset %zu", x->path,
+                 key, s[i] < 0x20 || s[i] == 0x7F ? "control character" : "forbidden character",
+                 i);
+            return -1;
+        }
+    }
+    *out = v->valuestring;
+    return 1;
+}
+
+static int read_bool(struct pctx *x, const cJSON *o, const char *key, bool *out)
+{
+    const cJSON *v = member(o, key);
+    if (!v)
+        return 0;
+    if (!cJSON_IsBool(v)) {
+        perr(x, AMT_ERR_PROTOCOL, "field.type", "%s%s is not a boolean", x->path, key);
+        return -1;
+    }
+    *out = cJSON_IsTrue(v);
+    return 1;
+}
+
+static int read_array(struct pctx *x, const cJSON *o, const char *key, bool required,
+                      size_t max, const cJSON **out, size_t *n)
+{
+    const cJSON *v = member(o, key);
+    if (!v) {
+        if (required)
+            perr(x, AMT_ERR_PROTOCOL, "field.missing", "%s%s is missing", x->path, key);
+        return required ? -1 : 0;
+    }
+    if (!cJSON_IsArray(v)) {
+        perr(x, AMT_ERR_PROTOCOL, "field.type", "%s%s is not a list", x->path, key);
+        return -1;
+    }
+    size_t len = (size_t)cJSON_GetArraySize(v);
+    if (len > max) {
+        perr(x, AMT_ERR_PROTOCOL, "list.too_long", "%s%s lists more than %zu entries", x->path,
+             key, max);
+        return -1;
+    }
+    *out = v;
+    *n = len;
+    return 1;
+}
+
+static bool need_object(struct pctx *x, const cJSON *v, const char *what)
+{
+    if (cJSON_IsObject(v))
+        return true;
+    perr(x, AMT_ERR_PROTOCOL, "field.type", "%s is not an object", what);
+    return false;
+}
+
+/* One monitor answer (the whole body of MonitorJob, an entry of MonitorJobs'
+ * jobs); x->path names it. Its children go to *cursor onwards. */
+static bool parse_job(struct pctx *x, const cJSON *o, struct amt_job *job,
+                      struct amt_child **cursor)
+{
+    const char *ignored;
+    if (read_int(x, o, "BatchRequestId", true, 1, INT_MAX, &job->id) < 0 ||
+        read_int(x, o, "code", true, 0, AMT_MAX_CODE, &job->code) < 0)
+        return false;
     job->message_count = -1; /* not said: the messages must be read to know */
-    get_long(o, "messageCount", &job->message_count);
-    const cJSON *ch = cJSON_GetObjectItemCaseSensitive(o, "children");
+    if (read_long(x, o, "messageCount", false, 0, &job->message_count) < 0 ||
+        read_str(x, o, "status", false, AMT_MAX_NAME, STR_ANY, &ignored) < 0 ||
+        read_str(x, o, "description", false, 65536, STR_ANY, &ignored) < 0)
+        return false;
+    const cJSON *ch = NULL;
+    size_t n = 0;
     job->nchildren = 0;
-    job->children = *child_cursor;
-    if (ch && !cJSON_IsNull(ch)) {
-        if (!cJSON_IsArray(ch)) {
-            perr(p, r, "MonitorJob answer: children is not a list");
+    job->children = *cursor;
+    if (read_array(x, o, "children", false, AMT_MAX_ITEMS, &ch, &n) < 0)
+        return false;
+    if (!n)
+        return true;
+    char base[sizeof x->path];
+    memcpy(base, x->path, sizeof base);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, ch)
+    {
+        struct amt_child *c = &(*cursor)[job->nchildren];
+        snprintf(x->path, sizeof x->path, "%schildren[%zu]", base, job->nchildren);
+        if (!need_object(x, it, x->path))
             return false;
-        }
-        const cJSON *it;
-        cJSON_ArrayForEach(it, ch)
-        {
-            struct amt_child *c = &(*child_cursor)[job->nchildren];
-            if (!cJSON_IsObject(it) || !get_int(it, "BatchRequestId", &c->id) ||
-                !get_int(it, "code", &c->code)) {
-                perr(p, r, "MonitorJob answer: a child lacks BatchRequestId or code");
-                return false;
-            }
-            c->name = get_str(it, "name");
-            if (!c->name)
-                c->name = "";
-            job->nchildren++;
-        }
+        snprintf(x->path, sizeof x->path, "%schildren[%zu].", base, job->nchildren);
+        c->name = "";
+        if (read_int(x, it, "BatchRequestId", true, 1, INT_MAX, &c->id) < 0 ||
+            read_int(x, it, "code", true, 0, AMT_MAX_CODE, &c->code) < 0 ||
+            read_str(x, it, "name", false, AMT_MAX_NAME, STR_ANY, &c->name) < 0 ||
+            read_str(x, it, "status", false, AMT_MAX_NAME, STR_ANY, &ignored) < 0)
+            return false;
+        job->nchildren++;
     }
-    *child_cursor += job->nchildren;
+    memcpy(x->path, base, sizeof base);
+    *cursor += job->nchildren;
     return true;
 }
 
-/* Children across all jobs of a reply, so they can live in one array. */
+/* Children across all jobs of a reply, so they can live in one array; what
+ * is not a list is counted as none (parse_job reports it). */
 static size_t count_children(const cJSON *jobs, bool many)
 {
-    size_t n = 0;
-    const cJSON *j;
     if (!many) {
         const cJSON *ch = cJSON_GetObjectItemCaseSensitive(jobs, "children");
         return cJSON_IsArray(ch) ? (size_t)cJSON_GetArraySize(ch) : 0;
     }
+    size_t n = 0;
+    const cJSON *j;
     cJSON_ArrayForEach(j, jobs)
     {
         const cJSON *ch = cJSON_GetObjectItemCaseSensitive(j, "children");
@@ -194,172 +392,286 @@ static size_t count_children(const cJSON *jobs, bool many)
     return n;
 }
 
+static void parse_heartbeat(struct pctx *x, const cJSON *o)
+{
+    struct amt_reply *r = x->r;
+    const char *ignored;
+    const cJSON *f = NULL, *it;
+    size_t n = 0, i = 0;
+    if (read_str(x, o, "status", false, AMT_MAX_NAME, STR_ANY, &ignored) < 0 ||
+        read_str(x, o, "amtVersion", false, AMT_MAX_VERSION, STR_PRINTABLE, &r->amt_version) < 0 ||
+        read_array(x, o, "features", false, AMT_MAX_FEATURES, &f, &n) < 0)
+        return;
+    cJSON_ArrayForEach(it, f)
+    {
+        if (!cJSON_IsString(it)) {
+            perr(x, AMT_ERR_PROTOCOL, "field.type", "features[%zu] is not a string", i);
+            return;
+        }
+        if (!strcmp(it->valuestring, "MonitorJobs"))
+            r->monitor_jobs = true;
+        if (!strcmp(it->valuestring, "IdempotentStart"))
+            r->idempotent_start = true;
+        i++;
+    }
+}
+
+static void parse_logon(struct pctx *x, const cJSON *o)
+{
+    double ignored;
+    if (read_str(x, o, "AmtLogonToken", true, AMT_MAX_TOKEN, STR_TOKEN, &x->p->token) < 0)
+        return;
+    read_number(x, o, "expiresIn", false, 0, AMT_MAX_EXACT, &ignored);
+}
+
+static void parse_start_kill(struct pctx *x, const cJSON *o)
+{
+    struct amt_reply *r = x->r;
+    bool ignored;
+    if (x->p->call == AMT_CALL_KILL) {
+        if (read_int(x, o, "BatchRequestId", true, 1, INT_MAX, &r->batch_request_id) < 0)
+            return;
+        read_bool(x, o, "accepted", &ignored);
+        return;
+    }
+    if (read_int(x, o, "BatchRequestId", true, INT_MIN, INT_MAX, &r->batch_request_id) < 0)
+        return;
+    if (r->batch_request_id <= 0)
+        perr(x, AMT_ERR_REJECTED, "start.not_started",
+             "server answered BatchRequestId %d: not started", r->batch_request_id);
+}
+
+static void parse_monitor(struct pctx *x, const cJSON *o, bool many)
+{
+    struct amt_parsed *p = x->p;
+    struct amt_reply *r = x->r;
+    const cJSON *jobs = o, *unk = NULL, *it;
+    size_t nj = 1, nu = 0;
+    if (many && read_array(x, o, "jobs", true, AMT_MAX_ITEMS, &jobs, &nj) < 0)
+        return;
+    if (many && read_array(x, o, "unknown", false, AMT_MAX_ITEMS, &unk, &nu) < 0)
+        return;
+    size_t nc = count_children(jobs, many);
+    if (nc > AMT_MAX_ITEMS) {
+        perr(x, AMT_ERR_PROTOCOL, "list.too_long", "more than %d children in all",
+             AMT_MAX_ITEMS);
+        return;
+    }
+    p->jobs = calloc(nj ? nj : 1, sizeof *p->jobs);
+    p->children = calloc(nc ? nc : 1, sizeof *p->children);
+    p->unknown = nu ? calloc(nu, sizeof *p->unknown) : NULL;
+    if (!p->jobs || !p->children || (nu && !p->unknown)) {
+        perr(x, AMT_ERR_PROTOCOL, "client.oom", "out of memory");
+        return;
+    }
+    struct amt_child *cursor = p->children;
+    if (!many) {
+        if (!parse_job(x, o, &p->jobs[0], &cursor))
+            return;
+    } else {
+        size_t i = 0;
+        cJSON_ArrayForEach(it, jobs)
+        {
+            snprintf(x->path, sizeof x->path, "jobs[%zu]", i);
+            if (!need_object(x, it, x->path))
+                return;
+            snprintf(x->path, sizeof x->path, "jobs[%zu].", i);
+            if (!parse_job(x, it, &p->jobs[i], &cursor))
+                return;
+            i++;
+        }
+        x->path[0] = '\0';
+        size_t k = 0;
+        cJSON_ArrayForEach(it, unk)
+        {
+            double d = it->valuedouble;
+            if (!cJSON_IsNumber(it) || d != floor(d)) {
+                perr(x, AMT_ERR_PROTOCOL, "field.type", "unknown[%zu] is not an integer", k);
+                return;
+            }
+            if (d < 1 || d > INT_MAX) {
+                perr(x, AMT_ERR_PROTOCOL, "field.range", "unknown[%zu] is out of range", k);
+                return;
+            }
+            p->unknown[k++] = (int)d;
+        }
+        r->unknown = p->unknown;
+        r->nunknown = k;
+    }
+    r->jobs = p->jobs;
+    r->njobs = nj;
+}
+
+static void parse_messages(struct pctx *x, const cJSON *o)
+{
+    struct amt_parsed *p = x->p;
+    struct amt_reply *r = x->r;
+    const cJSON *ms = NULL, *it;
+    size_t n = 0, i = 0;
+    if (read_array(x, o, "messages", true, AMT_MAX_ITEMS, &ms, &n) < 0)
+        return;
+    if (!(p->messages = calloc(n ? n : 1, sizeof *p->messages))) {
+        perr(x, AMT_ERR_PROTOCOL, "client.oom", "out of memory");
+        return;
+    }
+    cJSON_ArrayForEach(it, ms)
+    {
+        struct amt_message *m = &p->messages[i];
+        const char *ignored;
+        snprintf(x->path, sizeof x->path, "messages[%zu]", i);
+        if (!need_object(x, it, x->path))
+            return;
+        snprintf(x->path, sizeof x->path, "messages[%zu].", i);
+        if (read_long(x, it, "seq", true, 1, &m->seq) < 0 ||
+            read_str(x, it, "text", false, SIZE_MAX, STR_ANY, &m->text) < 0 ||
+            read_int(x, it, "BatchRequestId", false, 1, INT_MAX, &m->id) < 0 ||
+            read_str(x, it, "time", false, AMT_MAX_NAME, STR_ANY, &ignored) < 0)
+            return;
+        if (!m->text) {
+            perr(x, AMT_ERR_PROTOCOL, "field.missing", "%stext is missing", x->path);
+            return;
+        }
+        if (i && m->seq <= p->messages[i - 1].seq) {
+            perr(x, AMT_ERR_PROTOCOL, "seq.order", "%sseq does not increase", x->path);
+            return;
+        }
+        i++;
+    }
+    x->path[0] = '\0';
+    r->messages = p->messages;
+    r->nmessages = n;
+    int rc = read_long(x, o, "next", false, 0, &r->next);
+    if (rc < 0 || read_bool(x, o, "more", &r->more) < 0)
+        return;
+    if (rc == 0)
+        r->next = n ? p->messages[n - 1].seq : 0;
+    else if (n && r->next < p->messages[n - 1].seq) {
+        perr(x, AMT_ERR_PROTOCOL, "seq.next", "next is below the last seq returned");
+        return;
+    }
+    if (r->more && n == 0)
+        perr(x, AMT_ERR_PROTOCOL, "seq.more_empty", "more=true on an empty page");
+}
+
+/* A non-2xx status: the error it stands for, with the errorCode and a short
+ * one-line excerpt of errorDescription when the body is a clean error object. */
+static void parse_http_error(struct pctx *x, long http, const char *body, size_t len)
+{
+    struct amt_parsed *p = x->p;
+    struct amt_reply *r = x->r;
+    enum amt_status st;
+    const char *name;
+    if (http >= 500 && http <= 599) {
+        st = AMT_ERR_SERVER;
+        name = "http.5xx";
+    } else if (http == 401) {
+        st = AMT_ERR_AUTH;
+        name = "http.auth";
+    } else if (http == 408 || http == 429) {
+        st = AMT_ERR_SERVER; /* the server asks to come back later */
+        name = "http.busy";
+    } else if (http >= 400 && http <= 499) {
+        st = AMT_ERR_REJECTED;
+        name = "http.4xx";
+    } else {
+        st = AMT_ERR_REJECTED; /* 1xx, 3xx (redirects are not followed), nonsense */
+        name = "http.unexpected";
+    }
+    p->detail[0] = '\0';
+    if (jsoncheck(body, len, NULL, NULL) == JSONCHECK_OK &&
+        (p->json = cJSON_ParseWithLengthOpts(body, len, NULL, false))) {
+        const cJSON *code = member(p->json, "errorCode");
+        if (cJSON_IsNumber(code) && code->valuedouble == floor(code->valuedouble) &&
+            code->valuedouble >= INT_MIN && code->valuedouble <= INT_MAX)
+            r->error_code = (int)code->valuedouble;
+        const cJSON *desc = member(p->json, "errorDescription");
+        if (cJSON_IsString(desc) && desc->valuestring[0]) {
+            const char *d = desc->valuestring;
+            size_t dl = strlen(d), cut = dl;
+            if (cut > AMT_EXCERPT) {
+                cut = AMT_EXCERPT;
+                while (cut > 0 && ((unsigned char)d[cut] & 0xC0) == 0x80)
+                    cut--; /* not inside a UTF-8 sequence */
+            }
+            struct buf one;
+            buf_init(&one, sizeof p->detail);
+            if (!buf_puts(&one, ": ") && !text_one_line(&one, d, cut) &&
+                !(cut < dl && buf_puts(&one, "...")))
+                snprintf(p->detail, sizeof p->detail, "%s", one.data);
+            buf_free(&one);
+        }
+    }
+    snprintf(p->error, sizeof p->error, "HTTP %ld%s", http, p->detail);
+    r->status = st;
+    r->error = p->error;
+    r->error_name = name;
+}
+
 struct amt_parsed *amt_parse_reply(enum amt_call call, long http_status, const char *body,
                                    size_t len, struct amt_reply *r)
 {
     struct amt_parsed *p = calloc(1, sizeof *p);
     memset(r, 0, sizeof *r);
+    r->call = call;
     r->http_status = http_status;
     r->error = "";
+    r->error_name = "";
     if (!p) {
         r->status = AMT_ERR_PROTOCOL;
         r->error = "out of memory";
+        r->error_name = "client.oom";
         return NULL;
     }
+    p->call = call;
     r->status = AMT_OK;
-    if (!text_utf8_valid(body, len) || memchr(body, '\0', len)) {
-        perr(p, r, "answer is not valid UTF-8 text");
+    struct pctx x = {p, r, ""};
+    if (http_status < 200 || http_status > 299) {
+        parse_http_error(&x, http_status, body, len);
         return p;
     }
-    const char *end = NULL;
-    p->json = cJSON_ParseWithLengthOpts(body, len, &end, false);
-    if (!p->json || !cJSON_IsObject(p->json)) {
-        perr(p, r, "answer is not a JSON object");
+    size_t at = 0;
+    enum jsoncheck_err je = jsoncheck(body, len, NULL, &at);
+    if (je != JSONCHECK_OK) {
+        perr(&x, AMT_ERR_PROTOCOL, jsoncheck_name(je), "%s at byte %zu of %zu",
+             jsoncheck_describe(je), at, len);
         return p;
     }
-    for (const char *q = end; q && q < body + len; q++) {
-        if (*q != ' ' && *q != '\n' && *q != '\r' && *q != '\t') {
-            perr(p, r, "answer has data after the JSON object");
-            return p;
-        }
+    p->json = cJSON_ParseWithLengthOpts(body, len, NULL, false);
+    if (!p->json) {
+        /* The checker passed it, so this is cJSON running out of memory. */
+        perr(&x, AMT_ERR_PROTOCOL, "client.oom", "out of memory parsing %zu bytes", len);
+        return p;
     }
     const cJSON *o = p->json;
     switch (call) {
-    case AMT_CALL_HEARTBEAT: {
-        r->amt_version = get_str(o, "amtVersion");
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "features"), *it;
-        if (cJSON_IsArray(f)) {
-            cJSON_ArrayForEach(it, f)
-            {
-                if (cJSON_IsString(it) && !strcmp(it->valuestring, "MonitorJobs"))
-                    r->monitor_jobs = true;
-                if (cJSON_IsString(it) && !strcmp(it->valuestring, "IdempotentStart"))
-                    r->idempotent_start = true;
-            }
-        }
+    case AMT_CALL_HEARTBEAT:
+        parse_heartbeat(&x, o);
         break;
-    }
-    case AMT_CALL_LOGON: {
-        const char *t = get_str(o, "AmtLogonToken");
-        if (!t || !*t || strlen(t) > 4096) {
-            perr(p, r, "logon answer lacks AmtLogonToken");
-            return p;
-        }
+    case AMT_CALL_LOGON:
+        parse_logon(&x, o);
         break;
-    }
     case AMT_CALL_START:
     case AMT_CALL_KILL:
-        if (!get_int(o, "BatchRequestId", &r->batch_request_id)) {
-            perr(p, r, "answer lacks an integer BatchRequestId");
-            return p;
-        }
-        if (call == AMT_CALL_START && r->batch_request_id <= 0) {
-            snprintf(p->error, sizeof p->error, "server answered BatchRequestId %d: not started",
-                     r->batch_request_id);
-            r->status = AMT_ERR_REJECTED;
-            r->error = p->error;
-            return p;
-        }
+        parse_start_kill(&x, o);
         break;
     case AMT_CALL_MONITOR:
-    case AMT_CALL_MONITOR_MANY: {
-        bool many = call == AMT_CALL_MONITOR_MANY;
-        const cJSON *jobs = many ? cJSON_GetObjectItemCaseSensitive(o, "jobs") : o;
-        if (many && !cJSON_IsArray(jobs)) {
-            perr(p, r, "MonitorJobs answer lacks the jobs list");
-            return p;
-        }
-        size_t nj = many ? (size_t)cJSON_GetArraySize(jobs) : 1;
-        size_t nc = count_children(jobs, many);
-        if (nj > AMT_MAX_ITEMS || nc > AMT_MAX_ITEMS) {
-            perr(p, r, "answer lists too many jobs");
-            return p;
-        }
-        p->jobs = calloc(nj ? nj : 1, sizeof *p->jobs);
-        p->children = calloc(nc ? nc : 1, sizeof *p->children);
-        if (!p->jobs || !p->children) {
-            perr(p, r, "out of memory");
-            return p;
-        }
-        struct amt_child *cursor = p->children;
-        if (!many) {
-            if (!parse_job(p, o, &p->jobs[0], &cursor, r))
-                return p;
-        } else {
-            size_t i = 0;
-            const cJSON *it;
-            cJSON_ArrayForEach(it, jobs)
-            {
-                if (!parse_job(p, it, &p->jobs[i++], &cursor, r))
-                    return p;
-            }
-            const cJSON *unk = cJSON_GetObjectItemCaseSensitive(o, "unknown");
-            if (cJSON_IsArray(unk) && cJSON_GetArraySize(unk) > 0) {
-                size_t nu = (size_t)cJSON_GetArraySize(unk);
-                if (nu > AMT_MAX_ITEMS || !(p->unknown = calloc(nu, sizeof *p->unknown))) {
-                    perr(p, r, "answer lists too many unknown ids");
-                    return p;
-                }
-                size_t k = 0;
-                cJSON_ArrayForEach(it, unk)
-                {
-                    double d = cJSON_IsNumber(it) ? it->valuedouble : NAN;
-                    if (!isfinite(d) || d != floor(d) || d < INT_MIN || d > INT_MAX) {
-                        perr(p, r, "MonitorJobs answer: unknown holds a non-integer");
-                        return p;
-                    }
-                    p->unknown[k++] = (int)d;
-                }
-                r->unknown = p->unknown;
-                r->nunknown = k;
-            }
-        }
-        r->jobs = p->jobs;
-        r->njobs = nj;
+    case AMT_CALL_MONITOR_MANY:
+        parse_monitor(&x, o, call == AMT_CALL_MONITOR_MANY);
+        break;
+    case AMT_CALL_MESSAGES:
+        parse_messages(&x, o);
         break;
     }
-    case AMT_CALL_MESSAGES: {
-        const cJSON *ms = cJSON_GetObjectItemCaseSensitive(o, "messages"), *it;
-        if (!cJSON_IsArray(ms)) {
-            perr(p, r, "GetMessages answer lacks the messages list");
-            return p;
-        }
-        size_t n = (size_t)cJSON_GetArraySize(ms);
-        if (n > AMT_MAX_ITEMS || !(p->messages = calloc(n ? n : 1, sizeof *p->messages))) {
-            perr(p, r, "GetMessages answer has too many messages");
-            return p;
-        }
-        size_t i = 0;
-        long prev = LONG_MIN;
-        cJSON_ArrayForEach(it, ms)
-        {
-            struct amt_message *m = &p->messages[i];
-            if (!cJSON_IsObject(it) || !get_long(it, "seq", &m->seq) ||
-                !(m->text = get_str(it, "text"))) {
-                perr(p, r, "GetMessages answer: a message lacks seq or text");
-                return p;
-            }
-            if (m->seq <= prev) {
-                perr(p, r, "GetMessages answer: seq does not increase");
-                return p;
-            }
-            prev = m->seq;
-            if (!get_int(it, "BatchRequestId", &m->id))
-                m->id = 0;
-            i++;
-        }
-        r->messages = p->messages;
-        r->nmessages = n;
-        const cJSON *more = cJSON_GetObjectItemCaseSensitive(o, "more");
-        r->more = cJSON_IsTrue(more);
-        if (!get_long(o, "next", &r->next))
-            r->next = n ? p->messages[n - 1].seq : 0;
-        if (r->more && n == 0) {
-            perr(p, r, "GetMessages answer: more=true on an empty page");
-            return p;
-        }
-        break;
-    }
+    if (r->status != AMT_OK) {
+        /* No half-filled answer reaches a caller that forgets to look at status. */
+        struct amt_reply keep = *r;
+        memset(r, 0, sizeof *r);
+        r->status = keep.status;
+        r->call = keep.call;
+        r->http_status = keep.http_status;
+        r->error = keep.error;
+        r->error_name = keep.error_name;
+        r->batch_request_id = keep.batch_request_id; /* start.not_started says which */
     }
     return p;
 }
@@ -374,6 +686,43 @@ void amt_parsed_free(struct amt_parsed *p)
     free(p->messages);
     free(p->unknown);
     free(p);
+}
+
+/* Media types compare without regard to case; a charset other than UTF-8 would
+ * make the body something else than what the checker reads. */
+bool amt_content_type_ok(const char *ct)
+{
+    static const char type[] = "application/json";
+    if (!ct)
+        return false;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    if (strncasecmp(ct, type, sizeof type - 1))
+        return false;
+    const char *s = ct + sizeof type - 1;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (!*s)
+        return true;
+    if (*s != ';')
+        return false;
+    s++;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (strncasecmp(s, "charset=", 8))
+        return false;
+    s += 8;
+    bool quoted = *s == '"';
+    if (quoted)
+        s++;
+    if (strncasecmp(s, "utf-8", 5))
+        return false;
+    s += 5;
+    if (quoted && *s++ != '"')
+        return false;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    return !*s;
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -418,14 +767,15 @@ static void unlink_req(struct amt_req *q)
 }
 
 /* Runs the callback once and frees the request. */
-static void finish(struct amt_req *q, const struct amt_reply *r)
+static void finish(struct amt_req *q, struct amt_reply *r)
 {
+    r->call = q->call;
+    r->seconds = q->seconds;
+    if (!r->error_name)
+        r->error_name = "";
     if (q->state == REQ_IN_FLIGHT && q->easy) {
-        if (q->c->observe) {
-            curl_off_t us = 0;
-            curl_easy_getinfo(q->easy, CURLINFO_TOTAL_TIME_T, &us);
-            q->c->observe(q->c->observe_ud, q->call, (double)us / 1e6, r->status);
-        }
+        if (q->c->observe)
+            q->c->observe(q->c->observe_ud, q->call, q->seconds, r->status);
         curl_multi_remove_handle(q->c->multi, q->easy);
     }
     unlink_req(q);
@@ -436,12 +786,13 @@ static void finish(struct amt_req *q, const struct amt_reply *r)
         cb(ud, r);
 }
 
-static void finish_error(struct amt_req *q, enum amt_status st, long http, int code,
-                         const char *msg)
+static void finish_error(struct amt_req *q, enum amt_status st, const char *name, long http,
+                         int code, const char *msg)
 {
     struct amt_reply r;
     memset(&r, 0, sizeof r);
     r.status = st;
+    r.error_name = name;
     r.maybe_delivered = q->maybe_delivered && (st == AMT_ERR_TRANSPORT || st == AMT_ERR_SERVER ||
                                                st == AMT_ERR_PROTOCOL);
     r.http_status = http;
@@ -454,8 +805,12 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
 {
     struct amt_req *q = ud;
     size_t len = size * n;
-    if (buf_append(&q->resp, data, len) != BUF_OK) {
-        q->too_big = true;
+    /* The cap holds here, whatever the headers said: a chunked answer has no
+     * Content-Length for CURLOPT_MAXFILESIZE to refuse early. */
+    enum buf_rc rc = buf_append(&q->resp, data, len);
+    if (rc != BUF_OK) {
+        q->too_big = rc == BUF_TOOBIG;
+        q->oom = rc == BUF_NOMEM;
         return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
     }
     return len;
@@ -524,7 +879,8 @@ static void submit(struct amt_req *q)
         return;
     }
     if (launch(q))
-        finish_error(q, AMT_ERR_TRANSPORT, 0, 0, "could not set up the HTTP request");
+        finish_error(q, AMT_ERR_TRANSPORT, "client.setup", 0, 0,
+                     "could not set up the HTTP request");
 }
 
 static int launch(struct amt_req *q)
@@ -532,6 +888,7 @@ static int launch(struct amt_req *q)
     struct amt_client *c = q->c;
     buf_reset(&q->resp);
     q->too_big = false;
+    q->oom = false;
     q->curl_err[0] = '\0';
     if (!q->easy && !(q->easy = curl_easy_init()))
         return -1;
@@ -563,6 +920,10 @@ static int launch(struct amt_req *q)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    /* A server that trickles (or stops) sending is dropped long before the
+     * whole-call timeout when that one is set high for big answers. */
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, c->low_speed_s);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
@@ -635,6 +996,7 @@ static void start_logon(struct amt_client *c)
     memset(&fail, 0, sizeof fail);
     if (!pw) {
         fail.status = AMT_ERR_NOPASSWORD;
+        fail.error_name = "auth.no_password";
         fail.error = err[0] ? err : "no password for the Batch User";
         on_logon(c, &fail);
         return;
@@ -651,6 +1013,7 @@ static void start_logon(struct amt_client *c)
     buf_free(&body);
     if (!q) {
         fail.status = AMT_ERR_TRANSPORT;
+        fail.error_name = "client.oom";
         fail.error = "out of memory building the logon request";
         on_logon(c, &fail);
         return;
@@ -658,7 +1021,8 @@ static void start_logon(struct amt_client *c)
     c->logon_in_flight = true;
     if (launch(q)) {
         c->logon_in_flight = false;
-        finish_error(q, AMT_ERR_TRANSPORT, 0, 0, "could not set up the logon request");
+        finish_error(q, AMT_ERR_TRANSPORT, "client.setup", 0, 0,
+                     "could not set up the logon request");
     }
 }
 
@@ -670,10 +1034,13 @@ static void on_logon(void *ud, const struct amt_reply *r)
     c->logon_in_flight = false;
     char why[AMT_ERRLEN];
     enum amt_status st = r->status;
+    const char *name = r->error_name && *r->error_name ? r->error_name : "auth.no_token";
     if (st == AMT_OK && !c->token)
         st = AMT_ERR_PROTOCOL;
     if (st == AMT_ERR_REJECTED && r->http_status == 401)
         st = AMT_ERR_AUTH;
+    if (st == AMT_ERR_AUTH)
+        name = "auth.refused";
     if (st == AMT_ERR_AUTH)
         snprintf(why, sizeof why, "logon of Batch User '%s' refused by the server: %s", c->user,
                  r->error && *r->error ? r->error : "invalid user or password");
@@ -688,12 +1055,13 @@ static void on_logon(void *ud, const struct amt_reply *r)
             if (c->token) {
                 q->state = REQ_IN_FLIGHT; /* launch() may fail and finish it */
                 if (launch(q)) {
-                    finish_error(q, AMT_ERR_TRANSPORT, 0, 0, "could not set up the HTTP request");
+                    finish_error(q, AMT_ERR_TRANSPORT, "client.setup", 0, 0,
+                                 "could not set up the HTTP request");
                     again = true;
                     break;
                 }
             } else {
-                finish_error(q, st, r->http_status, r->error_code, why);
+                finish_error(q, st, name, r->http_status, r->error_code, why);
                 again = true; /* the list changed under us */
                 break;
             }
@@ -713,12 +1081,51 @@ static void set_token(struct amt_client *c, const char *t)
     }
 }
 
+/* A name for a failed transfer; q->seconds is already set. */
+static const char *transport_name(const struct amt_req *q, CURLcode cc)
+{
+    switch (cc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+        return "transport.connect";
+    case CURLE_OPERATION_TIMEDOUT: {
+        curl_off_t connected = 0;
+        curl_easy_getinfo(q->easy, CURLINFO_CONNECT_TIME_T, &connected);
+        if (connected <= 0)
+            return "transport.connect";
+        /* curl reports the low-speed limit and the total timeout alike: only
+         * the first can strike before the total time is up. */
+        return q->seconds * 1000.0 < (double)q->c->timeout_ms ? "transport.stalled"
+                                                               : "transport.timeout";
+    }
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        return "transport.tls";
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+        return "transport.reset";
+    default:
+        return "transport.error";
+    }
+}
+
 static void complete(struct amt_req *q, CURLcode cc)
 {
     struct amt_client *c = q->c;
     long http = 0;
     char msg[AMT_ERRLEN];
     curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &http);
+    curl_off_t us = 0;
+    curl_easy_getinfo(q->easy, CURLINFO_TOTAL_TIME_T, &us);
+    q->seconds = (double)us / 1e6;
     /* Whether the server may have acted on a call that failed: some of the
      * request went out (a connect failure sends nothing), or it answered 5xx. */
     curl_off_t sent_body = 0;
@@ -727,14 +1134,18 @@ static void complete(struct amt_req *q, CURLcode cc)
     curl_easy_getinfo(q->easy, CURLINFO_SIZE_UPLOAD_T, &sent_body);
     q->maybe_delivered = sent_head > 0 || sent_body > 0;
     if (cc != CURLE_OK) {
-        if (q->too_big || cc == CURLE_FILESIZE_EXCEEDED)
-            snprintf(msg, sizeof msg, "answer larger than %zu bytes", c->max_body);
-        else
+        if (q->too_big || cc == CURLE_FILESIZE_EXCEEDED) {
+            snprintf(msg, sizeof msg, "answer from %s larger than %zu bytes", c->url,
+                     c->max_body);
+            finish_error(q, AMT_ERR_PROTOCOL, "body.too_large", http, 0, msg);
+        } else if (q->oom) {
+            snprintf(msg, sizeof msg, "out of memory storing the answer from %s", c->url);
+            finish_error(q, AMT_ERR_PROTOCOL, "client.oom", http, 0, msg);
+        } else {
             snprintf(msg, sizeof msg, "cannot reach %s: %s", c->url,
                      q->curl_err[0] ? q->curl_err : curl_easy_strerror(cc));
-        finish_error(q, q->too_big || cc == CURLE_FILESIZE_EXCEEDED ? AMT_ERR_PROTOCOL
-                                                                     : AMT_ERR_TRANSPORT,
-                     http, 0, msg);
+            finish_error(q, AMT_ERR_TRANSPORT, transport_name(q, cc), http, 0, msg);
+        }
         return;
     }
     if (http == 401 && q->call != AMT_CALL_LOGON) {
@@ -750,51 +1161,42 @@ static void complete(struct amt_req *q, CURLcode cc)
             submit(q);
             return;
         }
-        finish_error(q, AMT_ERR_AUTH, http, 24, "token refused right after a fresh logon");
+        finish_error(q, AMT_ERR_AUTH, "auth.token_refused", http, 24,
+                     "token refused right after a fresh logon");
         return;
     }
-    if (http < 200 || http >= 300) {
-        struct amt_reply r;
-        struct amt_parsed *p = amt_parse_reply(q->call, http, q->resp.data ? q->resp.data : "",
-                                               q->resp.len, &r);
-        int code = 0;
-        const char *desc = NULL;
-        if (p && p->json) {
-            get_int(p->json, "errorCode", &code);
-            desc = get_str(p->json, "errorDescription");
-        }
-        struct buf one;
-        buf_init(&one, 300);
-        if (desc && text_one_line(&one, desc, strlen(desc) > 240 ? 240 : strlen(desc)))
-            buf_reset(&one);
-        snprintf(msg, sizeof msg, "HTTP %ld from %s%s%s", http, c->url, one.len ? ": " : "",
-                 one.len ? one.data : "");
-        buf_free(&one);
-        amt_parsed_free(p);
-        enum amt_status st = http >= 500               ? AMT_ERR_SERVER
-                             : http == 401             ? AMT_ERR_AUTH
-                             : http == 408 || http == 429 ? AMT_ERR_SERVER
-                                                       : AMT_ERR_REJECTED;
-        finish_error(q, st, http, code, msg);
-        return;
-    }
+    bool ok_status = http >= 200 && http <= 299;
     char *ct = NULL;
     curl_easy_getinfo(q->easy, CURLINFO_CONTENT_TYPE, &ct);
-    if (!ct || strncmp(ct, "application/json", 16)) {
+    if (ok_status && !amt_content_type_ok(ct)) {
+        /* The header is the server's text: a short one-line excerpt only. */
+        struct buf one;
+        buf_init(&one, 128);
+        if (ct && text_one_line(&one, ct, strlen(ct) > 60 ? 60 : strlen(ct)))
+            buf_reset(&one);
         snprintf(msg, sizeof msg, "answer from %s has content type '%s', not application/json",
-                 c->url, ct ? ct : "none");
-        finish_error(q, AMT_ERR_PROTOCOL, http, 0, msg);
+                 c->url, one.len ? one.data : "none");
+        buf_free(&one);
+        finish_error(q, AMT_ERR_PROTOCOL, "http.content_type", http, 0, msg);
         return;
     }
     struct amt_reply r;
     struct amt_parsed *p =
         amt_parse_reply(q->call, http, q->resp.data ? q->resp.data : "", q->resp.len, &r);
+    if (!ok_status) {
+        /* The same error as amt_parse_reply's, said with the server's URL. */
+        snprintf(msg, sizeof msg, "HTTP %ld from %s%s", http, c->url, p ? p->detail : "");
+        finish_error(q, r.status, r.error_name, http, r.error_code, msg);
+        amt_parsed_free(p);
+        return;
+    }
     r.maybe_delivered = r.status != AMT_OK; /* a 2xx came back: the server did act */
     if (p && r.status == AMT_OK && q->call == AMT_CALL_LOGON) {
-        set_token(c, get_str(p->json, "AmtLogonToken"));
+        set_token(c, p->token);
         if (!c->token) {
             r.status = AMT_ERR_PROTOCOL;
             r.error = "out of memory storing the token";
+            r.error_name = "client.oom";
         }
     }
     finish(q, &r);
@@ -850,6 +1252,10 @@ struct amt_client *amt_client_new(CURLM *multi, const struct amt_settings *s,
         c->url[--ul] = '\0'; /* paths are appended with their own leading slash */
     c->connect_timeout_ms = s->connect_timeout_ms > 0 ? s->connect_timeout_ms : 10000;
     c->timeout_ms = s->timeout_ms > 0 ? s->timeout_ms : 30000;
+    long low = s->low_speed_ms > 0    ? s->low_speed_ms
+               : c->timeout_ms < 30000 ? c->timeout_ms
+                                       : 30000;
+    c->low_speed_s = (low + 999) / 1000; /* curl counts whole seconds */
     c->max_body = s->max_body ? s->max_body : 1048576;
     c->max_connections = s->max_connections > 0 ? s->max_connections : 8;
     c->tls_verify = s->tls_verify;
@@ -872,7 +1278,7 @@ void amt_client_free(struct amt_client *c)
     if (!c)
         return;
     while (c->reqs)
-        finish_error(c->reqs, AMT_ERR_CANCELLED, 0, 0, "cancelled");
+        finish_error(c->reqs, AMT_ERR_CANCELLED, "cancelled", 0, 0, "cancelled");
     if (c->token)
         sodium_free(c->token);
     free(c->name);

@@ -17,12 +17,6 @@ static const double db_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.
                                    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 #define NBOUNDS 14
 
-static const char *const call_names[NCALLS] = {
-    [AMT_CALL_HEARTBEAT] = "heartbeat", [AMT_CALL_LOGON] = "logon",
-    [AMT_CALL_START] = "start",         [AMT_CALL_KILL] = "kill",
-    [AMT_CALL_MONITOR] = "monitor",     [AMT_CALL_MONITOR_MANY] = "monitor_jobs",
-    [AMT_CALL_MESSAGES] = "messages",
-};
 
 struct hist {
     uint64_t le[NBOUNDS]; /* observations per bucket (not yet cumulative) */
@@ -379,7 +373,7 @@ static bool render_locked(struct metrics *m, struct buf *b)
         return false;
     for (mc = m->conns; mc; mc = mc->next)
         for (int call = 0; call < NCALLS; call++) {
-            snprintf(extra, sizeof extra, "call=\"%s\"", call_names[call]);
+            snprintf(extra, sizeof extra, "call=\"%s\"", amt_call_name((enum amt_call)call));
             if (!hist_lines(b, "amtacs_http_request_seconds", mc, extra, &mc->http[call],
                             http_bounds))
                 return false;
@@ -393,7 +387,7 @@ static bool render_locked(struct metrics *m, struct buf *b)
             for (int st = 0; st < NSTATUS; st++) {
                 if (!mc->http_outcomes[call][st])
                     continue;
-                snprintf(extra, sizeof extra, "call=\"%s\",outcome=\"%s\"", call_names[call],
+                snprintf(extra, sizeof extra, "call=\"%s\",outcome=\"%s\"", amt_call_name((enum amt_call)call),
                          amt_status_name((enum amt_status)st));
                 if (!series(b, "amtacs_http_requests_total", "", mc, extra) ||
                     buf_printf(b, "%llu\n", (unsigned long long)mc->http_outcomes[call][st]))
