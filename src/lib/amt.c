@@ -20,7 +20,8 @@
 
 enum req_state {
     REQ_WAITING_TOKEN, /* queued until a logon finishes */
-    REQ_IN_FLIGHT,     /* added to the multi handle */
+    REQ_QUEUED,        /* waiting for one of the client's connections */
+    REQ_IN_FLIGHT,     /* launched (added to the multi handle unless launching failed) */
 };
 
 struct amt_req {
@@ -44,7 +45,9 @@ struct amt_req {
     bool fresh;          /* a new connection, never a reused one */
     unsigned token_gen;  /* generation of the token this request carried */
     char curl_err[CURL_ERROR_SIZE];
-    struct amt_req *prev, *next; /* all requests of the client */
+    bool added;          /* on the multi handle: holds one of the client's slots */
+    struct amt_req *prev, *next;   /* all requests of the client */
+    struct amt_req *qprev, *qnext; /* the queue for a free connection */
 };
 
 struct amt_client {
@@ -64,6 +67,12 @@ struct amt_client {
     bool logon_in_flight;
     struct amt_req *reqs; /* every pending request, logon included */
     size_t pending;
+    /* At most max_connections transfers are on the multi handle; the rest
+     * wait here rather than in curl, so that a Kill (or a logon) can go
+     * ahead of a backlog of Starts: kills are immediate even under load. */
+    size_t in_flight;
+    struct amt_req *qhead, *qtail, *qurgent; /* qurgent: the last urgent one queued */
+    bool closing;
 };
 
 static const char req_magic = 0;
@@ -753,6 +762,93 @@ static void req_free(struct amt_req *q)
     free(q);
 }
 
+static int transfer(struct amt_req *q);
+
+static bool urgent(enum amt_call call) { return call == AMT_CALL_KILL || call == AMT_CALL_LOGON; }
+
+static void enqueue(struct amt_req *q)
+{
+    struct amt_client *c = q->c;
+    struct amt_req *after = urgent(q->call) ? c->qurgent : c->qtail;
+    q->qprev = after;
+    q->qnext = after ? after->qnext : c->qhead;
+    if (q->qnext)
+        q->qnext->qprev = q;
+    else
+        c->qtail = q;
+    if (after)
+        after->qnext = q;
+    else
+        c->qhead = q;
+    if (urgent(q->call))
+        c->qurgent = q;
+    q->state = REQ_QUEUED;
+}
+
+static void unqueue(struct amt_req *q)
+{
+    struct amt_client *c = q->c;
+    if (c->qurgent == q)
+        c->qurgent = q->qprev;
+    if (q->qprev)
+        q->qprev->qnext = q->qnext;
+    else
+        c->qhead = q->qnext;
+    if (q->qnext)
+        q->qnext->qprev = q->qprev;
+    else
+        c->qtail = q->qprev;
+    q->qprev = q->qnext = NULL;
+}
+
+/* Takes the transfer off the multi handle and frees its slot. */
+static void release_slot(struct amt_req *q)
+{
+    if (!q->added)
+        return;
+    curl_multi_remove_handle(q->c->multi, q->easy);
+    q->added = false;
+    q->c->in_flight--;
+}
+
+static void finish_error(struct amt_req *q, enum amt_status st, const char *name, long http,
+                         int code, const char *msg);
+
+/* Starts the transfer if a connection is free and nothing that should go
+ * first is waiting; else queues it. -1 if it could not be set up. */
+static int launch(struct amt_req *q)
+{
+    struct amt_client *c = q->c;
+    bool ahead = urgent(q->call) ? c->qurgent != NULL : c->qhead != NULL;
+    if (c->in_flight >= (size_t)c->max_connections || ahead) {
+        enqueue(q);
+        return 0;
+    }
+    q->state = REQ_IN_FLIGHT;
+    if (transfer(q))
+        return -1;
+    q->added = true;
+    c->in_flight++;
+    return 0;
+}
+
+/* Launches what waits, while connections are free. */
+static void pump(struct amt_client *c)
+{
+    while (!c->closing && c->qhead && c->in_flight < (size_t)c->max_connections) {
+        struct amt_req *q = c->qhead;
+        unqueue(q);
+        q->state = REQ_IN_FLIGHT;
+        if (transfer(q)) {
+            finish_error(q, AMT_ERR_TRANSPORT, "client.setup", 0, 0,
+                         "could not set up the HTTP request");
+            continue;
+        }
+        q->added = true;
+        c->in_flight++;
+    }
+}
+
 static void unlink_req(struct amt_req *q)
 {
     struct amt_client *c = q->c;
@@ -773,15 +869,17 @@ static void finish(struct amt_req *q, struct amt_reply *r)
     r->seconds = q->seconds;
     if (!r->error_name)
         r->error_name = "";
-    if (q->state == REQ_IN_FLIGHT && q->easy) {
-        if (q->c->observe)
-            q->c->observe(q->c->observe_ud, q->call, q->seconds, r->status);
-        curl_multi_remove_handle(q->c->multi, q->easy);
-    }
+    struct amt_client *c = q->c;
+    if (q->added && c->observe)
+        c->observe(c->observe_ud, q->call, q->seconds, r->status);
+    release_slot(q);
+    if (q->state == REQ_QUEUED)
+        unqueue(q);
     unlink_req(q);
     amt_cb cb = q->cb;
     void *ud = q->ud;
     req_free(q);
+    pump(c); /* before the callback: what it asks for queues behind what waits */
     if (cb)
         cb(ud, r);
 }
@@ -860,7 +958,6 @@ static int add_header(struct amt_req *q, const char *h)
     return 0;
 }
 
-static int launch(struct amt_req *q);
 static void start_logon(struct amt_client *c);
 
 static bool needs_token(enum amt_call call)
@@ -883,7 +980,8 @@ static void submit(struct amt_req *q)
                      "could not set up the HTTP request");
 }
 
-static int launch(struct amt_req *q)
+/* Sets the transfer up and adds it to the multi handle. */
+static int transfer(struct amt_req *q)
 {
     struct amt_client *c = q->c;
     buf_reset(&q->resp);
@@ -946,7 +1044,6 @@ static int launch(struct amt_req *q)
     }
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
         return -1;
-    q->state = REQ_IN_FLIGHT;
     return 0;
 }
 
@@ -1053,8 +1150,7 @@ static void on_logon(void *ud, const struct amt_reply *r)
             if (q->state != REQ_WAITING_TOKEN || q->call == AMT_CALL_LOGON)
                 continue;
             if (c->token) {
-                q->state = REQ_IN_FLIGHT; /* launch() may fail and finish it */
-                if (launch(q)) {
+                if (launch(q)) { /* it is no longer waiting for the token either way */
                     finish_error(q, AMT_ERR_TRANSPORT, "client.setup", 0, 0,
                                  "could not set up the HTTP request");
                     again = true;
@@ -1151,7 +1247,8 @@ static void complete(struct amt_req *q, CURLcode cc)
     if (http == 401 && q->call != AMT_CALL_LOGON) {
         if (!q->auth_retried) {
             q->auth_retried = true;
-            curl_multi_remove_handle(c->multi, q->easy);
+            release_slot(q);
+            pump(c);
             /* A token newer than the one this call carried is already good. */
             if (c->token && c->token_gen == q->token_gen) {
                 sodium_free(c->token);
@@ -1265,7 +1362,9 @@ struct amt_client *amt_client_new(CURLM *multi, const struct amt_settings *s,
     c->password = password;
     c->release = release;
     c->password_ud = password_ud;
-    curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, c->max_connections);
+    /* The client itself keeps to max_connections (launch()); a per-host
+     * limit on the shared multi handle would tie clients to the same host
+     * (two connections, or a client a reload replaced) to one budget. */
     return c;
 oom:
     snprintf(err, errlen, "out of memory");
@@ -1277,6 +1376,7 @@ void amt_client_free(struct amt_client *c)
 {
     if (!c)
         return;
+    c->closing = true; /* nothing is launched any more */
     while (c->reqs)
         finish_error(c->reqs, AMT_ERR_CANCELLED, "cancelled", 0, 0, "cancelled");
     if (c->token)
