@@ -28,8 +28,6 @@ PGresult *ctl_exec(PGconn *conn, const char *cmd, const char *sql, int n,
 /* Writes rows as JSON objects named by their columns (integers, booleans and
  * NULL as such, the rest as strings): one object, or an array of them. */
 void ctl_print_json(const PGresult *r, bool array);
-/* A PostgreSQL text[] literal of the items (malloc'd), NULL when out of memory. */
-char *ctl_array_literal(const char *const *items, int n);
 
 int ctl_cmd_submit(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_show(struct ctl *ctl, int argc, char **argv);

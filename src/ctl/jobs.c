@@ -10,12 +10,13 @@
 #include "amtacs/config.h"
 #include "amtacs/ctl.h"
 #include "amtacs/buf.h"
+#include "amtacs/jobspec.h"
 #include "amtacs/joblog.h"
 #include "amtacs/text.h"
 
 #include <cjson/cJSON.h>
 
-#define MAX_VALUES 20
+#define MAX_VALUES JOBSPEC_MAX_ITEMS
 
 /* Writes rows as JSON objects named by their columns: integers and booleans
  * as such, NULL as null, the rest as strings. One object, or an array. */
@@ -100,7 +101,7 @@ int ctl_cmd_submit(struct ctl *ctl, int argc, char **argv)
             name = optarg;
             break;
         case 'v':
-        case 'p':
+        case 'p': {
             if ((ch == 'p') != script) {
                 fprintf(stderr, "amtacsctl submit: %s is for %s jobs\n",
                         ch == 'p' ? "--param" : "--value", ch == 'p' ? "script" : "batch");
@@ -112,7 +113,16 @@ int ctl_cmd_submit(struct ctl *ctl, int argc, char **argv)
                 return 2;
             }
             values[nvalues++] = optarg;
+            /* Refused here, before connecting, in the words the database would use. */
+            char why[8192];
+            if (jobspec_check_item(optarg, script ? "script parameter" : "task value",
+                                   (size_t)nvalues, why, sizeof why) != JOBSPEC_OK) {
+                fprintf(stderr, "amtacsctl submit: bad %s: %s\n",
+                        script ? "--param" : "--value", why);
+                return 2;
+            }
             break;
+        }
         case 'q':
             queue = optarg;
             break;
@@ -140,7 +150,7 @@ int ctl_cmd_submit(struct ctl *ctl, int argc, char **argv)
         submit_usage(stderr);
         return 2;
     }
-    char *arr = ctl_array_literal(values, nvalues);
+    char *arr = jobspec_array_literal(values, (size_t)nvalues);
     PGconn *conn = arr ? ctl_connect(ctl, "submit") : NULL;
     if (!conn) {
         free(arr);

@@ -169,31 +169,6 @@ PGresult *ctl_exec(PGconn *conn, const char *cmd, const char *sql, int n,
     return NULL;
 }
 
-char *ctl_array_literal(const char *const *items, int n)
-{
-    size_t cap = 3;
-    for (int i = 0; i < n; i++)
-        cap += 2 * strlen(items[i]) + 3;
-    char *s = malloc(cap), *p = s;
-    if (!s)
-        return NULL;
-    *p++ = '{';
-    for (int i = 0; i < n; i++) {
-        if (i)
-            *p++ = ',';
-        *p++ = '"';
-        for (const char *q = items[i]; *q; q++) {
-            if (*q == '"' || *q == '\\')
-                *p++ = '\\';
-            *p++ = *q;
-        }
-        *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
-    return s;
-}
-
 int main(int argc, char **argv)
 {
     struct ctl ctl = {.conninfo = getenv("AMTACS_DB"), .config_path = getenv("AMTACS_CONFIG")};

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "amtacs/duration.h"
+#include "amtacs/text.h"
 #include "amtacs/yamldoc.h"
 
 #define SEC 1000.0
@@ -1071,17 +1072,41 @@ const struct amtacs_connection *config_find_connection(const struct amtacs_confi
 
 /* ---- output ---- */
 
+/* True for the characters a YAML reader takes as a line break (NEL, LS, PS:
+ * inside quotes they fold into a space) or refuses when written as they are
+ * (C1 controls, U+FFFE, U+FFFF), and the invisible BOM: the dump escapes them. */
+static bool yaml_needs_escape(uint32_t cp)
+{
+    return (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF ||
+           cp == 0xFFFE || cp == 0xFFFF;
+}
+
 static void put_quoted(FILE *out, const char *s)
 {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s);
     fputc('"', out);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        size_t l = c >= 0x80 ? text_utf8_seq(u + i, n - i) : 1;
+        if (c == '"' || c == '\\') {
             fprintf(out, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
+        } else if (c < 0x20 || c == 0x7f) {
             fprintf(out, "\\x%02x", c);
-        else
+        } else if (l >= 2) {
+            uint32_t cp = c & (l == 2 ? 0x1Fu : l == 3 ? 0x0Fu : 0x07u);
+            for (size_t k = 1; k < l; k++)
+                cp = (cp << 6) | (u[i + k] & 0x3Fu);
+            if (yaml_needs_escape(cp))
+                fprintf(out, "\\u%04x", (unsigned)cp);
+            else
+                fwrite(u + i, 1, l, out);
+        } else {
+            /* ASCII, or a byte that is not UTF-8 (libyaml yields none): as it is */
             fputc(c, out);
+            l = 1;
+        }
+        i += l;
     }
     fputc('"', out);
 }

@@ -61,7 +61,13 @@ h_match "no job 999999" "$H_OUT" "is named"
 h_run_fails "21 task values are refused" h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT $(for i in $(seq 1 21); do echo "-v K$i=v"; done)
 h_match "at most 20 are allowed" "$H_OUT" "with the limit"
 h_run_fails "a task value that is not NAME=VALUE is refused" h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT -v justtext
-h_match "is not name=value" "$H_OUT" "by PostgreSQL's check, with the value"
+h_match "task value 1 \('justtext'\) is not name=value" "$H_OUT" "with its position and text"
+set +e
+out=$("$CTL_BIN" --db "host=$H_TMP/nowhere" submit batch -C AMTDEMO -a DEMO2 -j INSTANT -v A=1 -v $'B=x\ty' 2>&1)
+rc=$?
+set -e
+h_eq "2 amtacsctl submit: bad --value: task value 2 contains a control character (U+0009) at position 4; only printable characters are allowed" \
+    "$rc $out" "a bad task value is a usage error (exit 2) named by amtacsctl before it connects"
 h_run_fails "an unknown connection is refused" h_ctl submit batch -C NOSUCH -a DEMO2 -j INSTANT
 h_match "connection 'NOSUCH' is not known" "$H_OUT" "and named"
 h_run_fails "a script option on a batch job is refused" h_ctl submit batch -C AMTDEMO -a DEMO2 -s x.ps1

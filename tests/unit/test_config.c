@@ -708,6 +708,45 @@ static void test_dump_round_trip(void **state)
     config_free(cfg);
 }
 
+/* Characters that YAML reads as a line break (NEL, LS, PS) or refuses raw
+ * (C1 controls, U+FFFE) can only come in escaped; the dump must escape them
+ * too, or they come back as a space or not at all (found by fuzz_config). */
+static void test_dump_escapes_yaml_breaks(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "database: {conninfo: \"host=db password=p application_name='a\\Nb'\"}\n"
+        "key_file: \"/k\\L\"\n"
+        "daemon: {id: \"a\\NB\\LC\\PD\\x80E\\x9FG\\uFEFFH\\uFFFEI\\u00A0J\"}\n"
+        "connections:\n  - {name: A, url: 'http://h:1', batch_user: \"u\\N\"}\n";
+    struct config_errors *errs;
+    const struct amtacs_config *cfg = config_load_string("t", text, sizeof text - 1, &errs);
+    if (!cfg)
+        config_errors_print(errs, stderr);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->daemon.id, "a\xc2\x85" "B\xe2\x80\xa8" "C\xe2\x80\xa9" "D\xc2\x80"
+                                        "E\xc2\x9f" "G\xef\xbb\xbf" "H\xef\xbf\xbe" "I\xc2\xa0J");
+    char *a = dump_to_string(cfg);
+    const struct amtacs_config *again = config_load_string("t", a, strlen(a), &errs);
+    if (!again) {
+        fputs(a, stderr);
+        config_errors_print(errs, stderr);
+    }
+    assert_non_null(again);
+    assert_string_equal(again->daemon.id, cfg->daemon.id);
+    assert_string_equal(again->key_file, cfg->key_file);
+    assert_string_equal(again->connections[0].batch_user, "u\xc2\x85");
+    assert_non_null(strstr(again->database.conninfo, "application_name='a\xc2\x85" "b'"));
+    /* a no-break space is printable: written as it is */
+    assert_non_null(strstr(a, "I\xc2\xa0J"));
+    char *b = dump_to_string(again);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    config_free(again);
+    config_free(cfg);
+}
+
 static void test_dump_hides_password(void **state)
 {
     (void)state;
@@ -863,6 +902,7 @@ int main(void)
         cmocka_unit_test(test_duration_parse),
         cmocka_unit_test(test_duration_format),
         cmocka_unit_test(test_dump_round_trip),
+        cmocka_unit_test(test_dump_escapes_yaml_breaks),
         cmocka_unit_test(test_dump_hides_password),
         cmocka_unit_test(test_reference_matches_docs),
         cmocka_unit_test(test_table_is_sound),
