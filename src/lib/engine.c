@@ -934,7 +934,22 @@ static void on_start(void *ud, const struct amt_reply *r)
         break;
     }
     j->start_tries++;
-    if (r->maybe_delivered && !(c->features_known && c->idempotent)) {
+    if (r->maybe_delivered && !c->features_known) {
+        /* No heartbeat has answered yet (the first one failed), so whether
+         * Start may be sent again is not known: the job used to go in doubt
+         * here even on a server with idempotent Start (found by the fault
+         * matrix). Decide once a heartbeat answers, as for a job taken over
+         * from a holder that may have sent Start (start(): sent again where
+         * Start is idempotent, in doubt where it is not); until then it
+         * neither ends 23 nor goes in doubt. */
+        j->maybe_started = true;
+        log_event(c->e->lg, LOG_WARN, "job.start_retry", &x,
+                  "attempt %ld failed after it was sent: %s; sent again only if the server's "
+                  "heartbeat says its Start is idempotent", j->start_tries, r->error);
+        schedule(j, j->retry_ms);
+        return;
+    }
+    if (r->maybe_delivered && !c->idempotent) {
         char why[700];
         snprintf(why, sizeof why,
                  "the Start call failed after it was sent (%s) and the server does not promise "
