@@ -24,7 +24,7 @@ fm_daemon
 fm_submit $((FM_JOBS / 2))
 h_wait_until 20 test "$(running_now)" -ge 30 || true
 fm_faults '{"down":true}'
-sleep 0.5 # what the daemon had in hand when the server went is written by now
+sleep 1 # what the daemon had in hand when the server went is written by now
 # These run while the server is away: none may end before it is back.
 running=$(h_sql -c "SELECT string_agg(id::text, ',') FROM acs.jobs WHERE connection = '$FM_SCN' AND state = 'running'")
 nrunning=$(tr ',' '\n' <<<"$running" | grep -c . || true)

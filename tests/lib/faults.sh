@@ -362,7 +362,7 @@ fm_unfinished() {
 # over SECONDS while TICK runs about every 0.25 s (":" for nothing).
 fm_during() {
     local secs=$1 tick=$2 waves=${3:-$((FM_WAVES - 1))}
-    local left=$((FM_JOBS - FM_NEXT_N)) steps i per wave_every next_wave
+    local left=$((FM_JOBS - FM_NEXT_N)) steps _fm_i per wave_every next_wave
     steps=$(awk -v s="$secs" 'BEGIN { printf "%d", s / 0.25 }')
     [ "$steps" -ge 1 ] || steps=1
     [ "$waves" -ge 1 ] || waves=1
@@ -370,8 +370,8 @@ fm_during() {
     wave_every=$((steps / waves))
     [ "$wave_every" -ge 1 ] || wave_every=1
     next_wave=0
-    for ((i = 0; i < steps; i++)); do
-        if [ "$i" -ge "$next_wave" ] && [ "$FM_NEXT_N" -lt "$FM_JOBS" ]; then
+    for ((_fm_i = 0; _fm_i < steps; _fm_i++)); do
+        if [ "$_fm_i" -ge "$next_wave" ] && [ "$FM_NEXT_N" -lt "$FM_JOBS" ]; then
             left=$((FM_JOBS - FM_NEXT_N))
             fm_submit $((per < left ? per : left))
             next_wave=$((next_wave + wave_every))
