@@ -190,7 +190,6 @@ fm_begin() {
     FM_DCFG=()
     FM_DLOG=()
     FM_DARMED=()
-    FM_KILLS_SENT=0
     fm_sim
     h_sql -c "SELECT acs.register_connection('$FM_SCN', 'enabled')" >/dev/null
     FM_CFG="$H_TMP/$FM_SCN.yaml"
