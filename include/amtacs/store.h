@@ -61,6 +61,8 @@ int store_claim(struct pgconn *pc, const char *owner, const char *connection, in
                 int lease_seconds, store_claim_cb cb, void *ud);
 int store_renew(struct pgconn *pc, const char *owner, const long long *ids, const int *attempts,
                 size_t n, int lease_seconds, store_lost_cb cb, void *ud);
+/* The jobs owner holds that an operator wants killed (kills whose NOTIFY may have been lost). */
+int store_kills_pending(struct pgconn *pc, const char *owner, store_lost_cb cb, void *ud);
 int store_started(struct pgconn *pc, long long id, const char *owner, int attempt,
                   int batch_request_id, store_bool_cb cb, void *ud);
 int store_progress(struct pgconn *pc, long long id, const char *owner, int attempt, int code,

@@ -66,6 +66,7 @@ struct job {
     bool busy;     /* an HTTP call or a write is in flight for this job */
     bool lost;     /* the lease is gone: drop the job once it is not busy */
     bool kill_wanted; /* an operator asked for a kill */
+    bool kill_seen;   /* the operator's kill request reached kill_job() */
     bool kill_busy;   /* a Kill call is in flight (independent of `busy`) */
     int64_t kill_retry_at; /* a failed Kill is sent again from then on */
     bool maybe_started; /* an earlier holder may have sent Start already */
@@ -977,7 +978,22 @@ static void on_start(void *ud, const struct amt_reply *r)
         break;
     }
     j->start_tries++;
-    if (r->maybe_delivered && !(c->features_known && c->idempotent)) {
+    if (r->maybe_delivered && !c->features_known) {
+        /* No heartbeat has answered yet (the first one failed), so whether
+         * Start may be sent again is not known: the job used to go in doubt
+         * here even on a server with idempotent Start (found by the fault
+         * matrix). Decide once a heartbeat answers, as for a job taken over
+         * from a holder that may have sent Start (start(): sent again where
+         * Start is idempotent, in doubt where it is not); until then it
+         * neither ends 23 nor goes in doubt. */
+        j->maybe_started = true;
+        log_event(c->e->lg, LOG_WARN, "job.start_retry", &x,
+                  "attempt %ld failed after it was sent: %s; sent again only if the server's "
+                  "heartbeat says its Start is idempotent", j->start_tries, r->error);
+        schedule(j, j->retry_ms);
+        return;
+    }
+    if (r->maybe_delivered && !c->idempotent) {
         char why[700];
         snprintf(why, sizeof why,
                  "the Start call failed after it was sent (%s) and the server does not promise "
@@ -1117,6 +1133,7 @@ static void kill_job(struct job *j)
 {
     struct conn *c = j->c;
     struct log_ctx x = jctx(j);
+    j->kill_seen = true;
     if (!c->cfg->allow_kill) {
         char why[160];
         snprintf(why, sizeof why, "kill refused: allow_kill is false for connection %s",
@@ -1518,8 +1535,32 @@ static void on_db_up(void *ud)
     renew(e);
 }
 
+/* Kill requests arrive as NOTIFY acs_kill. One sent while the listener was
+ * down is lost, and the job it was for ran on (a job that runs until killed:
+ * forever). Found by the fault matrix (tests/integration/test_faults_database.sh).
+ * Asked again from the database whenever a kill may have been missed. */
+static void on_kills_pending(void *ud, const long long *ids, size_t n, const char *err)
+{
+    struct engine *e = ud;
+    if (err || e->stopping == 2)
+        return; /* asked again at the next reconnect or kill notification */
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < e->nconns; k++)
+            for (struct job *j = e->conns[k].jobs; j; j = j->next)
+                if (j->id == ids[i]) {
+                    if (!j->lost && !j->kill_seen)
+                        kill_job(j);
+                    break;
+                }
+}
+
+static void check_kills(struct engine *e)
+{
+    store_kills_pending(e->pc, e->owner, on_kills_pending, e);
+}
+
 /* The listener (re)connected: whatever was notified meanwhile is lost, so
- * look again at the queue, Full Comm and the Batch Users. */
+ * look again at the queue, Full Comm, the Batch Users and the kills. */
 static void on_listen_up(void *ud)
 {
     struct engine *e = ud;
@@ -1528,6 +1569,7 @@ static void on_listen_up(void *ud)
         load_secret(e->conns[k]);
         claim(e->conns[k]);
     }
+    check_kills(e); /* after the claims: their jobs are held by then */
 }
 
 static void on_db_down(void *ud, const char *why)
@@ -1561,8 +1603,12 @@ static void on_notify(void *ud, const char *channel, const char *payload)
                     held = true;
                     break;
                 }
-            if (!held)
+            if (!held) {
                 claim(c); /* a queued job to kill is claimed and ended without a Start */
+                /* or it is ours already but the claim's answer has not come in yet:
+                 * asked once that answer is in (statements run in order) */
+                check_kills(e);
+            }
         } else if (!strcmp(channel, "acs_batch_users")) {
             if (payload && !strcmp(payload, c->cfg->batch_user))
                 load_secret(c); /* used from the next logon on */

@@ -251,6 +251,13 @@ int store_renew(struct pgconn *pc, const char *owner, const long long *ids, cons
     return rc;
 }
 
+int store_kills_pending(struct pgconn *pc, const char *owner, store_lost_cb cb, void *ud)
+{
+    const char *p[] = {owner};
+    /* the answer is a list of ids, as renew's */
+    return run(pc, "SELECT acs.kills_pending($1)", 1, p, on_renew, (void (*)(void))cb, ud);
+}
+
 /* ------------------------------------------------------------ bool */
 
 static void on_bool(void *ud, const PGresult *res, const char *err)

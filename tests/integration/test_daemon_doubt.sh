@@ -83,3 +83,27 @@ h_daemon_ready
 h_wait_sql 20 in_doubt "SELECT state FROM acs.jobs WHERE id = $id" &&
     h_ok "a job taken over from a dead daemon before its BatchRequestId was recorded goes in doubt" ||
     h_not_ok "a job taken over from a dead daemon before its BatchRequestId was recorded goes in doubt"
+
+# Before any heartbeat has answered, whether Start may be repeated is not known:
+# a Start that may have reached the server is neither repeated nor put in doubt
+# until a heartbeat says. This server does not promise an idempotent Start, so
+# the job then goes in doubt (with an idempotent one it is sent again: the
+# fault matrix, test_faults_server).
+kill -TERM "$H_DAEMON_PID"; wait "$H_DAEMON_PID" || true
+curl -fsS -X PUT --data '{"error_rate":1,"error_status":503,"routes":["heartbeat","start"]}' \
+    "$H_SIM_URL/sim/faults" >/dev/null
+h_daemon_start "$H_TMP/amtacs.yaml"
+h_daemon_ready
+id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
+h_wait_until 10 grep -q "job=$id .*sent again only if the server's heartbeat says" "$H_DAEMON_LOG" &&
+    h_ok "a Start that failed after it was sent, before any heartbeat answered, waits for the features" ||
+    h_not_ok "a Start that failed after it was sent, before any heartbeat answered, waits for the features"
+sleep 0.5
+h_eq starting "$(h_sql -c "SELECT state FROM acs.jobs WHERE id = $id")" "it is neither in doubt nor failed meanwhile"
+curl -fsS -X DELETE "$H_SIM_URL/sim/faults" >/dev/null
+h_wait_sql 20 in_doubt "SELECT state FROM acs.jobs WHERE id = $id" &&
+    h_ok "once the heartbeat says Start is not idempotent, it goes in doubt" ||
+    h_not_ok "once the heartbeat says Start is not idempotent, it goes in doubt"
+task=$(h_sql -c "SELECT task_id FROM acs.jobs WHERE id = $id")
+h_eq 0 "$(curl -fsS "$H_SIM_URL/sim/tasks" | jq "[.tasks[] | select(.taskId == \"$task\")] | length")" \
+    "and no further Start was sent"

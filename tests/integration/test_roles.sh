@@ -80,6 +80,8 @@ refused daemon1 "read the Batch Users table" "SELECT * FROM acs.batch_users"
 refused daemon1 "set a password" "UPDATE acs.batch_users SET key_id = 'x'"
 refused daemon1 "delete jobs" "DELETE FROM acs.jobs"
 refused daemon1 "read job logs" "SELECT log FROM acs.job_logs"
+h_eq 0 "$(as daemon1 -c "SELECT count(*) FROM acs.kills_pending('x')")" "daemon1 asks which of its jobs are to be killed"
+refused scheduler1 "ask for another daemon's pending kills" "SELECT * FROM acs.kills_pending('x')"
 
 # --- anyone else: nothing ------------------------------------------------------------
 refused nobody1 "read jobs" "SELECT * FROM acs.jobs"
