@@ -1263,7 +1263,10 @@ static void complete(struct amt_req *q, CURLcode cc)
             submit(q);
             return;
         }
-        finish_error(q, AMT_ERR_AUTH, "auth.token_refused", http, 24,
+        /* The logon itself succeeded: the password is good, so this is the
+         * server's trouble (a token expired or lost in between), not a
+         * reason to fail the job with 24. Tried again like a 5xx. */
+        finish_error(q, AMT_ERR_SERVER, "auth.token_refused", http, 0,
                      "token refused right after a fresh logon");
         return;
     }

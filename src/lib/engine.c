@@ -1546,7 +1546,7 @@ static void on_kills_pending(void *ud, const long long *ids, size_t n, const cha
         return; /* asked again at the next reconnect or kill notification */
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < e->nconns; k++)
-            for (struct job *j = e->conns[k].jobs; j; j = j->next)
+            for (struct job *j = e->conns[k]->jobs; j; j = j->next)
                 if (j->id == ids[i]) {
                     if (!j->lost && !j->kill_seen)
                         kill_job(j);

@@ -126,7 +126,11 @@ static void lose(struct pgconn *pc, const char *why)
 
 static void start_connect(struct pgconn *pc)
 {
-    pc->conn = PQconnectStart(pc->conninfo);
+    /* Named, so that an administrator can tell the daemon's sessions in
+     * pg_stat_activity (unless the conninfo names them itself). */
+    static const char *const keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *vals[] = {pc->conninfo, "amtacsd", NULL};
+    pc->conn = PQconnectStartParams(keys, vals, 1);
     if (!pc->conn) {
         lose(pc, "out of memory");
         return;

@@ -101,7 +101,7 @@ for i in $(seq 1 10); do ids+=("$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j REPO
 sleep 0.2
 h_pg_restart
 sleep 0.3
-h_sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'amtacs' AND pid <> pg_backend_pid()" >/dev/null
+h_sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'amtacsd' AND pid <> pg_backend_pid()" | grep -q t || h_not_ok "a backend of the daemon was terminated"
 for i in $(seq 1 10); do ids+=("$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)"); done
 h_wait_until 60 all_finished && h_ok "after a PostgreSQL restart and a terminated backend every job ended" ||
     h_not_ok "jobs left unfinished: $(unfinished)"

@@ -11,7 +11,7 @@ fm_init
 fm_fault malformed "30 % of answers are malformed JSON" '{"malformed_rate":0.3}' 4
 fm_fault oversized "10 % of answers are 2 MiB (max_body 1 MiB)" \
     '{"oversized_rate":0.1,"oversized_bytes":2097152}' 4
-h_match "answer larger than 1048576 bytes" "$(cat "$H_TMP"/daemon.*.log)" \
+h_match "larger than 1048576 bytes" "$(cat "$H_TMP"/daemon.*.log)" \
     "oversized: the daemon refused the oversized answers"
 fm_fault content-type "30 % of answers are text/html" '{"wrong_content_type_rate":0.3}' 4
 

@@ -150,6 +150,7 @@ fm_config() {
 database:
   conninfo: "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE application_name=amtacsd"
 key_file: $H_TMP/secret.key
+http: {listen: "127.0.0.1:0"}
 log_level: ${FM_LOG_LEVEL:-info}
 daemon:
   lease_seconds: $FM_LEASE
