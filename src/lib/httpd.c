@@ -106,15 +106,23 @@ static PGresult *query(struct httpd *h, struct reply *r, const char *sql, const 
 
 /* ------------------------------------------------------------ endpoints */
 
-static void get_healthz(struct httpd *h, struct reply *r)
+/* How long ago the engine's loop last turned, in ms; -1 if it never has. */
+static int64_t loop_age(struct httpd *h, bool *db_up)
 {
     struct metrics_health st;
     metrics_health(h->metrics, &st);
-    int64_t age = now_ms() - st.last_tick_ms;
-    if (st.last_tick_ms == 0 || age > h->stall_ms) {
+    *db_up = st.db_up;
+    return st.last_tick_ms ? now_ms() - st.last_tick_ms : -1;
+}
+
+static void get_healthz(struct httpd *h, struct reply *r)
+{
+    bool db_up;
+    int64_t age = loop_age(h, &db_up);
+    if (age < 0 || age > h->stall_ms) {
         char msg[128];
         snprintf(msg, sizeof msg, "stalled: the daemon's loop has not run for %lld ms\n",
-                 st.last_tick_ms ? (long long)age : -1LL);
+                 (long long)age);
         text_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
         return;
     }
@@ -123,12 +131,11 @@ static void get_healthz(struct httpd *h, struct reply *r)
 
 static void get_readyz(struct httpd *h, struct reply *r)
 {
-    struct metrics_health st;
-    metrics_health(h->metrics, &st);
-    int64_t age = now_ms() - st.last_tick_ms;
-    if (st.last_tick_ms == 0 || age > h->stall_ms)
+    bool db_up;
+    int64_t age = loop_age(h, &db_up);
+    if (age < 0 || age > h->stall_ms)
         text_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: the daemon's loop is stalled\n");
-    else if (!st.db_up)
+    else if (!db_up)
         text_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE,
                    "not ready: the database is not reachable (jobs wait in the queue)\n");
     else
