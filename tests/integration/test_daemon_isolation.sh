@@ -116,7 +116,7 @@ h_eq 20 "$(count BAD "state = 'starting'")" "BAD's 20 jobs are claimed and start
 h_eq 20 "$(count DEAD "state = 'starting'")" "DEAD's 20 jobs are claimed and starting"
 
 bad_start_calls() { echo $(( $(counters "$BAD_URL" | jq .routes.start) - $(jq .routes.start <<<"$base_bad") )); }
-h_wait_until 5 test "$(bad_start_calls)" -gt 0 || true
+h_wait_for 5 '[ "$(bad_start_calls)" -gt 0 ]' || true
 now_bad=$(counters "$BAD_URL")
 now_dead=$(counters "$DEAD_URL")
 bad_starts=$(( $(jq .routes.start <<<"$now_bad") - $(jq .routes.start <<<"$base_bad") ))

@@ -23,7 +23,7 @@ fm_begin two-kill9 "two daemons, one killed with kill -9 mid-run"
 fm_daemon; a=$FM_PID
 fm_submit $((FM_JOBS / FM_WAVES))
 fm_submit $((FM_JOBS / FM_WAVES))
-h_wait_until 10 test "$(owned_by "$a")" -gt 5 || true
+h_wait_for 10 '[ "$(owned_by "$a")" -gt 5 ]' || true
 fm_daemon; b=$FM_PID
 held=$(owned_by "$a")
 fm_kill9 "$a" no-restart
@@ -39,7 +39,7 @@ fm_begin pause "two daemons, one paused with SIGSTOP past its leases, then resum
 fm_daemon; a=$FM_PID
 fm_submit $((FM_JOBS / FM_WAVES))
 fm_submit $((FM_JOBS / FM_WAVES))
-h_wait_until 10 test "$(owned_by "$a")" -gt 5 || true
+h_wait_for 10 '[ "$(owned_by "$a")" -gt 5 ]' || true
 fm_daemon; b=$FM_PID
 fm_pause "$a"
 lost=$(h_sql -c "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '0') FROM acs.jobs
@@ -47,7 +47,7 @@ lost=$(h_sql -c "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '0') FRO
 nlost=$(tr ',' '\n' <<<"$lost" | grep -vc '^0$' || true)
 fm_during 3 none
 # until the other daemon has taken every one of them over (leases of 2 s, rescans every 5 s)
-h_wait_until 25 test "$(owned_by "$a")" = 0 &&
+h_wait_for 25 '[ "$(owned_by "$a")" = 0 ]' &&
     h_ok "pause: the other daemon took over all $nlost jobs of the paused one" ||
     h_not_ok "pause: the paused daemon still holds $(owned_by "$a") jobs"
 mark=$(wc -l <"${FM_DLOG[$a]}")

@@ -22,7 +22,7 @@ running_now() {
 fm_begin outage "server down 12 s while jobs run (start_retry outlasts it)"
 fm_daemon
 fm_submit $((FM_JOBS / 2))
-h_wait_until 20 test "$(running_now)" -ge 30 || true
+h_wait_for 20 '[ "$(running_now)" -ge 30 ]' || true
 fm_faults '{"down":true}'
 sleep 1 # what the daemon had in hand when the server went is written by now
 # These run while the server is away: none may end before it is back.

@@ -108,7 +108,7 @@ h_wait_sql 20 running "SELECT state FROM acs.jobs WHERE id = $id"
 kills=$(h_sim_counter .kills)
 t0=$(date +%s%N)
 h_sql -c "SELECT acs.request_kill($id)" >/dev/null
-h_wait_until 10 test "$(h_sim_counter .kills)" -gt "$kills" || true
+h_wait_for 10 '[ "$(h_sim_counter .kills)" -gt "$kills" ]' || true
 for i in $(seq 1 200); do [ "$(h_sim_counter .kills)" -gt "$kills" ] && break; sleep 0.01; done
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 h_eq $((kills + 1)) "$(h_sim_counter .kills)" "a kill requested while 200 jobs run reaches the server (after ${ms} ms)"

@@ -235,6 +235,18 @@ h_wait_sql() {
     done
 }
 
+# Polls a shell condition, evaluated afresh each time, until it holds or the
+# deadline (seconds) passes: h_wait_for 20 '[ "$(running_now)" -ge 30 ]'.
+# (h_wait_until 20 test "$(f)" -ge 30 would expand $(f) once and poll a constant.)
+h_wait_for() {
+    local timeout=$1 cond=$2
+    local end=$((SECONDS + timeout))
+    until eval "$cond" >/dev/null 2>&1; do
+        [ $SECONDS -ge $end ] && return 1
+        sleep 0.05
+    done
+}
+
 # Polls a command until it succeeds or the deadline (seconds) passes.
 h_wait_until() {
     local timeout=$1; shift
