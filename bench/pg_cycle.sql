@@ -14,7 +14,7 @@ BEGIN
     SELECT json_agg(json_build_object('id', c.id, 'attempt', c.attempt, 'batch_request_id', c.id)),
            count(*)
       INTO claimed, k
-      FROM acs.claim_jobs(who, 'AMTDEMO', n, 30) AS c;
+      FROM acs.claim_jobs(who, 'AMTDEMO', n, 30, false) AS c;
     IF k = 0 THEN
         RETURN 0;
     END IF;

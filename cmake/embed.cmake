@@ -9,6 +9,8 @@ foreach(f IN LISTS files)
   file(READ ${SRC_DIR}/${f} hex HEX)
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
   string(REGEX MATCH "^[0-9]+" ver "${f}")
+  # in C, 0008 would be an (invalid) octal constant: the version as a plain number
+  math(EXPR ver "${ver}")
   string(APPEND body "static const char mig_${i}[] = {${hex}0x00};\n")
   string(APPEND table "    { ${ver}, \"${f}\", mig_${i} },\n")
   math(EXPR i "${i} + 1")

@@ -57,19 +57,16 @@ int store_kill_outcome(struct pgconn *pc, long long id, const char *owner, int a
 /* Purges up to max_rows expired job logs; n is how many went. */
 typedef void (*store_count_cb)(void *ud, long n, const char *err);
 int store_purge(struct pgconn *pc, int max_rows, store_count_cb cb, void *ud);
+/* Claims up to max_jobs queued jobs of a connection; with take_over, jobs
+ * whose lease expired (their daemon died) first. Looking for expired leases
+ * scans every job the connection has in hand: ask for it on a rescan, not on
+ * every claim. */
 int store_claim(struct pgconn *pc, const char *owner, const char *connection, int max_jobs,
-                int lease_seconds, store_claim_cb cb, void *ud);
+                int lease_seconds, bool take_over, store_claim_cb cb, void *ud);
 int store_renew(struct pgconn *pc, const char *owner, const long long *ids, const int *attempts,
                 size_t n, int lease_seconds, store_lost_cb cb, void *ud);
 /* The jobs owner holds that an operator wants killed (kills whose NOTIFY may have been lost). */
 int store_kills_pending(struct pgconn *pc, const char *owner, store_lost_cb cb, void *ud);
-int store_started(struct pgconn *pc, long long id, const char *owner, int attempt,
-                  int batch_request_id, store_bool_cb cb, void *ud);
-int store_progress(struct pgconn *pc, long long id, const char *owner, int attempt, int code,
-                   store_bool_cb cb, void *ud);
-/* outcome: "finished", "already" (finished by this holder before) or "lost". */
-int store_finish(struct pgconn *pc, long long id, const char *owner, int attempt, int code,
-                 const char *error, const char *log, store_finish_cb cb, void *ud);
 /* starting -> in_doubt with an alert; held false when the caller no longer held it. */
 int store_in_doubt(struct pgconn *pc, long long id, const char *owner, int attempt,
                    const char *reason, store_bool_cb cb, void *ud);
@@ -81,7 +78,7 @@ int store_release(struct pgconn *pc, const char *owner, store_done_cb cb, void *
 int store_batch_user_secret(struct pgconn *pc, const char *name, store_secret_cb cb, void *ud);
 
 /* ---- batches: many jobs' writes in one statement ----
- * The hot writes (a job started, a job finished) are collected while the loop
+ * The hot writes (a job started, its state changed, it finished) are collected while the loop
  * runs and sent together by store_batch_flush(), one statement per kind, so
  * that throughput is not bounded by one round trip and one commit per job.
  * Each item's callback runs once, with that item's own outcome. */
@@ -96,6 +93,8 @@ size_t store_batch_pending(const struct store_batch *b);
 /* Queue a write; -1 when out of memory (then the callback will not run). */
 int store_batch_started(struct store_batch *b, long long id, int attempt, int batch_request_id,
                         store_bool_cb cb, void *ud);
+int store_batch_progress(struct store_batch *b, long long id, int attempt, int code,
+                         store_bool_cb cb, void *ud);
 int store_batch_finish(struct store_batch *b, long long id, int attempt, int code,
                        const char *error, const char *log, store_finish_cb cb, void *ud);
 /* Sends what is pending (at most one statement per kind); -1 if it could not. */

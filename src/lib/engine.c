@@ -130,6 +130,7 @@ struct conn {
     struct job *jobs;
     size_t njobs;
     bool claiming, claim_again;
+    bool take_over; /* the next claim also takes over expired leases */
     int64_t claim_sent_at;
     bool monitor_jobs;   /* the server offers MonitorJobs */
     bool features_known; /* a heartbeat has answered */
@@ -712,8 +713,8 @@ static void observe(struct job *j, int code, long message_count)
         log_event(c->e->lg, LOG_DEBUG, "job.state", &x, "%s (%d)", amt_code_name(code), code);
         j->last_code = code;
         if (!amt_code_is_final(code))
-            store_progress(c->e->pc, j->id, c->e->owner, j->attempt, code, on_progress_written,
-                           NULL);
+            store_batch_progress(c->e->batch, j->id, j->attempt, code, on_progress_written,
+                                 NULL);
     }
     if (amt_code_is_final(code)) {
         /* Messages read while it ran are kept: reading goes on after them. */
@@ -1216,6 +1217,7 @@ static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const c
     if (e->stopping == 2)
         return;
     if (err) {
+        c->take_over = true;
         log_event(e->lg, LOG_WARN, "claim.failed", &(struct log_ctx){c->cfg->name, 0, 0}, "%s",
                   err);
         return; /* the periodic rescan tries again */
@@ -1270,8 +1272,11 @@ static void claim(struct conn *c)
         room = e->cfg->daemon.claim_batch;
     c->claiming = true;
     c->claim_sent_at = now_ms();
-    if (store_claim(e->pc, e->owner, c->cfg->name, (int)room, e->lease_s, on_claimed, c))
+    if (store_claim(e->pc, e->owner, c->cfg->name, (int)room, e->lease_s, c->take_over,
+                    on_claimed, c))
         c->claiming = false;
+    else
+        c->take_over = false;
 }
 
 /* ------------------------------------------------------------ leases */
@@ -1506,6 +1511,7 @@ static void on_comm(void *ud, const char *value, const char *err)
             schedule(j, 0);
     if (c->comm != COMM_DISABLED)
         c->next_heartbeat = now_ms();
+    c->take_over = true; /* what the old comm state held back may be claimable now */
     claim(c);
 }
 
@@ -1567,6 +1573,7 @@ static void on_listen_up(void *ud)
     for (size_t k = 0; k < e->nconns; k++) {
         load_comm(e->conns[k]);
         load_secret(e->conns[k]);
+        e->conns[k]->take_over = true;
         claim(e->conns[k]);
     }
     check_kills(e); /* after the claims: their jobs are held by then */
@@ -1749,8 +1756,10 @@ static void run_timers(struct engine *e, int64_t now)
         e->next_purge = now + e->cfg->daemon.purge_interval_ms;
     }
     if (now >= e->next_claim_poll) {
-        for (size_t k = 0; k < e->nconns; k++)
+        for (size_t k = 0; k < e->nconns; k++) {
+            e->conns[k]->take_over = true;
             claim(e->conns[k]);
+        }
         e->next_claim_poll = now + CLAIM_POLL_MS;
     }
     if (now >= e->next_publish) {
@@ -1964,6 +1973,7 @@ static struct conn *conn_alloc(struct engine *e, const struct amtacs_connection 
         return NULL;
     c->e = e;
     c->cfg = cc;
+    c->take_over = true;
     c->server_up = -1;
     c->next_heartbeat = now_ms();
     c->mc = metrics_conn_get(e->metrics, cc->name);

@@ -179,17 +179,17 @@ static void on_claim(void *ud, const PGresult *res, const char *err)
 }
 
 int store_claim(struct pgconn *pc, const char *owner, const char *connection, int max_jobs,
-                int lease_seconds, store_claim_cb cb, void *ud)
+                int lease_seconds, bool take_over, store_claim_cb cb, void *ud)
 {
     char max[16], lease[16];
     snprintf(max, sizeof max, "%d", max_jobs);
     snprintf(lease, sizeof lease, "%d", lease_seconds);
-    const char *p[] = {owner, connection, max, lease};
+    const char *p[] = {owner, connection, max, lease, take_over ? "true" : "false"};
     return run(pc,
                "SELECT id, attempt, state, kind, application, amt_user, queue_name, job_name, "
                "script_name, params, task_id, batch_request_id, kill_requested, taken_over "
-               "FROM acs.claim_jobs($1, $2, $3::int, $4::int)",
-               4, p, on_claim, (void (*)(void))cb, ud);
+               "FROM acs.claim_jobs($1, $2, $3::int, $4::int, $5::boolean)",
+               5, p, on_claim, (void (*)(void))cb, ud);
 }
 
 /* ------------------------------------------------------------ renew */
@@ -268,30 +268,6 @@ static void on_bool(void *ud, const PGresult *res, const char *err)
     free(c);
 }
 
-int store_started(struct pgconn *pc, long long id, const char *owner, int attempt,
-                  int batch_request_id, store_bool_cb cb, void *ud)
-{
-    char sid[24], sat[16], sbr[16];
-    snprintf(sid, sizeof sid, "%lld", id);
-    snprintf(sat, sizeof sat, "%d", attempt);
-    snprintf(sbr, sizeof sbr, "%d", batch_request_id);
-    const char *p[] = {sid, owner, sat, sbr};
-    return run(pc, "SELECT acs.job_started($1::bigint, $2, $3::int, $4::int)", 4, p, on_bool,
-               (void (*)(void))cb, ud);
-}
-
-int store_progress(struct pgconn *pc, long long id, const char *owner, int attempt, int code,
-                   store_bool_cb cb, void *ud)
-{
-    char sid[24], sat[16], sc[16];
-    snprintf(sid, sizeof sid, "%lld", id);
-    snprintf(sat, sizeof sat, "%d", attempt);
-    snprintf(sc, sizeof sc, "%d", code);
-    const char *p[] = {sid, owner, sat, sc};
-    return run(pc, "SELECT acs.job_progress($1::bigint, $2, $3::int, $4::int)", 4, p, on_bool,
-               (void (*)(void))cb, ud);
-}
-
 int store_in_doubt(struct pgconn *pc, long long id, const char *owner, int attempt,
                    const char *reason, store_bool_cb cb, void *ud)
 {
@@ -325,28 +301,6 @@ int store_kill_outcome(struct pgconn *pc, long long id, const char *owner, int a
                (void (*)(void))cb, ud);
 }
 
-/* ------------------------------------------------------------ finish */
-
-static void on_finish(void *ud, const PGresult *res, const char *err)
-{
-    struct call *c = ud;
-    const char *outcome = !err && PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : NULL;
-    ((store_finish_cb)c->fn)(c->ud, outcome, err ? err : outcome ? NULL : "no outcome");
-    free(c);
-}
-
-int store_finish(struct pgconn *pc, long long id, const char *owner, int attempt, int code,
-                 const char *error, const char *log, store_finish_cb cb, void *ud)
-{
-    char sid[24], sat[16], sc[16];
-    snprintf(sid, sizeof sid, "%lld", id);
-    snprintf(sat, sizeof sat, "%d", attempt);
-    snprintf(sc, sizeof sc, "%d", code);
-    const char *p[] = {sid, owner, sat, sc, error, log};
-    return run(pc, "SELECT acs.job_finish($1::bigint, $2, $3::int, $4::int, $5, $6)", 6, p,
-               on_finish, (void (*)(void))cb, ud);
-}
-
 /* ------------------------------------------------------------ secrets */
 
 static void on_secret(void *ud, const PGresult *res, const char *err)
@@ -377,7 +331,6 @@ int store_batch_user_secret(struct pgconn *pc, const char *name, store_secret_cb
 
 /* ------------------------------------------------------------ batches */
 
-#define BATCH_MAX_ITEMS 1000
 #define BATCH_MAX_BYTES ((size_t)32 << 20)
 
 struct item {
@@ -393,14 +346,27 @@ struct items {
     struct buf json; /* the items as a JSON array, without the closing bracket */
 };
 
+/* The kinds of hot write, in the order a flush sends them: a job's start
+ * and progress are written before its end when all three fall in one turn. */
+enum kind { K_STARTED, K_PROGRESS, K_FINISH, K_COUNT };
+
+static const struct {
+    const char *num_key; /* the item's number: "batch_request_id" or "code" */
+    const char *sql;
+} kinds[K_COUNT] = {
+    [K_STARTED] = {"batch_request_id", "SELECT id, held FROM acs.jobs_started($1, $2::json)"},
+    [K_PROGRESS] = {"code", "SELECT id, held FROM acs.jobs_progress($1, $2::json)"},
+    [K_FINISH] = {"code", "SELECT id, outcome FROM acs.jobs_finish($1, $2::json)"},
+};
+
 struct store_batch {
     char *owner;
-    struct items started, finish;
+    struct items items[K_COUNT];
 };
 
 struct flight {
     struct items items;
-    bool finish; /* kind: finish (else started) */
+    enum kind kind;
 };
 
 static void items_free(struct items *it)
@@ -431,44 +397,57 @@ struct store_batch *store_batch_new(const char *owner)
         free(b);
         return NULL;
     }
-    buf_init(&b->started.json, BATCH_MAX_BYTES + 1024);
-    buf_init(&b->finish.json, BATCH_MAX_BYTES + ((size_t)300 << 20));
+    buf_init(&b->items[K_STARTED].json, BATCH_MAX_BYTES + 1024);
+    buf_init(&b->items[K_PROGRESS].json, BATCH_MAX_BYTES + 1024);
+    buf_init(&b->items[K_FINISH].json, BATCH_MAX_BYTES + ((size_t)300 << 20));
     return b;
 }
 
-static void fail_items(struct items *it, bool finish, const char *why)
+/* One item's outcome: for a finish, outcome or error; else held or error. */
+static void item_done(const struct item *v, enum kind kind, bool held, const char *outcome,
+                      const char *err)
 {
-    for (size_t i = 0; i < it->n; i++) {
-        if (finish)
-            ((store_finish_cb)it->v[i].fn)(it->v[i].ud, NULL, why);
-        else
-            ((store_bool_cb)it->v[i].fn)(it->v[i].ud, false, why);
-    }
+    if (kind == K_FINISH)
+        ((store_finish_cb)v->fn)(v->ud, err ? NULL : outcome, err);
+    else
+        ((store_bool_cb)v->fn)(v->ud, !err && held, err);
+}
+
+static void fail_items(struct items *it, enum kind kind, const char *why)
+{
+    for (size_t i = 0; i < it->n; i++)
+        item_done(&it->v[i], kind, false, NULL, why);
 }
 
 void store_batch_free(struct store_batch *b)
 {
     if (!b)
         return;
-    fail_items(&b->started, false, "shutting down");
-    fail_items(&b->finish, true, "shutting down");
-    items_free(&b->started);
-    items_free(&b->finish);
+    for (int k = 0; k < K_COUNT; k++) {
+        fail_items(&b->items[k], (enum kind)k, "shutting down");
+        items_free(&b->items[k]);
+    }
     free(b->owner);
     free(b);
 }
 
-size_t store_batch_pending(const struct store_batch *b) { return b->started.n + b->finish.n; }
+size_t store_batch_pending(const struct store_batch *b)
+{
+    size_t n = 0;
+    for (int k = 0; k < K_COUNT; k++)
+        n += b->items[k].n;
+    return n;
+}
 
 /* Starts or continues the JSON array; rolls back on failure. */
-static int json_item(struct items *it, const char *num_key, long long id, int attempt, int num,
-                     const char *error, const char *log, bool finish)
+static int json_item(struct items *it, enum kind kind, long long id, int attempt, int num,
+                     const char *error, const char *log)
 {
     size_t mark = it->json.len;
     bool bad = buf_puts(&it->json, it->n ? "," : "[") ||
                buf_printf(&it->json, "{\"id\":%lld,\"attempt\":%d,\"%s\":%d", id, attempt,
-                          num_key, num);
-    if (!bad && finish) {
+                          kinds[kind].num_key, num);
+    if (!bad && kind == K_FINISH) {
         bad = buf_puts(&it->json, ",\"error\":");
         if (!bad)
             bad = error ? text_json_quote(&it->json, error, strlen(error))
@@ -487,21 +466,32 @@ static int json_item(struct items *it, const char *num_key, long long id, int at
     return 0;
 }
 
+static int batch_add(struct store_batch *b, enum kind kind, long long id, int attempt, int num,
+                     const char *error, const char *log, void (*fn)(void), void *ud)
+{
+    struct items *it = &b->items[kind];
+    if (json_item(it, kind, id, attempt, num, error, log))
+        return -1;
+    return items_add(it, id, fn, ud);
+}
+
 int store_batch_started(struct store_batch *b, long long id, int attempt, int batch_request_id,
                         store_bool_cb cb, void *ud)
 {
-    if (json_item(&b->started, "batch_request_id", id, attempt, batch_request_id, NULL, NULL,
-                  false))
-        return -1;
-    return items_add(&b->started, id, (void (*)(void))cb, ud);
+    return batch_add(b, K_STARTED, id, attempt, batch_request_id, NULL, NULL,
+                     (void (*)(void))cb, ud);
+}
+
+int store_batch_progress(struct store_batch *b, long long id, int attempt, int code,
+                         store_bool_cb cb, void *ud)
+{
+    return batch_add(b, K_PROGRESS, id, attempt, code, NULL, NULL, (void (*)(void))cb, ud);
 }
 
 int store_batch_finish(struct store_batch *b, long long id, int attempt, int code,
                        const char *error, const char *log, store_finish_cb cb, void *ud)
 {
-    if (json_item(&b->finish, "code", id, attempt, code, error, log, true))
-        return -1;
-    return items_add(&b->finish, id, (void (*)(void))cb, ud);
+    return batch_add(b, K_FINISH, id, attempt, code, error, log, (void (*)(void))cb, ud);
 }
 
 static void on_flight(void *ud, const PGresult *res, const char *err)
@@ -509,30 +499,26 @@ static void on_flight(void *ud, const PGresult *res, const char *err)
     struct flight *f = ud;
     struct items *it = &f->items;
     if (err || (size_t)PQntuples(res) != it->n) {
-        fail_items(it, f->finish, err ? err : "batch answer does not match its items");
+        fail_items(it, f->kind, err ? err : "batch answer does not match its items");
     } else {
         /* The functions answer item by item, in the order given. */
         for (size_t i = 0; i < it->n; i++) {
             const char *v = PQgetvalue(res, (int)i, 1);
-            if (strtoll(PQgetvalue(res, (int)i, 0), NULL, 10) != it->v[i].id) {
-                if (f->finish)
-                    ((store_finish_cb)it->v[i].fn)(it->v[i].ud, NULL, "batch answer out of order");
-                else
-                    ((store_bool_cb)it->v[i].fn)(it->v[i].ud, false, "batch answer out of order");
-            } else if (f->finish) {
-                bool failed = !strncmp(v, "error: ", 7);
-                ((store_finish_cb)it->v[i].fn)(it->v[i].ud, failed ? NULL : v, failed ? v : NULL);
-            } else {
-                ((store_bool_cb)it->v[i].fn)(it->v[i].ud, !strcmp(v, "t"), NULL);
-            }
+            if (strtoll(PQgetvalue(res, (int)i, 0), NULL, 10) != it->v[i].id)
+                item_done(&it->v[i], f->kind, false, NULL, "batch answer out of order");
+            else if (f->kind == K_FINISH && !strncmp(v, "error: ", 7))
+                item_done(&it->v[i], f->kind, false, NULL, v);
+            else
+                item_done(&it->v[i], f->kind, !strcmp(v, "t"), v, NULL);
         }
     }
     items_free(it);
     free(f);
 }
 
-static int flush_kind(struct store_batch *b, struct pgconn *pc, struct items *it, bool finish)
+static int flush_kind(struct store_batch *b, struct pgconn *pc, enum kind kind)
 {
+    struct items *it = &b->items[kind];
     if (!it->n)
         return 0;
     if (buf_putc(&it->json, ']'))
@@ -541,12 +527,9 @@ static int flush_kind(struct store_batch *b, struct pgconn *pc, struct items *it
     if (!f)
         return -1;
     f->items = *it;
-    f->finish = finish;
+    f->kind = kind;
     const char *p[] = {b->owner, f->items.json.data};
-    if (pgconn_query(pc,
-                     finish ? "SELECT id, outcome FROM acs.jobs_finish($1, $2::json)"
-                            : "SELECT id, held FROM acs.jobs_started($1, $2::json)",
-                     2, p, on_flight, f)) {
+    if (pgconn_query(pc, kinds[kind].sql, 2, p, on_flight, f)) {
         *it = f->items;
         it->json.len--; /* the closing bracket again */
         it->json.data[it->json.len] = '\0';
@@ -562,8 +545,9 @@ static int flush_kind(struct store_batch *b, struct pgconn *pc, struct items *it
 
 int store_batch_flush(struct store_batch *b, struct pgconn *pc)
 {
-    int rc = flush_kind(b, pc, &b->started, false);
-    if (flush_kind(b, pc, &b->finish, true))
-        rc = -1;
+    int rc = 0;
+    for (int k = 0; k < K_COUNT; k++)
+        if (flush_kind(b, pc, (enum kind)k))
+            rc = -1;
     return rc;
 }

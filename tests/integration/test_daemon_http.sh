@@ -87,6 +87,15 @@ n=$(metric amtacs_database_statement_seconds_count)
 [ "$n" != absent ] && [ "$n" -gt 10 ] && h_ok "database statements are timed ($n)" ||
     h_not_ok "database statements are timed ($n)"
 
+# a running job's document carries the state the server last reported
+run=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT)
+h_wait_sql 10 2 "SELECT last_code FROM acs.jobs WHERE id = $run" || h_not_ok "the running job's state is recorded"
+status "${auth[@]}" "$URL/v1/jobs/$run" >/dev/null
+h_eq "running 2 RUNNING pending" "$(jq -r '"\(.state) \(.amt_code) \(.amt_state) \(.log)"' "$H_TMP/body")" \
+    "/v1/jobs/ID of a running job: the AMT state the server reported (RUNNING)"
+h_sql -c "SELECT acs.request_kill($run)" >/dev/null
+h_wait_sql 10 3 "SELECT completion_code FROM acs.jobs WHERE id = $run" || h_not_ok "the running job was killed"
+
 # queued jobs with Full Comm disabled are in the queue gauge, not started
 h_ctl comm disable AMTDEMO >/dev/null
 h_wait_until 10 bash -c "curl -fs -H 'Authorization: Bearer $token' $URL/metrics |

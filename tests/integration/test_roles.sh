@@ -46,6 +46,7 @@ refused scheduler1 "write a result" "SELECT acs.job_finish($id, 'x', 1, 4, NULL,
 refused scheduler1 "update a job" "UPDATE acs.jobs SET completion_code = 4 WHERE id = $id"
 refused scheduler1 "delete a job log" "DELETE FROM acs.job_logs"
 refused scheduler1 "claim jobs" "SELECT * FROM acs.claim_jobs('x', 'AMTDEMO', 1, 30)"
+refused scheduler1 "claim jobs (take_over form)" "SELECT * FROM acs.claim_jobs('x', 'AMTDEMO', 1, 30, false)"
 
 # --- operator: kill, status, logs --------------------------------------------------
 long=$("$CTL_BIN" --db "$(conn scheduler1)" submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT)
