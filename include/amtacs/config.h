@@ -48,6 +48,7 @@ struct amtacs_connection {
         int64_t connect_timeout_ms; /* TCP + TLS connect */
         int64_t timeout_ms;         /* whole request */
         long max_body;              /* reply bodies larger than this many bytes fail */
+        long max_connections;       /* HTTP connections to the server, at most */
     } http;
     struct {
         bool verify;   /* check the server certificate and host name */

@@ -32,6 +32,7 @@ extern char **environ;
 #define MONITOR_BATCH 1000   /* ids per MonitorJobs call */
 #define MESSAGES_PAGE 1000   /* messages per GetMessages call */
 #define CLAIM_POLL_MS 5000   /* a rescan even without a NOTIFY */
+#define FLUSH_BEHIND 2       /* statements waiting, below which hot writes are sent */
 #define DB_RETRY_MS 1000     /* a failed write is tried again after this */
 #define UNKNOWN_LIMIT 3      /* MonitorJob 404s in a row before the job is UNDEFINED */
 #define PURGE_BATCH 500      /* job logs deleted per statement */
@@ -1818,7 +1819,11 @@ int engine_run(struct engine *e)
         for (size_t k = 0; k < e->nconns; k++)
             if (e->conns[k]->nbatch && e->conns[k]->amt)
                 flush_batch(e->conns[k]);
-        if (store_batch_pending(e->batch))
+        /* Hot writes gather while the database is busy: sent once fewer
+         * than FLUSH_BEHIND statements wait, they go as few large statements
+         * rather than one small one per loop turn, and the next is already
+         * queued when one ends, so the backend never idles between them. */
+        if (store_batch_pending(e->batch) && pgconn_pending(e->pc) < FLUSH_BEHIND)
             store_batch_flush(e->batch, e->pc);
         if (e->stopping == 2)
             break;
@@ -1921,7 +1926,8 @@ static int client_new(struct conn *c, const struct amtacs_connection *cc,
         .name = cc->name, .url = cc->url, .user = cc->batch_user,
         .connect_timeout_ms = (long)cc->http.connect_timeout_ms,
         .timeout_ms = (long)cc->http.timeout_ms, .max_body = (size_t)cc->http.max_body,
-        .tls_verify = cc->tls.verify, .ca_file = cc->tls.ca_file, .max_connections = 8,
+        .tls_verify = cc->tls.verify, .ca_file = cc->tls.ca_file,
+        .max_connections = cc->http.max_connections,
         .lg = e->lg, .observe = observe_call, .observe_ud = c,
     };
     char aerr[256];

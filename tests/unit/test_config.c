@@ -66,6 +66,7 @@ static void assert_connection_defaults(const struct amtacs_connection *c)
     assert_int_equal(c->http.connect_timeout_ms, 10000);
     assert_int_equal(c->http.timeout_ms, 30000);
     assert_int_equal(c->http.max_body, 1048576);
+    assert_int_equal(c->http.max_connections, 8);
     assert_true(c->tls.verify);
     assert_null(c->tls.ca_file);
 }
@@ -699,6 +700,7 @@ static void test_dump_round_trip(void **state)
         "      backoff: 1.0\n      max_interval: 1m\n    start_retry:\n      attempts: 5\n"
         "      delay: 1s\n      backoff: 2.0\n      max_delay: 30s\n    http:\n"
         "      connect_timeout: 10s\n      timeout: 30s\n      max_body: 1048576\n"
+        "      max_connections: 8\n"
         "    tls:\n      verify: true\n      ca_file: ~\n",
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
