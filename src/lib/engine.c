@@ -69,6 +69,7 @@ struct job {
     bool kill_wanted; /* an operator asked for a kill */
     bool kill_seen;   /* the operator's kill request reached kill_job() */
     bool kill_busy;   /* a Kill call is in flight (independent of `busy`) */
+    bool gone;        /* freed while its Kill call was in flight: on_kill frees it */
     int64_t kill_retry_at; /* a failed Kill is sent again from then on */
     bool maybe_started; /* an earlier holder may have sent Start already */
     char *doubt;        /* why the job is going in doubt */
@@ -310,17 +311,8 @@ static void schedule_check(struct job *j, int64_t delay_ms)
 
 /* ------------------------------------------------------------ jobs */
 
-static void job_free(struct job *j)
+static void job_memory_free(struct job *j)
 {
-    struct conn *c = j->c;
-    heap_remove(c->e, j);
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        c->jobs = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    c->njobs--;
     for (size_t i = 0; i < j->nvalues; i++)
         free(j->values[i]);
     free(j->values);
@@ -334,6 +326,26 @@ static void job_free(struct job *j)
     free(j->error);
     free(j->doubt);
     free(j);
+}
+
+/* The job is done with: it leaves the connection (its slot is free at once).
+ * A Kill call still in flight holds the job as its callback's argument, so
+ * the memory goes when that call returns (on_kill), not before. */
+static void job_free(struct job *j)
+{
+    struct conn *c = j->c;
+    heap_remove(c->e, j);
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        c->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    c->njobs--;
+    if (j->kill_busy)
+        j->gone = true;
+    else
+        job_memory_free(j);
     claim(c); /* a slot is free */
 }
 
@@ -1081,6 +1093,10 @@ static void on_kill(void *ud, const struct amt_reply *r)
 {
     struct job *j = ud;
     j->kill_busy = false;
+    if (j->gone) {
+        job_memory_free(j); /* it ended while the call was out; nothing else to do */
+        return;
+    }
     if (r->status == AMT_ERR_CANCELLED)
         return;
     if (j->lost && !j->busy) {

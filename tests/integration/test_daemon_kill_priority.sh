@@ -38,4 +38,26 @@ h_eq 500 "$(h_sql -c "SELECT count(*) FROM acs.jobs WHERE completion_code = 4")"
 h_eq 501 "$(h_sim_counter .requests_created)" "none started twice"
 h_eq 0 "$(h_sim_counter .duplicate_starts)" \
     "no Start was sent twice (a call waiting for a connection does not time out)"
+
+# A job that ends while its Kill call is still out (the server holds the Kill
+# answer 3 s; REPORTTEST01 ends on its own after 1.5 s): the daemon writes the
+# job's end at once and, when the Kill answer comes back, has nothing left to
+# do with it. (It once freed the job there and then read it again in the Kill
+# callback: a use after free that the ASan build turns into a crash.)
+curl -fsS -X PUT "$H_SIM_URL/sim/faults" -d '{"latency_ms":3000,"routes":["kill"]}' >/dev/null
+kill_calls=$(h_sim_counter .routes.kill)
+late=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j REPORTTEST01)
+h_wait_sql 20 running "SELECT state FROM acs.jobs WHERE id = $late" || h_not_ok "the report runs"
+h_ctl kill "$late" >/dev/null
+h_wait_sql 20 "finished|DONE" "SELECT state || '|' || completion_name FROM acs.job_results WHERE id = $late" &&
+    h_ok "the job ended DONE while its Kill call was still out" ||
+    h_not_ok "the job ended DONE while its Kill call was still out"
+h_wait_for 10 '[ "$(h_sim_counter .routes.kill)" -gt "$kill_calls" ]' || h_not_ok "the late Kill reached the server"
+sleep 3.5 # its answer (held 3 s from its arrival) comes back to the daemon
+curl -fsS -X DELETE "$H_SIM_URL/sim/faults" >/dev/null
+kill -0 "$H_DAEMON_PID" 2>/dev/null && h_ok "the daemon is still up after the late Kill answer" ||
+    h_not_ok "the daemon is still up after the late Kill answer"
+id2=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
+h_wait_sql 20 finished "SELECT state FROM acs.jobs WHERE id = $id2" && h_ok "and goes on working" ||
+    h_not_ok "and goes on working"
 h_daemons_stop
