@@ -627,6 +627,24 @@ static void parse_leaf(struct loader *ld, const struct config_key *k, const char
             PQfreemem(err);
             return;
         }
+        /* A URI's %XX escapes can decode to bytes that are not UTF-8, or to
+         * control characters: the same rules as for the text itself, else such
+         * a value could not be logged, shown or written back (config dump). */
+        const char *bad = NULL, *why = NULL;
+        for (PQconninfoOption *o = opts; o->keyword && !bad; o++) {
+            if (!o->val)
+                continue;
+            if (!text_utf8_valid(o->val, strlen(o->val)))
+                bad = o->keyword, why = "is not valid UTF-8";
+            for (const char *q = o->val; *q && !bad; q++)
+                if (iscntrl((unsigned char)*q))
+                    bad = o->keyword, why = "contains control characters";
+        }
+        if (bad) {
+            yd_errorf(doc, val, "%s: the value of %s %s (after %%-decoding)", path, bad, why);
+            PQconninfoFree(opts);
+            return;
+        }
         PQconninfoFree(opts);
         set_text(ld, field, strdup(s));
         return;

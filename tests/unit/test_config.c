@@ -550,6 +550,43 @@ static void test_urls(void **state)
     }
 }
 
+/* A conninfo URI whose %XX escapes decode to bytes that are not UTF-8 is
+ * refused (found by fuzz_config: the dump could not be loaded again). */
+static void test_conninfo_utf8(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *conninfo, *error;
+    } cases[] = {
+        {"postgresql://u@db/amtacs?sslmode=v%eafy", "the value of sslmode is not valid UTF-8"},
+        {"postgresql://u:s%ff3cret@db/amtacs", "the value of password is not valid UTF-8"},
+        {"postgresql://u%01x@db/amtacs", "the value of user contains control characters"},
+        {"postgresql://u@db/caf%c3%a9", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[512];
+        int n = snprintf(text, sizeof text,
+                         "database: {conninfo: \"%s\"}\nkey_file: /k\nconnections:\n"
+                         "  - name: A\n    batch_user: u\n    url: \"http://h:1\"\n",
+                         cases[i].conninfo);
+        struct config_errors *errs = NULL;
+        const struct amtacs_config *cfg = config_load_string("t", text, (size_t)n, &errs);
+        if (!cases[i].error) {
+            assert_non_null(cfg);
+            assert_string_equal(cfg->database.conninfo, cases[i].conninfo);
+            config_free(cfg);
+            continue;
+        }
+        assert_null(cfg);
+        char want[256];
+        snprintf(want, sizeof want, "t:1:22: database.conninfo: %s (after %%-decoding)",
+                 cases[i].error);
+        const char *w = want;
+        check_errors(cases[i].conninfo, errs, &w, 1);
+        config_errors_free(errs);
+    }
+}
+
 /* ---- durations ---- */
 
 struct duration_case {
@@ -901,6 +938,7 @@ int main(void)
         cmocka_unit_test(test_unreadable_file),
         cmocka_unit_test(test_errors_print),
         cmocka_unit_test(test_urls),
+        cmocka_unit_test(test_conninfo_utf8),
         cmocka_unit_test(test_duration_parse),
         cmocka_unit_test(test_duration_format),
         cmocka_unit_test(test_dump_round_trip),
