@@ -210,9 +210,10 @@ static const cJSON *member(const cJSON *o, const char *key)
 }
 
 /* The readers return 1 with the value, 0 when an optional field is absent,
- * -1 after reporting why the field is unusable. */
-static int read_number(struct pctx *x, const cJSON *o, const char *key, bool required, double lo,
-                       double hi, double *out)
+ * -1 after reporting why the field is unusable. This one finds the member and
+ * checks its JSON type (`what` names the type in the message). */
+static int field(struct pctx *x, const cJSON *o, const char *key, bool required,
+                 cJSON_bool (*is)(const cJSON *), const char *what, const cJSON **out)
 {
     const cJSON *v = member(o, key);
     if (!v) {
@@ -220,8 +221,23 @@ static int read_number(struct pctx *x, const cJSON *o, const char *key, bool req
             perr(x, AMT_ERR_PROTOCOL, "field.missing", "%s%s is missing", x->path, key);
         return required ? -1 : 0;
     }
+    if (!is(v)) {
+        perr(x, AMT_ERR_PROTOCOL, "field.type", "%s%s is not %s", x->path, key, what);
+        return -1;
+    }
+    *out = v;
+    return 1;
+}
+
+static int read_number(struct pctx *x, const cJSON *o, const char *key, bool required, double lo,
+                       double hi, double *out)
+{
+    const cJSON *v;
+    int rc = field(x, o, key, required, cJSON_IsNumber, "an integer", &v);
+    if (rc < 1)
+        return rc;
     double d = v->valuedouble;
-    if (!cJSON_IsNumber(v) || d != floor(d)) {
+    if (d != floor(d)) {
         perr(x, AMT_ERR_PROTOCOL, "field.type", "%s%s is not an integer", x->path, key);
         return -1;
     }
@@ -263,16 +279,10 @@ enum str_rule {
 static int read_str(struct pctx *x, const cJSON *o, const char *key, bool required, size_t max,
                     enum str_rule rule, const char **out)
 {
-    const cJSON *v = member(o, key);
-    if (!v) {
-        if (required)
-            perr(x, AMT_ERR_PROTOCOL, "field.missing", "%s%s is missing", x->path, key);
-        return required ? -1 : 0;
-    }
-    if (!cJSON_IsString(v)) {
-        perr(x, AMT_ERR_PROTOCOL, "field.type", "%s%s is not a string", x->path, key);
-        return -1;
-    }
+    const cJSON *v;
+    int rc = field(x, o, key, required, cJSON_IsString, "a string", &v);
+    if (rc < 1)
+        return rc;
     const unsigned char *s = (const unsigned char *)v->valuestring;
     size_t len = strlen(v->valuestring); /* exact: the checker refused \u0000 */
     if (required && len == 0) {
@@ -299,13 +309,10 @@ static int read_str(struct pctx *x, const cJSON *o, const char *key, bool requir
 
 static int read_bool(struct pctx *x, const cJSON *o, const char *key, bool *out)
 {
-    const cJSON *v = member(o, key);
-    if (!v)
-        return 0;
-    if (!cJSON_IsBool(v)) {
-        perr(x, AMT_ERR_PROTOCOL, "field.type", "%s%s is not a boolean", x->path, key);
-        return -1;
-    }
+    const cJSON *v;
+    int rc = field(x, o, key, false, cJSON_IsBool, "a boolean", &v);
+    if (rc < 1)
+        return rc;
     *out = cJSON_IsTrue(v);
     return 1;
 }
@@ -313,16 +320,10 @@ static int read_bool(struct pctx *x, const cJSON *o, const char *key, bool *out)
 static int read_array(struct pctx *x, const cJSON *o, const char *key, bool required,
                       size_t max, const cJSON **out, size_t *n)
 {
-    const cJSON *v = member(o, key);
-    if (!v) {
-        if (required)
-            perr(x, AMT_ERR_PROTOCOL, "field.missing", "%s%s is missing", x->path, key);
-        return required ? -1 : 0;
-    }
-    if (!cJSON_IsArray(v)) {
-        perr(x, AMT_ERR_PROTOCOL, "field.type", "%s%s is not a list", x->path, key);
-        return -1;
-    }
+    const cJSON *v;
+    int rc = field(x, o, key, required, cJSON_IsArray, "a list", &v);
+    if (rc < 1)
+        return rc;
     size_t len = (size_t)cJSON_GetArraySize(v);
     if (len > max) {
         perr(x, AMT_ERR_PROTOCOL, "list.too_long", "%s%s lists more than %zu entries", x->path,

@@ -446,11 +446,26 @@ static enum jsoncheck_err enter(struct scan *s)
     return JSONCHECK_OK;
 }
 
+/* After a member or an element: a ',' (*more: another follows) or the
+ * closing bracket (*more false), past it; anything else is unexpected. */
+static enum jsoncheck_err after_item(struct scan *s, char close, bool *more)
+{
+    skip_ws(s);
+    if (s->i < s->n && (s->p[s->i] == ',' || s->p[s->i] == close)) {
+        *more = s->p[s->i] == ',';
+        if (*more)
+            s->i++;
+        return JSONCHECK_OK;
+    }
+    return unexpected(s);
+}
+
 static enum jsoncheck_err scan_object(struct scan *s)
 {
     enum jsoncheck_err e = enter(s);
     if (e)
         return e;
+    bool more;
     size_t base = s->nkeys, members = 0;
     skip_ws(s);
     if (s->i < s->n && s->p[s->i] == '}')
@@ -473,16 +488,10 @@ static enum jsoncheck_err scan_object(struct scan *s)
         if (s->i >= s->n || s->p[s->i] != ':')
             return unexpected(s);
         s->i++;
-        if ((e = scan_value(s)))
+        if ((e = scan_value(s)) || (e = after_item(s, '}', &more)))
             return e;
-        skip_ws(s);
-        if (s->i < s->n && s->p[s->i] == ',') {
-            s->i++;
-            continue;
-        }
-        if (s->i < s->n && s->p[s->i] == '}')
+        if (!more)
             break;
-        return unexpected(s);
     }
 done:
     s->i++;
@@ -496,20 +505,15 @@ static enum jsoncheck_err scan_array(struct scan *s)
     enum jsoncheck_err e = enter(s);
     if (e)
         return e;
+    bool more;
     skip_ws(s);
     if (s->i < s->n && s->p[s->i] == ']')
         goto done;
     for (;;) {
-        if ((e = scan_value(s)))
+        if ((e = scan_value(s)) || (e = after_item(s, ']', &more)))
             return e;
-        skip_ws(s);
-        if (s->i < s->n && s->p[s->i] == ',') {
-            s->i++;
-            continue;
-        }
-        if (s->i < s->n && s->p[s->i] == ']')
+        if (!more)
             break;
-        return unexpected(s);
     }
 done:
     s->i++;

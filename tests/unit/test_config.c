@@ -550,6 +550,19 @@ static void test_urls(void **state)
     }
 }
 
+/* A minimal configuration with the given conninfo, loaded. */
+static const struct amtacs_config *load_conninfo(const char *conninfo,
+                                                 struct config_errors **errs)
+{
+    char text[512];
+    int n = snprintf(text, sizeof text,
+                     "database: {conninfo: \"%s\"}\nkey_file: /k\nconnections:\n"
+                     "  - name: A\n    batch_user: u\n    url: \"http://h:1\"\n",
+                     conninfo);
+    assert_true(n > 0 && (size_t)n < sizeof text);
+    return config_load_string("t", text, (size_t)n, errs);
+}
+
 /* A conninfo URI whose %XX escapes decode to bytes that are not UTF-8 is
  * refused (found by fuzz_config: the dump could not be loaded again). */
 static void test_conninfo_utf8(void **state)
@@ -564,13 +577,8 @@ static void test_conninfo_utf8(void **state)
         {"postgresql://u@db/caf%c3%a9", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char text[512];
-        int n = snprintf(text, sizeof text,
-                         "database: {conninfo: \"%s\"}\nkey_file: /k\nconnections:\n"
-                         "  - name: A\n    batch_user: u\n    url: \"http://h:1\"\n",
-                         cases[i].conninfo);
         struct config_errors *errs = NULL;
-        const struct amtacs_config *cfg = config_load_string("t", text, (size_t)n, &errs);
+        const struct amtacs_config *cfg = load_conninfo(cases[i].conninfo, &errs);
         if (!cases[i].error) {
             assert_non_null(cfg);
             assert_string_equal(cfg->database.conninfo, cases[i].conninfo);
@@ -801,13 +809,8 @@ static void test_dump_hides_password(void **state)
         {"host=db dbname=amtacs", "conninfo: \"host=db dbname=amtacs\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char text[512];
-        int n = snprintf(text, sizeof text,
-                         "database:\n  conninfo: \"%s\"\nkey_file: /k\nconnections:\n"
-                         "  - {name: A, url: 'http://h:1', batch_user: u}\n",
-                         cases[i].conninfo);
         struct config_errors *errs;
-        const struct amtacs_config *cfg = config_load_string("t", text, (size_t)n, &errs);
+        const struct amtacs_config *cfg = load_conninfo(cases[i].conninfo, &errs);
         if (!cases[i].shown) {
             assert_null(cfg);
             assert_int_equal(config_errors_count(errs), 1);
