@@ -100,7 +100,9 @@ ids=()
 for i in $(seq 1 10); do ids+=("$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j REPORTTEST01)"); done
 sleep 0.2
 h_pg_restart
-sleep 0.3
+# once the daemon has reconnected (its backoff after a restart can pass 0.3 s on a slow machine)
+h_wait_for 20 '[ "$(h_sql -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = '"'amtacsd'"'")" -gt 0 ]' ||
+    h_not_ok "the daemon reconnected after the restart"
 h_sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'amtacsd' AND pid <> pg_backend_pid()" | grep -q t || h_not_ok "a backend of the daemon was terminated"
 for i in $(seq 1 10); do ids+=("$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)"); done
 h_wait_until 60 all_finished && h_ok "after a PostgreSQL restart and a terminated backend every job ended" ||
