@@ -67,6 +67,7 @@ struct amtacs_config {
     struct {
         char *id;           /* "" = hostname:pid, filled in by the daemon */
         long lease_seconds; /* a claimed job's lease, renewed while the daemon lives */
+        int64_t renew_interval_ms; /* between lease renewals; 0 = a third of the lease */
         long claim_batch;   /* jobs claimed per query at most */
         long max_log_bytes; /* a stored job log is cut at this size */
         int64_t purge_interval_ms; /* between purges of expired job logs */

@@ -36,6 +36,15 @@ typedef void (*store_claim_cb)(void *ud, const struct store_job *jobs, size_t n,
 typedef void (*store_bool_cb)(void *ud, bool held, const char *err);
 typedef void (*store_finish_cb)(void *ud, const char *outcome, const char *err);
 typedef void (*store_lost_cb)(void *ud, const long long *lost, size_t n, const char *err);
+/* A renewal's outcome: the jobs no longer held (drop them) and the jobs whose
+ * row another session had locked (still held, lease not renewed this time). */
+typedef void (*store_renew_cb)(void *ud, const long long *lost, size_t nlost,
+                               const long long *busy, size_t nbusy, const char *err);
+
+/* The error a write reports (the same pointer) when the job's row was locked
+ * by another session: the daemon never waits for someone else's row lock
+ * (sql/0009_lock_order.sql), so the write is to be made again shortly. */
+extern const char store_row_busy[];
 typedef void (*store_secret_cb)(void *ud, const char *key_id, const unsigned char *sealed,
                                 size_t len, const char *err);
 typedef void (*store_done_cb)(void *ud, const char *err);
@@ -63,8 +72,9 @@ int store_purge(struct pgconn *pc, int max_rows, store_count_cb cb, void *ud);
  * every claim. */
 int store_claim(struct pgconn *pc, const char *owner, const char *connection, int max_jobs,
                 int lease_seconds, bool take_over, store_claim_cb cb, void *ud);
+/* Renews the leases of held jobs, in id order, skipping rows others have locked. */
 int store_renew(struct pgconn *pc, const char *owner, const long long *ids, const int *attempts,
-                size_t n, int lease_seconds, store_lost_cb cb, void *ud);
+                size_t n, int lease_seconds, store_renew_cb cb, void *ud);
 /* The jobs owner holds that an operator wants killed (kills whose NOTIFY may have been lost). */
 int store_kills_pending(struct pgconn *pc, const char *owner, store_lost_cb cb, void *ud);
 /* starting -> in_doubt with an alert; held false when the caller no longer held it. */

@@ -41,6 +41,9 @@ static const struct config_key keys[] = {
     {.path = "daemon.lease_seconds", .type = CONFIG_T_INT, .reload = true, .min = 1,
      .max = 86400, .def = 30, .offset = G(daemon.lease_seconds),
      .help = "lease on claimed jobs; another daemon takes over after it expires"},
+    {.path = "daemon.renew_interval", .type = CONFIG_T_DURATION, .reload = true, .min = 0,
+     .max = 86400000, .def = 0, .offset = G(daemon.renew_interval_ms),
+     .help = "how often the leases are renewed, less than lease_seconds; 0: a third of it"},
     {.path = "daemon.claim_batch", .type = CONFIG_T_INT, .reload = true, .min = 1, .max = 10000,
      .def = 100, .offset = G(daemon.claim_batch), .help = "jobs claimed per query at most"},
     {.path = "daemon.max_log_bytes", .type = CONFIG_T_INT, .reload = true, .min = 4096,
@@ -1001,6 +1004,15 @@ static const struct amtacs_config *build(struct yd_doc *doc, char *dir,
                               "and connections");
         else
             walk_map(&ld, "", "", root, cfg, cfg);
+        if (yd_error_count(doc) == 0 &&
+            cfg->daemon.renew_interval_ms >= cfg->daemon.lease_seconds * 1000) {
+            char a[32];
+            yd_errorf(doc, node_at(doc, root, "daemon.renew_interval"),
+                      "daemon.renew_interval: %s is not less than daemon.lease_seconds (%ld s): "
+                      "the leases would expire between renewals",
+                      duration_format(cfg->daemon.renew_interval_ms, a, sizeof a),
+                      cfg->daemon.lease_seconds);
+        }
     }
     if (ld.oom || yd_error_count(doc) > 0) {
         config_free(cfg);

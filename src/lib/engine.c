@@ -95,6 +95,7 @@ struct job {
     bool truncated;       /* the log reached daemon.max_log_bytes */
     long after;
     int64_t lease_until; /* our lease surely holds until then (monotonic ms) */
+    int64_t row_locked_since; /* a write found the row locked by someone else (0: no) */
     int64_t due;
     size_t heap_idx;
     struct job *prev, *next;
@@ -413,12 +414,29 @@ static bool write_returned(struct job *j, const char *err, const char *what)
     }
     if (!settle(j))
         return false;
+    struct log_ctx x = jctx(j);
+    if (err == store_row_busy) {
+        /* Someone's transaction holds the row (an operator's open kill, a
+         * long SELECT ... FOR UPDATE): said once, written when it lets go. */
+        if (!j->row_locked_since) {
+            j->row_locked_since = now_ms();
+            log_event(j->c->e->lg, LOG_WARN, "job.row_locked", &x,
+                      "%s waits: another session holds the job's row locked", what);
+        }
+        schedule(j, DB_RETRY_MS);
+        return false;
+    }
     if (err) {
-        struct log_ctx x = jctx(j);
         log_event(j->c->e->lg, LOG_WARN, "job.write_retry", &x, "%s failed, trying again: %s",
                   what, err);
         schedule(j, DB_RETRY_MS);
         return false;
+    }
+    if (j->row_locked_since) {
+        log_event(j->c->e->lg, LOG_INFO, "job.row_unlocked", &x,
+                  "%s done after the row was locked by another session for %.1f s", what,
+                  (double)(now_ms() - j->row_locked_since) / 1000.0);
+        j->row_locked_since = 0;
     }
     return true;
 }
@@ -1304,7 +1322,24 @@ static int cmp_ll(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void on_renewed(void *ud, const long long *lost, size_t n, const char *err)
+/* A sorted copy of n ids (NULL when n is 0 or out of memory). */
+static long long *sorted_ids(const long long *ids, size_t n)
+{
+    long long *v = n ? malloc(n * sizeof *v) : NULL;
+    if (v) {
+        memcpy(v, ids, n * sizeof *v);
+        qsort(v, n, sizeof *v, cmp_ll);
+    }
+    return v;
+}
+
+static bool in_ids(long long id, const long long *sorted, size_t n)
+{
+    return sorted && bsearch(&id, sorted, n, sizeof *sorted, cmp_ll);
+}
+
+static void on_renewed(void *ud, const long long *lost, size_t nlost, const long long *busy,
+                       size_t nbusy, const char *err)
 {
     struct engine *e = ud;
     e->renewing = false;
@@ -1314,33 +1349,40 @@ static void on_renewed(void *ud, const long long *lost, size_t n, const char *er
         log_event(e->lg, LOG_WARN, "lease.renew_failed", NULL, "%s", err);
         return;
     }
+    /* Sorted lists keep this linear in the jobs held. A job whose row
+     * someone else had locked was not renewed: its lease stays as it was.
+     * Jobs that finished while the renewal was on its way come back as lost
+     * too. */
+    long long *slost = sorted_ids(lost, nlost), *sbusy = sorted_ids(busy, nbusy);
+    if ((nlost && !slost) || (nbusy && !sbusy)) {
+        log_event(e->lg, LOG_WARN, "lease.renew_failed", NULL, "out of memory");
+        goto done;
+    }
     int64_t until = e->renew_sent_at + e->lease_s * 1000L;
-    for (size_t k = 0; k < e->nconns; k++)
-        for (struct job *j = e->conns[k]->jobs; j; j = j->next)
-            if (j->lease_until < until)
-                j->lease_until = until; /* jobs claimed later hold a newer lease already */
-    if (n == 0)
-        return;
-    /* Jobs that finished while the renewal was on its way come back as not
-     * held too; one pass with a sorted list keeps this linear in the jobs. */
-    long long *sorted = malloc(n * sizeof *sorted);
-    if (!sorted)
-        return;
-    memcpy(sorted, lost, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, cmp_ll);
     for (size_t k = 0; k < e->nconns; k++) {
         struct job *j = e->conns[k]->jobs;
         while (j) {
             struct job *next = j->next; /* settle() may free j */
-            if (bsearch(&j->id, sorted, n, sizeof *sorted, cmp_ll)) {
+            if (in_ids(j->id, slost, nlost)) {
                 j->lost = true;
                 if (!j->busy)
                     settle(j);
+            } else if (!in_ids(j->id, sbusy, nbusy) && j->lease_until < until) {
+                j->lease_until = until; /* jobs claimed later hold a newer lease already */
             }
             j = next;
         }
     }
-    free(sorted);
+done:
+    free(slost);
+    free(sbusy);
+}
+
+/* Renewals come often enough that two can fail before a lease runs out. */
+static int64_t renew_interval_ms(const struct engine *e)
+{
+    int64_t ms = e->cfg->daemon.renew_interval_ms;
+    return ms > 0 && ms < e->lease_s * 1000L ? ms : e->lease_s * 1000L / 3;
 }
 
 static void renew(struct engine *e)
@@ -1766,7 +1808,7 @@ static void run_timers(struct engine *e, int64_t now)
         return;
     if (now >= e->next_renew) {
         renew(e);
-        e->next_renew = now + e->lease_s * 1000L / 3;
+        e->next_renew = now + renew_interval_ms(e);
     }
     if (now >= e->next_purge) {
         purge(e);
@@ -2286,10 +2328,10 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    e->next_renew = now + e->lease_s * 1000L / 3;
+    e->cfg = opt->cfg; /* owned from here on */
+    e->next_renew = now + renew_interval_ms(e);
     e->next_claim_poll = now + CLAIM_POLL_MS;
     e->next_purge = now + 1000; /* soon after start, then every purge_interval */
-    e->cfg = opt->cfg; /* owned from here on */
     return e;
 fail:
     engine_free(e);

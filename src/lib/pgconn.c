@@ -25,6 +25,7 @@ struct stmt {
     pgconn_result_cb cb;
     void *ud;
     bool internal; /* our own LISTEN: no callback */
+    int retries;   /* times sent again after a deadlock or serialization failure */
     struct timespec sent; /* when it went to the server, for cbs.observe */
     struct stmt *next;
 };
@@ -280,6 +281,26 @@ static void drive_connect(struct pgconn *pc)
     }
 }
 
+/* A statement that PostgreSQL rolled back to break a deadlock, or for a
+ * serialization failure, did nothing: each of ours is its own transaction, so
+ * it is sent again at once (and its caller never sees the failure) rather than
+ * failing a write or a lease renewal. Bounded, should the cause persist. */
+#define MAX_RETRIES_AT_ONCE 5
+
+static bool retry_at_once(struct pgconn *pc, const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    struct stmt *s = pc->head;
+    if (!state || (strcmp(state, "40P01") && strcmp(state, "40001")) || s->internal ||
+        s->retries >= MAX_RETRIES_AT_ONCE)
+        return false;
+    s->retries++;
+    pc->head_sent = false;
+    log_event(pc->lg, LOG_INFO, "db.retry", NULL, "%s (SQLSTATE %s); sent again (%d)",
+              strcmp(state, "40P01") ? "serialization failure" : "deadlock", state, s->retries);
+    return true;
+}
+
 static void read_results(struct pgconn *pc)
 {
     if (!PQconsumeInput(pc->conn)) {
@@ -304,6 +325,10 @@ static void read_results(struct pgconn *pc)
         ExecStatusType st = last ? PQresultStatus(last) : PGRES_FATAL_ERROR;
         if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
             pop_and_call(pc, last, NULL);
+        } else if (retry_at_once(pc, last)) {
+            PQclear(last);
+            send_next(pc);
+            continue;
         } else {
             char msg[1024];
             const char *e = last ? PQresultErrorMessage(last) : PQerrorMessage(pc->conn);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char store_row_busy[] = "the job's row is locked by another session";
+
 /* Each statement's context: the typed callback and its argument. */
 struct call {
     void (*fn)(void);
@@ -194,7 +196,8 @@ int store_claim(struct pgconn *pc, const char *owner, const char *connection, in
 
 /* ------------------------------------------------------------ renew */
 
-static void on_renew(void *ud, const PGresult *res, const char *err)
+/* A list of ids (kills_pending). */
+static void on_ids(void *ud, const PGresult *res, const char *err)
 {
     struct call *c = ud;
     store_lost_cb cb = (store_lost_cb)c->fn;
@@ -204,16 +207,47 @@ static void on_renew(void *ud, const PGresult *res, const char *err)
         return;
     }
     int n = PQntuples(res);
-    long long *lost = calloc(n > 0 ? (size_t)n : 1, sizeof *lost);
-    if (!lost) {
+    long long *ids = calloc(n > 0 ? (size_t)n : 1, sizeof *ids);
+    if (!ids) {
         cb(c->ud, NULL, 0, "out of memory");
         free(c);
         return;
     }
     for (int i = 0; i < n; i++)
-        lost[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-    cb(c->ud, lost, (size_t)n, NULL);
-    free(lost);
+        ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    cb(c->ud, ids, (size_t)n, NULL);
+    free(ids);
+    free(c);
+}
+
+/* (id, busy) rows: the jobs not renewed, split into lost and busy. */
+static void on_renew(void *ud, const PGresult *res, const char *err)
+{
+    struct call *c = ud;
+    store_renew_cb cb = (store_renew_cb)c->fn;
+    if (err) {
+        cb(c->ud, NULL, 0, NULL, 0, err);
+        free(c);
+        return;
+    }
+    int n = PQntuples(res);
+    long long *v = calloc(n > 0 ? (size_t)n : 1, sizeof *v);
+    if (!v) {
+        cb(c->ud, NULL, 0, NULL, 0, "out of memory");
+        free(c);
+        return;
+    }
+    /* lost ones fill v from the front, busy ones from the back */
+    size_t nlost = 0, nbusy = 0;
+    for (int i = 0; i < n; i++) {
+        long long id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        if (!strcmp(PQgetvalue(res, i, 1), "t"))
+            v[(size_t)n - ++nbusy] = id;
+        else
+            v[nlost++] = id;
+    }
+    cb(c->ud, v, nlost, v + (size_t)n - nbusy, nbusy, NULL);
+    free(v);
     free(c);
 }
 
@@ -235,7 +269,7 @@ static char *array_literal(const long long *ll, const int *ii, size_t n)
 }
 
 int store_renew(struct pgconn *pc, const char *owner, const long long *ids, const int *attempts,
-                size_t n, int lease_seconds, store_lost_cb cb, void *ud)
+                size_t n, int lease_seconds, store_renew_cb cb, void *ud)
 {
     char lease[16];
     snprintf(lease, sizeof lease, "%d", lease_seconds);
@@ -243,8 +277,8 @@ int store_renew(struct pgconn *pc, const char *owner, const long long *ids, cons
     int rc = -1;
     if (a && b) {
         const char *p[] = {owner, a, b, lease};
-        rc = run(pc, "SELECT acs.renew_leases($1, $2::bigint[], $3::int[], $4::int)", 4, p,
-                 on_renew, (void (*)(void))cb, ud);
+        rc = run(pc, "SELECT id, busy FROM acs.leases_renew($1, $2::bigint[], $3::int[], $4::int)",
+                 4, p, on_renew, (void (*)(void))cb, ud);
     }
     free(a);
     free(b);
@@ -254,8 +288,7 @@ int store_renew(struct pgconn *pc, const char *owner, const long long *ids, cons
 int store_kills_pending(struct pgconn *pc, const char *owner, store_lost_cb cb, void *ud)
 {
     const char *p[] = {owner};
-    /* the answer is a list of ids, as renew's */
-    return run(pc, "SELECT acs.kills_pending($1)", 1, p, on_renew, (void (*)(void))cb, ud);
+    return run(pc, "SELECT acs.kills_pending($1)", 1, p, on_ids, (void (*)(void))cb, ud);
 }
 
 /* ------------------------------------------------------------ bool */
@@ -508,6 +541,8 @@ static void on_flight(void *ud, const PGresult *res, const char *err)
                 item_done(&it->v[i], f->kind, false, NULL, "batch answer out of order");
             else if (f->kind == K_FINISH && !strncmp(v, "error: ", 7))
                 item_done(&it->v[i], f->kind, false, NULL, v);
+            else if (f->kind == K_FINISH ? !strcmp(v, "busy") : PQgetisnull(res, (int)i, 1))
+                item_done(&it->v[i], f->kind, false, NULL, store_row_busy);
             else
                 item_done(&it->v[i], f->kind, !strcmp(v, "t"), v, NULL);
         }

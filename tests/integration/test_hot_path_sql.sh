@@ -101,6 +101,54 @@ out=$(q "SELECT string_agg(id || ' ' || outcome, ',') FROM acs.jobs_finish('me',
               {\"id\":$k2,\"attempt\":$(att "$k2"),\"code\":null,\"error\":null,\"log\":\"bad\"}]')")
 h_match "^$k1 finished,$k2 error: " "$out" "an item the table refuses (no code) fails alone; the others finish ($out)"
 
+# --- a row someone else holds locked: reported busy, never waited for -------------------
+# (sql/0009_lock_order.sql: the daemon never waits for another session's row lock)
+ids=$(q "SELECT string_agg(acs.submit_batch_job('AMTDEMO', 'DEMO2', 'L' || g)::text, ' ' ORDER BY g)
+         FROM generate_series(1, 3) AS g")
+read -r l1 l2 l3 <<<"$ids"
+q "SELECT count(*) FROM acs.claim_jobs('lk', 'AMTDEMO', 3, 300, false)" >/dev/null
+started=$(q "SELECT string_agg(id || ' ' || held, ',') FROM acs.jobs_started('lk',
+            (SELECT json_agg(json_build_object('id', id, 'attempt', attempt, 'batch_request_id', id))
+               FROM acs.jobs WHERE id IN ($l1, $l2, $l3)))")
+h_eq "$l1 true,$l2 true,$l3 true" "$started" "three jobs running for owner lk"
+psql -X -q -At -c "BEGIN" -c "SELECT id FROM acs.jobs WHERE id = $l2 FOR UPDATE" \
+    -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
+holder=$!
+h_wait_sql 30 1 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(600)%'
+                 AND state = 'active'" || h_not_ok "wait ran out: another session holds job $l2 locked"
+items="[{\"id\":$l1,\"attempt\":1,\"code\":2},{\"id\":$l2,\"attempt\":1,\"code\":2},{\"id\":$l3,\"attempt\":1,\"code\":2}]"
+h_eq "$l1 true,$l2 ,$l3 true" "$(q "SELECT string_agg(id || ' ' || coalesce(held::text, ''), ',')
+                                     FROM acs.jobs_progress('lk', '$items')")" \
+    "jobs_progress: the locked row is busy (NULL), the others written"
+h_eq "$l2 true" "$(q "SELECT string_agg(id || ' ' || busy, ',') FROM acs.leases_renew('lk',
+                        ARRAY[$l1, $l2, $l3], ARRAY[1, 1, 1], 300)")" \
+    "leases_renew: only the locked row is not renewed, and it is busy (still held)"
+h_eq "$l3 false" "$(q "SELECT string_agg(id || ' ' || busy, ',') FROM acs.leases_renew('lk',
+                        ARRAY[$l1, $l3], ARRAY[1, 9], 300)")" \
+    "leases_renew: a wrong attempt is lost (busy false)"
+items="[{\"id\":$l2,\"attempt\":1,\"code\":4,\"error\":null,\"log\":\"x\"},{\"id\":$l1,\"attempt\":1,\"code\":4,\"error\":null,\"log\":\"y\"}]"
+h_eq "$l2 busy,$l1 finished" "$(q "SELECT string_agg(id || ' ' || outcome, ',') FROM acs.jobs_finish('lk', '$items')")" \
+    "jobs_finish: the locked row is busy, the other finished"
+out=$(q "SELECT acs.job_kill_outcome($l2, 'lk', 1, NULL)" 2>&1 || true)
+h_match "lock timeout" "$out" "a single-row write gives way after lock_timeout rather than wait ($out)"
+kill "$holder" 2>/dev/null || true
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(600)%'" >/dev/null
+wait "$holder" 2>/dev/null || true
+h_eq "$l2 finished" "$(q "SELECT string_agg(id || ' ' || outcome, ',') FROM acs.jobs_finish('lk',
+                              '[{\"id\":$l2,\"attempt\":1,\"code\":4,\"error\":null,\"log\":\"x\"}]')")" \
+    "once the lock is gone, the finish goes through"
+
+# --- bulk kills lock in id order ----------------------------------------------------------
+ids=$(q "SELECT string_agg(acs.submit_batch_job('AMTDEMO', 'DEMO2', 'K' || g)::text, ' ' ORDER BY g)
+         FROM generate_series(1, 3) AS g")
+read -r k1 k2 k3 <<<"$ids"
+h_eq "$k1 queued,$k2 queued,$k3 queued,987654321 no job 987654321" \
+    "$(q "SELECT string_agg(job_id || ' ' || coalesce(state, '') || coalesce(replace(error, 'job 987654321 does not exist', 'no job 987654321'), ''), ',')
+            FROM acs.request_kills(ARRAY[$k3, 987654321, $k1, $k2, $k3])")" \
+    "request_kills: each distinct id once, in id order, with its state or why not"
+h_eq 3 "$(q "SELECT count(*) FROM acs.jobs WHERE id IN ($k1, $k2, $k3) AND kill_requested_at IS NOT NULL")" \
+    "and the kills are requested"
+
 # --- the plans: a probe per item, whatever the statistics -----------------------------------
 # 20,000 jobs held by one owner, statistics taken while none was held: the
 # planner believes the owner holds next to nothing (what a burst of claims
@@ -121,10 +169,12 @@ SQL
 )
 updates=$(grep -c "Update on jobs" <<<"$plans" || true)
 h_eq 3 "$updates" "auto_explain showed the three batch updates"
-h_eq 3 "$(grep -A3 "Update on jobs" <<<"$plans" | grep -c "Nested Loop" || true)" \
+h_eq 3 "$(grep -A1 "Update on jobs" <<<"$plans" | grep -c "Nested Loop" || true)" \
     "each joins its items to acs.jobs in a nested loop"
+h_eq 3 "$(grep -A2 "LockRows" <<<"$plans" | grep -cE "Sort Key: [a-z_0-9]+\.id$" || true)" \
+    "each locks its rows in id order first (sql/0009_lock_order.sql)"
 h_eq 0 "$(grep -c "jobs_claimed_idx" <<<"$plans" || true)" \
     "none reads jobs_claimed_idx (every job held) to find its items"
-h_eq 3 "$(grep -A3 "Update on jobs" <<<"$plans" | grep -c "Index Scan using jobs_pkey on jobs" || true)" \
+h_eq 3 "$(grep -A10 "Update on jobs" <<<"$plans" | grep -c "Index Scan using jobs_pkey on jobs" || true)" \
     "each finds its items by primary key"
 

@@ -367,6 +367,9 @@ static const struct bad_file bad_files[] = {
       "poll.interval (2m)",
       "bad-cross.yaml:12:18: connections[0].start_retry.max_delay: 10s is less than "
       "start_retry.delay (1m)"}},
+    {"bad-renew.yaml",
+     {"bad-renew.yaml:6:19: daemon.renew_interval: 2s is not less than daemon.lease_seconds "
+      "(2 s): the leases would expire between renewals"}},
     {"bad-ca-file.yaml",
      {"bad-ca-file.yaml:9:16: connections[0].tls.ca_file: cannot read '@DIR@/missing.pem': "
       "No such file or directory"}},
@@ -738,7 +741,7 @@ static void test_dump_round_trip(void **state)
     char *text = dump_to_string(cfg);
     static const char *const lines[] = {
         "\nlog_level: info\n",
-        "\ndaemon:\n  id: \"\"\n  lease_seconds: 30\n  claim_batch: 100\n",
+        "\ndaemon:\n  id: \"\"\n  lease_seconds: 30\n  renew_interval: 0s\n  claim_batch: 100\n",
         "\n  - name: \"AMTTEST\"\n    url: \"http://10.1.29.5:9001\"\n"
         "    batch_user: \"OPCONTEST\"\n    retain_log_days: 30\n    allow_kill: false\n"
         "    max_in_flight: 100\n    poll:\n      initial_delay: 10s\n      interval: 5s\n"
