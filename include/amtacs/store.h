@@ -75,6 +75,13 @@ int store_claim(struct pgconn *pc, const char *owner, const char *connection, in
 /* Renews the leases of held jobs, in id order, skipping rows others have locked. */
 int store_renew(struct pgconn *pc, const char *owner, const long long *ids, const int *attempts,
                 size_t n, int lease_seconds, store_renew_cb cb, void *ud);
+/* Takes the session-level advisory lock that proves this daemon alive
+ * (sql/0010_liveness.sql); held false when another session has it (an earlier
+ * session of ours the server has not yet seen die). */
+int store_register(struct pgconn *pc, const char *owner, store_bool_cb cb, void *ud);
+/* held true when a daemon whose session ended holds jobs of these connections. */
+int store_takeover_due(struct pgconn *pc, const char *owner, const char *const *connections,
+                       size_t n, store_bool_cb cb, void *ud);
 /* The jobs owner holds that an operator wants killed (kills whose NOTIFY may have been lost). */
 int store_kills_pending(struct pgconn *pc, const char *owner, store_lost_cb cb, void *ud);
 /* starting -> in_doubt with an alert; held false when the caller no longer held it. */

@@ -32,6 +32,7 @@ extern char **environ;
 #define MONITOR_BATCH 1000   /* ids per MonitorJobs call */
 #define MESSAGES_PAGE 1000   /* messages per GetMessages call */
 #define CLAIM_POLL_MS 5000   /* a rescan even without a NOTIFY */
+#define TAKEOVER_CHECK_MS 1000 /* how often we look for daemons whose session ended */
 #define FLUSH_BEHIND 2       /* statements waiting, below which hot writes are sent */
 #define DB_RETRY_MS 1000     /* a failed write is tried again after this */
 #define UNKNOWN_LIMIT 3      /* MonitorJob 404s in a row before the job is UNDEFINED */
@@ -175,6 +176,11 @@ struct engine {
     struct job **heap;
     size_t nheap, capheap;
     bool db_up;
+    bool alive;          /* our statement session holds the lock that proves us alive */
+    bool registering;    /* taking that lock is on its way */
+    bool lock_busy_said; /* said that another session still holds it */
+    bool checking;       /* a look for daemons whose session ended is on its way */
+    int64_t next_takeover_check;
     bool renewing;
     int64_t renew_sent_at;
     int64_t next_renew, next_claim_poll, next_purge, next_publish;
@@ -1097,6 +1103,10 @@ static void start(struct job *j)
  * server any more: another daemon may hold it by now. */
 static bool lease_holds(struct job *j)
 {
+    /* Only while the session that proves us alive is up (docs/takeover.md);
+     * the database's absence is logged once, as db.down. */
+    if (!j->c->e->db_up)
+        return false;
     if (now_ms() < j->lease_until)
         return true;
     struct log_ctx x = jctx(j);
@@ -1581,11 +1591,80 @@ static void load_comm(struct conn *c)
 
 static void conn_register(struct conn *c, bool fresh);
 
+/* ------------------------------------------------------------ liveness */
+
+static void on_daemon_registered(void *ud, bool held, const char *err)
+{
+    struct engine *e = ud;
+    e->registering = false;
+    if (err) {
+        log_event(e->lg, LOG_WARN, "daemon.register_failed", NULL,
+                  "could not take the lock that proves this daemon alive: %s", err);
+        return;
+    }
+    e->alive = held;
+    if (held && e->lock_busy_said) {
+        log_event(e->lg, LOG_INFO, "daemon.lock_taken", NULL,
+                  "this daemon's liveness lock is ours again");
+        e->lock_busy_said = false;
+    } else if (!held && !e->lock_busy_said) {
+        log_event(e->lg, LOG_WARN, "daemon.lock_busy", NULL,
+                  "another session still holds this daemon's liveness lock (an earlier "
+                  "session the server has not seen end); until it goes, only the leases guard "
+                  "our jobs");
+        e->lock_busy_said = true;
+    }
+}
+
+/* Takes the session-level lock that tells other daemons we are alive: after
+ * every connect, and again while another session holds it. */
+static void register_daemon(struct engine *e)
+{
+    if (e->registering || !e->db_up || e->stopping)
+        return;
+    e->registering = !store_register(e->pc, e->owner, on_daemon_registered, e);
+}
+
+static void on_takeover_due(void *ud, bool due, const char *err)
+{
+    struct engine *e = ud;
+    e->checking = false;
+    if (err || !due || e->stopping)
+        return;
+    for (size_t k = 0; k < e->nconns; k++) {
+        if (e->conns[k]->removed)
+            continue;
+        e->conns[k]->take_over = true;
+        claim(e->conns[k]);
+    }
+}
+
+/* A daemon whose session ended (kill -9, a crash, a lost machine whose
+ * connections the server closed) leaves its jobs to whoever looks first. */
+static void check_takeover(struct engine *e)
+{
+    if (!e->db_up || e->checking)
+        return;
+    if (!e->alive)
+        register_daemon(e);
+    const char **names = calloc(e->nconns ? e->nconns : 1, sizeof *names);
+    size_t n = 0;
+    if (!names)
+        return;
+    for (size_t k = 0; k < e->nconns; k++)
+        if (!e->conns[k]->removed)
+            names[n++] = e->conns[k]->cfg->name;
+    if (n)
+        e->checking = !store_takeover_due(e->pc, e->owner, names, n, on_takeover_due, e);
+    free(names);
+}
+
 static void on_db_up(void *ud)
 {
     struct engine *e = ud;
     e->db_up = true;
     metrics_db_up(e->metrics, true);
+    register_daemon(e); /* first: the claims below may take over others' jobs */
     /* Notifications sent while we were away are lost: rescan everything. A
      * removed connection's jobs in hand still need its comm state and password. */
     for (size_t k = 0; k < e->nconns; k++) {
@@ -1645,6 +1724,15 @@ static void on_db_down(void *ud, const char *why)
     e->db_up = false;
     metrics_db_up(e->metrics, false);
     e->renewing = false;
+    /* Our liveness lock went with the session: another daemon may take our
+     * jobs over from now on. Nothing is sent for them until a renewal after
+     * the reconnect says which are still ours. */
+    e->alive = false;
+    e->registering = false;
+    e->checking = false;
+    for (size_t k = 0; k < e->nconns; k++)
+        for (struct job *j = e->conns[k]->jobs; j; j = j->next)
+            j->lease_until = 0;
     for (size_t k = 0; k < e->nconns; k++)
         e->conns[k]->claiming = false;
 }
@@ -1810,6 +1898,10 @@ static void run_timers(struct engine *e, int64_t now)
         renew(e);
         e->next_renew = now + renew_interval_ms(e);
     }
+    if (now >= e->next_takeover_check) {
+        check_takeover(e);
+        e->next_takeover_check = now + TAKEOVER_CHECK_MS;
+    }
     if (now >= e->next_purge) {
         purge(e);
         e->next_purge = now + e->cfg->daemon.purge_interval_ms;
@@ -1845,6 +1937,8 @@ static long next_timeout(struct engine *e, int64_t now)
             t = e->next_renew;
         if (e->next_claim_poll < t)
             t = e->next_claim_poll;
+        if (e->next_takeover_check < t)
+            t = e->next_takeover_check;
         if (e->next_purge < t)
             t = e->next_purge;
         if (e->next_publish < t)
@@ -2331,6 +2425,7 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
     e->cfg = opt->cfg; /* owned from here on */
     e->next_renew = now + renew_interval_ms(e);
     e->next_claim_poll = now + CLAIM_POLL_MS;
+    e->next_takeover_check = now + TAKEOVER_CHECK_MS;
     e->next_purge = now + 1000; /* soon after start, then every purge_interval */
     return e;
 fail:

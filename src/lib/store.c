@@ -301,6 +301,33 @@ static void on_bool(void *ud, const PGresult *res, const char *err)
     free(c);
 }
 
+int store_register(struct pgconn *pc, const char *owner, store_bool_cb cb, void *ud)
+{
+    const char *p[] = {owner};
+    return run(pc, "SELECT acs.daemon_register($1)", 1, p, on_bool, (void (*)(void))cb, ud);
+}
+
+int store_takeover_due(struct pgconn *pc, const char *owner, const char *const *connections,
+                       size_t n, store_bool_cb cb, void *ud)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    bool bad = buf_putc(&b, '[');
+    for (size_t i = 0; !bad && i < n; i++)
+        bad = (i && buf_putc(&b, ',')) ||
+              text_json_quote(&b, connections[i], strlen(connections[i]));
+    if (!bad)
+        bad = buf_putc(&b, ']');
+    int rc = -1;
+    if (!bad) {
+        const char *p[] = {owner, b.data};
+        rc = run(pc, "SELECT acs.takeover_due($1, ARRAY(SELECT json_array_elements_text($2::json)))",
+                 2, p, on_bool, (void (*)(void))cb, ud);
+    }
+    buf_free(&b);
+    return rc;
+}
+
 int store_in_doubt(struct pgconn *pc, long long id, const char *owner, int attempt,
                    const char *reason, store_bool_cb cb, void *ud)
 {

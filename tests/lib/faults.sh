@@ -42,8 +42,8 @@ FM_DEADLINE=${FM_DEADLINE:-90}       # seconds for every job to finish after the
 FM_ROWS=()
 FM_TABLE_DIR="${AMTACS_BIN}/fault-matrix"
 FM_TABLE_FILE="$FM_TABLE_DIR/$(basename "$0" .sh).md"
-FM_HEADER='| scenario | enqueued | finished | lost | started twice | wrong result | daemon crashes | Starts re-sent | seconds |'
-FM_RULE='|---|--:|--:|--:|--:|--:|--:|--:|--:|'
+FM_HEADER='| scenario | enqueued | finished | lost | started twice | wrong result | daemon crashes | Starts re-sent | taken over after (s) | seconds |'
+FM_RULE='|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|'
 
 # Daemons of the current scenario: pid -> config, log, and what the test expects of it.
 declare -A FM_DCFG=() FM_DLOG=() FM_DARMED=()
@@ -186,6 +186,8 @@ fm_begin() {
     FM_CRASHES=0
     FM_CRASH_NOTES=()
     FM_KILLED=0
+    FM_KILL_AT=()
+    FM_TAKEOVER=-
     FM_LIVE=()
     FM_STOPPED=()
     FM_DCFG=()
@@ -251,6 +253,7 @@ fm_kill9() {
     local pid=$1 restart=${2:-restart}
     fm_without "$pid" FM_LIVE
     fm_without "$pid" FM_STOPPED
+    FM_KILL_AT+=("$(date +%s.%N) $pid")
     kill -KILL "$pid" 2>/dev/null || true
     fm_reap "$pid"
     FM_KILLED=$((FM_KILLED + 1))
@@ -440,8 +443,9 @@ SQL
     )
     lost=$((enq - fin))
     secs=$((SECONDS - FM_T0))
-    row=$(printf '| %s | %d | %d | %d | %d | %d | %d | %d | %d |' "$FM_DESC" "$enq" "$fin" "$lost" \
-        "$twice" "$wrong" "$FM_CRASHES" "$resent" "$secs")
+    fm_takeover
+    row=$(printf '| %s | %d | %d | %d | %d | %d | %d | %d | %s | %d |' "$FM_DESC" "$enq" "$fin" "$lost" \
+        "$twice" "$wrong" "$FM_CRASHES" "$resent" "$FM_TAKEOVER" "$secs")
     FM_ROWS+=("$row")
     echo "$row" >>"$FM_TABLE_FILE"
     printf '# %s\n' "$FM_HEADER" "$row"
@@ -451,6 +455,29 @@ SQL
         h_not_ok "$FM_SCN: $enq jobs: lost $lost, started twice $twice, wrong $wrong, crashes $FM_CRASHES"
         fm_explain
     fi
+}
+
+# FM_TAKEOVER: seconds from the first kill -9 of the scenario to the first job
+# another daemon process followed again (job.resumed) or claimed from its
+# earlier holder (attempt 2 or more), from the daemons' own log timestamps;
+# "-" when no daemon was killed or nothing was taken over.
+fm_takeover() {
+    FM_TAKEOVER=-
+    [ ${#FM_KILL_AT[@]} -gt 0 ] || return 0
+    local at pid f first="" t
+    read -r at pid <<<"${FM_KILL_AT[0]}"
+    for f in "${FM_DLOG[@]}"; do
+        [ "$f" = "${FM_DLOG[$pid]}" ] && continue
+        t=$(grep -hE 'event=job\.resumed|event=job\.claimed .*\(attempt ([2-9]|[1-9][0-9]+)\)' "$f" |
+            sed -n 's/^time=\([^ ]*\) .*/\1/p' | while read -r ts; do
+                e=$(date -d "$ts" +%s.%N)
+                awk -v e="$e" -v a="$at" 'BEGIN { if (e > a) { print e; exit 0 } exit 1 }' && break
+            done) || true
+        [ -n "$t" ] || continue
+        if [ -z "$first" ] || awk -v t="$t" -v f="$first" 'BEGIN { exit !(t < f) }'; then first=$t; fi
+    done
+    [ -n "$first" ] && FM_TAKEOVER=$(awk -v t="$first" -v a="$at" 'BEGIN { printf "%.2f", t - a }')
+    return 0
 }
 
 # Why a scenario failed: the jobs that were lost or ended wrong, and the crashes.
