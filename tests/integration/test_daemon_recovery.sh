@@ -84,10 +84,14 @@ h_eq 3 "$(h_sql -c "SELECT count(*) FROM acs.job_results WHERE name = 'LONGRUNNI
 h_eq "$created" "$(h_sim_counter .requests_created)" "nothing was started again after the restart"
 
 # --- the AMT server goes away while a job runs: the job does not fail ---------
-id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j REPORTTEST01)
-h_wait_sql 10 running "SELECT state FROM acs.jobs WHERE id = $id"
+# (a job that runs until told: it is still running when the server goes)
+id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT)
+h_wait_sql 10 running "SELECT state FROM acs.jobs WHERE id = $id" || h_not_ok "wait ran out: job $id running"
+mark=$(wc -l <"$H_DAEMON_LOG")
 curl -fsS -X PUT --data '{"down":true}' "$H_SIM_URL/sim/faults" >/dev/null
-sleep 1.5   # the job ends on the server meanwhile; the daemon cannot see it
+sim_state "$id" 4   # the job ends DONE on the server meanwhile; the daemon cannot see it
+h_wait_for 20 'tail -n +"$((mark + 1))" "$H_DAEMON_LOG" | grep -q "event=job.follow_retry.* job=$id "' ||
+    h_not_ok "wait ran out: the daemon fails to reach the server for job $id"
 h_eq running "$(h_sql -c "SELECT state FROM acs.jobs WHERE id = $id")" "while the server is down the job stays running"
 curl -fsS -X DELETE "$H_SIM_URL/sim/faults" >/dev/null
 h_ctl wait "$id" --timeout 20 >/dev/null
@@ -112,12 +116,17 @@ h_eq 0 "$(h_sql -c "SELECT count(*) FROM acs.jobs WHERE id IN ($(IFS=,; echo "${
 h_match "event=db.down" "$(cat "$H_DAEMON_LOG")" "the daemon saw the database go"
 
 # --- tokens expire mid-run: one re-logon, no failure --------------------------
+# (a job that runs until killed: it is still running when the token goes)
 logons=$(h_sim_counter .logons)
-id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j REPORTTEST01)
-h_wait_sql 10 running "SELECT state FROM acs.jobs WHERE id = $id"
+id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT)
+h_wait_sql 10 running "SELECT state FROM acs.jobs WHERE id = $id" || h_not_ok "wait ran out: job $id running"
 curl -fsS -X POST "$H_SIM_URL/sim/tokens/expire" >/dev/null
-h_ctl wait "$id" --timeout 20 >/dev/null
-h_eq "DONE" "$(h_sql -c "SELECT completion_name FROM acs.job_results WHERE id = $id")" "a job survives its token expiring"
+h_wait_for 20 '[ "$(h_sim_counter .logons)" -gt "$logons" ]' ||
+    h_not_ok "wait ran out: the daemon logs on again after its token expired"
+sim_state "$id" 4
+h_ctl wait "$id" --timeout 20 >/dev/null || true
+h_eq "DONE" "$(h_sql -c "SELECT completion_name FROM acs.job_results WHERE id = $id")" \
+    "a job survives its token expiring (followed on to its end)"
 h_eq $((logons + 1)) "$(h_sim_counter .logons)" "the daemon logged on again exactly once"
 
 # --- a second daemon: both share the queue, no job starts twice ----------------
