@@ -72,7 +72,7 @@ grep -E 'event=job\.lease_' <<<"$after" | head -n 3 | cut -c1-220 | sed 's/^/#  
 # the leases would have made that wait 30 s. (lease_held_at_takeover: the
 # first job taken over came before the killed daemon's leases could expire.)
 taken_before_lease() { # the takeover figure is a number below the lease
-    [ "$FM_TAKEOVER" != - ] && awk -v t="$FM_TAKEOVER" -v l="$FM_LEASE" 'BEGIN { exit !(t < l) }'
+    [ "$FM_BACK" != - ] && awk -v t="$FM_BACK" -v l="$FM_LEASE" 'BEGIN { exit !(t < l) }'
 }
 long_held_by() { # long_held_by PID: running jobs of the scenario that daemon holds
     h_sql -c "SELECT count(*) FROM acs.jobs WHERE connection = '$FM_SCN' AND owner LIKE '%:$1:%'
@@ -88,8 +88,8 @@ h_wait_for 30 '[ "$(long_held_by "$a")" -gt 0 ]' || h_not_ok "wait ran out: the 
 fm_kill9 "$a" restart
 fm_during 3 none
 fm_finish
-taken_before_lease && h_ok "kill9-restart: the restarted daemon followed the dead one's jobs after $FM_TAKEOVER s, before the 30 s leases ran out" ||
-    h_not_ok "kill9-restart: taken over after $FM_TAKEOVER s (lease 30 s)"
+taken_before_lease && h_ok "kill9-restart: the restarted daemon followed the dead one's jobs after $FM_BACK s, before the 30 s leases ran out" ||
+    h_not_ok "kill9-restart: taken over after $FM_BACK s (lease 30 s)"
 
 fm_begin kill9-other "two daemons, leases of 30 s, one killed with kill -9"
 fm_daemon; a=$FM_PID
@@ -101,8 +101,8 @@ held=$(owned_by "$a")
 fm_kill9 "$a" no-restart
 fm_during 3 none
 fm_finish
-taken_before_lease && h_ok "kill9-other: the other daemon followed the dead one's $held jobs after $FM_TAKEOVER s, before the 30 s leases ran out" ||
-    h_not_ok "kill9-other: taken over after $FM_TAKEOVER s (lease 30 s)"
+taken_before_lease && h_ok "kill9-other: the other daemon followed the dead one's $held jobs after $FM_BACK s, before the 30 s leases ran out" ||
+    h_not_ok "kill9-other: taken over after $FM_BACK s (lease 30 s)"
 h_eq 0 "$(h_sql -c "SELECT count(*) FROM acs.jobs WHERE connection = '$FM_SCN' AND owner LIKE '%:$a:%'
                     AND state <> 'finished'")" "kill9-other: every job of the killed daemon was taken over"
 h_eq 0 "$(h_sql -c "SELECT count(*) FROM acs.daemons WHERE owner LIKE '%:$a:%'")" \

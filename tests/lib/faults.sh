@@ -42,7 +42,7 @@ FM_DEADLINE=${FM_DEADLINE:-90}       # seconds for every job to finish after the
 FM_ROWS=()
 FM_TABLE_DIR="${AMTACS_BIN}/fault-matrix"
 FM_TABLE_FILE="$FM_TABLE_DIR/$(basename "$0" .sh).md"
-FM_HEADER='| scenario | enqueued | finished | lost | started twice | wrong result | daemon crashes | Starts re-sent | taken over after (s) | seconds |'
+FM_HEADER='| scenario | enqueued | finished | lost | started twice | wrong result | daemon crashes | Starts re-sent | back after (s) | seconds |'
 FM_RULE='|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|'
 
 # Daemons of the current scenario: pid -> config, log, and what the test expects of it.
@@ -148,7 +148,7 @@ fm_config() {
     local file=$1
     cat >"$file" <<CONF
 database:
-  conninfo: "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE application_name=amtacsd"
+  conninfo: "${FM_CONNINFO:-host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE application_name=amtacsd}"
 key_file: $H_TMP/secret.key
 http: {listen: "127.0.0.1:0"}
 log_level: ${FM_LOG_LEVEL:-info}
@@ -187,7 +187,9 @@ fm_begin() {
     FM_CRASH_NOTES=()
     FM_KILLED=0
     FM_KILL_AT=()
-    FM_TAKEOVER=-
+    FM_BACK=-
+    FM_BACK_AT=""
+    FM_BACK_EVENT=""
     FM_LIVE=()
     FM_STOPPED=()
     FM_DCFG=()
@@ -328,7 +330,9 @@ fm_submit() {
     local n=$1 from=$((FM_NEXT_N + 1)) to=$((FM_NEXT_N + $1))
     [ "$n" -gt 0 ] || return 0
     FM_NEXT_N=$to
-    h_sql -v scn="$FM_SCN" -v from="$from" -v to="$to" >/dev/null <<'SQL'
+    # (the workload numbers also go to a file: a failover may lose the rows
+    # themselves, and a promoted replica may hand their ids out again)
+    h_sql -v scn="$FM_SCN" -v from="$from" -v to="$to" >>"$H_TMP/$FM_SCN.submitted" <<'SQL'
 INSERT INTO fm.jobs (scenario, id, seq, n)
 SELECT :'scn',
        CASE WHEN k.script
@@ -339,7 +343,8 @@ SELECT :'scn',
   JOIN fm.kinds AS k ON k.seq = g.n % 28
  CROSS JOIN LATERAL (SELECT coalesce(array_agg(replace(x, '{n}', g.n::text)), '{}') AS vals
                        FROM unnest(k.vals) AS x) AS v
- ORDER BY g.n;
+ ORDER BY g.n
+RETURNING n;
 SQL
 }
 
@@ -356,9 +361,13 @@ SELECT count(acs.request_kill(j.id)) FROM acs.jobs j JOIN fm.jobs f ON f.id = j.
 SQL
 }
 
+# Jobs of the scenario not yet finished (with FM_DOUBT_OK=1, a job in doubt
+# counts as settled: it waits for an operator, by design).
 fm_unfinished() {
+    local settled="'finished'"
+    [ "${FM_DOUBT_OK:-0}" = 1 ] && settled="'finished', 'in_doubt'"
     h_sql -c "SELECT count(*) FROM fm.jobs f LEFT JOIN acs.jobs j ON j.id = f.id
-              WHERE f.scenario = '$FM_SCN' AND j.state IS DISTINCT FROM 'finished'"
+              WHERE f.scenario = '$FM_SCN' AND (j.state IS NULL OR j.state NOT IN ($settled))"
 }
 
 # fm_during SECONDS TICK [WAVES]: the rest of the workload arrives in waves
@@ -414,7 +423,7 @@ fm_account() {
         h_sql -c "COPY fm.tasks (task_id, brid, start_calls) FROM STDIN"
     resent=$(h_sim_counter .duplicate_starts)
     kill -0 "$H_SIM_PID" 2>/dev/null || h_not_ok "$FM_SCN: the simulator died"
-    read -r enq fin twice wrong < <(h_sql -F ' ' -v scn="$FM_SCN" <<'SQL'
+    read -r enq fin twice wrong < <(h_sql -F ' ' -v scn="$FM_SCN" -v orphans_ok="${FM_ORPHANS_OK:-0}" <<'SQL'
 WITH mine AS (
     SELECT f.*, j.state, j.task_id, j.batch_request_id, j.completion_code, j.result,
            fm.header(j, k) AS header, k.code, k.nlines, k.must, l.log
@@ -430,8 +439,11 @@ SELECT (SELECT count(*) FROM mine),
        -- a job that follows a request other than the one its taskId made
      + (SELECT count(*) FROM mine m JOIN fm.tasks t ON t.task_id = m.task_id
          WHERE m.batch_request_id IS NOT NULL AND m.batch_request_id <> t.brid)
-       -- a request whose taskId belongs to no job
-     + (SELECT count(*) FROM fm.tasks t WHERE NOT EXISTS (SELECT 1 FROM acs.jobs j WHERE j.task_id = t.task_id)),
+       -- a request whose taskId belongs to no job (unless the scenario lost
+       -- enqueues with their commits: FM_ORPHANS_OK, counted apart)
+     + CASE WHEN :'orphans_ok' = '1' THEN 0 ELSE
+       (SELECT count(*) FROM fm.tasks t WHERE NOT EXISTS (SELECT 1 FROM acs.jobs j WHERE j.task_id = t.task_id))
+       END,
        (SELECT count(*) FROM mine WHERE state = 'finished' AND (
             completion_code <> code
          OR result <> CASE WHEN code = 4 THEN 'success' ELSE 'failure' END
@@ -442,10 +454,20 @@ SELECT (SELECT count(*) FROM mine),
 SQL
     )
     lost=$((enq - fin))
+    if [ "${FM_DOUBT_OK:-0}" = 1 ]; then
+        FM_DOUBT=$(h_sql -c "SELECT count(*) FROM fm.jobs f JOIN acs.jobs j ON j.id = f.id
+                             WHERE f.scenario = '$FM_SCN' AND j.state = 'in_doubt'")
+        lost=$((lost - FM_DOUBT))
+        FM_DESC="$FM_DESC ($FM_DOUBT in doubt)"
+    fi
+    if [ "${FM_ORPHANS_OK:-0}" = 1 ]; then
+        FM_ORPHANS=$(h_sql -c "SELECT count(*) FROM fm.tasks t
+                               WHERE NOT EXISTS (SELECT 1 FROM acs.jobs j WHERE j.task_id = t.task_id)")
+    fi
     secs=$((SECONDS - FM_T0))
     fm_takeover
     row=$(printf '| %s | %d | %d | %d | %d | %d | %d | %d | %s | %d |' "$FM_DESC" "$enq" "$fin" "$lost" \
-        "$twice" "$wrong" "$FM_CRASHES" "$resent" "$FM_TAKEOVER" "$secs")
+        "$twice" "$wrong" "$FM_CRASHES" "$resent" "$FM_BACK" "$secs")
     FM_ROWS+=("$row")
     echo "$row" >>"$FM_TABLE_FILE"
     printf '# %s\n' "$FM_HEADER" "$row"
@@ -457,26 +479,40 @@ SQL
     fi
 }
 
-# FM_TAKEOVER: seconds from the first kill -9 of the scenario to the first job
-# another daemon process followed again (job.resumed) or claimed from its
-# earlier holder (attempt 2 or more), from the daemons' own log timestamps;
-# "-" when no daemon was killed or nothing was taken over.
-fm_takeover() {
-    FM_TAKEOVER=-
-    [ ${#FM_KILL_AT[@]} -gt 0 ] || return 0
-    local at pid f first="" t
-    read -r at pid <<<"${FM_KILL_AT[0]}"
+# The "back after" figure of a scenario, FM_BACK: seconds from its disruption
+# to the first sign that jobs move again, from the daemons' own log
+# timestamps; "-" when there was no disruption or nothing moved. By default
+# the disruption is the first kill -9 and the sign the first job another
+# daemon process followed again (job.resumed) or claimed from its earlier
+# holder (attempt 2 or more). A scenario may set FM_BACK_AT (epoch seconds)
+# and FM_BACK_EVENT (an extended regex of the log line) instead.
+fm_back_after() { # fm_back_after EPOCH REGEX [LOG TO LEAVE OUT]
+    local at=$1 re=$2 skip=${3:-} f first="" t
     for f in "${FM_DLOG[@]}"; do
-        [ "$f" = "${FM_DLOG[$pid]}" ] && continue
-        t=$(grep -hE 'event=job\.resumed|event=job\.claimed .*\(attempt ([2-9]|[1-9][0-9]+)\)' "$f" |
-            sed -n 's/^time=\([^ ]*\) .*/\1/p' | while read -r ts; do
+        [ "$f" = "$skip" ] && continue
+        t=$(grep -hE "$re" "$f" | sed -n 's/^time=\([^ ]*\) .*/\1/p' | while read -r ts; do
                 e=$(date -d "$ts" +%s.%N)
                 awk -v e="$e" -v a="$at" 'BEGIN { if (e > a) { print e; exit 0 } exit 1 }' && break
             done) || true
         [ -n "$t" ] || continue
         if [ -z "$first" ] || awk -v t="$t" -v f="$first" 'BEGIN { exit !(t < f) }'; then first=$t; fi
     done
-    [ -n "$first" ] && FM_TAKEOVER=$(awk -v t="$first" -v a="$at" 'BEGIN { printf "%.2f", t - a }')
+    if [ -n "$first" ]; then
+        awk -v t="$first" -v a="$at" 'BEGIN { printf "%.2f", t - a }'
+    else
+        echo -
+    fi
+}
+fm_takeover() {
+    local at pid
+    FM_BACK=-
+    if [ -n "${FM_BACK_AT:-}" ]; then
+        FM_BACK=$(fm_back_after "$FM_BACK_AT" "$FM_BACK_EVENT")
+    elif [ ${#FM_KILL_AT[@]} -gt 0 ]; then
+        read -r at pid <<<"${FM_KILL_AT[0]}"
+        FM_BACK=$(fm_back_after "$at" \
+            'event=job\.resumed|event=job\.claimed .*\(attempt ([2-9]|[1-9][0-9]+)\)' "${FM_DLOG[$pid]}")
+    fi
     return 0
 }
 
