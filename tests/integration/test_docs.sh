@@ -23,8 +23,8 @@
 # Comm enabled), `sim` (a simulator of its own, whose first BatchRequestId is
 # 4280), `root` (run only as root; skipped otherwise). Output is stdout and
 # stderr together. sh blocks run with `bash -e -o pipefail` from the source
-# tree, amtacsctl, amtacsd and amt-batch-sim on PATH, $AMTACS_DB set and
-# $SIM the simulator's URL; `localhost:9001` / `127.0.0.1:9001` become the
+# tree, amtacsctl, amtacsd and amt-batch-sim on PATH, $AMTACS_DB set,
+# $TMPDIR a directory of its own and $SIM the simulator's URL; `localhost:9001` / `127.0.0.1:9001` become the
 # simulator's address and `localhost:9470` the daemon's HTTP address. sql
 # blocks run with `psql -X -At -v ON_ERROR_STOP=1` (one row a line, columns
 # separated by `|`). In before/then: `doc_job ID NAME [STATE]` enqueues DEMO2's
@@ -161,6 +161,10 @@ for meta in "${blocks[@]}"; do
     else
         cat "$base.body"
     fi | sed -e "s#localhost:9001#$sim_addr#g; s#127\.0\.0\.1:9001#$sim_addr#g; s#localhost:9470#$http_addr#g" >"$script"
+    # a temporary directory of its own, so that what a block leaves is found
+    export TMPDIR="$base.tmp"
+    mkdir -p "$TMPDIR"
+    chmod 755 "$TMPDIR"
     set +e
     if [ "$lang" = sql ]; then
         (cd "$AMTACS_SRC" && psql -X -At -v ON_ERROR_STOP=1 -f "$script") >"$base.out" 2>&1
@@ -171,7 +175,12 @@ for meta in "${blocks[@]}"; do
     for t in "${thens[@]}"; do
         (cd "$AMTACS_SRC" && bash -o pipefail -c "$t") >>"$base.out" 2>&1
     done
+    # a PostgreSQL cluster that a failed block left running is stopped
+    for pid in "$TMPDIR"/*/*/postmaster.pid; do
+        [ -f "$pid" ] && h_as_pg "$H_PG_BINDIR/pg_ctl" -D "$(dirname "$pid")" -m immediate -w stop >/dev/null 2>&1
+    done
     set -e
+    unset TMPDIR
     why=()
     [ "$rc" = "$want_exit" ] || why+=("exit status $rc, not $want_exit")
     for re in "${expects[@]}"; do
