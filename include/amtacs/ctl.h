@@ -1,7 +1,9 @@
 /*
  * ctl: the pieces shared by amtacsctl's commands (src/ctl/). Each command is a
  * function that gets its own arguments and returns the exit status:
- * 0 done, 1 failed, 2 usage error (and `wait`: 1 the job failed, 4 timed out).
+ * 0 done, 1 failed, 2 usage error; `wait` has its own (enum ctl_wait_exit).
+ * `amtacsctl COMMAND --help` is answered by main.c from the command table, so
+ * a command never sees --help or -h.
  */
 #ifndef AMTACS_CTL_H
 #define AMTACS_CTL_H
@@ -10,6 +12,23 @@
 
 #include "amtacs/config.h"
 #include <stdbool.h>
+
+enum ctl_exit {
+    CTL_EXIT_OK = 0,
+    CTL_EXIT_FAILED = 1,
+    CTL_EXIT_USAGE = 2,
+};
+
+/* `amtacsctl wait`: a scheduler acts on these, so each outcome has its own;
+ * documented in README.md, docs/operations.md and `wait --help`. */
+enum ctl_wait_exit {
+    CTL_WAIT_SUCCESS = 0,  /* the job ended DONE (4) */
+    CTL_WAIT_FAILURE = 1,  /* the job ended with any other final code */
+    CTL_WAIT_USAGE = 2,    /* bad arguments */
+    CTL_WAIT_NO_JOB = 3,   /* there is no job with that id */
+    CTL_WAIT_TIMEOUT = 4,  /* --timeout passed before the job ended */
+    CTL_WAIT_ERROR = 5,    /* the outcome could not be learnt: database unreachable, ... */
+};
 
 struct ctl {
     const char *conninfo;    /* --db, else $AMTACS_DB, else the config's, else "" */

@@ -312,41 +312,84 @@ static void print_log_tail(const char *log, long skip)
     }
 }
 
+static const char wait_usage[] =
+    "usage: amtacsctl wait ID [--timeout SECONDS] [--quiet | --json] (amtacsctl wait --help)\n";
+
+/* Parses wait's arguments; prints why not and returns false on a usage error. */
+static bool wait_args(int argc, char **argv, const char **id, double *timeout, bool *json,
+                      bool *quiet)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--timeout")) {
+            char *end = NULL;
+            if (i + 1 < argc)
+                *timeout = strtod(argv[++i], &end);
+            if (!end || end == argv[i] || *end || !(*timeout >= 0)) {
+                fprintf(stderr, "amtacsctl wait: --timeout takes a number of seconds (>= 0)%s%s%s\n",
+                        end ? ", not '" : "", end ? argv[i] : "", end ? "'" : "");
+                return false;
+            }
+        } else if (!strcmp(argv[i], "--json")) {
+            *json = true;
+        } else if (!strcmp(argv[i], "--quiet")) {
+            *quiet = true;
+        } else if (!*id) {
+            if (!job_id_arg("wait", argc, argv, i, id))
+                return false;
+        } else {
+            fprintf(stderr, "amtacsctl wait: unexpected argument '%s'\n", argv[i]);
+            return false;
+        }
+    }
+    if (*json && *quiet) {
+        fprintf(stderr, "amtacsctl wait: --quiet prints nothing and --json prints the outcome; "
+                        "choose one\n");
+        return false;
+    }
+    if (!*id) {
+        fprintf(stderr, "amtacsctl wait: a job id is required\n");
+        return false;
+    }
+    return true;
+}
+
+/* Prints a finished job's outcome as --json or as "RESULT NAME (CODE)", after
+ * the messages not shown yet. r is the row of the loop's statement. */
+static bool print_outcome(PGconn *conn, const PGresult *r, const char *id, bool json, long shown)
+{
+    if (!json) {
+        if (!PQgetisnull(r, 0, 6))
+            print_log_tail(PQgetvalue(r, 0, 6), shown);
+        printf("%s %s (%s)\n", PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 3));
+        return true;
+    }
+    /* the log itself is `amtacsctl log`'s business */
+    const char *p[] = {id};
+    PGresult *o = ctl_exec(conn, "wait",
+                           "SELECT id, state, result, completion_code, completion_name, error "
+                           "FROM acs.job_results WHERE id = $1::bigint",
+                           1, p);
+    if (o)
+        ctl_print_json(o, false);
+    PQclear(o);
+    return o != NULL;
+}
+
 int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv)
 {
     const char *id = NULL;
     double timeout = -1;
     bool json = false, quiet = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
-            char *end;
-            timeout = strtod(argv[++i], &end);
-            if (*end || timeout < 0) {
-                fprintf(stderr, "amtacsctl wait: --timeout takes seconds, not '%s'\n", argv[i]);
-                return 2;
-            }
-        } else if (!strcmp(argv[i], "--json")) {
-            json = quiet = true;
-        } else if (!strcmp(argv[i], "--quiet")) {
-            quiet = true;
-        } else if (!id) {
-            if (!job_id_arg("wait", argc, argv, i, &id))
-                return 2;
-        } else {
-            fprintf(stderr, "amtacsctl wait: unexpected argument '%s'\n", argv[i]);
-            return 2;
-        }
+    if (!wait_args(argc, argv, &id, &timeout, &json, &quiet)) {
+        fputs(wait_usage, stderr);
+        return CTL_WAIT_USAGE;
     }
-    if (!id) {
-        fprintf(stderr, "usage: amtacsctl wait ID [--timeout SECONDS] [--quiet] [--json]\n"
-                        "  shows the job's messages as they arrive, then its outcome; exit 0\n"
-                        "  success, 1 failure, 4 timeout\n");
-        return 2;
-    }
+    /* Messages go to stdout only in the plain form. */
+    bool messages = !json && !quiet;
     PGconn *conn = ctl_connect(ctl, "wait");
     if (!conn)
-        return 1;
-    int rc = 1;
+        return CTL_WAIT_ERROR;
+    int rc = CTL_WAIT_ERROR;
     long shown = 0;
     char last[32] = "0";
     bool doubt_told = false;
@@ -361,7 +404,7 @@ int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         /* Checked after LISTEN, so nothing that happens in between is missed. */
-        if (!quiet) {
+        if (messages) {
             const char *mp[] = {id, last};
             r = ctl_exec(conn, "wait",
                          "SELECT seq, text FROM acs.job_messages WHERE job_id = $1::bigint "
@@ -385,28 +428,18 @@ int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv)
         if (!r)
             goto out;
         if (PQntuples(r) == 0) {
-            fprintf(stderr, "amtacsctl wait: no job %s\n", id);
+            fprintf(stderr, "amtacsctl wait: no job %s (exit status %d)\n", id, CTL_WAIT_NO_JOB);
             PQclear(r);
+            rc = CTL_WAIT_NO_JOB;
             goto out;
         }
         if (!strcmp(PQgetvalue(r, 0, 1), "finished")) {
-            if (!quiet && !PQgetisnull(r, 0, 6))
-                print_log_tail(PQgetvalue(r, 0, 6), shown);
-            if (json) {
-                /* the log itself is `amtacsctl log`'s business */
-                PGresult *o = ctl_exec(conn, "wait",
-                                       "SELECT id, state, result, completion_code, "
-                                       "completion_name, error FROM acs.job_results "
-                                       "WHERE id = $1::bigint",
-                                       1, p);
-                if (o)
-                    ctl_print_json(o, false);
-                PQclear(o);
-            } else {
-                printf("%s %s (%s)\n", PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 4),
-                       PQgetvalue(r, 0, 3));
+            bool success = !strcmp(PQgetvalue(r, 0, 2), "success");
+            if (!quiet && !print_outcome(conn, r, id, json, shown)) {
+                PQclear(r);
+                goto out;
             }
-            rc = strcmp(PQgetvalue(r, 0, 2), "success") ? 1 : 0;
+            rc = success ? CTL_WAIT_SUCCESS : CTL_WAIT_FAILURE;
             PQclear(r);
             goto out;
         }
@@ -420,7 +453,7 @@ int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv)
         double spent = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
         if (timeout >= 0 && spent >= timeout) {
             fprintf(stderr, "amtacsctl wait: job %s did not finish within %g s\n", id, timeout);
-            rc = 4;
+            rc = CTL_WAIT_TIMEOUT;
             goto out;
         }
         /* Wake on a notification, or look again every second in case one was missed. */
@@ -428,7 +461,8 @@ int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv)
         struct pollfd pfd = {PQsocket(conn), POLLIN, 0};
         poll(&pfd, 1, (int)(slice * 1000) + 1);
         if (!PQconsumeInput(conn)) {
-            fprintf(stderr, "amtacsctl wait: %s", PQerrorMessage(conn));
+            fprintf(stderr, "amtacsctl wait: lost the database connection: %s",
+                    PQerrorMessage(conn));
             goto out;
         }
         PGnotify *n;
@@ -436,6 +470,7 @@ int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv)
             PQfreemem(n);
     }
 out:
+    fflush(stdout);
     PQfinish(conn);
     return rc;
 }

@@ -4,6 +4,7 @@
  * name and returns the process exit status (0 ok, 1 failed, 2 usage).
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +15,14 @@
 #include "amtacs/config.h"
 #include "amtacs/ctl.h"
 #include "amtacs/db.h"
+#include "amtacs/jobspec.h"
 
 struct command {
     const char *name;
     int (*run)(struct ctl *ctl, int argc, char **argv);
     const char *usage;
     const char *help;
+    const char *details; /* more for `COMMAND --help`: options, exit status; may be NULL */
 };
 
 static int cmd_codes(struct ctl *ctl, int argc, char **argv);
@@ -27,37 +30,114 @@ static int cmd_migrate(struct ctl *ctl, int argc, char **argv);
 static int cmd_version(struct ctl *ctl, int argc, char **argv);
 static int cmd_help(struct ctl *ctl, int argc, char **argv);
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static const char wait_details[] =
+    "Shows the job's messages as they arrive, then its outcome as RESULT NAME (CODE).\n"
+    "  --timeout SECONDS  give up after this long (default: wait for ever)\n"
+    "  --quiet            print nothing on stdout; only the exit status tells\n"
+    "  --json             no messages; the outcome as one JSON object\n"
+    "exit status:\n"
+    "  0  the job ended DONE (4): success\n"
+    "  1  the job ended with another final code: failure\n"
+    "  2  usage error\n"
+    "  3  there is no job with that id\n"
+    "  4  --timeout passed before the job ended (it goes on)\n"
+    "  5  the outcome could not be learnt (database unreachable, a statement failed)\n";
+
 static const struct command commands[] = {
-    {"codes", cmd_codes, "codes [--tsv]", "print the AMT completion-code table"},
-    {"migrate", cmd_migrate, "migrate", "create or upgrade the database schema (idempotent)"},
-    {"submit", ctl_cmd_submit, "submit batch|script ...", "enqueue a Batch Job or Script Job"},
-    {"show", ctl_cmd_show, "show ID", "a job's state and outcome"},
-    {"log", ctl_cmd_log, "log ID", "a finished job's merged job log"},
-    {"wait", ctl_cmd_wait, "wait ID [--timeout S]", "wait until the job ends (exit 0 success, 1 failure, 4 timeout)"},
-    {"comm", ctl_cmd_comm, "comm enable|limit|disable C", "Full Comm of a connection; comm status shows all"},
-    {"purge", ctl_cmd_purge, "purge", "delete job logs past their connection's retention"},
-    {"alerts", ctl_cmd_alerts, "alerts [--all] | ack ID", "alerts for jobs that ended 11, 12, 23, 24 and more"},
-    {"kill", ctl_cmd_kill, "kill ID", "send a running job an immediate Kill (it ends KILLED)"},
-    {"resolve", ctl_cmd_resolve, "resolve ID --restart|--fail|--follow N", "decide about a job in doubt"},
-    {"status", ctl_cmd_show, "status ID", "the same as show"},
-    {"list", ctl_cmd_list, "list [--state S] ...", "the latest jobs"},
-    {"keygen", ctl_cmd_keygen, "keygen [--secret FILE]", "make the key pair that seals Batch User passwords"},
-    {"rekey", ctl_cmd_rekey, "rekey [--secret FILE]", "re-seal every Batch User password under a new key pair"},
-    {"batch-user", ctl_cmd_batch_user, "batch-user set NAME", "store a Batch User's password, sealed"},
-    {"batch-user", ctl_cmd_batch_user, "batch-user list [--json]", "Batch Users and their key ids (never a password)"},
-    {"batch-user", ctl_cmd_batch_user, "batch-user delete NAME", "delete a Batch User no connection uses"},
-    {"config", ctl_cmd_config, "config check [FILE]", "check a configuration file"},
-    {"version", cmd_version, "version", "print the version"},
-    {"help", cmd_help, "help", "this text"},
+    {"codes", cmd_codes, "codes [--tsv]", "print the AMT completion-code table",
+     "  --tsv  tab-separated: code, name, final (t/f), success (t/f), description\n"},
+    {"migrate", cmd_migrate, "migrate", "create or upgrade the database schema (idempotent)",
+     NULL},
+    {"submit", ctl_cmd_submit, "submit batch|script ...", "enqueue a Batch Job or Script Job",
+     "  submit batch  -C CONNECTION -a APPLICATION -j JOB_NAME\n"
+     "                [-v NAME=VALUE]... [-q QUEUE] [-u AMT_USER] [-r REF]\n"
+     "  submit script -C CONNECTION -a APPLICATION -s SCRIPT_NAME\n"
+     "                [-p NAME=VALUE]... [-q QUEUE] [-u AMT_USER] [-r REF]\n"
+     "Prints the new job's id. At most " STR(JOBSPEC_MAX_ITEMS)
+     " task values or script parameters.\n"},
+    {"show", ctl_cmd_show, "show ID [--json]", "a job's state and outcome",
+     "  --json  the document GET /v1/jobs/ID serves\n"},
+    {"log", ctl_cmd_log, "log ID", "a finished job's merged job log", NULL},
+    {"wait", ctl_cmd_wait, "wait ID [--timeout S] [--quiet|--json]",
+     "wait until the job ends (exit 0 success, 1 failure, 3 no such job, 4 timeout)",
+     wait_details},
+    {"comm", ctl_cmd_comm, "comm enable|limit|disable C", "Full Comm of a connection", NULL},
+    {"comm", ctl_cmd_comm, "comm status [--json]", "comm state, server answers, jobs queued/in flight",
+     NULL},
+    {"purge", ctl_cmd_purge, "purge", "delete job logs past their connection's retention", NULL},
+    {"alerts", ctl_cmd_alerts, "alerts [--all] [--json]",
+     "alerts for jobs that ended 11, 12, 23, 24 and more", NULL},
+    {"alerts", ctl_cmd_alerts, "alerts ack ID", "acknowledge an alert", NULL},
+    {"kill", ctl_cmd_kill, "kill ID", "send a running job an immediate Kill (it ends KILLED)", NULL},
+    {"resolve", ctl_cmd_resolve, "resolve ID --restart|--fail|--follow N",
+     "decide about a job in doubt",
+     "  --restart  queue it again (you checked the AMT server did not start it)\n"
+     "  --fail     end it as a failure\n"
+     "  --follow N follow BatchRequestId N, which you found on the server\n"},
+    {"status", ctl_cmd_show, "status ID [--json]", "the same as show", NULL},
+    {"list", ctl_cmd_list, "list [--state S] ...", "the latest jobs",
+     "  list [--state S] [--connection C] [--limit N] [--json]   (50 by default)\n"},
+    {"keygen", ctl_cmd_keygen, "keygen [--secret FILE]",
+     "make the key pair that seals Batch User passwords", NULL},
+    {"rekey", ctl_cmd_rekey, "rekey [--secret FILE]",
+     "re-seal every Batch User password under a new key pair", NULL},
+    {"batch-user", ctl_cmd_batch_user, "batch-user set NAME", "store a Batch User's password, sealed",
+     "  batch-user set NAME [--public-key FILE]   asks twice on a terminal, else reads stdin\n"},
+    {"batch-user", ctl_cmd_batch_user, "batch-user list [--json]",
+     "Batch Users and their key ids (never a password)", NULL},
+    {"batch-user", ctl_cmd_batch_user, "batch-user delete NAME",
+     "delete a Batch User no connection uses", NULL},
+    {"config", ctl_cmd_config, "config check [FILE]", "check a configuration file", NULL},
+    {"version", cmd_version, "version", "print the version", NULL},
+    {"help", cmd_help, "help", "this text", NULL},
 };
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: amtacsctl [-c CONFIG] [--db CONNINFO] COMMAND [ARGS]\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(out, "  %-24s %s\n", commands[i].usage, commands[i].help);
     fprintf(out, "\nThe database is --db CONNINFO, else $AMTACS_DB, else the configuration's\n"
-                 "database.conninfo (-c FILE or $AMTACS_CONFIG), else libpq's PG* variables.\n");
+                 "database.conninfo (-c FILE or $AMTACS_CONFIG), else libpq's PG* variables.\n"
+                 "amtacsctl COMMAND --help tells more about a command.\n");
+}
+
+/* `amtacsctl NAME --help`: every row of the table with that name. */
+static void command_usage(const char *name, FILE *out)
+{
+    size_t rows = 0;
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(commands[i].name, name))
+            continue;
+        fprintf(out, "%s amtacsctl %s\n", rows++ ? "      " : "usage:", commands[i].usage);
+    }
+    /* With several forms, each description says which form it is about. */
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(commands[i].name, name))
+            continue;
+        if (rows > 1)
+            fprintf(out, "  %-30s %s\n", commands[i].usage, commands[i].help);
+        else
+            fprintf(out, "  %s\n", commands[i].help);
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(commands[i].name, name) && commands[i].details)
+            fputs(commands[i].details, out);
+}
+
+/* Whether the arguments ask for help. Answered here, not by each command, so
+ * that no command can forget it and no --help is ever taken for a job id. */
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return true;
+    return false;
 }
 
 static int cmd_help(struct ctl *ctl, int argc, char **argv)
@@ -200,9 +280,15 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *name = argv[optind];
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(commands[i].name, name))
-            return commands[i].run(&ctl, argc - optind, argv + optind);
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(commands[i].name, name))
+            continue;
+        if (wants_help(argc - optind, argv + optind)) {
+            command_usage(name, stdout);
+            return CTL_EXIT_OK;
+        }
+        return commands[i].run(&ctl, argc - optind, argv + optind);
+    }
     fprintf(stderr, "amtacsctl: unknown command '%s'; 'amtacsctl help' lists them\n", name);
     return 2;
 }
