@@ -117,13 +117,16 @@ BEGIN
 END
 $$;
 
--- Claims take over the jobs of gone daemons as well as expired leases.
-CREATE OR REPLACE FUNCTION acs.claim_jobs(owner text, connection text, max_jobs integer,
-                                          lease_seconds integer, take_over boolean)
+-- Claims take over the jobs of gone daemons as well as expired leases, and
+-- say who asked for a kill (the log of a job killed while queued names them).
+DROP FUNCTION acs.claim_jobs(text, text, integer, integer);
+DROP FUNCTION acs.claim_jobs(text, text, integer, integer, boolean);
+CREATE FUNCTION acs.claim_jobs(owner text, connection text, max_jobs integer,
+                               lease_seconds integer, take_over boolean)
     RETURNS TABLE (id bigint, attempt integer, state text, kind text, application text,
                    amt_user text, queue_name text, job_name text, script_name text,
                    params json, task_id uuid, batch_request_id integer, kill_requested boolean,
-                   taken_over boolean)
+                   taken_over boolean, kill_requested_by text)
     LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog SET lock_timeout = '500ms'
 AS $$
     WITH comm AS (
@@ -166,8 +169,25 @@ AS $$
               j.job_name, j.script_name,
               array_to_json(CASE WHEN j.kind = 'batch' THEN j.task_values ELSE j.script_parameters END),
               j.task_id, j.batch_request_id, j.kill_requested_at IS NOT NULL,
-              candidates.old_state <> 'queued'
+              candidates.old_state <> 'queued', j.kill_requested_by
 $$;
+COMMENT ON FUNCTION acs.claim_jobs(text, text, integer, integer, boolean) IS
+    'Daemon: claims up to max_jobs jobs of a connection (with take_over, those of gone daemons and expired leases first; then queued), with a lease';
+
+-- The four-argument form (0002) stays for callers that always take over.
+CREATE FUNCTION acs.claim_jobs(owner text, connection text, max_jobs integer, lease_seconds integer)
+    RETURNS TABLE (id bigint, attempt integer, state text, kind text, application text,
+                   amt_user text, queue_name text, job_name text, script_name text,
+                   params json, task_id uuid, batch_request_id integer, kill_requested boolean,
+                   taken_over boolean, kill_requested_by text)
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
+AS $$
+    SELECT * FROM acs.claim_jobs(owner, connection, max_jobs, lease_seconds, true)
+$$;
+REVOKE EXECUTE ON FUNCTION acs.claim_jobs(text, text, integer, integer),
+                           acs.claim_jobs(text, text, integer, integer, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION acs.claim_jobs(text, text, integer, integer),
+                          acs.claim_jobs(text, text, integer, integer, boolean) TO acs_daemon;
 
 -- A graceful stop: the leases handed back, the entry and its lock gone.
 CREATE OR REPLACE FUNCTION acs.release_jobs(owner text) RETURNS integer

@@ -29,6 +29,7 @@ struct store_job {
     const char *task_id;
     int batch_request_id;    /* 0 while not started */
     bool kill_requested;
+    const char *kill_requested_by; /* the role that asked for the kill, or NULL */
     bool taken_over;         /* another holder had it: its Start may have been sent */
 };
 

@@ -73,6 +73,7 @@ struct job {
     bool gone;        /* freed while its Kill call was in flight: on_kill frees it */
     int64_t kill_retry_at; /* a failed Kill is sent again from then on */
     bool maybe_started; /* an earlier holder may have sent Start already */
+    char *killed_by;    /* who asked for the kill, when the claim said (for the log) */
     char *doubt;        /* why the job is going in doubt */
     bool script;
     char *application, *amt_user, *queue_name, *name;
@@ -332,6 +333,7 @@ static void job_memory_free(struct job *j)
     free(j->name);
     free(j->error);
     free(j->doubt);
+    free(j->killed_by);
     free(j);
 }
 
@@ -948,6 +950,7 @@ static void write_doubt(struct job *j)
 static void in_doubt(struct job *j, const char *reason)
 {
     free(j->doubt);
+    free(j->killed_by);
     j->doubt = strdup(reason);
     if (!j->doubt) {
         schedule(j, DB_RETRY_MS);
@@ -1194,7 +1197,8 @@ static void kill_job(struct job *j)
          * ends without ever starting. Otherwise Start is (re)sent first, which
          * is idempotent, and the Kill follows its BatchRequestId. */
         heap_remove(c->e, j);
-        finish(j, AMT_KILLED, NULL);
+        finish(j, AMT_KILLED, "killed by %s while queued; it never reached the AMT server",
+               j->killed_by ? j->killed_by : "an operator");
         return;
     }
     if (j->phase >= PH_MESSAGES || j->kill_busy)
@@ -1290,8 +1294,11 @@ static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const c
                       j->script ? "script" : "batch job", j->name, j->attempt);
         }
         schedule(j, 0);
-        if (jobs[i].kill_requested)
+        if (jobs[i].kill_requested) {
+            if (jobs[i].kill_requested_by)
+                j->killed_by = strdup(jobs[i].kill_requested_by); /* NULL: said without */
             kill_job(j);
+        }
     }
     if (n > 0)
         crash_point(e, "after-claim");

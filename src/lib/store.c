@@ -144,6 +144,7 @@ static void on_claim(void *ud, const PGresult *res, const char *err)
         j->batch_request_id = val(res, i, 11) ? (int)strtol(val(res, i, 11), NULL, 10) : 0;
         j->kill_requested = !strcmp(PQgetvalue(res, i, 12), "t");
         j->taken_over = !strcmp(PQgetvalue(res, i, 13), "t");
+        j->kill_requested_by = PQnfields(res) > 14 ? val(res, i, 14) : NULL;
         const char *pj = val(res, i, 9);
         parsed[i] = cJSON_Parse(pj ? pj : "[]");
         if (!cJSON_IsArray(parsed[i]) && !cJSON_IsNull(parsed[i])) {
@@ -189,7 +190,8 @@ int store_claim(struct pgconn *pc, const char *owner, const char *connection, in
     const char *p[] = {owner, connection, max, lease, take_over ? "true" : "false"};
     return run(pc,
                "SELECT id, attempt, state, kind, application, amt_user, queue_name, job_name, "
-               "script_name, params, task_id, batch_request_id, kill_requested, taken_over "
+               "script_name, params, task_id, batch_request_id, kill_requested, taken_over, "
+               "kill_requested_by "
                "FROM acs.claim_jobs($1, $2, $3::int, $4::int, $5::boolean)",
                5, p, on_claim, (void (*)(void))cb, ud);
 }
