@@ -262,6 +262,36 @@ BEGIN
 END
 $$;
 
+-- Messages of a running job for the live view (best effort: the merged log
+-- holds them all). The job's row is share-locked first, skipping it if
+-- someone holds it FOR UPDATE; the insert's foreign key check would wait.
+CREATE OR REPLACE FUNCTION acs.job_add_messages(job_id bigint, owner text, attempt integer,
+                                                messages json)
+    RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM 1 FROM acs.jobs AS j
+     WHERE j.id = job_id AND j.owner = job_add_messages.owner
+       AND j.attempt = job_add_messages.attempt AND j.state = 'running'
+       FOR KEY SHARE OF j SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO acs.job_messages (job_id, seq, batch_request_id, text)
+    SELECT job_add_messages.job_id, (m->>'seq')::bigint, (m->>'id')::integer, m->>'text'
+      FROM json_array_elements(messages) AS m
+    ON CONFLICT ON CONSTRAINT job_messages_pkey DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM pg_notify('acs_job_messages', job_id::text);
+    END IF;
+    RETURN n;
+END
+$$;
+
 -------------------------------------------------------------------------------
 -- The daemon's single-row statements wait for a row lock briefly, then give
 -- way (55P03) and are tried again by the daemon: a row held for a minute by
