@@ -22,6 +22,7 @@
 #include "amtacs/joblog.h"
 #include "amtacs/metrics.h"
 #include "amtacs/pgconn.h"
+#include "amtacs/sentset.h"
 #include "amtacs/store.h"
 #include "amtacs/text.h"
 #include "amtacs/timeutil.h"
@@ -33,6 +34,7 @@ extern char **environ;
 #define MESSAGES_PAGE 1000   /* messages per GetMessages call */
 #define CLAIM_POLL_MS 5000   /* a rescan even without a NOTIFY */
 #define TAKEOVER_CHECK_MS 1000 /* how often we look for daemons whose session ended */
+#define SENT_REMEMBERED 100000 /* taskIds of Starts to a non-idempotent server (sentset.h) */
 #define FLUSH_BEHIND 2       /* statements waiting, below which hot writes are sent */
 #define DB_RETRY_MS 1000     /* a failed write is tried again after this */
 #define UNKNOWN_LIMIT 3      /* MonitorJob 404s in a row before the job is UNDEFINED */
@@ -74,6 +76,7 @@ struct job {
     int64_t kill_retry_at; /* a failed Kill is sent again from then on */
     bool maybe_started; /* an earlier holder may have sent Start already */
     char *killed_by;    /* who asked for the kill, when the claim said (for the log) */
+    bool sent_before;   /* this process sent Start for its taskId under an earlier claim */
     char *doubt;        /* why the job is going in doubt */
     bool script;
     char *application, *amt_user, *queue_name, *name;
@@ -176,6 +179,7 @@ struct engine {
     struct retired *retired;
     struct job **heap;
     size_t nheap, capheap;
+    struct sentset *sent; /* taskIds we sent Start for to a non-idempotent server */
     bool db_up;
     bool alive;          /* our statement session holds the lock that proves us alive */
     bool registering;    /* taking that lock is on its way */
@@ -1084,8 +1088,12 @@ static void start(struct job *j)
             return;
         }
         if (!c->idempotent) {
-            in_doubt(j, "an earlier holder of the job may have sent Start, and the server does "
-                        "not promise an idempotent Start");
+            in_doubt(j, j->sent_before
+                            ? "this daemon sent Start for the job's taskId before the database "
+                              "lost the claim (a failover?), and the server does not promise an "
+                              "idempotent Start"
+                            : "an earlier holder of the job may have sent Start, and the server "
+                              "does not promise an idempotent Start");
             return;
         }
     }
@@ -1095,6 +1103,8 @@ static void start(struct job *j)
         .script_name = j->script ? j->name : NULL, .values = (const char *const *)j->values,
         .nvalues = j->nvalues, .fresh_connection = !(c->features_known && c->idempotent),
     };
+    if (!(c->features_known && c->idempotent) && c->e->sent)
+        sentset_add(c->e->sent, j->task_id);
     j->busy = true;
     if (amt_start_job(j->c->amt, &s, on_start, j)) {
         j->busy = false;
@@ -1289,7 +1299,10 @@ static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const c
                       j->attempt);
         } else {
             j->phase = PH_START;
-            j->maybe_started = jobs[i].taken_over;
+            /* A claim the database lost (an asynchronous failover) makes a
+             * job we started look queued and new again: we remember. */
+            j->sent_before = e->sent && sentset_has(e->sent, j->task_id);
+            j->maybe_started = jobs[i].taken_over || j->sent_before;
             log_event(e->lg, LOG_INFO, "job.claimed", &x, "%s %s (attempt %d)",
                       j->script ? "script" : "batch job", j->name, j->attempt);
         }
@@ -2425,7 +2438,8 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
     e->pc = pgconn_new(opt->cfg->database.conninfo, none, &cbs, e->lg);
     e->listen = pgconn_new(opt->cfg->database.conninfo, channels, &lcbs, e->lg);
     e->batch = store_batch_new(e->owner);
-    if (!e->pc || !e->listen || !e->batch) {
+    e->sent = sentset_new(SENT_REMEMBERED);
+    if (!e->pc || !e->listen || !e->batch || !e->sent) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -2451,6 +2465,7 @@ void engine_free(struct engine *e)
     sweep_retired(e, true);
     e->stopping = 2;    /* callbacks below only let go of their jobs */
     store_batch_free(e->batch);
+    sentset_free(e->sent);
     pgconn_free(e->listen);
     pgconn_free(e->pc); /* write callbacks see "shutting down" */
     e->pc = NULL;

@@ -111,4 +111,44 @@ h_eq 2 "$FAILED_OVER" "failover-doubt: the primary was stopped and the replica p
 doubt=$(h_sql -c "SELECT count(*) FROM acs.jobs WHERE connection = 'failover-doubt' AND state = 'in_doubt'")
 h_log "failover-doubt: $doubt job(s) in doubt"
 
+# --- a claim lost after its Start, on a server without idempotent Start ---------------
+# The claim's commit never reaches the replica, but the daemon has sent Start:
+# after the failover the job is queued again as if new. The daemon that sent
+# the Start remembers its taskId and puts the job in doubt instead of making a
+# second request (src/lib/sentset.c).
+rdir="$H_TMP/replica-claim" rsock="$H_TMP/rsock-claim"
+replica_start "$rdir" "$rsock"
+REPLICAS+=("$rdir")
+FM_CONNINFO="host=$PGHOST,$rsock port=$PGPORT,$PGPORT user=$PGUSER dbname=$PGDATABASE application_name=amtacsd target_session_attrs=read-write connect_timeout=2"
+fm_begin lost-claim "a claim lost after its Start, server without idempotent Start"
+curl -fsS -X PUT --data '{"features":["MonitorJobs"]}' "$H_SIM_URL/sim/config" >/dev/null
+h_sql -c "SELECT acs.set_comm('lost-claim', 'disabled')" >/dev/null
+fm_daemon --no-wait
+h_wait_until 30 grep -q 'event=conn.comm connection=lost-claim msg="disabled' "$H_DAEMON_LOG" ||
+    h_not_ok "wait ran out: the daemon sees comm disabled"
+id=$(h_sql -c "SELECT acs.submit_batch_job('lost-claim', 'DEMO2', 'LONGRUNNINGREPORT')")
+task=$(h_sql -c "SELECT task_id FROM acs.jobs WHERE id = $id")
+lsn=$(h_sql -c "SELECT pg_current_wal_lsn()")
+h_wait_sql 30 t "SELECT replay_lsn >= '$lsn' FROM pg_stat_replication" ||
+    h_not_ok "wait ran out: the replica has the queued job"
+psql -X -q -h "$rsock" -d postgres -c "ALTER SYSTEM SET primary_conninfo = ''" -c "SELECT pg_reload_conf()" >/dev/null
+h_wait_sql 30 0 "SELECT count(*) FROM pg_stat_replication" || h_not_ok "wait ran out: the replica stops receiving"
+h_sql -c "SELECT acs.set_comm('lost-claim', 'enabled')" >/dev/null
+h_wait_for 30 'curl -fsS "$H_SIM_URL/sim/tasks" | grep -q "$task"' ||
+    h_not_ok "wait ran out: the daemon sends Start for job $id"
+h_wait_sql 30 running "SELECT state FROM acs.jobs WHERE id = $id" || h_not_ok "wait ran out: job $id running"
+failover "$rdir" "$rsock"
+h_eq "queued" "$(h_sql -c "SELECT state FROM acs.jobs WHERE id = $id")" \
+    "lost-claim: on the promoted replica the job is queued again (its claim was lost)"
+h_sql -c "SELECT acs.set_comm('lost-claim', 'enabled')" >/dev/null
+h_wait_sql 60 in_doubt "SELECT state FROM acs.jobs WHERE id = $id" &&
+    h_ok "lost-claim: claimed again, the job goes in doubt rather than being started again" ||
+    h_not_ok "lost-claim: the job is $(h_sql -c "SELECT state FROM acs.jobs WHERE id = $id"), not in doubt"
+h_match "sent Start for the job's taskId before the database lost the claim" \
+    "$(h_sql -c "SELECT error FROM acs.jobs WHERE id = $id")" "lost-claim: and says why"
+h_eq 1 "$(curl -fsS "$H_SIM_URL/sim/counters" | jq .requests_created)" \
+    "lost-claim: the server made one request for it, not two"
+unset FM_CONNINFO
+fm_stop_daemons
+
 fm_table
