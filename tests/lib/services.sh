@@ -113,7 +113,7 @@ h_sim_start() {
     H_SIM_PID=$!
     H_PIDS+=("$H_SIM_PID")
     H_LOGS+=("$log")
-    for i in $(seq 1 200); do
+    for i in $(seq 1 1200); do
         if [ -s "$portfile" ]; then
             H_SIM_URL="http://127.0.0.1:$(cat "$portfile")"
             export H_SIM_URL H_SIM_PID
@@ -192,7 +192,7 @@ h_daemon_start() {
 # The base URL of the HTTP endpoint of the last daemon started (its port is
 # chosen by the system and logged at start): h_daemon_http [SECONDS].
 h_daemon_http() {
-    h_wait_until "${1:-15}" grep -q 'event=http.listening' "$H_DAEMON_LOG" || {
+    h_wait_until "${1:-60}" grep -q 'event=http.listening' "$H_DAEMON_LOG" || {
         echo "harness: daemon did not serve HTTP:" >&2
         cat "$H_DAEMON_LOG" >&2
         return 1
@@ -207,7 +207,7 @@ h_ctl() { "$CTL_BIN" --db "$H_PGCONN" "$@"; }
 
 # Waits until the last daemon started is connected to PostgreSQL.
 h_daemon_ready() {
-    h_wait_until "${1:-15}" grep -q 'event=db.up' "$H_DAEMON_LOG" || {
+    h_wait_until "${1:-60}" grep -q 'event=db.up' "$H_DAEMON_LOG" || {
         echo "harness: daemon did not connect:" >&2
         cat "$H_DAEMON_LOG" >&2
         return 1
