@@ -12,13 +12,34 @@ h_sim_start --time-scale 0.05
 # --- the password: asked twice without echo on a terminal ----------------------
 pw='S3cret-amtopcon-secret'
 curl -fsS -X POST --data "{\"name\":\"amtopcon\",\"password\":\"$pw\"}" "$H_SIM_URL/sim/users" >/dev/null
-out=$( (sleep 0.5; echo "$pw"; sleep 0.3; echo "$pw") |
-    script -qec "$CTL_BIN --db '$H_PGCONN' batch-user set amtopcon --public-key $H_TMP/secret.key.pub" /dev/null)
+# on_tty USER FIRST SECOND: batch-user set USER on a terminal; the two entries are
+# typed once it has turned the echo off (typed earlier, they would be echoed and
+# then flushed); prints what the terminal showed and returns its exit status.
+echo_off() {
+    local pid
+    pid=$(pgrep -f "^$CTL_BIN --db .* batch-user set $1 ") &&
+        stty -F "/proc/$pid/fd/0" -a 2>/dev/null | grep -q -- ' -echo '
+}
+on_tty() {
+    local rc=0
+    rm -f "$H_TMP/tty.in"
+    mkfifo "$H_TMP/tty.in"
+    script -qec "$CTL_BIN --db '$H_PGCONN' batch-user set $1 --public-key $H_TMP/secret.key.pub" /dev/null \
+        <"$H_TMP/tty.in" >"$H_TMP/tty.out" 2>&1 &
+    local term=$!
+    exec 7>"$H_TMP/tty.in"
+    h_wait_until 30 echo_off "$1" || h_not_ok "batch-user set $1 turns the echo off before reading"
+    printf '%s\n%s\n' "$2" "$3" >&7
+    exec 7>&-
+    wait "$term" || rc=$?
+    cat "$H_TMP/tty.out"
+    return $rc
+}
+out=$(on_tty amtopcon "$pw" "$pw")
 h_match "Password for Batch User amtopcon" "$out" "batch-user set asks for the password on a terminal"
 h_match "stored, sealed with key" "$out" "and stores it"
 [[ "$out" == *"$pw"* ]] && h_not_ok "the password is echoed on the terminal" || h_ok "the password is not echoed on the terminal"
-out=$( (sleep 0.5; echo one; sleep 0.3; echo two) |
-    script -qec "$CTL_BIN --db '$H_PGCONN' batch-user set other --public-key $H_TMP/secret.key.pub" /dev/null) || true
+out=$(on_tty other one two) || true
 h_match "the two passwords differ" "$out" "two different entries are refused"
 h_eq 0 "$(h_sql -c "SELECT count(*) FROM acs.batch_users WHERE name = 'other'")" "and nothing is stored"
 # (the checks below grep in the shell, so that the password never goes into a statement)
@@ -36,16 +57,26 @@ chmod 600 "$H_TMP/secret.key"
 h_daemon_start "$H_TMP/amtacs.yaml"
 h_daemon_ready
 
-# wait shows the messages while the job runs
+# wait prints every message, then the outcome
 id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j REPORTTEST01)
-h_ctl wait "$id" --timeout 30 >"$H_TMP/wait.out" &
-waiter=$!
-h_wait_until 20 grep -q 'Report test 01 is started' "$H_TMP/wait.out"
-h_eq running "$(h_sql -c "SELECT state FROM acs.jobs WHERE id = $id")" \
-    "wait prints the first messages while the job still runs"
-wait "$waiter" && h_ok "wait exits 0 for a job that succeeds" || h_not_ok "wait exits 0 for a job that succeeds"
+h_ctl wait "$id" --timeout 120 >"$H_TMP/wait.out" && h_ok "wait exits 0 for a job that succeeds" ||
+    h_not_ok "wait exits 0 for a job that succeeds"
 h_eq "$(h_ctl log "$id" | sed -n '/^Job Log/,$p' | sed '1d;$d'; echo 'success DONE (4)')" "$(cat "$H_TMP/wait.out")" \
     "wait printed every message once, in order, then the outcome"
+
+# wait shows the messages while the job runs: WAITINGPARENT writes one, then
+# waits (15 WAIT FOR JOB) on children that never end, until it is killed
+wp=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j WAITINGPARENT)
+h_ctl wait "$wp" --timeout 120 >"$H_TMP/wait.wp.out" &
+waiter=$!
+h_wait_until 60 grep -q "Waiting parent .* started" "$H_TMP/wait.wp.out" ||
+    h_not_ok "wait prints the message of a running job"
+h_eq running "$(h_sql -c "SELECT state FROM acs.jobs WHERE id = $wp")" \
+    "wait prints the first messages while the job still runs"
+h_ctl kill "$wp" >/dev/null
+wait "$waiter" && h_not_ok "wait exits non-zero for a job that fails (KILLED)" ||
+    h_ok "wait exits non-zero for a job that fails (KILLED)"
+h_match 'KILLED \(3\)' "$(tail -n 1 "$H_TMP/wait.wp.out")" "and ends with the outcome"
 
 # --json
 h_eq "4 DONE success REPORTTEST01 4280" "$(h_ctl show "$id" --json | jq -r '"\(.completion_code) \(.completion_name) \(.result) \(.name) \(.batch_request_id)"')" \
@@ -102,14 +133,14 @@ monitor_before=$(h_sim_counter .routes.monitor)
 h_daemon_start "$H_TMP/two.yaml"
 h_daemon_ready
 id=$(h_ctl submit batch -C COPIED -a DEMO2 -j INSTANT)
-h_ctl wait "$id" --timeout 30 >/dev/null || true
+h_ctl wait "$id" --timeout 120 >/dev/null || true
 h_eq "24" "$(h_sql -c "SELECT completion_code FROM acs.jobs WHERE id = $id")" \
     "a sealed password copied onto another Batch User ends AUTHENTICATION_ERROR (24)"
 h_match "sealed for another user" "$(h_ctl log "$id")" "and the log says why"
 
 # --- the log size cap -------------------------------------------------------------
 id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j MANYMESSAGES)
-h_ctl wait "$id" --timeout 60 --quiet >/dev/null
+h_ctl wait "$id" --timeout 120 --quiet >/dev/null
 log=$(h_ctl log "$id")
 h_eq 1 "$([ "$(h_ctl log "$id" | wc -c)" -le 4096 ] && echo 1 || echo 0)" "a chatty job's log stays within daemon.max_log_bytes"
 h_match 'amtacs: log cut at 4096 bytes \(daemon.max_log_bytes\): [0-9]+ of 250 messages kept' "$log" \

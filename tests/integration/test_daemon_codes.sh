@@ -52,7 +52,7 @@ nopass=$(h_ctl submit batch -C NOPASS -a DEMO2 -j INSTANT)
 noserver=$(h_ctl submit batch -C NOSERVER -a DEMO2 -j INSTANT)
 
 all_done() { [ "$(h_sql -c "SELECT count(*) FROM acs.jobs WHERE state <> 'finished'")" = 0 ]; }
-h_wait_until 60 all_done || h_not_ok "every job finished within 60 s"
+h_wait_until 120 all_done || h_not_ok "every job finished within 120 s"
 
 for job in "${!expect[@]}"; do
     code=${expect[$job]}

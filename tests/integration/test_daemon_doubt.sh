@@ -20,7 +20,7 @@ features() { curl -fsS -X PUT --data "{\"features\":$1}" "$H_SIM_URL/sim/config"
 # Idempotent server: the retry returns the request the lost answer was about.
 lose_start_answers 1
 id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
-h_ctl wait "$id" --timeout 20 >/dev/null
+h_ctl wait "$id" --timeout 120 >/dev/null
 h_eq "DONE|success" "$(h_sql -c "SELECT completion_name, result FROM acs.job_results WHERE id = $id")" \
     "idempotent server: the job ends DONE after its Start answer was lost"
 task=$(h_sql -c "SELECT task_id FROM acs.jobs WHERE id = $id")
@@ -32,12 +32,12 @@ features '["MonitorJobs"]'
 kill -TERM "$H_DAEMON_PID"; wait "$H_DAEMON_PID" || true
 h_daemon_start "$H_TMP/amtacs.yaml"
 h_daemon_ready
-h_wait_until 10 grep -q "NOT idempotent" "$H_DAEMON_LOG" && h_ok "the daemon reads the server's features" ||
+h_wait_until 30 grep -q "NOT idempotent" "$H_DAEMON_LOG" && h_ok "the daemon reads the server's features" ||
     h_not_ok "the daemon reads the server's features"
 lose_start_answers 3
 ids=()
 for j in INSTANT INSTANT INSTANT; do ids+=("$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j $j)"); done
-h_wait_sql 20 3 "SELECT count(*) FROM acs.jobs WHERE id IN (${ids[0]}, ${ids[1]}, ${ids[2]}) AND state = 'in_doubt'" &&
+h_wait_sql 60 3 "SELECT count(*) FROM acs.jobs WHERE id IN (${ids[0]}, ${ids[1]}, ${ids[2]}) AND state = 'in_doubt'" &&
     h_ok "each job whose Start answer was lost goes in doubt" || h_not_ok "each job whose Start answer was lost goes in doubt"
 for id in "${ids[@]}"; do
     task=$(h_sql -c "SELECT task_id FROM acs.jobs WHERE id = $id")
@@ -52,7 +52,7 @@ h_match "may have started the job" "$(h_ctl show "${ids[0]}")" "amtacsctl show s
 task=$(h_sql -c "SELECT task_id FROM acs.jobs WHERE id = ${ids[0]}")
 brid=$(curl -fsS "$H_SIM_URL/sim/tasks" | jq -r ".tasks[] | select(.taskId == \"$task\") | .BatchRequestId")
 h_ctl resolve "${ids[0]}" --follow "$brid" >/dev/null
-h_ctl wait "${ids[0]}" --timeout 20 >/dev/null
+h_ctl wait "${ids[0]}" --timeout 120 >/dev/null
 h_eq "DONE|$brid" "$(h_sql -c "SELECT completion_name, batch_request_id FROM acs.job_results r JOIN acs.jobs j USING (id) WHERE id = ${ids[0]}")" \
     "--follow: the daemon follows the request the operator found to DONE"
 
@@ -63,7 +63,7 @@ h_match "Completion Code : UNDEFINED" "$(h_ctl log "${ids[1]}")" "with a job log
 
 created=$(h_sim_counter .requests_created)
 h_ctl resolve "${ids[2]}" --restart >/dev/null
-h_ctl wait "${ids[2]}" --timeout 20 >/dev/null
+h_ctl wait "${ids[2]}" --timeout 120 >/dev/null
 h_eq "DONE" "$(h_sql -c "SELECT completion_name FROM acs.job_results WHERE id = ${ids[2]}")" \
     "--restart: the job is queued again and runs"
 h_eq $((created + 1)) "$(h_sim_counter .requests_created)" "with exactly one new Start"
@@ -80,7 +80,7 @@ id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
 h_sql -c "SELECT count(*) FROM acs.claim_jobs('dead-daemon', 'AMTDEMO', 10, 0)" >/dev/null
 h_daemon_start "$H_TMP/amtacs.yaml"
 h_daemon_ready
-h_wait_sql 20 in_doubt "SELECT state FROM acs.jobs WHERE id = $id" &&
+h_wait_sql 60 in_doubt "SELECT state FROM acs.jobs WHERE id = $id" &&
     h_ok "a job taken over from a dead daemon before its BatchRequestId was recorded goes in doubt" ||
     h_not_ok "a job taken over from a dead daemon before its BatchRequestId was recorded goes in doubt"
 
@@ -95,13 +95,13 @@ curl -fsS -X PUT --data '{"error_rate":1,"error_status":503,"routes":["heartbeat
 h_daemon_start "$H_TMP/amtacs.yaml"
 h_daemon_ready
 id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
-h_wait_until 10 grep -q "job=$id .*sent again only if the server's heartbeat says" "$H_DAEMON_LOG" &&
+h_wait_until 30 grep -q "job=$id .*sent again only if the server's heartbeat says" "$H_DAEMON_LOG" &&
     h_ok "a Start that failed after it was sent, before any heartbeat answered, waits for the features" ||
     h_not_ok "a Start that failed after it was sent, before any heartbeat answered, waits for the features"
 sleep 0.5
 h_eq starting "$(h_sql -c "SELECT state FROM acs.jobs WHERE id = $id")" "it is neither in doubt nor failed meanwhile"
 curl -fsS -X DELETE "$H_SIM_URL/sim/faults" >/dev/null
-h_wait_sql 20 in_doubt "SELECT state FROM acs.jobs WHERE id = $id" &&
+h_wait_sql 60 in_doubt "SELECT state FROM acs.jobs WHERE id = $id" &&
     h_ok "once the heartbeat says Start is not idempotent, it goes in doubt" ||
     h_not_ok "once the heartbeat says Start is not idempotent, it goes in doubt"
 task=$(h_sql -c "SELECT task_id FROM acs.jobs WHERE id = $id")

@@ -30,7 +30,7 @@ scrape() { curl -fsS "${auth[@]}" "$URL/metrics" >"$H_TMP/metrics"; }
 # --- probes ------------------------------------------------------------------------
 h_eq 200 "$(status "$URL/healthz")" "/healthz answers 200 while the daemon runs"
 h_eq ok "$(cat "$H_TMP/body")" "and says ok"
-h_wait_until 10 curl -fs "$URL/readyz" || true
+h_wait_until 30 curl -fs "$URL/readyz" || true
 h_eq 200 "$(status "$URL/readyz")" "/readyz answers 200 with the database up"
 h_match "database reachable" "$(cat "$H_TMP/body")" "and says why it is ready"
 
@@ -47,16 +47,20 @@ declare -A ids=()
 for i in 1 2 3; do ids[ok$i]=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT); done
 ids[err]=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j ERRORJOB)
 ids[abort]=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j ABORTJOB)
-ids[long]=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j REPORTTEST01)
-h_wait_sql 30 0 "SELECT count(*) FROM acs.jobs WHERE state <> 'finished' AND id <> ${ids[long]}" ||
+# the long job runs until it is killed (never, here): it is in flight at the scrape
+ids[long]=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT)
+h_wait_sql 60 0 "SELECT count(*) FROM acs.jobs WHERE state <> 'finished' AND id <> ${ids[long]}" ||
     h_not_ok "the short jobs finished"
-h_wait_sql 10 running "SELECT state FROM acs.jobs WHERE id = ${ids[long]}" || h_not_ok "the long job runs"
-sleep 1.2 # the connection gauges are handed over once a second
-scrape
+h_wait_sql 30 running "SELECT state FROM acs.jobs WHERE id = ${ids[long]}" || h_not_ok "the long job runs"
+c='connection="AMTDEMO"'
+# The connection gauges are handed over once a second, a completion is counted
+# once its result is written: scrape until both show (the figures are checked below).
+completions() { awk '$1 ~ /^amtacs_job_completions_total/ { n += $2 } END { print n + 0 }' "$H_TMP/metrics"; }
+h_wait_for 30 'scrape && [ "$(metric "amtacs_jobs_in_flight{$c}")" = 1 ] && [ "$(completions)" = 5 ]' ||
+    h_not_ok "a scrape shows the long job in flight and the 5 others completed"
 promtool check metrics <"$H_TMP/metrics" >"$H_TMP/promtool.out" 2>&1 &&
     h_ok "promtool check metrics accepts the scrape" ||
     { h_not_ok "promtool check metrics accepts the scrape"; cat "$H_TMP/promtool.out" >&2; }
-c='connection="AMTDEMO"'
 h_eq 6 "$(metric "amtacs_job_starts_total{$c}")" "starts: the 6 jobs started"
 h_eq 3 "$(metric "amtacs_job_completions_total{$c,code=\"4\",name=\"DONE\",result=\"success\"}")" \
     "completions by code: 3 DONE"
@@ -89,16 +93,16 @@ n=$(metric amtacs_database_statement_seconds_count)
 
 # a running job's document carries the state the server last reported
 run=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT)
-h_wait_sql 10 2 "SELECT last_code FROM acs.jobs WHERE id = $run" || h_not_ok "the running job's state is recorded"
+h_wait_sql 30 2 "SELECT last_code FROM acs.jobs WHERE id = $run" || h_not_ok "the running job's state is recorded"
 status "${auth[@]}" "$URL/v1/jobs/$run" >/dev/null
 h_eq "running 2 RUNNING pending" "$(jq -r '"\(.state) \(.amt_code) \(.amt_state) \(.log)"' "$H_TMP/body")" \
     "/v1/jobs/ID of a running job: the AMT state the server reported (RUNNING)"
 h_sql -c "SELECT acs.request_kill($run)" >/dev/null
-h_wait_sql 10 3 "SELECT completion_code FROM acs.jobs WHERE id = $run" || h_not_ok "the running job was killed"
+h_wait_sql 30 3 "SELECT completion_code FROM acs.jobs WHERE id = $run" || h_not_ok "the running job was killed"
 
 # queued jobs with Full Comm disabled are in the queue gauge, not started
 h_ctl comm disable AMTDEMO >/dev/null
-h_wait_until 10 bash -c "curl -fs -H 'Authorization: Bearer $token' $URL/metrics |
+h_wait_until 30 bash -c "curl -fs -H 'Authorization: Bearer $token' $URL/metrics |
     grep -qx 'amtacs_comm_state{$c,state=\"disabled\"} 1'" ||
     h_not_ok "comm disabled shows at once"
 q1=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
@@ -135,7 +139,7 @@ h_match 'Allow: GET, HEAD' "$(curl -si -X DELETE "$URL/metrics")" "with the meth
 
 # --- the database away: not ready, still alive --------------------------------------------
 h_as_pg "$H_PG_BINDIR/pg_ctl" -D "$H_PG_DATA" -m immediate -w stop >/dev/null
-h_wait_until 15 bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' $URL/readyz) = 503 ]" &&
+h_wait_until 30 bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' $URL/readyz) = 503 ]" &&
     h_ok "/readyz answers 503 while the database is down" ||
     h_not_ok "/readyz answers 503 while the database is down"
 h_match "database is not reachable" "$(curl -s "$URL/readyz")" "and says why"
@@ -145,7 +149,7 @@ scrape
 h_eq 0 "$(metric amtacs_queue_scrape_success)" "/metrics still answers, saying the queue was not read"
 h_eq 0 "$(metric amtacs_database_up)" "and that the database is down"
 h_as_pg "$H_PG_BINDIR/pg_ctl" -D "$H_PG_DATA" -l "$H_PG_DATA/server.log" -w -t 60 start >/dev/null
-h_wait_until 30 curl -fs "$URL/readyz" && h_ok "ready again once the database is back" ||
+h_wait_until 60 curl -fs "$URL/readyz" && h_ok "ready again once the database is back" ||
     h_not_ok "ready again once the database is back"
 
 # --- secrets and refusals ------------------------------------------------------------------
@@ -165,7 +169,7 @@ s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); print(s.getsockname()
 time.sleep(60)" >"$H_TMP/blocker.port" &
 blocker=$!
 H_PIDS+=("$blocker")
-h_wait_until 10 test -s "$H_TMP/blocker.port"
+h_wait_until 30 test -s "$H_TMP/blocker.port"
 port=$(cat "$H_TMP/blocker.port")
 H_HTTP_LISTEN="127.0.0.1:$port" h_daemon_config "$H_TMP/busy.yaml"
 h_run_fails "a port in use is refused at start" "$DAEMON_BIN" -c "$H_TMP/busy.yaml"

@@ -92,7 +92,7 @@ connections:
 CONF
 h_daemon_start "$H_TMP/amtacs.yaml"
 h_daemon_ready
-h_wait_sql 15 3 "SELECT count(*) FROM acs.connections WHERE name IN ('GOOD', 'BAD', 'DEAD')" ||
+h_wait_sql 60 3 "SELECT count(*) FROM acs.connections WHERE name IN ('GOOD', 'BAD', 'DEAD')" ||
     h_not_ok "the daemon registered its three connections"
 
 # 20 jobs on each connection, the troubled ones first; half INSTANT, half the
@@ -104,8 +104,8 @@ count() { h_sql -c "SELECT count(*) FROM acs.jobs WHERE connection = '$1' AND $2
 
 ### The healthy connection is not held up ##########################################
 
-h_wait_sql 20 20 "SELECT count(*) FROM acs.jobs WHERE connection = 'GOOD' AND state = 'finished'" ||
-    h_not_ok "GOOD's 20 jobs finished within 20 s"
+h_wait_sql 60 20 "SELECT count(*) FROM acs.jobs WHERE connection = 'GOOD' AND state = 'finished'" ||
+    h_not_ok "GOOD's 20 jobs finished"
 good_secs=$((SECONDS - t0))
 h_eq 20 "$(count GOOD "completion_code = 4 AND result = 'success'")" "all 20 GOOD jobs ended DONE (in about ${good_secs} s)"
 h_eq 0 "$(count BAD "state = 'finished'")" "meanwhile none of BAD's jobs has finished"
@@ -116,7 +116,7 @@ h_eq 20 "$(count BAD "state = 'starting'")" "BAD's 20 jobs are claimed and start
 h_eq 20 "$(count DEAD "state = 'starting'")" "DEAD's 20 jobs are claimed and starting"
 
 bad_start_calls() { echo $(( $(counters "$BAD_URL" | jq .routes.start) - $(jq .routes.start <<<"$base_bad") )); }
-h_wait_for 5 '[ "$(bad_start_calls)" -gt 0 ]' || true
+h_wait_for 30 '[ "$(bad_start_calls)" -gt 0 ]' || true
 now_bad=$(counters "$BAD_URL")
 now_dead=$(counters "$DEAD_URL")
 bad_starts=$(( $(jq .routes.start <<<"$now_bad") - $(jq .routes.start <<<"$base_bad") ))
@@ -128,7 +128,7 @@ h_eq 0 "$(( $(jq .routes.start <<<"$now_dead") - $(jq .routes.start <<<"$base_de
 h_match '^[1-9]' "$(( $(jq .routes.logon <<<"$now_dead") - $(jq .routes.logon <<<"$base_dead") ))" \
     "DEAD's logons were tried"
 dead_retries() { [ "$(grep -E 'event=job\.start_retry' "$H_DAEMON_LOG" | grep -cE 'connection="?DEAD"?( |$)' || true)" -gt 0 ]; }
-h_wait_until 10 dead_retries && h_ok "DEAD's Starts time out fast (500 ms) and are retried" ||
+h_wait_until 30 dead_retries && h_ok "DEAD's Starts time out fast (500 ms) and are retried" ||
     h_not_ok "DEAD's Starts time out fast (500 ms) and are retried"
 h_eq 0 "$(( $(jq .logon_failures <<<"$now_bad") - $(jq .logon_failures <<<"$base_bad") ))" \
     "BAD's server refused no logon: the daemon logged on to it as isobad"
@@ -138,10 +138,10 @@ h_eq 0 "$(( $(jq .logon_failures <<<"$now_bad") - $(jq .logon_failures <<<"$base
 sim "$BAD_URL" DELETE /sim/faults >/dev/null
 sim "$DEAD_URL" DELETE /sim/faults >/dev/null
 t1=$SECONDS
-h_wait_sql 25 20 "SELECT count(*) FROM acs.jobs WHERE connection = 'DEAD' AND state = 'finished'" ||
-    h_not_ok "DEAD's jobs finished within 25 s of the faults being cleared"
-h_wait_sql 25 20 "SELECT count(*) FROM acs.jobs WHERE connection = 'BAD' AND state = 'finished'" ||
-    h_not_ok "BAD's jobs finished within 25 s of the faults being cleared"
+h_wait_sql 60 20 "SELECT count(*) FROM acs.jobs WHERE connection = 'DEAD' AND state = 'finished'" ||
+    h_not_ok "DEAD's jobs finished once the faults were cleared"
+h_wait_sql 60 20 "SELECT count(*) FROM acs.jobs WHERE connection = 'BAD' AND state = 'finished'" ||
+    h_not_ok "BAD's jobs finished once the faults were cleared"
 h_log "BAD and DEAD finished $((SECONDS - t1)) s after the faults were cleared"
 h_eq 20 "$(count DEAD "completion_code = 4 AND result = 'success'")" \
     "once its server answers again, all 20 DEAD jobs end DONE (their Starts were retried)"

@@ -27,7 +27,7 @@ h_eq 1000 "$(h_sql -c "SELECT count(*) FROM acs.jobs WHERE state = 'queued'")" "
 
 h_daemon_start "$H_TMP/amtacs.yaml"
 h_daemon_ready
-h_wait_sql 120 0 "SELECT count(*) FROM acs.jobs WHERE state <> 'finished'" &&
+h_wait_sql 300 0 "SELECT count(*) FROM acs.jobs WHERE state <> 'finished'" &&
     h_ok "all 1,000 jobs finished" || h_not_ok "jobs left: $(h_sql -c "SELECT count(*) FROM acs.jobs WHERE state <> 'finished'")"
 
 h_eq "e|success|200
@@ -53,5 +53,5 @@ h_eq 1 "$([ "$conns" -le 16 ] && [ "$calls" -ge 1000 ] && echo 1 || echo 0)" \
 h_sql -c "ALTER TABLE acs.jobs DISABLE TRIGGER jobs_notify_queued_insert" >/dev/null
 id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
 h_sql -c "ALTER TABLE acs.jobs ENABLE TRIGGER jobs_notify_queued_insert" >/dev/null
-h_ctl wait "$id" --timeout 20 --quiet >/dev/null && h_ok "a job whose NOTIFY never came is found by the rescan" ||
+h_ctl wait "$id" --timeout 60 --quiet >/dev/null && h_ok "a job whose NOTIFY never came is found by the rescan" ||
     h_not_ok "a job whose NOTIFY never came is found by the rescan"

@@ -95,7 +95,7 @@ result() { h_sql -c "SELECT state, completion_code, completion_name, result FROM
 ### (a) https with the CA file ####################################################
 
 id_ca=$(h_ctl submit batch -C TLSCA -a DEMO2 -j REPORTTEST01)
-h_ctl wait "$id_ca" --timeout 20 >/dev/null || true
+h_ctl wait "$id_ca" --timeout 120 >/dev/null || true
 h_eq "finished|4|DONE|success" "$(result "$id_ca")" "TLSCA (tls.ca_file): REPORTTEST01 ends DONE over https"
 h_eq "4280" "$(h_sql -c "SELECT batch_request_id FROM acs.jobs WHERE id = $id_ca")" \
     "it is the first request the HTTPS simulator made"
@@ -113,7 +113,7 @@ starts_before=$(tls_sim /sim/counters | jq -r .routes.start)
 logons_before=$(tls_sim /sim/counters | jq -r .routes.logon)
 tasks_before=$(tls_sim /sim/tasks | jq '.tasks | length')
 id_noca=$(h_ctl submit batch -C NOCA -a DEMO2 -j REPORTTEST01)
-h_ctl wait "$id_noca" --timeout 20 >/dev/null && h_not_ok "wait exits non-zero for NOCA's job" ||
+h_ctl wait "$id_noca" --timeout 120 >/dev/null && h_not_ok "wait exits non-zero for NOCA's job" ||
     h_ok "wait exits non-zero for NOCA's job"
 h_eq "finished|23|WEB_SERVER_ERROR|failure" "$(result "$id_noca")" \
     "NOCA (CA not trusted): the job ends WEB_SERVER_ERROR (23) after its 2 attempts"
@@ -140,7 +140,7 @@ h_eq "" "$(h_sql -c "SELECT batch_request_id FROM acs.jobs WHERE id = $id_noca")
 ### (c) plain http: works, warned about once at start #############################
 
 id_plain=$(h_ctl submit batch -C PLAIN -a DEMO2 -j REPORTTEST01)
-h_ctl wait "$id_plain" --timeout 20 >/dev/null || true
+h_ctl wait "$id_plain" --timeout 120 >/dev/null || true
 h_eq "finished|4|DONE|success" "$(result "$id_plain")" "PLAIN (http://): REPORTTEST01 ends DONE"
 h_eq "$(reference REPORTTEST01.DONE.log "$PLAIN_URL")" "$(h_ctl log "$id_plain")" \
     "its job log equals the reference, Server $PLAIN_URL"
@@ -160,7 +160,7 @@ fi
 ### (d) verify: false (testing only) ##############################################
 
 id_nv=$(h_ctl submit batch -C NOVERIFY -a DEMO2 -j REPORTTEST01)
-h_ctl wait "$id_nv" --timeout 20 >/dev/null || true
+h_ctl wait "$id_nv" --timeout 120 >/dev/null || true
 h_eq "finished|4|DONE|success" "$(result "$id_nv")" "NOVERIFY (tls.verify: false): REPORTTEST01 ends DONE over https"
 h_match "Server          : $TLS_URL" "$(h_ctl log "$id_nv")" "its log names the https server"
 task_nv=$(h_sql -c "SELECT task_id FROM acs.jobs WHERE id = $id_nv")

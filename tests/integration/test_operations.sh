@@ -21,9 +21,28 @@ h_daemon_start "$H_TMP/amtacs.yaml"
 h_daemon_ready
 starts() { h_sim_counter .start_calls; }
 state() { h_sql -c "SELECT state FROM acs.jobs WHERE id = $1"; }
+# comm STATE [CONNECTION]: amtacsctl comm STATE, then waits until the daemon has
+# taken it on (its conn.comm log line); what amtacsctl said is in COMM_OUT.
+comm() {
+    local phrase n
+    case $1 in
+        enable) phrase='Full Comm enabled' ;;
+        limit) phrase='limited: no new starts' ;;
+        disable) phrase='disabled: nothing is sent' ;;
+    esac
+    n=$(grep -c "event=conn.comm .*$phrase" "$H_DAEMON_LOG" || true)
+    COMM_OUT=$(h_ctl comm "$1" "${2:-AMTDEMO}")
+    h_wait_for 60 '[ "$(grep -c "event=conn.comm .*$phrase" "$H_DAEMON_LOG")" -gt "$n" ]' ||
+        h_not_ok "the daemon takes on comm $1"
+}
+# end_on_server ID: the job's request ends DONE on the server (an operator there)
+end_on_server() {
+    curl -fsS -o /dev/null -X POST --data '{"code":4}' \
+        "$H_SIM_URL/sim/requests/$(h_sql -c "SELECT batch_request_id FROM acs.jobs WHERE id = $1")/state"
+}
 
 # --- comm status ------------------------------------------------------------------
-h_wait_sql 10 t "SELECT server_ok FROM acs.connections WHERE name = 'AMTDEMO'"
+h_wait_sql 30 t "SELECT server_ok FROM acs.connections WHERE name = 'AMTDEMO'"
 status=$(h_ctl comm status)
 h_match "AMTDEMO +enabled +answers" "$status" "comm status: Full Comm enabled, the server answers its heartbeat"
 h_eq "enabled true 0 0" "$(h_ctl comm status --json | jq -r '.[0] | "\(.comm_state) \(.server_ok) \(.queued) \(.in_flight)"')" \
@@ -31,38 +50,42 @@ h_eq "enabled true 0 0" "$(h_ctl comm status --json | jq -r '.[0] | "\(.comm_sta
 h_match "^20[0-9]{2}-" "$(h_ctl comm status --json | jq -r '.[0].last_contact')" "and the last contact"
 
 # --- disabled: nothing is sent, nothing is lost, it starts when enabled -------------
-h_match "disabled: nothing is sent" "$(h_ctl comm disable AMTDEMO)" "comm disable"
-sleep 0.5
+comm disable
+h_match "disabled: nothing is sent" "$COMM_OUT" "comm disable"
 before=$(starts)
 id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
-sleep 1.5
+sleep 1.5 # and nothing happens
 h_eq queued "$(state "$id")" "while disabled a new job stays queued"
 h_eq "$before" "$(starts)" "and nothing is sent to the server"
 h_match "AMTDEMO +disabled .* 1 +0 " "$(h_ctl comm status)" "comm status shows it queued"
-h_ctl comm enable AMTDEMO >/dev/null
-h_ctl wait "$id" --timeout 10 --quiet >/dev/null && h_ok "enabled again, the queued job starts and ends" ||
+comm enable
+h_ctl wait "$id" --timeout 60 --quiet >/dev/null && h_ok "enabled again, the queued job starts and ends" ||
     h_not_ok "enabled again, the queued job starts and ends"
 
 # disabled with a job running: no traffic at all, and it ends once enabled
-id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j REPORTTEST01)
-h_wait_sql 10 running "SELECT state FROM acs.jobs WHERE id = $id"
-h_ctl comm disable AMTDEMO >/dev/null
-sleep 0.5
+# (LONGRUNNINGREPORT runs until it is ended on the server, here while disabled)
+id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT)
+h_wait_sql 30 running "SELECT state FROM acs.jobs WHERE id = $id"
+comm disable
+sleep 0.5 # for the calls already out to come back
 calls=$(curl -fsS "$H_SIM_URL/sim/counters" | jq '[.routes[]] | add')
-sleep 1.5
+end_on_server "$id"
+sleep 1.5 # and nothing happens
 h_eq "$calls" "$(curl -fsS "$H_SIM_URL/sim/counters" | jq '[.routes[]] | add')" \
     "while disabled not one call goes to the server, not even for a running job"
 h_eq running "$(state "$id")" "the running job is not lost"
-h_ctl comm enable AMTDEMO >/dev/null
-h_ctl wait "$id" --timeout 20 --quiet >/dev/null
+comm enable
+h_ctl wait "$id" --timeout 60 --quiet >/dev/null
 h_eq DONE "$(h_sql -c "SELECT completion_name FROM acs.job_results WHERE id = $id")" "enabled again, it is followed to DONE"
 
 # limited: running jobs are followed to their end; new ones wait
-run=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j REPORTTEST01)
-h_wait_sql 10 running "SELECT state FROM acs.jobs WHERE id = $run"
-h_match "limited" "$(h_ctl comm limit AMTDEMO)" "comm limit"
+run=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT)
+h_wait_sql 30 running "SELECT state FROM acs.jobs WHERE id = $run"
+comm limit
+h_match "limited" "$COMM_OUT" "comm limit"
 new=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
-h_ctl wait "$run" --timeout 20 --quiet >/dev/null
+end_on_server "$run"
+h_ctl wait "$run" --timeout 60 --quiet >/dev/null
 h_eq DONE "$(h_sql -c "SELECT completion_name FROM acs.job_results WHERE id = $run")" "limited: the running job is followed to DONE"
 h_eq queued "$(state "$new")" "limited: the new job waits"
 
@@ -72,48 +95,47 @@ h_daemon_start "$H_TMP/amtacs.yaml"
 h_daemon_ready
 sleep 1
 h_eq queued "$(state "$new")" "after a daemon restart the connection is still limited"
-h_ctl comm enable AMTDEMO >/dev/null
-h_ctl wait "$new" --timeout 10 --quiet >/dev/null && h_ok "and enabling it starts the job" || h_not_ok "and enabling it starts the job"
+comm enable
+h_ctl wait "$new" --timeout 60 --quiet >/dev/null && h_ok "and enabling it starts the job" || h_not_ok "and enabling it starts the job"
 h_run_fails "an unknown connection" h_ctl comm enable NOSUCH
 h_match "connection 'NOSUCH' is not known" "$H_OUT" "is named in the error"
 
 # --- kill -------------------------------------------------------------------------
 # a queued job ends KILLED without being started
-h_ctl comm disable AMTDEMO >/dev/null
+comm disable
 id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
 before=$(starts)
 h_match "ended KILLED" "$(h_ctl kill "$id")" "a queued job is killed at once"
 h_eq "KILLED|failure" "$(h_sql -c "SELECT completion_name, result FROM acs.job_results WHERE id = $id")" "it ends KILLED, failure"
 h_eq "$before" "$(starts)" "without being started"
 h_match "Completion Code : KILLED" "$(h_ctl log "$id")" "with its job log"
-h_ctl comm enable AMTDEMO >/dev/null
+comm enable
 
 # a Kill that fails: the operator sees why, the daemon retries, KILLED only when confirmed
 id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT)
-h_wait_sql 10 running "SELECT state FROM acs.jobs WHERE id = $id"
+h_wait_sql 30 running "SELECT state FROM acs.jobs WHERE id = $id"
 curl -fsS -X PUT --data '{"error_rate":1,"error_status":503,"routes":["kill"],"count":3}' "$H_SIM_URL/sim/faults" >/dev/null
 out=$(h_ctl kill "$id")
 h_match "kill failed, still running: HTTP 503" "$out" "amtacsctl kill shows a failed Kill with the reason"
 h_match "failed, still running" "$(h_ctl show "$id")" "amtacsctl show too"
 h_ne_killed=$(h_sql -c "SELECT coalesce(completion_name, 'running') FROM acs.job_results WHERE id = $id")
 h_eq running "$h_ne_killed" "the job is not shown KILLED while the server has not confirmed"
-h_ctl wait "$id" --timeout 20 --quiet >/dev/null || true
+h_ctl wait "$id" --timeout 60 --quiet >/dev/null || true
 h_eq KILLED "$(h_sql -c "SELECT completion_name FROM acs.job_results WHERE id = $id")" "the daemon retries until the server confirms"
 h_eq 4 "$(curl -fsS "$H_SIM_URL/sim/counters" | jq .routes.kill)" "three failed Kill calls, then the one that worked"
 
 # a kill while the daemon is busy reaches the server at once
 for i in $(seq 1 200); do echo "SELECT acs.submit_batch_job('AMTDEMO', 'DEMO2', 'REPORTTEST01');"; done | h_sql >/dev/null
 id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT)
-h_wait_sql 20 running "SELECT state FROM acs.jobs WHERE id = $id"
+h_wait_sql 120 running "SELECT state FROM acs.jobs WHERE id = $id"
 kills=$(h_sim_counter .kills)
 t0=$(date +%s%N)
 h_sql -c "SELECT acs.request_kill($id)" >/dev/null
-h_wait_for 10 '[ "$(h_sim_counter .kills)" -gt "$kills" ]' || true
-for i in $(seq 1 200); do [ "$(h_sim_counter .kills)" -gt "$kills" ] && break; sleep 0.01; done
+h_wait_for 60 '[ "$(h_sim_counter .kills)" -gt "$kills" ]' || true
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 h_eq $((kills + 1)) "$(h_sim_counter .kills)" "a kill requested while 200 jobs run reaches the server (after ${ms} ms)"
-h_ctl wait "$id" --timeout 20 --quiet >/dev/null || true
-h_wait_sql 60 0 "SELECT count(*) FROM acs.jobs WHERE state <> 'finished'"
+h_ctl wait "$id" --timeout 60 --quiet >/dev/null || true
+h_wait_sql 180 0 "SELECT count(*) FROM acs.jobs WHERE state <> 'finished'"
 
 # not allowed where Allow Kill Job is false
 h_sql -c "SELECT acs.configure_connection('NOKILL', 'http://127.0.0.1:1', 'amtopcon', false, 30)" >/dev/null
@@ -124,18 +146,21 @@ h_run_fails "a finished job cannot be killed" h_ctl kill 1
 h_match "has already finished" "$H_OUT" "and nothing changes"
 
 # --- alerts -------------------------------------------------------------------------
-listen=$(psql -X -At -c "LISTEN acs_alerts" -c "SELECT 1" -c "SELECT pg_sleep(2)" -c "SELECT 1" 2>&1 &
-         sleep 0.3; h_ctl submit batch -C AMTDEMO -a DEMO2 -j ERRORJOB > "$H_TMP/alert.id"; wait)
-id=$(cat "$H_TMP/alert.id")
-h_ctl wait "$id" --timeout 10 --quiet >/dev/null || true
+# one session listens, submits, and waits until the job's alert is written
+listen=$(psql -X -At -c "LISTEN acs_alerts" -c "SELECT 'id=' || acs.submit_batch_job('AMTDEMO', 'DEMO2', 'ERRORJOB')" \
+    -c "DO \$\$ BEGIN FOR i IN 1..2400 LOOP
+            EXIT WHEN EXISTS (SELECT FROM acs.alerts a JOIN acs.jobs j ON j.id = a.job_id WHERE j.job_name = 'ERRORJOB');
+            PERFORM pg_sleep(0.05); END LOOP; END \$\$" -c "SELECT 1" 2>&1)
+id=$(grep -o '^id=[0-9]*' <<<"$listen" | cut -d= -f2)
+h_ctl wait "$id" --timeout 60 --quiet >/dev/null || true
 h_match 'notification "acs_alerts"' "$listen" "a job ending ERROR (11) raises an alert NOTIFY"
 h_eq "11|ERROR" "$(h_sql -c "SELECT code, name FROM acs.alerts WHERE job_id = $id")" "and an alerts row"
-h_wait_until 10 test -s "$H_TMP/alert.$id"
+h_wait_until 60 test -s "$H_TMP/alert.$id"
 h_match "AMTACS_CODE=11" "$(cat "$H_TMP/alert.$id" 2>/dev/null)" "the alert command ran with the job's details"
 h_match "AMTACS_JOB_NAME=ERRORJOB" "$(cat "$H_TMP/alert.$id" 2>/dev/null)" "including the job name"
 ids=()
 for j in ABORTJOB INSTANT SELFKILL; do ids+=("$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j $j)"); done
-for i in "${ids[@]}"; do h_ctl wait "$i" --timeout 10 --quiet >/dev/null || true; done
+for i in "${ids[@]}"; do h_ctl wait "$i" --timeout 60 --quiet >/dev/null || true; done
 h_eq "12" "$(h_sql -c "SELECT string_agg(code::text, ',') FROM acs.alerts WHERE job_id IN (${ids[0]}, ${ids[1]}, ${ids[2]})")" \
     "ABORTED (12) raises one too; DONE and KILLED do not"
 h_match "ERRORJOB" "$(h_ctl alerts)" "amtacsctl alerts lists them"
@@ -158,27 +183,27 @@ h_match "was purged" "$(h_ctl log "$b" 2>&1 || true)" "amtacsctl log says its lo
 kill -CONT "$H_DAEMON_PID"
 c=$(h_sql -c "SELECT max(job_id) FROM acs.job_logs")
 h_sql -c "UPDATE acs.job_logs SET written_at = now() - interval '31 days' WHERE job_id = $c" >/dev/null
-h_wait_sql 10 0 "SELECT count(*) FROM acs.job_logs WHERE job_id = $c" && h_ok "the daemon purges by itself (purge_interval)" ||
+h_wait_sql 60 0 "SELECT count(*) FROM acs.job_logs WHERE job_id = $c" && h_ok "the daemon purges by itself (purge_interval)" ||
     h_not_ok "the daemon purges by itself (purge_interval)"
 
 # --- a changed password is used from the next logon, without a restart ----------------
 curl -fsS -X POST --data '{"name":"amtopcon","password":"a-new-password-9"}' "$H_SIM_URL/sim/users" >/dev/null
 curl -fsS -X POST "$H_SIM_URL/sim/tokens/expire" >/dev/null
 id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
-h_ctl wait "$id" --timeout 10 --quiet >/dev/null || true
+h_ctl wait "$id" --timeout 60 --quiet >/dev/null || true
 h_eq "24" "$(h_sql -c "SELECT completion_code FROM acs.jobs WHERE id = $id")" "with the old password the logon is refused (24)"
 printf 'a-new-password-9\n' | h_ctl batch-user set amtopcon --public-key "$H_TMP/secret.key.pub" >/dev/null
-sleep 0.5
+sleep 2 # the daemon reloads the password on a NOTIFY and says nothing: no state to wait for
 id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
-h_ctl wait "$id" --timeout 10 --quiet >/dev/null && h_ok "after batch-user set the daemon logs on with the new password, no restart" ||
+h_ctl wait "$id" --timeout 60 --quiet >/dev/null && h_ok "after batch-user set the daemon logs on with the new password, no restart" ||
     h_not_ok "after batch-user set the daemon logs on with the new password, no restart"
 
 # --- comm status when the server stops answering -----------------------------------------
 curl -fsS -X PUT --data '{"down":true}' "$H_SIM_URL/sim/faults" >/dev/null
-h_wait_sql 10 f "SELECT server_ok FROM acs.connections WHERE name = 'AMTDEMO'" || true
+h_wait_sql 60 f "SELECT server_ok FROM acs.connections WHERE name = 'AMTDEMO'" || true
 status=$(h_ctl comm status)
 h_match "AMTDEMO +enabled +no answer" "$status" "comm status shows that the server does not answer its heartbeat"
 h_match "cannot reach http://127.0.0.1:[0-9]+" "$status" "with the last error and when it happened"
 curl -fsS -X DELETE "$H_SIM_URL/sim/faults" >/dev/null
-h_wait_sql 10 t "SELECT server_ok FROM acs.connections WHERE name = 'AMTDEMO'" &&
+h_wait_sql 60 t "SELECT server_ok FROM acs.connections WHERE name = 'AMTDEMO'" &&
     h_ok "and that it answers again once it is back" || h_not_ok "and that it answers again once it is back"

@@ -49,8 +49,8 @@ both_jobs() {
     local a b
     a=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
     b=$(h_ctl submit batch -C SECOND -a DEMO2 -j INSTANT)
-    h_ctl wait "$a" --timeout 20 --quiet >/dev/null 2>&1 || true
-    h_ctl wait "$b" --timeout 20 --quiet >/dev/null 2>&1 || true
+    h_ctl wait "$a" --timeout 60 --quiet >/dev/null 2>&1 || true
+    h_ctl wait "$b" --timeout 60 --quiet >/dev/null 2>&1 || true
     h_sql -c "SELECT string_agg(coalesce(completion_name, state), ' ' ORDER BY id)
               FROM acs.job_results WHERE id IN ($a, $b)"
 }

@@ -30,7 +30,7 @@ H_CONN_EXTRA="    allow_kill: true" h_daemon_config "$H_TMP/amtacs.yaml"
 sed -i "s/user=postgres/user=daemon1/" "$H_TMP/amtacs.yaml"
 h_daemon_start "$H_TMP/amtacs.yaml"
 h_daemon_ready
-h_wait_sql 10 1 "SELECT count(*) FROM acs.connections WHERE name = 'AMTDEMO'"
+h_wait_sql 60 1 "SELECT count(*) FROM acs.connections WHERE name = 'AMTDEMO'"
 
 # --- scheduler: enqueue and read results -------------------------------------------
 id=$("$CTL_BIN" --db "$(conn scheduler1)" submit batch -C AMTDEMO -a DEMO2 -j REPORTTEST01)
@@ -50,9 +50,9 @@ refused scheduler1 "claim jobs (take_over form)" "SELECT * FROM acs.claim_jobs('
 
 # --- operator: kill, status, logs --------------------------------------------------
 long=$("$CTL_BIN" --db "$(conn scheduler1)" submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT)
-h_wait_sql 10 running "SELECT state FROM acs.jobs WHERE id = $long"
+h_wait_sql 60 running "SELECT state FROM acs.jobs WHERE id = $long"
 h_match "KILLED|accepted the kill" "$("$CTL_BIN" --db "$(conn operator1)" kill "$long")" "operator1 kills a job with amtacsctl kill"
-"$CTL_BIN" --db "$(conn operator1)" wait "$long" --timeout 20 --quiet >/dev/null || true
+"$CTL_BIN" --db "$(conn operator1)" wait "$long" --timeout 60 --quiet >/dev/null || true
 h_eq "KILLED" "$(as operator1 -c "SELECT completion_name FROM acs.job_results WHERE id = $long")" "and it ends KILLED"
 h_match "AMTDEMO +enabled" "$("$CTL_BIN" --db "$(conn operator1)" comm status)" "operator1 reads comm status"
 h_match "ID" "$("$CTL_BIN" --db "$(conn operator1)" alerts)" "operator1 reads alerts"

@@ -44,7 +44,7 @@ snap
 ids=()
 for j in REPORTTEST01 ERRORJOB LONGRUNNINGREPORT; do ids+=("$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j $j)"); done
 ids+=("$(h_ctl submit batch -C WRONG -a DEMO2 -j INSTANT)")
-h_wait_sql 10 running "SELECT state FROM acs.jobs WHERE id = ${ids[2]}"
+h_wait_sql 60 running "SELECT state FROM acs.jobs WHERE id = ${ids[2]}"
 tokens=$(curl -fsS "$H_SIM_URL/sim/tokens" | jq -r '.tokens[]')
 h_match '.' "$tokens" "the daemon holds a token on the server (to search for)"
 snap

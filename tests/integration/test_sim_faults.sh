@@ -86,9 +86,10 @@ rc=$(curl_rc --max-time 1 "$H_SIM_URL/api/MonitorJob/$lost")
 t1=$(date +%s%N)
 h_eq 28 "$rc" "hang: the client times out (curl --max-time 1)"
 h_eq true "$([ $(( (t1 - t0) / 1000000 )) -ge 900 ] && echo true || echo false)" "... after waiting about its 1 s"
-curl -sS -o /dev/null -H "X-AMT-LogonToken: $TOKEN" --max-time 10 "$H_SIM_URL/api/MonitorJob/$lost" 2>/dev/null &
+monitors=$(h_sim_counter .routes.monitor)
+curl -sS -o /dev/null -H "X-AMT-LogonToken: $TOKEN" --max-time 30 "$H_SIM_URL/api/MonitorJob/$lost" 2>/dev/null &
 hanging=$!
-sleep 0.2
+h_wait_for 30 '[ "$(h_sim_counter .routes.monitor)" -gt "$monitors" ]' || h_not_ok "the hanging request reached the server"
 call GET /api/heartbeat
 h_eq 200 "$STATUS" "another request answers while one hangs"
 rc=0
@@ -158,14 +159,15 @@ h_eq "${#fails}" "$(jq -r .faults_injected <<<"$BODY")" "faults_injected counts 
 "$SIM_BIN" --listen 127.0.0.1:0 --port-file "$H_TMP/hang.port" --catalog "$CATALOG" \
     >/dev/null 2>&1 &
 hs=$!
-h_wait_until 10 test -s "$H_TMP/hang.port" || true
+h_wait_until 30 test -s "$H_TMP/hang.port" || true
 url="http://127.0.0.1:$(cat "$H_TMP/hang.port")"
 curl -sS -X PUT --data '{"hang_rate":1,"hang_ms":600000}' "$url/sim/faults" >/dev/null
 curl -sS -o /dev/null --max-time 30 "$url/api/heartbeat" 2>/dev/null &
 client=$!
-sleep 0.3
+h_wait_for 30 '[ "$(curl -fsS "$url/sim/counters" | jq .routes.heartbeat)" -ge 1 ]' ||
+    h_not_ok "the hanging request reached the server"
 kill -TERM "$hs"
-h_wait_until 10 bash -c "! kill -0 $hs 2>/dev/null"
+h_wait_until 30 bash -c "! kill -0 $hs 2>/dev/null"
 rc=0
 wait "$hs" || rc=$?
 h_eq 0 "$rc" "SIGTERM ends a simulator with a hanging request promptly, exit 0"

@@ -14,18 +14,19 @@ kill_req() { call POST /api/OpConJobAction "{\"action\":\"Kill\",\"BatchRequestI
 
 ### queue window: 20 WAIT_FOR QUEUE until 22:00 ################################
 
-# 21:58:00 simulated: the NIGHT queue (22:00-06:00) opens after 120 simulated
-# seconds, 1.2 s of real time at scale 0.01.
-h_sim_start --clock 21:58:00
+# 21:55:00 simulated: the NIGHT queue (22:00-06:00) opens after 300 simulated
+# seconds, 3 s of real time at scale 0.01 (the window is the one thing here
+# that only time moves; 3 s leave room for a start on a busy machine).
+h_sim_start --clock 21:55:00
 logon
-h_match '^21:5[89]:[0-5][0-9]$' "$(curl -fsS "$H_SIM_URL/sim/clock" | jq -r .timeOfDay)" "--clock sets the simulated time of day"
+h_match '^21:5[5-9]:[0-5][0-9]$' "$(curl -fsS "$H_SIM_URL/sim/clock" | jq -r .timeOfDay)" "--clock sets the simulated time of day"
 start '"jobName":"INSTANT","amtQueueName":"NIGHT"'
 night=$ID
 call GET "/api/MonitorJob/$night"
 h_eq "20 WAIT_FOR QUEUE" "$(jq -r '"\(.code) \(.status)"' <<<"$BODY")" "a job in a closed queue waits as 20 WAIT_FOR QUEUE"
 start '"jobName":"INSTANT"'
 h_eq 4 "$(code_of "$ID")" "a job in the default queue runs meanwhile"
-h_wait_until 20 is_code "$night" 4
+h_wait_until 60 is_code "$night" 4
 h_eq 4 "$(code_of "$night")" "when the window opens at 22:00 the job runs and ends"
 h_match '^22:0' "$(curl -fsS "$H_SIM_URL/sim/clock" | jq -r .timeOfDay)" "... at 22:00 simulated"
 h_eq "20 1 2 4" "$(history "$night")" "its history: 20, then 1, 2, 4"
@@ -91,7 +92,10 @@ h_eq 2 "$(code_of "$low")" "then to the low-priority one"
 
 ### timed waits and run states #################################################
 
-# Scale 0.1: a 10 s wait lasts 1 s, long enough to be seen by polling.
+# The waits and run states are timed and pass while nobody looks, so what each
+# job went through is read from its history (GET /sim/requests/ID), which keeps
+# every state however slow the polling; MonitorJob shows the state of a job
+# held there (SUSPENDEDJOB for an hour, and a run state forced by the operator).
 h_sim_start --time-scale 0.1
 logon
 declare -A first_code=([IDLEJOB]=0 [SUSPENDEDJOB]=5 [WAITFORFILE]=13 [WAITFORINPUT]=14
@@ -101,23 +105,31 @@ declare -A ids=()
 for job in "${!first_code[@]}"; do
     start "\"jobName\":\"$job\""
     ids[$job]=$ID
-    h_eq "${first_code[$job]}" "$(code_of "$ID")" "$job shows ${first_code[$job]} first"
+    h_eq "${first_code[$job]}" "$(history "$ID" | cut -d' ' -f2)" "$job shows ${first_code[$job]} first"
 done
-h_wait_until 20 is_code "${ids[WAITFORFILE]}" 2
-h_eq 2 "$(code_of "${ids[WAITFORFILE]}")" "WAITFORFILE runs (2) once its wait is over"
-h_wait_until 20 is_code "${ids[DEBUGREPORT]}" 9
-h_eq 9 "$(code_of "${ids[DEBUGREPORT]}")" "DEBUGREPORT runs as RUN_DEBUG (9) after WAIT_FOR_DEBUGGER"
+h_eq "5 SUSPENDED" "$(call GET "/api/MonitorJob/${ids[SUSPENDEDJOB]}"; jq -r '"\(.code) \(.status)"' <<<"$BODY")" \
+    "MonitorJob shows SUSPENDEDJOB as 5 SUSPENDED while it waits"
+kill_req "${ids[SUSPENDEDJOB]}"
+h_wait_until 60 is_code "${ids[WAITFORFILE]}" 4
+h_eq "1 13 2 4" "$(history "${ids[WAITFORFILE]}")" "WAITFORFILE runs (2) once its wait is over"
+h_wait_until 60 is_code "${ids[DEBUGREPORT]}" 4
+h_match ' 21 9 ' " $(history "${ids[DEBUGREPORT]}") " "DEBUGREPORT runs as RUN_DEBUG (9) after WAIT_FOR_DEBUGGER"
+start '"jobName":"LONGRUNNINGREPORT"'
+call POST "/sim/requests/$ID/state" '{"code":9}'
+call GET "/api/MonitorJob/$ID"
+h_eq "9 RUN_DEBUG" "$(jq -r '"\(.code) \(.status)"' <<<"$BODY")" "MonitorJob shows a job held in RUN_DEBUG as 9 RUN_DEBUG"
+kill_req "$ID"
 declare -A path=([IDLEJOB]="1 0 2 4" [WAITFORINPUT]="1 14 2 4" [WAITFORREPORT]="1 16 2 4"
                  [RECOVERJOB]="1 18 2 4" [DEBUGREPORT]="1 21 9 4" [MANUALRUN]="1 7 4"
-                 [FORCEDRUN]="1 8 4")
+                 [FORCEDRUN]="1 8 4" [REPORTTEST01]="1 2 4")
 for job in "${!path[@]}"; do
-    h_wait_until 20 is_code "${ids[$job]}" 4
+    h_wait_until 60 is_code "${ids[$job]}" 4
     h_eq "${path[$job]}" "$(history "${ids[$job]}")" "$job's history: ${path[$job]}"
 done
 
 h_sim_start
 logon
 start '"jobName":"ALLSTATES"'
-h_wait_until 20 is_code "$ID" 4
+h_wait_until 60 is_code "$ID" 4
 h_eq "1 0 13 14 16 18 21 5 15 9 4" "$(history "$ID")" \
     "ALLSTATES passes through every timed waiting state, then RUN_DEBUG, then DONE"

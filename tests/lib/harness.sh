@@ -4,8 +4,8 @@
 # below; the EXIT trap tears everything down and prints "N passed, N failed".
 source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
 
-h_ok() { H_PASSED=$((H_PASSED + 1)); printf 'ok - %s\n' "$*"; }
-h_not_ok() { H_FAILED=$((H_FAILED + 1)); printf 'not ok - %s\n' "$*"; }
+h_ok() { H_WAIT_RANOUT=""; H_PASSED=$((H_PASSED + 1)); printf 'ok - %s\n' "$*"; }
+h_not_ok() { H_WAIT_RANOUT=""; H_FAILED=$((H_FAILED + 1)); printf 'not ok - %s\n' "$*"; }
 
 # h_eq EXPECTED ACTUAL DESCRIPTION
 h_eq() {

@@ -113,7 +113,7 @@ h_sim_start() {
     H_SIM_PID=$!
     H_PIDS+=("$H_SIM_PID")
     H_LOGS+=("$log")
-    for i in $(seq 1 200); do
+    for i in $(seq 1 1200); do
         if [ -s "$portfile" ]; then
             H_SIM_URL="http://127.0.0.1:$(cat "$portfile")"
             export H_SIM_URL H_SIM_PID
@@ -192,7 +192,7 @@ h_daemon_start() {
 # The base URL of the HTTP endpoint of the last daemon started (its port is
 # chosen by the system and logged at start): h_daemon_http [SECONDS].
 h_daemon_http() {
-    h_wait_until "${1:-15}" grep -q 'event=http.listening' "$H_DAEMON_LOG" || {
+    h_wait_until "${1:-60}" grep -q 'event=http.listening' "$H_DAEMON_LOG" || {
         echo "harness: daemon did not serve HTTP:" >&2
         cat "$H_DAEMON_LOG" >&2
         return 1
@@ -207,7 +207,7 @@ h_ctl() { "$CTL_BIN" --db "$H_PGCONN" "$@"; }
 
 # Waits until the last daemon started is connected to PostgreSQL.
 h_daemon_ready() {
-    h_wait_until "${1:-15}" grep -q 'event=db.up' "$H_DAEMON_LOG" || {
+    h_wait_until "${1:-60}" grep -q 'event=db.up' "$H_DAEMON_LOG" || {
         echo "harness: daemon did not connect:" >&2
         cat "$H_DAEMON_LOG" >&2
         return 1
@@ -225,12 +225,28 @@ h_daemons_stop() {
     H_DAEMON_PIDS=()
 }
 
+# A wait that runs out prints "# wait ran out after N s: WHAT" to stderr and
+# returns 1. The caller decides what that means (most write an h_not_ok); if it
+# does not, and the test stops on it (set -e), h_cleanup counts the wait as a
+# failed assertion. H_WAIT_RANOUT holds the last wait that ran out until the
+# next assertion or wait.
+H_WAIT_RANOUT=""
+h_wait_ranout() {
+    H_WAIT_RANOUT="wait ran out after $1 s: $2"
+    printf '# %s\n' "$H_WAIT_RANOUT" >&2
+}
+
 # Polls until a query returns the expected value: h_wait_sql SECONDS EXPECTED SQL.
 h_wait_sql() {
-    local timeout=$1 want=$2 sql=$3
+    local timeout=$1 want=$2 sql=$3 got
     local end=$((SECONDS + timeout))
+    H_WAIT_RANOUT=""
     while [ "$(h_sql -c "$sql" 2>/dev/null)" != "$want" ]; do
-        [ $SECONDS -ge $end ] && return 1
+        if [ $SECONDS -ge $end ]; then
+            got=$(h_sql -c "$sql" 2>&1) || true
+            h_wait_ranout "$timeout" "$sql (wanted '$want', last got '$got')"
+            return 1
+        fi
         sleep 0.05
     done
 }
@@ -241,8 +257,12 @@ h_wait_sql() {
 h_wait_for() {
     local timeout=$1 cond=$2
     local end=$((SECONDS + timeout))
+    H_WAIT_RANOUT=""
     until eval "$cond" >/dev/null 2>&1; do
-        [ $SECONDS -ge $end ] && return 1
+        if [ $SECONDS -ge $end ]; then
+            h_wait_ranout "$timeout" "$cond"
+            return 1
+        fi
         sleep 0.05
     done
 }
@@ -251,8 +271,10 @@ h_wait_for() {
 h_wait_until() {
     local timeout=$1; shift
     local end=$((SECONDS + timeout))
+    H_WAIT_RANOUT=""
     while ! "$@" >/dev/null 2>&1; do
         if [ $SECONDS -ge $end ]; then
+            h_wait_ranout "$timeout" "$*"
             return 1
         fi
         sleep 0.05
@@ -261,6 +283,13 @@ h_wait_until() {
 
 h_cleanup() {
     local rc=$? pid f
+    if [ $rc -ne 0 ] && [ -n "$H_WAIT_RANOUT" ]; then
+        # the test stopped on a wait it did not check itself
+        H_FAILED=$((H_FAILED + 1))
+        printf 'not ok - %s\n' "$H_WAIT_RANOUT"
+    elif [ $rc -ne 0 ]; then
+        printf '# the test stopped early (exit status %s)\n' "$rc" >&2
+    fi
     for pid in "${H_PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
