@@ -121,8 +121,14 @@ now_bad=$(counters "$BAD_URL")
 now_dead=$(counters "$DEAD_URL")
 bad_starts=$(( $(jq .routes.start <<<"$now_bad") - $(jq .routes.start <<<"$base_bad") ))
 h_match '^[1-9]' "$bad_starts" "BAD's Start calls reached its server and hang there ($bad_starts so far)"
-h_eq 0 "$(grep -E 'event=job\.start_retry' "$H_DAEMON_LOG" | grep -cE 'connection="?BAD"?( |$)' || true)" \
-    "none of BAD's Starts has timed out yet: with an 8 s http timeout they sit in flight"
+# (only while BAD's 8 s http timeout has not run out: a slow machine may take
+# longer for GOOD's jobs, and BAD's Starts then time out and hang again)
+if [ $((SECONDS - t0)) -lt 7 ]; then
+    h_eq 0 "$(grep -E 'event=job\.start_retry' "$H_DAEMON_LOG" | grep -cE 'connection="?BAD"?( |$)' || true)" \
+        "none of BAD's Starts has timed out yet: with an 8 s http timeout they sit in flight"
+else
+    h_log "GOOD took $((SECONDS - t0)) s, past BAD's 8 s http timeout: its Starts timed out and hang again (not checked)"
+fi
 h_eq 0 "$(( $(jq .routes.start <<<"$now_dead") - $(jq .routes.start <<<"$base_dead") ))" \
     "no Start reached DEAD's server: its logons hang, the Starts wait for a token"
 h_match '^[1-9]' "$(( $(jq .routes.logon <<<"$now_dead") - $(jq .routes.logon <<<"$base_dead") ))" \
