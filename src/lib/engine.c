@@ -1617,6 +1617,8 @@ static void on_daemon_registered(void *ud, bool held, const char *err)
 {
     struct engine *e = ud;
     e->registering = false;
+    if (e->stopping == 2)
+        return;
     if (err) {
         log_event(e->lg, LOG_WARN, "daemon.register_failed", NULL,
                   "could not take the lock that proves this daemon alive: %s", err);
