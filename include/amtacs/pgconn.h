@@ -63,5 +63,10 @@ size_t pgconn_pending(const struct pgconn *pc);
  * callback runs exactly once, from pgconn_io/tick/free. -1 if out of memory. */
 int pgconn_query(struct pgconn *pc, const char *sql, int nparams, const char *const *params,
                  pgconn_result_cb cb, void *ud);
+/* The same, queued ahead of every statement still waiting (behind the one in
+ * flight): for a lease renewal, which must not wait behind a backlog of big
+ * batches on a loaded machine. */
+int pgconn_query_urgent(struct pgconn *pc, const char *sql, int nparams,
+                        const char *const *params, pgconn_result_cb cb, void *ud);
 
 #endif

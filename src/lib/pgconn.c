@@ -162,7 +162,18 @@ static int enqueue(struct pgconn *pc, const char *sql, int nparams, const char *
     for (int i = 0; i < nparams; i++)
         if (params[i] && !(s->params[i] = strdup(params[i])))
             goto oom;
-    if (front) {
+    if (front && !internal) {
+        /* after a statement in flight and our own LISTENs, before the rest */
+        struct stmt **pp = &pc->head;
+        if (*pp && pc->head_sent)
+            pp = &(*pp)->next;
+        while (*pp && (*pp)->internal)
+            pp = &(*pp)->next;
+        s->next = *pp;
+        *pp = s;
+        if (!s->next)
+            pc->tail = s;
+    } else if (front) {
         /* after a statement already in flight, before everything else */
         if (pc->head && pc->head_sent) {
             s->next = pc->head->next;
@@ -403,14 +414,26 @@ bool pgconn_is_up(const struct pgconn *pc) { return pc->state == PC_READY; }
 
 size_t pgconn_pending(const struct pgconn *pc) { return pc->pending; }
 
-int pgconn_query(struct pgconn *pc, const char *sql, int nparams, const char *const *params,
-                 pgconn_result_cb cb, void *ud)
+static int query(struct pgconn *pc, const char *sql, int nparams, const char *const *params,
+                 pgconn_result_cb cb, void *ud, bool urgent)
 {
-    if (enqueue(pc, sql, nparams, params, cb, ud, false, false))
+    if (enqueue(pc, sql, nparams, params, cb, ud, false, urgent))
         return -1;
     if (pc->state == PC_READY && !pc->head_sent)
         send_next(pc);
     return 0;
+}
+
+int pgconn_query(struct pgconn *pc, const char *sql, int nparams, const char *const *params,
+                 pgconn_result_cb cb, void *ud)
+{
+    return query(pc, sql, nparams, params, cb, ud, false);
+}
+
+int pgconn_query_urgent(struct pgconn *pc, const char *sql, int nparams,
+                        const char *const *params, pgconn_result_cb cb, void *ud)
+{
+    return query(pc, sql, nparams, params, cb, ud, true);
 }
 
 struct pgconn *pgconn_new(const char *conninfo, const char *const *channels,

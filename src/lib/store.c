@@ -26,17 +26,24 @@ static struct call *call_new(void (*fn)(void), void *ud)
     return c;
 }
 
-static int run(struct pgconn *pc, const char *sql, int n, const char *const *params,
-               pgconn_result_cb on_result, void (*fn)(void), void *ud)
+static int run_queued(struct pgconn *pc, bool urgent, const char *sql, int n,
+                      const char *const *params, pgconn_result_cb on_result, void (*fn)(void),
+                      void *ud)
 {
     struct call *c = call_new(fn, ud);
     if (!c)
         return -1;
-    if (pgconn_query(pc, sql, n, params, on_result, c)) {
+    if ((urgent ? pgconn_query_urgent : pgconn_query)(pc, sql, n, params, on_result, c)) {
         free(c);
         return -1;
     }
     return 0;
+}
+
+static int run(struct pgconn *pc, const char *sql, int n, const char *const *params,
+               pgconn_result_cb on_result, void (*fn)(void), void *ud)
+{
+    return run_queued(pc, false, sql, n, params, on_result, fn, ud);
 }
 
 static const char *val(const PGresult *r, int row, int col)
@@ -279,8 +286,11 @@ int store_renew(struct pgconn *pc, const char *owner, const long long *ids, cons
     int rc = -1;
     if (a && b) {
         const char *p[] = {owner, a, b, lease};
-        rc = run(pc, "SELECT id, busy FROM acs.leases_renew($1, $2::bigint[], $3::int[], $4::int)",
-                 4, p, on_renew, (void (*)(void))cb, ud);
+        /* ahead of the statements waiting: a backlog of big batches on a
+         * loaded machine must not let our own leases run out */
+        rc = run_queued(pc, true,
+                        "SELECT id, busy FROM acs.leases_renew($1, $2::bigint[], $3::int[], $4::int)",
+                        4, p, on_renew, (void (*)(void))cb, ud);
     }
     free(a);
     free(b);
