@@ -11,7 +11,8 @@
 --   A daemon never waits for a row lock that someone else holds.
 --
 -- Every multi-row statement of the daemon locks its rows in id order and
--- SKIP LOCKED; a row that was skipped is reported as busy (not as lost), and
+-- SKIP LOCKED (release_jobs too, in 0010_liveness.sql); a row that was
+-- skipped is reported as busy (not as lost), and
 -- the daemon writes it again a moment later. Its single-row statements wait
 -- at most lock_timeout (set on each daemon function below) and fail with
 -- 55P03, which the daemon also retries later. A process that never waits for
@@ -72,23 +73,6 @@ CREATE OR REPLACE FUNCTION acs.renew_leases(owner text, ids bigint[], attempts i
     LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
 AS $$
     SELECT r.id FROM acs.leases_renew(owner, ids, attempts, lease_seconds) AS r WHERE NOT r.busy
-$$;
-
--- A graceful stop hands every job back; a row someone else has locked keeps
--- its lease, which expires by itself.
-CREATE OR REPLACE FUNCTION acs.release_jobs(owner text) RETURNS integer
-    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
-AS $$
-    WITH locked AS (
-        SELECT j.id FROM acs.jobs AS j
-         WHERE j.owner = release_jobs.owner AND j.state IN ('starting', 'running')
-         ORDER BY j.id
-           FOR NO KEY UPDATE OF j SKIP LOCKED
-    ), released AS (
-        UPDATE acs.jobs AS j SET lease_expires = now() FROM locked WHERE j.id = locked.id
-        RETURNING 1
-    )
-    SELECT count(*)::integer FROM released
 $$;
 
 -------------------------------------------------------------------------------
