@@ -181,12 +181,13 @@ h_daemon_start() {
     local cfg=$1
     H_DAEMONS=$((H_DAEMONS + 1))
     H_DAEMON_LOG="$H_TMP/daemon.$H_DAEMONS.log"
+    H_DAEMON_CFG=$cfg
     "$DAEMON_BIN" -c "$cfg" >>"$H_DAEMON_LOG" 2>&1 &
     H_DAEMON_PID=$!
     H_PIDS+=("$H_DAEMON_PID")
     H_DAEMON_PIDS+=("$H_DAEMON_PID")
     H_LOGS+=("$H_DAEMON_LOG")
-    export H_DAEMON_PID H_DAEMON_LOG
+    export H_DAEMON_PID H_DAEMON_LOG H_DAEMON_CFG
 }
 
 # The base URL of the HTTP endpoint of the last daemon started (its port is
@@ -206,12 +207,31 @@ h_daemon_http() {
 h_ctl() { "$CTL_BIN" --db "$H_PGCONN" "$@"; }
 
 # Waits until the last daemon started is connected to PostgreSQL.
+# Ready means more than connected: a submit names a connection, and the daemon
+# registers its connections just after it connects, so a test that submits at
+# once would race the registration. Each connection logs conn.comm once its
+# Full Comm state is read, which is after its registration.
 h_daemon_ready() {
     h_wait_until "${1:-60}" grep -q 'event=db.up' "$H_DAEMON_LOG" || {
         echo "harness: daemon did not connect:" >&2
         cat "$H_DAEMON_LOG" >&2
         return 1
     }
+    h_wait_until "${1:-60}" h_daemon_conns_known || {
+        echo "harness: daemon did not register its connections:" >&2
+        cat "$H_DAEMON_LOG" >&2
+        return 1
+    }
+}
+
+# True when every connection of the last daemon's configuration has logged
+# its Full Comm state (or that its registration failed).
+h_daemon_conns_known() {
+    local want got
+    want=$(grep -c '^  - name:' "$H_DAEMON_CFG" || true)
+    got=$(grep -E 'event=conn\.(comm|register_failed) ' "$H_DAEMON_LOG" |
+        grep -o 'connection=[^ ]*' | sort -u | wc -l)
+    [ "$got" -ge "$want" ]
 }
 
 # The value of a simulator counter: h_sim_counter NAME (jq path, e.g. .kills).
