@@ -17,6 +17,12 @@
  * PGAPPNAME) names one. */
 #define DB_APPLICATION_NAME "amtacs"
 
+/* The role that owns schema acs and everything in it, so that its SECURITY
+ * DEFINER functions run as this role: no login, no attributes, no rights
+ * outside acs (docs/schema.md). db_migrate creates it and hands everything to
+ * it in each migration's transaction. */
+#define DB_SCHEMA_OWNER "acs_owner"
+
 /* Connects (blocking) with a libpq conninfo string or URI, in UTF-8, with
  * application_name DB_APPLICATION_NAME unless the caller sets one; NULL on
  * failure with a message in err that never contains the conninfo's password. */

@@ -31,6 +31,73 @@ static const char bootstrap_sql[] =
     "COMMENT ON TABLE acs.schema_migrations IS"
     "  'Applied amtacs migrations (sql/NNNN_*.sql); checksum is the SHA-256 of the file';";
 
+/* Hands the schema and everything in it to DB_SCHEMA_OWNER, in the migration's
+ * own transaction, so that no SECURITY DEFINER function runs as whoever ran
+ * migrate (often a superuser) even for an instant. The owner is a role with
+ * no login and no attribute: a function tricked into acting as its owner can
+ * do what the schema's owner can, and nothing outside acs. A migrator that is
+ * not a superuser must be able to create roles (the acs_* roles need that
+ * anyway) and own the database: it is made a member of the owner so that it
+ * can create in acs, and the owner holds CREATE on the database only for the
+ * one ALTER SCHEMA that requires it. */
+static const char handover_sql[] =
+    "DO $handover$\n"
+    "DECLARE\n"
+    "    su boolean := (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user);\n"
+    "    o record;\n"
+    "BEGIN\n"
+    "    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = '" DB_SCHEMA_OWNER "') THEN\n"
+    "        CREATE ROLE " DB_SCHEMA_OWNER " NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE\n"
+    "            NOREPLICATION NOBYPASSRLS;\n"
+    "        COMMENT ON ROLE " DB_SCHEMA_OWNER " IS\n"
+    "            'amtacs: owns schema acs; its SECURITY DEFINER functions run as this role';\n"
+    "    END IF;\n"
+    "    IF NOT su AND NOT pg_catalog.pg_has_role('" DB_SCHEMA_OWNER "', 'MEMBER') THEN\n"
+    "        EXECUTE pg_catalog.format('GRANT " DB_SCHEMA_OWNER " TO %I', current_user);\n"
+    "    END IF;\n"
+    "    IF (SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'acs')\n"
+    "       <> '" DB_SCHEMA_OWNER "'::regrole THEN\n"
+    "        IF NOT su THEN\n"
+    "            EXECUTE pg_catalog.format('GRANT CREATE ON DATABASE %I TO " DB_SCHEMA_OWNER "',\n"
+    "                                      current_database());\n"
+    "        END IF;\n"
+    "        ALTER SCHEMA acs OWNER TO " DB_SCHEMA_OWNER ";\n"
+    "        IF NOT su THEN\n"
+    "            EXECUTE pg_catalog.format('REVOKE CREATE ON DATABASE %I FROM " DB_SCHEMA_OWNER "',\n"
+    "                                      current_database());\n"
+    "        END IF;\n"
+    "    END IF;\n"
+    /* sequences owned by a column follow their table; views and tables take ALTER TABLE */
+    "    FOR o IN SELECT c.oid::regclass AS name, c.relkind FROM pg_catalog.pg_class AS c\n"
+    "              WHERE c.relnamespace = 'acs'::regnamespace\n"
+    "                AND c.relowner <> '" DB_SCHEMA_OWNER "'::regrole\n"
+    "                AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')\n"
+    "                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend AS d\n"
+    "                                 WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid\n"
+    "                                   AND d.deptype IN ('a', 'i') AND c.relkind = 'S')\n"
+    "    LOOP\n"
+    "        EXECUTE pg_catalog.format('ALTER %s %s OWNER TO " DB_SCHEMA_OWNER "',\n"
+    "            CASE o.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'\n"
+    "                           WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'\n"
+    "                           ELSE 'TABLE' END, o.name);\n"
+    "    END LOOP;\n"
+    "    FOR o IN SELECT p.oid::regprocedure AS name FROM pg_catalog.pg_proc AS p\n"
+    "              WHERE p.pronamespace = 'acs'::regnamespace\n"
+    "                AND p.proowner <> '" DB_SCHEMA_OWNER "'::regrole\n"
+    "    LOOP\n"
+    "        EXECUTE pg_catalog.format('ALTER ROUTINE %s OWNER TO " DB_SCHEMA_OWNER "', o.name);\n"
+    "    END LOOP;\n"
+    /* composite types of tables follow their table; array types follow their element */
+    "    FOR o IN SELECT t.oid::regtype AS name FROM pg_catalog.pg_type AS t\n"
+    "              WHERE t.typnamespace = 'acs'::regnamespace\n"
+    "                AND t.typowner <> '" DB_SCHEMA_OWNER "'::regrole\n"
+    "                AND t.typtype IN ('e', 'd', 'r', 'm')\n"
+    "    LOOP\n"
+    "        EXECUTE pg_catalog.format('ALTER TYPE %s OWNER TO " DB_SCHEMA_OWNER "', o.name);\n"
+    "    END LOOP;\n"
+    "END\n"
+    "$handover$";
+
 /* Writes a formatted one-line message into err. */
 __attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
                                                           const char *fmt, ...)
@@ -434,6 +501,53 @@ cleanup:
     return rc;
 }
 
+/* The owner's rights are what every SECURITY DEFINER function can do: say so
+ * when someone gave it more than it was made with. */
+static void warn_owner(PGconn *conn, FILE *report)
+{
+    PGresult *res = PQexec(conn,
+                           "SELECT concat_ws(', ',"
+                           "  CASE WHEN r.rolsuper THEN 'SUPERUSER' END,"
+                           "  CASE WHEN r.rolcreaterole THEN 'CREATEROLE' END,"
+                           "  CASE WHEN r.rolcreatedb THEN 'CREATEDB' END,"
+                           "  CASE WHEN r.rolcanlogin THEN 'LOGIN' END,"
+                           "  CASE WHEN r.rolreplication THEN 'REPLICATION' END,"
+                           "  CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END,"
+                           "  (SELECT 'member of ' || string_agg(g.rolname, ' ')"
+                           "     FROM pg_catalog.pg_auth_members AS m"
+                           "     JOIN pg_catalog.pg_roles AS g ON g.oid = m.roleid"
+                           "    WHERE m.member = r.oid))"
+                           "  FROM pg_catalog.pg_roles AS r WHERE r.rolname = '" DB_SCHEMA_OWNER "'");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+        *PQgetvalue(res, 0, 0)) {
+        fprintf(report,
+                "warning: role " DB_SCHEMA_OWNER " has %s; every SECURITY DEFINER function of "
+                "schema acs runs with that (remove it: ALTER ROLE / REVOKE)\n",
+                PQgetvalue(res, 0, 0));
+        fflush(report);
+    }
+    PQclear(res);
+}
+
+/* Runs handover_sql in the open migration transaction. 0 or -1. */
+static int hand_over(PGconn *conn, char *err, size_t errlen)
+{
+    char msg[512];
+    PGresult *res = PQexec(conn, handover_sql);
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        pg_error(msg, sizeof msg, conn, res);
+        set_err(err, errlen,
+                "cannot hand schema acs to its owner role " DB_SCHEMA_OWNER
+                " (migrate needs a superuser, or a role with CREATEROLE that owns the "
+                "database): %s",
+                msg);
+        rc = -1;
+    }
+    PQclear(res);
+    return rc;
+}
+
 /* Checks that the embedded migrations are usable: versions positive and increasing. */
 static int check_embedded(char *err, size_t errlen)
 {
@@ -473,12 +587,14 @@ int db_migrate(PGconn *conn, FILE *report, char *err, size_t errlen)
         if (check_recorded(conn, &version, &next, err, errlen) != 0)
             goto fail;
         if (next < 0) {
-            if (exec_simple(conn, "COMMIT", PGRES_COMMAND_OK, "cannot commit", err, errlen) != 0)
+            /* a schema migrated before the owner role existed is handed over here */
+            if (hand_over(conn, err, errlen) != 0 ||
+                exec_simple(conn, "COMMIT", PGRES_COMMAND_OK, "cannot commit", err, errlen) != 0)
                 goto fail;
             break;
         }
         const struct amtacs_migration *m = &amtacs_migrations[next];
-        if (apply_one(conn, m, err, errlen) != 0)
+        if (apply_one(conn, m, err, errlen) != 0 || hand_over(conn, err, errlen) != 0)
             goto fail;
         if (exec_simple(conn, "COMMIT", PGRES_COMMAND_OK, "cannot commit", err, errlen) != 0) {
             goto fail;
@@ -490,6 +606,8 @@ int db_migrate(PGconn *conn, FILE *report, char *err, size_t errlen)
             fflush(report);
         }
     }
+    if (report)
+        warn_owner(conn, report);
     if (report) {
         if (applied == 0)
             fprintf(report, "schema is up to date at version %d\n", version);
