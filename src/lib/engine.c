@@ -2100,7 +2100,7 @@ static int client_new(struct conn *c, const struct amtacs_connection *cc,
         .name = cc->name, .url = cc->url, .user = cc->batch_user,
         .connect_timeout_ms = (long)cc->http.connect_timeout_ms,
         .timeout_ms = (long)cc->http.timeout_ms, .max_body = (size_t)cc->http.max_body,
-        .tls_verify = cc->tls.verify, .ca_file = cc->tls.ca_file,
+        .tls_verify = cc->tls.verify, .ca_file = cc->tls.ca_file, .proxy = cc->proxy,
         .max_connections = cc->http.max_connections,
         .lg = e->lg, .observe = observe_call, .observe_ud = c,
     };
