@@ -66,8 +66,10 @@ struct amt_settings {
     long low_speed_ms;       /* a transfer moving under 1 byte/s for this long fails
                                 (transport.stalled); 0 = min(timeout_ms, 30 s) */
     size_t max_body;         /* reply bodies larger than this fail (AMT_ERR_PROTOCOL) */
-    bool tls_verify;
+    bool tls_verify;         /* TLS 1.2 or later is required either way */
     const char *ca_file;     /* NULL = system store */
+    const char *proxy;       /* proxy URL; NULL or "" = none, whatever the environment
+                                (http_proxy, https_proxy) says */
     long max_connections;    /* keep-alive connections to this server at most */
     const struct logger *lg; /* at debug level, curl's exchange is logged: headers with the
                                 token redacted, bodies by size only (may be NULL) */
@@ -146,6 +148,13 @@ struct amt_start {
                               request whose reused connection died, which a server
                               without idempotent Start would take as a second Start */
 };
+
+/* Initialises libcurl (instead of curl_global_init) so that every block it
+ * frees is wiped first: its copies of requests and answers hold the password
+ * and the token. Call once before any other curl function; 0 on success.
+ * amt_global_cleanup() undoes it. */
+int amt_global_init(void);
+void amt_global_cleanup(void);
 
 /* Creates a client on `multi` (not owned). NULL on bad settings (err set). */
 struct amt_client *amt_client_new(CURLM *multi, const struct amt_settings *s,

@@ -54,6 +54,7 @@ struct amtacs_connection {
         bool verify;   /* check the server certificate and host name */
         char *ca_file; /* CA bundle (resolved path), NULL = the system store */
     } tls;
+    char *proxy; /* HTTP proxy URL, NULL = none (the environment's is ignored too) */
     size_t line; /* line of the connection in the file, for messages */
 };
 

@@ -379,6 +379,7 @@ static int rekey_paths_make(struct rekey_paths *p, const char *key)
 /* For tests only: AMTACS_CRASH_AT=POINT makes rekey die at that point the way
  * kill -9 would (no cleanup, exit status 137), so that a test can show every
  * state in between is safe. Nothing else reads this variable. */
+#ifdef AMTACS_TEST_HOOKS
 static void crash_point(const char *point)
 {
     const char *at = getenv("AMTACS_CRASH_AT");
@@ -387,6 +388,10 @@ static void crash_point(const char *point)
         _exit(137);
     }
 }
+#else
+/* Only test builds (cmake -DAMTACS_TEST_HOOKS=ON) have the hook. */
+static void crash_point(const char *point) { (void)point; }
+#endif
 
 static bool exists(const char *path)
 {

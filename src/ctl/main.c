@@ -13,6 +13,7 @@
 
 #include "amtacs/codes.h"
 #include "amtacs/config.h"
+#include "amtacs/coredump.h"
 #include "amtacs/ctl.h"
 #include "amtacs/db.h"
 #include "amtacs/jobspec.h"
@@ -251,6 +252,11 @@ PGresult *ctl_exec(PGconn *conn, const char *cmd, const char *sql, int n,
 
 int main(int argc, char **argv)
 {
+    char cderr[256];
+    if (coredump_disable(cderr, sizeof cderr)) { /* batch-user set holds a clear password */
+        fprintf(stderr, "amtacsctl: %s\n", cderr);
+        return 1;
+    }
     struct ctl ctl = {.conninfo = getenv("AMTACS_DB"), .config_path = getenv("AMTACS_CONFIG")};
     static const struct option opts[] = {
         {"db", required_argument, NULL, 'd'},

@@ -20,7 +20,9 @@
 #include <sodium.h>
 #include <yaml.h>
 
+#include "amtacs/amt.h"
 #include "amtacs/config.h"
+#include "amtacs/coredump.h"
 #include "amtacs/engine.h"
 #include "amtacs/httpd.h"
 #include "amtacs/metrics.h"
@@ -81,6 +83,11 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    char cderr[256];
+    if (coredump_disable(cderr, sizeof cderr)) { /* it will hold the password and the token */
+        fprintf(stderr, "amtacsd: %s\n", cderr);
+        return 1;
+    }
     const char *path = getenv("AMTACS_CONFIG");
     int check = 0;
     static const struct option opts[] = {
@@ -141,7 +148,7 @@ int main(int argc, char **argv)
     int sfd = -1;
     char err[512];
 
-    if (vault_init() || curl_global_init(CURL_GLOBAL_DEFAULT)) {
+    if (vault_init() || amt_global_init()) {
         log_event(&lg, LOG_ERROR, "daemon.init_failed", NULL, "libsodium or libcurl failed");
         goto out;
     }
@@ -228,7 +235,7 @@ out:
     vault_secret_free(key);
     if (sfd >= 0)
         close(sfd);
-    curl_global_cleanup();
+    amt_global_cleanup();
     config_free(cfg);
     return rc;
 }

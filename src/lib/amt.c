@@ -30,8 +30,10 @@ struct amt_req {
     enum amt_call call;
     enum req_state state;
     char *url;
-    char *body;    /* POST body or NULL (GET); wiped on free: a logon holds a password */
+    char *body;    /* POST body or NULL (GET); wiped on free */
     size_t bodylen;
+    bool secret;   /* a logon: body (password) and answer (token) in memory that never moves:
+                      the body in sodium_malloc memory, the answer in a buffer of fixed size */
     amt_cb cb;
     void *ud;
     CURL *easy;
@@ -53,6 +55,7 @@ struct amt_req {
 struct amt_client {
     CURLM *multi;
     char *name, *url, *user, *ca_file;
+    char *proxy;          /* "" = none: the environment's http_proxy is not used either */
     long connect_timeout_ms, timeout_ms, low_speed_s, max_connections;
     size_t max_body;
     bool tls_verify;
@@ -62,7 +65,7 @@ struct amt_client {
     amt_password_fn password;
     amt_password_release_fn release;
     void *password_ud;
-    char *token;          /* sodium_malloc'd; NULL = none */
+    char *token;          /* sodium_malloc'd, read-only; NULL = none */
     unsigned token_gen;   /* bumped at every new token */
     bool logon_in_flight;
     struct amt_req *reqs; /* every pending request, logon included */
@@ -132,6 +135,7 @@ const char *amt_status_name(enum amt_status st)
 #define AMT_MAX_CODE 999     /* AMT codes are small; an unknown one means "keep following" */
 #define AMT_MAX_EXACT 9007199254740991.0 /* 2^53 - 1: a double counts exactly up to here */
 #define AMT_EXCERPT 160      /* bytes of a server's errorDescription quoted in a message */
+#define AMT_LOGON_MAX_BODY 16384 /* bytes of a logon answer: the token and a little more */
 
 const char *amt_call_name(enum amt_call call)
 {
@@ -691,10 +695,22 @@ struct amt_parsed *amt_parse_reply(enum amt_call call, long http_status, const c
     return p;
 }
 
+/* cJSON frees its strings without wiping them: a logon answer holds the token. */
+static void wipe_strings(cJSON *j)
+{
+    for (; j; j = j->next) {
+        if (j->valuestring)
+            sodium_memzero(j->valuestring, strlen(j->valuestring));
+        wipe_strings(j->child);
+    }
+}
+
 void amt_parsed_free(struct amt_parsed *p)
 {
     if (!p)
         return;
+    if (p->call == AMT_CALL_LOGON)
+        wipe_strings(p->json);
     cJSON_Delete(p->json);
     free(p->jobs);
     free(p->children);
@@ -754,7 +770,9 @@ static void req_free(struct amt_req *q)
 {
     if (!q)
         return;
-    if (q->body) {
+    if (q->body && q->secret) {
+        sodium_free(q->body);
+    } else if (q->body) {
         sodium_memzero(q->body, q->bodylen);
         free(q->body);
     }
@@ -983,6 +1001,16 @@ static void submit(struct amt_req *q)
 static int transfer(struct amt_req *q)
 {
     struct amt_client *c = q->c;
+    if (q->secret && !q->resp.data) {
+        /* A growing buffer would leave pieces of the token behind in the
+         * blocks realloc gives up: this one is never reallocated, as an
+         * append past max fails before it would grow (buf.h). */
+        size_t cap = AMT_LOGON_MAX_BODY + 1;
+        if (!(q->resp.data = malloc(cap)))
+            return -1;
+        q->resp.cap = cap;
+        q->resp.max = cap - 1;
+    }
     buf_reset(&q->resp);
     q->too_big = false;
     q->oom = false;
@@ -997,13 +1025,16 @@ static int transfer(struct amt_req *q)
         (q->body && add_header(q, "Content-Type: application/json")))
         return -1;
     if (needs_token(q->call)) {
-        struct buf h;
-        buf_init(&h, 8192);
-        int bad = buf_printf(&h, "X-AMT-LogonToken: %s", c->token) != BUF_OK ||
-                  add_header(q, h.data);
-        if (h.data)
-            sodium_memzero(h.data, h.len);
-        buf_free(&h);
+        /* Built in guarded memory; curl's copy (curl_slist_append) is wiped
+         * by free_headers, and curl's own buffers by the wiping allocator. */
+        static const char name[] = "X-AMT-LogonToken: ";
+        size_t n = sizeof name + strlen(c->token);
+        char *h = sodium_malloc(n);
+        if (!h)
+            return -1;
+        snprintf(h, n, "%s%s", name, c->token);
+        int bad = add_header(q, h);
+        sodium_free(h);
         if (bad)
             return -1;
         q->token_gen = c->token_gen;
@@ -1022,6 +1053,11 @@ static int transfer(struct amt_req *q)
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, c->low_speed_s);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* Only the configured proxy: "" also keeps curl from taking one from the
+     * environment (http_proxy, https_proxy, ALL_PROXY). */
+    curl_easy_setopt(e, CURLOPT_PROXY, c->proxy);
+    curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    curl_easy_setopt(e, CURLOPT_PROXY_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->tls_verify ? 1L : 0L);
@@ -1097,16 +1133,26 @@ static void start_logon(struct amt_client *c)
         on_logon(c, &fail);
         return;
     }
-    struct buf body;
-    buf_init(&body, 0);
-    bool bad = buf_puts(&body, "{\"user\":") || text_json_quote(&body, c->user, strlen(c->user)) ||
+    /* The body goes straight into guarded memory large enough for the worst
+     * case of quoting (6 bytes per byte, "\u001f"): with max below the
+     * capacity, an append fails before the buffer would be reallocated, so
+     * no copy of the password is left behind (buf.h). Released with
+     * sodium_free (req_free), never with buf_free. */
+    size_t cap = 32 + 6 * (strlen(c->user) + strlen(pw));
+    struct buf body = {sodium_malloc(cap), 0, cap, cap - 1};
+    bool bad = !body.data || buf_puts(&body, "{\"user\":") ||
+               text_json_quote(&body, c->user, strlen(c->user)) ||
                buf_puts(&body, ",\"password\":") || text_json_quote(&body, pw, strlen(pw)) ||
                buf_puts(&body, "}");
     c->release(pw);
-    struct amt_req *q = bad ? NULL : req_new(c, AMT_CALL_LOGON, "/api/logon", &body, on_logon, c);
-    if (body.data)
-        sodium_memzero(body.data, body.cap);
-    buf_free(&body);
+    struct amt_req *q = bad ? NULL : req_new(c, AMT_CALL_LOGON, "/api/logon", NULL, on_logon, c);
+    if (q) {
+        q->secret = true;
+        q->body = body.data;
+        q->bodylen = body.len;
+    } else if (body.data) {
+        sodium_free(body.data);
+    }
     if (!q) {
         fail.status = AMT_ERR_TRANSPORT;
         fail.error_name = "client.oom";
@@ -1172,6 +1218,7 @@ static void set_token(struct amt_client *c, const char *t)
     c->token = sodium_malloc(n + 1);
     if (c->token) {
         memcpy(c->token, t, n + 1);
+        sodium_mprotect_readonly(c->token);
         c->token_gen++;
     }
 }
@@ -1231,13 +1278,15 @@ static void complete(struct amt_req *q, CURLcode cc)
     if (cc != CURLE_OK) {
         if (q->too_big || cc == CURLE_FILESIZE_EXCEEDED) {
             snprintf(msg, sizeof msg, "answer from %s larger than %zu bytes", c->url,
-                     c->max_body);
+                     q->resp.max < c->max_body ? q->resp.max : c->max_body);
             finish_error(q, AMT_ERR_PROTOCOL, "body.too_large", http, 0, msg);
         } else if (q->oom) {
             snprintf(msg, sizeof msg, "out of memory storing the answer from %s", c->url);
             finish_error(q, AMT_ERR_PROTOCOL, "client.oom", http, 0, msg);
         } else {
-            snprintf(msg, sizeof msg, "cannot reach %s: %s", c->url,
+            /* The proxy's URL is not quoted: it may carry a user and password. */
+            snprintf(msg, sizeof msg, "cannot reach %s%s: %s", c->url,
+                     c->proxy[0] ? " through the configured proxy" : "",
                      q->curl_err[0] ? q->curl_err : curl_easy_strerror(cc));
             finish_error(q, AMT_ERR_TRANSPORT, transport_name(q, cc), http, 0, msg);
         }
@@ -1344,7 +1393,8 @@ struct amt_client *amt_client_new(CURLM *multi, const struct amt_settings *s,
     c->url = strdup(s->url);
     c->user = strdup(s->user);
     c->ca_file = dup_or_null(s->ca_file);
-    if (!c->name || !c->url || !c->user || (s->ca_file && !c->ca_file))
+    c->proxy = strdup(s->proxy ? s->proxy : "");
+    if (!c->name || !c->url || !c->user || !c->proxy || (s->ca_file && !c->ca_file))
         goto oom;
     size_t ul = strlen(c->url);
     while (ul > 0 && c->url[ul - 1] == '/')
@@ -1385,6 +1435,7 @@ void amt_client_free(struct amt_client *c)
     free(c->url);
     free(c->user);
     free(c->ca_file);
+    free(c->proxy);
     free(c);
 }
 
@@ -1496,3 +1547,78 @@ int amt_messages(struct amt_client *c, int id, long after, int limit, amt_cb cb,
     snprintf(path, sizeof path, "/api/GetMessages/%d?after=%ld&limit=%d", id, after, limit);
     return queue_call(c, AMT_CALL_MESSAGES, path, NULL, cb, ud);
 }
+
+/* ---------------------------------------------------------------- libcurl's memory */
+
+/* libcurl copies what it sends and receives into buffers of its own: the
+ * request with its X-AMT-LogonToken header (and a small body with it, the
+ * logon's password), the answer with the token, the strdup of each header
+ * line. It frees them without wiping, so they would linger in the heap. Its
+ * allocations all go through these functions, which wipe every block before
+ * handing it back; each block carries its size in front. */
+union wipe_head {
+    size_t size;
+    max_align_t align; /* what malloc guarantees, the block after it keeps */
+};
+
+static void *wipe_malloc(size_t size)
+{
+    if (size > SIZE_MAX - sizeof(union wipe_head))
+        return NULL;
+    union wipe_head *h = malloc(sizeof *h + size);
+    if (!h)
+        return NULL;
+    h->size = size;
+    return h + 1;
+}
+
+static void wipe_free(void *p)
+{
+    if (!p)
+        return;
+    union wipe_head *h = (union wipe_head *)p - 1;
+    sodium_memzero(p, h->size);
+    free(h);
+}
+
+static void *wipe_realloc(void *p, size_t size)
+{
+    if (!p)
+        return wipe_malloc(size);
+    size_t old = ((union wipe_head *)p - 1)->size;
+    void *n = wipe_malloc(size ? size : 1);
+    if (!n)
+        return NULL;
+    memcpy(n, p, old < size ? old : size);
+    wipe_free(p);
+    return n;
+}
+
+static char *wipe_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = wipe_malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+static void *wipe_calloc(size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    void *p = wipe_malloc(n * size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
+}
+
+int amt_global_init(void)
+{
+    return curl_global_init_mem(CURL_GLOBAL_DEFAULT, wipe_malloc, wipe_free, wipe_realloc,
+                                wipe_strdup, wipe_calloc) == CURLE_OK
+               ? 0
+               : -1;
+}
+
+void amt_global_cleanup(void) { curl_global_cleanup(); }

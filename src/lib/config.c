@@ -124,6 +124,10 @@ static const struct config_key keys[] = {
     {.path = "connections[].tls.ca_file", .type = CONFIG_T_FILE, .reload = true, .max = 4096,
      .def_s = NULL, .offset = C(tls.ca_file),
      .help = "CA bundle to verify with; unset: the system store"},
+    {.path = "connections[].proxy", .type = CONFIG_T_URL, .reload = true, .max = 2048,
+     .def_s = NULL, .offset = C(proxy),
+     .help = "HTTP proxy to the server (http:// or https://, no password); unset: none, "
+             "whatever http_proxy or https_proxy say"},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

@@ -194,8 +194,10 @@ struct engine {
     int stopping;        /* 0 running, 1 draining, 2 now */
     int64_t stop_deadline;
     bool releasing, released;
+#ifdef AMTACS_TEST_HOOKS
     char crash_at[32];   /* tests only (AMTACS_CRASH_AT): die at this point... */
     long crash_countdown; /* ...when reached this many more times */
+#endif
 };
 
 static void job_due(struct job *j);
@@ -216,6 +218,7 @@ static void finish(struct job *j, int code, const char *fmt, ...)
  * accepted Start, its BatchRequestId not yet recorded), after-start-recorded
  * (the BatchRequestId is in the database), before-final-write (the job has
  * ended on the server, its result not yet written). */
+#ifdef AMTACS_TEST_HOOKS
 static void crash_point(struct engine *e, const char *point)
 {
     if (e->crash_at[0] && !strcmp(e->crash_at, point) && --e->crash_countdown == 0) {
@@ -224,6 +227,14 @@ static void crash_point(struct engine *e, const char *point)
         kill(getpid(), SIGKILL);
     }
 }
+#else
+/* Only test builds (cmake -DAMTACS_TEST_HOOKS=ON) have the hook. */
+static void crash_point(struct engine *e, const char *point)
+{
+    (void)e;
+    (void)point;
+}
+#endif
 
 static struct log_ctx jctx(const struct job *j)
 {
@@ -2100,7 +2111,7 @@ static int client_new(struct conn *c, const struct amtacs_connection *cc,
         .name = cc->name, .url = cc->url, .user = cc->batch_user,
         .connect_timeout_ms = (long)cc->http.connect_timeout_ms,
         .timeout_ms = (long)cc->http.timeout_ms, .max_body = (size_t)cc->http.max_body,
-        .tls_verify = cc->tls.verify, .ca_file = cc->tls.ca_file,
+        .tls_verify = cc->tls.verify, .ca_file = cc->tls.ca_file, .proxy = cc->proxy,
         .max_connections = cc->http.max_connections,
         .lg = e->lg, .observe = observe_call, .observe_ud = c,
     };
@@ -2399,6 +2410,7 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
     e->grace_ms = opt->shutdown_grace_ms > 0 ? opt->shutdown_grace_ms : 5000;
     e->lease_s = (int)opt->cfg->daemon.lease_seconds;
     e->owner = strdup(opt->owner);
+#ifdef AMTACS_TEST_HOOKS
     const char *crash = getenv("AMTACS_CRASH_AT");
     if (crash && *crash) {
         const char *colon = strchr(crash, ':');
@@ -2410,6 +2422,7 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
         log_event(e->lg, LOG_WARN, "daemon.crash_armed", NULL,
                   "AMTACS_CRASH_AT=%s: this daemon will kill itself (tests only)", crash);
     }
+#endif
     e->multi = curl_multi_init();
     if (!e->owner || !e->multi || reserve_conns(e, opt->cfg->n_connections) ||
         (opt->config_path && !(e->config_path = strdup(opt->config_path)))) {

@@ -170,3 +170,51 @@ h_eq 1 "$(tls_sim /sim/tasks | jq --arg t "$task_nv" '[.tasks[] | select(.taskId
 h_eq 1 "$(grep -cE 'event=conn\.plain_http' "$H_DAEMON_LOG")" "still exactly one conn.plain_http warning at the end"
 grep -q 'amtopcon-secret' "$H_DAEMON_LOG" && h_not_ok "the daemon log contains the password" ||
     h_ok "the daemon log does not contain the password"
+
+### (e) TLS 1.1 is refused, even where the system's OpenSSL policy allows it ######
+
+# OpenSSL's policy for the daemon's process lowered to TLS 1.0 and security
+# level 0, so that only the daemon's own minimum (TLS 1.2) stands between it
+# and a TLS 1.1 server (Debian's default policy would refuse too).
+cat >"$pki/weak.cnf" <<'CNF'
+openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MinProtocol = TLSv1
+CipherString = DEFAULT@SECLEVEL=0
+CNF
+old_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+OPENSSL_CONF=$pki/weak.cnf openssl s_server -quiet -tls1_1 -cipher 'DEFAULT@SECLEVEL=0' \
+    -accept "127.0.0.1:$old_port" -cert "$pki/server.pem" -key "$pki/server.key" -www \
+    >"$H_TMP/s_server.log" 2>&1 &
+H_PIDS+=("$!")
+h_wait_until 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$old_port" ||
+    h_not_ok "the TLS 1.1 server listens on $old_port"
+h_eq 200 "$(OPENSSL_CONF=$pki/weak.cnf curl -sS -o /dev/null -w '%{http_code}' --cacert "$pki/ca.pem" \
+    "https://127.0.0.1:$old_port/" 2>&1)" "under that policy a client without a minimum talks TLS 1.1 to it"
+cat >"$H_TMP/tls11.yaml" <<CONF
+database:
+  conninfo: "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
+key_file: $H_TMP/secret.key
+log_level: debug
+connections:
+  - name: TLS11
+    url: https://127.0.0.1:$old_port
+    batch_user: amtopcon
+    poll: {initial_delay: 20ms, interval: 50ms, max_interval: 200ms}
+    start_retry: {attempts: 2, delay: 50ms}
+    http: {connect_timeout: 2s, timeout: 5s}
+    tls: {ca_file: $pki/ca.pem}
+CONF
+kill -TERM "$H_DAEMON_PID"; wait "$H_DAEMON_PID" || true
+OPENSSL_CONF=$pki/weak.cnf h_daemon_start "$H_TMP/tls11.yaml"
+h_daemon_ready
+id_old=$(h_ctl submit batch -C TLS11 -a DEMO2 -j REPORTTEST01)
+h_ctl wait "$id_old" --timeout 120 >/dev/null || true
+h_eq "finished|23|WEB_SERVER_ERROR|failure" "$(result "$id_old")" \
+    "TLS11 (a server offering TLS 1.1 only): the job ends WEB_SERVER_ERROR (23)"
+h_match 'protocol version|unsupported protocol' "$(h_sql -c "SELECT error FROM acs.job_results WHERE id = $id_old")" \
+    "its error names the TLS version refused, before any HTTP (no logon went to it)"

@@ -61,6 +61,81 @@ ctl batch-user list
 h_ctl show 999999 2>>"$out/ctl.err" || true
 h_eq "24" "$(h_sql -c "SELECT completion_code FROM acs.jobs WHERE id = ${ids[3]}")" "the wrong password was refused (its error paths ran)"
 h_eq "2" "$(h_sim_counter .logons)" "the daemon logged on twice (before and after the tokens expired)"
+
+# The daemon's memory (read as root through /proc/PID/mem): after a third
+# logon, neither password is left anywhere in it, in clear or as the JSON sent,
+# nor any token the server has replaced; only the current token may remain.
+old_tokens=$tokens
+curl -fsS -X POST "$H_SIM_URL/sim/tokens/expire" >/dev/null     # a third logon
+id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j REPORTTEST01)
+h_ctl wait "$id" --timeout 30 >>"$out/ctl.out" 2>>"$out/ctl.err" || true
+h_eq "3" "$(h_sim_counter .logons)" "the daemon logged on a third time"
+current=$(curl -fsS "$H_SIM_URL/sim/tokens" | jq -r '.tokens[]')
+h_match '.' "$current" "the daemon holds a current token"
+h_match '^Max core file size +0 +0 ' "$(grep -i '^max core' "/proc/$H_DAEMON_PID/limits")" \
+    "the daemon's core dump size limit is 0"
+needles="$H_TMP/needles"
+{
+    for s in "$pw" "$bad"; do
+        printf 'password\t%s\n' "$s"
+        printf 'password-json\t%s\n' "$(jq -rn --arg s "$s" '$s | @json' | sed 's/^"//; s/"$//')"
+        # the longest piece JSON quoting leaves alone: catches a part of either form
+        printf 'password-piece\t%s\n' "$(printf '%s' "$s" | tr '"\\' '\n\n' | awk '{ if (length($0) > length(m)) m = $0 } END { print m }')"
+    done
+    while IFS= read -r t; do [ -n "$t" ] && ! grep -qxF -- "$t" <<<"$current" && printf 'old-token\t%s\n' "$t"; done <<<"$old_tokens"
+    while IFS= read -r t; do [ -n "$t" ] && printf 'current-token\t%s\n' "$t"; done <<<"$current"
+} >"$needles"
+h_eq "2" "$(grep -c '^old-token' "$needles")" "two tokens were replaced (to search for)"
+rc=0
+python3 - "$H_DAEMON_PID" "$needles" >"$out/../memscan.txt" 2>&1 <<'PY' || rc=$?
+import re, sys
+pid, needles = sys.argv[1], []
+for line in open(sys.argv[2], encoding="utf-8"):
+    kind, _, s = line.rstrip("\n").partition("\t")
+    needles.append((kind, s.encode()))
+try:
+    mem = open(f"/proc/{pid}/mem", "rb", buffering=0)
+    maps = open(f"/proc/{pid}/maps").read().splitlines()
+except OSError as e:
+    print(f"cannot read the daemon's memory: {e}")
+    sys.exit(77)
+hits, scanned = {}, 0
+for m in maps:
+    f = m.split()
+    lo, hi = (int(x, 16) for x in f[0].split("-"))
+    # ASan's shadow (terabytes, no data of the program) is left out
+    if "r" not in f[1] or hi - lo > (1 << 30) or (len(f) > 5 and f[5] == "[vvar]"):
+        continue
+    for at in range(lo, hi, 1 << 24):
+        n = min(hi, at + (1 << 24) + 4096) - at   # overlap: a needle across two reads
+        try:
+            mem.seek(at)
+            data = mem.read(n)
+        except OSError:
+            continue
+        scanned += len(data) if at + (1 << 24) >= hi else (1 << 24)
+        for i, (kind, s) in enumerate(needles):
+            for x in re.finditer(re.escape(s), data):
+                if x.start() < (1 << 24):
+                    hits.setdefault(i, []).append(f"{at + x.start():#x} {' '.join(f[5:]) or 'anon'} {f[1]}")
+print(f"scanned {scanned} bytes in {len(maps)} regions")
+for i, (kind, _) in enumerate(needles):
+    print(kind, len(hits.get(i, [])))
+    for h in hits.get(i, [])[:20]:
+        print("   ", h)
+PY
+cat "$out/../memscan.txt"
+if [ $rc = 77 ]; then
+    echo "skipped: /proc/$H_DAEMON_PID/mem cannot be read (run as root)" >&2
+    kill -TERM "$H_DAEMON_PID"; wait "$H_DAEMON_PID" || true
+    exit 77
+fi
+h_eq 0 "$rc" "the daemon's memory was scanned"
+h_match '^scanned [1-9]' "$(cat "$out/../memscan.txt")" "some of it at least"
+for kind in password password-json password-piece old-token; do
+    n=$(awk -v k="$kind" '$1 == k { s += $2 } END { print s + 0 }' "$out/../memscan.txt")
+    h_eq 0 "$n" "no $kind in the daemon's memory"
+done
 h_sql -c "SELECT log FROM acs.job_logs" >"$out/job_logs.txt"
 h_sql -c "SELECT coalesce(error, '') || ' ' || coalesce(kill_error, '') FROM acs.jobs" >"$out/job_errors.txt"
 h_sql -c "SELECT message FROM acs.alerts" >"$out/alerts.txt"

@@ -15,6 +15,7 @@ has 'User=amtacs' "it runs as its own unprivileged user"
 has 'Restart=on-failure' "it restarts on failure"
 has 'ExecReload=/bin/kill -HUP $MAINPID' "reload sends SIGHUP"
 has 'KillSignal=SIGTERM' "stop sends SIGTERM (graceful)"
+has 'LimitCORE=0' "no core dump (the daemon holds the password and the token)"
 
 # what ExecStart runs is a valid command line of the daemon
 exec_args=$(sed -n 's|^ExecStart=/usr/local/sbin/amtacsd ||p' "$UNIT")
@@ -37,6 +38,12 @@ h_eq "$prevent" "$rc" "a broken configuration exits $prevent, which the unit doe
 # stop (SIGTERM) ends the daemon cleanly, within TimeoutStopSec
 h_daemon_start "$H_TMP/amtacs.yaml"
 h_daemon_ready
+h_match '^Max core file size +0 +0 ' "$(grep '^Max core' "/proc/$H_DAEMON_PID/limits")" \
+    "the daemon sets its own core file size limit to 0 (soft and hard)"
+# under LimitCORE=0 the limit is already 0: the daemon leaves it alone (no
+# setrlimit, which SystemCallFilter=~@resources would kill it for)
+prlimit --core=0:0 "$DAEMON_BIN" --config "$H_TMP/amtacs.yaml" --check >/dev/null &&
+    h_ok "it starts with LimitCORE=0" || h_not_ok "it starts with LimitCORE=0"
 kill -TERM "$H_DAEMON_PID"
 start=$SECONDS
 rc=0

@@ -417,7 +417,8 @@ static void refused(void **state)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (amt_global_init()) /* the daemon's libcurl: blocks wiped on free */
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(chunked_within_cap), cmocka_unit_test(chunked_over_cap),
         cmocka_unit_test(content_type),       cmocka_unit_test(server_error),
@@ -425,6 +426,6 @@ int main(void)
         cmocka_unit_test(refused),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
-    curl_global_cleanup();
+    amt_global_cleanup();
     return rc;
 }

@@ -69,6 +69,7 @@ static void assert_connection_defaults(const struct amtacs_connection *c)
     assert_int_equal(c->http.max_connections, 8);
     assert_true(c->tls.verify);
     assert_null(c->tls.ca_file);
+    assert_null(c->proxy);
 }
 
 static void assert_global_defaults(const struct amtacs_config *cfg)
@@ -233,6 +234,7 @@ static void test_every_key_parses(void **state)
     assert_int_equal(c->http.max_body, 1024);
     assert_false(c->tls.verify);
     assert_string_equal(c->tls.ca_file, DATA "/ca.pem");
+    assert_string_equal(c->proxy, "http://proxy.example:3128");
     assert_int_equal(c->line, 11);
 
     /* empty sections (poll: ~, start_retry:, tls: {}) leave the defaults */
@@ -317,6 +319,13 @@ static const struct bad_file bad_files[] = {
       "bad-url.yaml:15:10: connections[3].url: 'http://batch:99999' has an invalid port "
       "(expected 1 to 65535)",
       "bad-url.yaml:18:10: connections[4].url: 'batch:42000' is not an http:// or https:// "
+      "URL"}},
+    {"bad-proxy.yaml",
+     {"bad-proxy.yaml:8:12: connections[0].proxy: 'socks5://proxy:1080' is not an http:// or "
+      "https:// URL",
+      "bad-proxy.yaml:12:12: connections[1].proxy: 'http://me:pass@proxy:3128' must not "
+      "contain a user name or password",
+      "bad-proxy.yaml:16:12: connections[2].proxy: 'proxy:3128' is not an http:// or https:// "
       "URL"}},
     {"bad-empty-connections.yaml",
      {"bad-empty-connections.yaml:4:14: connections: expected a non-empty list of "
@@ -749,7 +758,7 @@ static void test_dump_round_trip(void **state)
         "      delay: 1s\n      backoff: 2.0\n      max_delay: 30s\n    http:\n"
         "      connect_timeout: 10s\n      timeout: 30s\n      max_body: 1048576\n"
         "      max_connections: 8\n"
-        "    tls:\n      verify: true\n      ca_file: ~\n",
+        "    tls:\n      verify: true\n      ca_file: ~\n    proxy: ~\n",
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         if (!strstr(text, lines[i]))
