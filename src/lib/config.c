@@ -393,6 +393,30 @@ static bool name_char(char c)
            c == '_' || c == '.' || c == '-';
 }
 
+/* A URL refused for carrying a user name and password must not carry them into
+ * the error (which goes to the terminal, the journal, CI logs): the part before
+ * the authority's last '@' becomes "***". */
+static void hide_userinfo(char *url)
+{
+    char *p = strstr(url, "://");
+    if (!p)
+        return;
+    p += 3;
+    size_t alen = strcspn(p, "/?#");
+    char *at = NULL;
+    for (char *q = p; q < p + alen; q++)
+        if (*q == '@')
+            at = q;
+    if (!at)
+        return;
+    if (at - p < 3) { /* never longer than it was: url is a bounded buffer */
+        memset(p, '*', (size_t)(at - p));
+        return;
+    }
+    memmove(p + 3, at, strlen(at) + 1);
+    memcpy(p, "***", 3);
+}
+
 /* NULL if s is a usable Batch Server URL, else what is wrong with it. */
 static const char *url_problem(const char *s, bool *https)
 {
@@ -613,6 +637,7 @@ static void parse_leaf(struct loader *ld, const struct config_key *k, const char
         bool https = false;
         const char *why = url_problem(s, &https);
         if (why) {
+            hide_userinfo(sh);
             yd_errorf(doc, val, "%s: '%s' %s", path, sh, why);
             return;
         }

@@ -314,7 +314,7 @@ static const struct bad_file bad_files[] = {
      {"bad-url.yaml:6:10: connections[0].url: 'ftp://batch:42000' is not an http:// or "
       "https:// URL",
       "bad-url.yaml:9:10: connections[1].url: 'http://' has no host",
-      "bad-url.yaml:12:10: connections[2].url: 'http://opcon:secret@batch:42000' must not "
+      "bad-url.yaml:12:10: connections[2].url: 'http://***@batch:42000' must not "
       "contain a user name or password",
       "bad-url.yaml:15:10: connections[3].url: 'http://batch:99999' has an invalid port "
       "(expected 1 to 65535)",
@@ -323,7 +323,7 @@ static const struct bad_file bad_files[] = {
     {"bad-proxy.yaml",
      {"bad-proxy.yaml:8:12: connections[0].proxy: 'socks5://proxy:1080' is not an http:// or "
       "https:// URL",
-      "bad-proxy.yaml:12:12: connections[1].proxy: 'http://me:pass@proxy:3128' must not "
+      "bad-proxy.yaml:12:12: connections[1].proxy: 'http://***@proxy:3128' must not "
       "contain a user name or password",
       "bad-proxy.yaml:16:12: connections[2].proxy: 'proxy:3128' is not an http:// or https:// "
       "URL"}},
@@ -523,7 +523,12 @@ static const struct url_case url_cases[] = {
     {"http://batch:80x", "'http://batch:80x' has an invalid port (expected 1 to 65535)", false},
     {"http://batch:0000080", "'http://batch:0000080' has an invalid port (expected 1 to 65535)",
      false},
-    {"http://u@batch", "'http://u@batch' must not contain a user name or password", false},
+    {"http://u@batch", "'http://*@batch' must not contain a user name or password", false},
+    /* the refused password is not repeated in the error */
+    {"http://opcon:s3cret@batch:8080/x",
+     "'http://***@batch:8080/x' must not contain a user name or password", false},
+    {"https://a:b@c@batch", "'https://***@batch' must not contain a user name or password",
+     false},
     {"http://batch/x?a=1", "'http://batch/x?a=1' must not have a query or fragment", false},
     {"http://batch#top", "'http://batch#top' must not have a query or fragment", false},
     {"http://bat ch", "'http://bat ch' contains spaces or control characters", false},
