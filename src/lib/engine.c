@@ -1733,8 +1733,6 @@ static void on_db_up(void *ud)
     renew(e);
 }
 
-static void check_kills(struct engine *e);
-
 /* Which of our jobs an operator wants killed, as the database says: only
  * kill_requested_at, set by acs.request_kill after its role and Allow Kill
  * Job checks, makes the daemon kill a job. A notification on acs_kill only
@@ -1751,11 +1749,11 @@ static void on_kills_pending(void *ud, const long long *ids, size_t n, const cha
     if (e->stopping == 2)
         return;
     if (e->kill_again) {
-        /* This answer may predate the kill asked about. (The read goes ahead
-         * of waiting statements but after one in flight: a claim still
-         * waiting runs after the kill and reports it itself.) */
+        /* This answer may predate the kill asked about: read again, at the
+         * back of the queue, so that a storm of notifications cannot keep
+         * every other statement waiting. */
         e->kill_again = false;
-        check_kills(e);
+        e->kill_checking = !store_kills_pending(e->pc, e->owner, false, on_kills_pending, e);
     }
     if (err)
         return; /* asked again at the next reconnect or kill notification */
@@ -1769,13 +1767,16 @@ static void on_kills_pending(void *ud, const long long *ids, size_t n, const cha
                 }
 }
 
+/* Ahead of the statements waiting, as a Kill call goes ahead of the waiting
+ * Starts; after one in flight, so a claim in flight answers first, and a claim
+ * still waiting runs after the kill request and reports it itself. */
 static void check_kills(struct engine *e)
 {
     if (e->kill_checking) {
         e->kill_again = true;
         return;
     }
-    e->kill_checking = !store_kills_pending(e->pc, e->owner, on_kills_pending, e);
+    e->kill_checking = !store_kills_pending(e->pc, e->owner, true, on_kills_pending, e);
 }
 
 /* The listener (re)connected: whatever was notified meanwhile is lost, so
