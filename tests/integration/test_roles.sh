@@ -9,6 +9,8 @@ for r in scheduler operator admin daemon; do
     h_sql -c "CREATE ROLE ${r}1 LOGIN IN ROLE acs_$r" >/dev/null
 done
 h_sql -c "CREATE ROLE nobody1 LOGIN" >/dev/null
+# the server's log shows every statement of the daemon's (how many reads a storm costs)
+h_sql -c "ALTER ROLE daemon1 SET log_statement = 'all'" >/dev/null
 as() { local who=$1; shift; psql -X -q -v ON_ERROR_STOP=1 -At -U "$who" "$@"; }
 conn() { echo "host=$PGHOST port=$PGPORT user=$1 dbname=$PGDATABASE"; }
 # refused WHO DESCRIPTION SQL: PostgreSQL must say permission denied
@@ -132,17 +134,19 @@ snapshot() {
 }
 before=$(snapshot)
 log_before=$(wc -l <"$H_DAEMON_LOG")
+pglog_before=$(wc -l <"$H_PG_DATA/server.log")
 big=$(printf '9%.0s' $(seq 1 40))
+# One session, each statement its own transaction; 7999 bytes is the longest
+# payload PostgreSQL lets through (8000 and more it refuses).
 for ch in acs_kill acs_jobs acs_comm acs_batch_users acs_job_finished acs_job_messages acs_alerts; do
+    printf '\\set ch %s\n' "$ch"
     for payload in "$long1" "$long2" "" abc -1 "$big" AMTDEMO amtopcon "$long1 $long2" "$long1;DROP"; do
-        as nobody1 -v ch="$ch" -v p="$payload" <<<"SELECT pg_notify(:'ch', :'p')" >/dev/null ||
-            h_not_ok "nobody1 notifies $ch with '$payload'"
+        printf "\\set p '%s'\nSELECT pg_notify(:'ch', :'p');\n" "$payload"
     done
-    # the longest payload PostgreSQL lets through (8000 bytes and more it refuses)
-    as nobody1 -v ch="$ch" <<<"SELECT pg_notify(:'ch', repeat('x', 7999))" >/dev/null ||
-        h_not_ok "nobody1 notifies $ch with 7999 bytes"
-done
-h_ok "nobody1 sent forged notifications on all seven channels (ids of running jobs, garbage, 7999 bytes)"
+    printf "SELECT pg_notify(:'ch', repeat('x', 7999));\n"
+done >"$H_TMP/forged.sql"
+n=$(as nobody1 -f "$H_TMP/forged.sql" | wc -l)
+h_eq 77 "$n" "nobody1 sent 77 forged notifications on the seven channels (ids of running jobs, garbage, 7999 bytes)"
 # A storm: 2,000 notifications, each its own transaction (PostgreSQL folds
 # equal ones within a transaction), across the four channels the daemon obeys.
 as nobody1 -v id="$long1" <<'SQL' >/dev/null || h_not_ok "nobody1 sends a storm of notifications"
@@ -176,6 +180,14 @@ grown=$(tail -n +"$((log_before + 1))" "$H_DAEMON_LOG" | grep -v -e " job=$marke
 ! grep -qE 'event=(conn\.comm|secret\.|job\.kill)' <<<"$grown" &&
     h_ok "nor did it log a comm change, a password load or a kill" ||
     h_not_ok "it logged a comm change, a password load or a kill: $grown"
+# Each read is coalesced (one in flight, one pending): 500 notifications of a
+# kind cost a few reads, not 500.
+reads=$(tail -n +"$((pglog_before + 1))" "$H_PG_DATA/server.log")
+for what in 'acs.kills_pending(' 'SELECT comm_state FROM' 'acs.batch_user_secret(' 'acs.claim_jobs('; do
+    n=$(grep -cF "$what" <<<"$reads" || true)
+    [ "$n" -le 50 ] && h_ok "the forged notifications (over 500 a channel) cost $n '$what' statement(s)" ||
+        h_not_ok "the forged notifications (over 500 a channel) cost $n '$what' statement(s): not coalesced"
+done
 kill -0 "$waiter" 2>/dev/null &&
     h_ok "amtacsctl wait, told acs_job_finished with its job's id, read the row and waits on" ||
     h_not_ok "amtacsctl wait returned on a forged notification: $(cat "$H_TMP/wait.out")"
