@@ -83,8 +83,11 @@ int store_register(struct pgconn *pc, const char *owner, store_bool_cb cb, void 
 /* held true when a daemon whose session ended holds jobs of these connections. */
 int store_takeover_due(struct pgconn *pc, const char *owner, const char *const *connections,
                        size_t n, store_bool_cb cb, void *ud);
-/* The jobs owner holds that an operator wants killed (kills whose NOTIFY may have been lost). */
-int store_kills_pending(struct pgconn *pc, const char *owner, store_lost_cb cb, void *ud);
+/* The jobs owner holds that an operator wants killed (acs.request_kill set
+ * kill_requested_at): the only source of kills, asked on NOTIFY acs_kill and
+ * whenever one may have been lost. urgent: ahead of the statements waiting. */
+int store_kills_pending(struct pgconn *pc, const char *owner, bool urgent, store_lost_cb cb,
+                        void *ud);
 /* starting -> in_doubt with an alert; held false when the caller no longer held it. */
 int store_in_doubt(struct pgconn *pc, long long id, const char *owner, int attempt,
                    const char *reason, store_bool_cb cb, void *ud);

@@ -132,6 +132,9 @@ struct conn {
     struct cred *cred;        /* the current client's */
     unsigned cred_gen;        /* bumped when the Batch User changes */
     bool secret_pending;      /* a load of the password is on its way */
+    unsigned secret_gen;      /* the cred_gen that load is for */
+    bool secret_again;        /* and another was asked for meanwhile */
+    bool comm_loading, comm_again; /* a read of Full Comm in flight; another wanted */
     struct metrics_conn *mc;
     bool removed;             /* a reload took it out: no claims; jobs in hand go on */
     int server_up;            /* the last heartbeat: 1 answered, 0 failed, -1 none yet */
@@ -185,6 +188,7 @@ struct engine {
     bool registering;    /* taking that lock is on its way */
     bool lock_busy_said; /* said that another session still holds it */
     bool checking;       /* a look for daemons whose session ended is on its way */
+    bool kill_checking, kill_again; /* a kills_pending read in flight; another wanted */
     int64_t next_takeover_check;
     bool renewing;
     int64_t renew_sent_at;
@@ -1494,11 +1498,16 @@ static void on_secret(void *ud, const char *key_id, const unsigned char *sealed,
     struct conn *c = rq->c;
     bool stale = rq->gen != c->cred_gen; /* the connection's user changed since */
     free(rq);
-    if (!stale)
-        c->secret_pending = false;
-    struct log_ctx x = {c->cfg->name, 0, 0};
     if (c->e->stopping == 2 || stale)
-        return;
+        return; /* a stale answer leaves the flags to the current user's load */
+    c->secret_pending = false;
+    if (c->secret_again) {
+        /* Asked again while this one was on its way: this answer may predate
+         * the change. One more read covers any number of notifications. */
+        c->secret_again = false;
+        load_secret(c);
+    }
+    struct log_ctx x = {c->cfg->name, 0, 0};
     if (err) {
         log_event(c->e->lg, LOG_WARN, "secret.load_failed", &x, "%s", err);
         return;
@@ -1521,17 +1530,26 @@ static void on_secret(void *ud, const char *key_id, const unsigned char *sealed,
     snprintf(cr->key_id, sizeof cr->key_id, "%s", key_id);
 }
 
+/* Coalesced: at most one load for the current user in flight and one more
+ * pending, however many notifications ask (anyone may send them). */
 static void load_secret(struct conn *c)
 {
+    if (c->secret_pending && c->secret_gen == c->cred_gen) {
+        c->secret_again = true;
+        return;
+    }
     struct secret_req *rq = malloc(sizeof *rq);
     if (!rq)
         return; /* the next reconnect or change notice loads it */
     rq->c = c;
     rq->gen = c->cred_gen;
-    if (store_batch_user_secret(c->e->pc, c->cfg->batch_user, on_secret, rq))
+    if (store_batch_user_secret(c->e->pc, c->cfg->batch_user, on_secret, rq)) {
         free(rq);
-    else
+    } else {
         c->secret_pending = true;
+        c->secret_gen = c->cred_gen;
+        c->secret_again = false;
+    }
 }
 
 /* ------------------------------------------------------------ heartbeat */
@@ -1587,12 +1605,21 @@ static void on_registered(void *ud, const char *err)
                   &(struct log_ctx){c->cfg->name, 0, 0}, "%s", err);
 }
 
+static void load_comm(struct conn *c);
+
 /* Full Comm changed (or became known): wake the jobs it parked. */
 static void on_comm(void *ud, const char *value, const char *err)
 {
     struct conn *c = ud;
     struct engine *e = c->e;
-    if (err || e->stopping == 2)
+    c->comm_loading = false;
+    if (e->stopping == 2)
+        return;
+    if (c->comm_again) {
+        c->comm_again = false;
+        load_comm(c); /* this answer may predate the change asked about */
+    }
+    if (err)
         return; /* the next reconnect reads it again */
     enum comm before = c->comm;
     c->comm = !value                        ? COMM_UNKNOWN
@@ -1615,9 +1642,14 @@ static void on_comm(void *ud, const char *value, const char *err)
     claim(c);
 }
 
+/* Coalesced like load_secret(): one read in flight, one more pending. */
 static void load_comm(struct conn *c)
 {
-    store_comm_state(c->e->pc, c->cfg->name, on_comm, c);
+    if (c->comm_loading) {
+        c->comm_again = true;
+        return;
+    }
+    c->comm_loading = !store_comm_state(c->e->pc, c->cfg->name, on_comm, c);
 }
 
 static void conn_register(struct conn *c, bool fresh);
@@ -1712,14 +1744,29 @@ static void on_db_up(void *ud)
     renew(e);
 }
 
-/* Kill requests arrive as NOTIFY acs_kill. One sent while the listener was
- * down is lost, and the job it was for ran on (a job that runs until killed:
- * forever). Found by the fault matrix (tests/integration/test_faults_database.sh).
- * Asked again from the database whenever a kill may have been missed. */
+/* Which of our jobs an operator wants killed, as the database says: only
+ * kill_requested_at, set by acs.request_kill after its role and Allow Kill
+ * Job checks, makes the daemon kill a job. A notification on acs_kill only
+ * makes it ask (anyone may send one, with any payload). Asked too whenever a
+ * kill may have been missed: a notification sent while the listener was down
+ * is lost, and the job it was for ran on (a job that runs until killed:
+ * forever; found by the fault matrix, tests/integration/test_faults_database.sh).
+ * Coalesced: one read in flight and one more pending, so that a storm of
+ * notifications costs a read per round trip, not one each. */
 static void on_kills_pending(void *ud, const long long *ids, size_t n, const char *err)
 {
     struct engine *e = ud;
-    if (err || e->stopping == 2)
+    e->kill_checking = false;
+    if (e->stopping == 2)
+        return;
+    if (e->kill_again) {
+        /* This answer may predate the kill asked about: read again, at the
+         * back of the queue, so that a storm of notifications cannot keep
+         * every other statement waiting. */
+        e->kill_again = false;
+        e->kill_checking = !store_kills_pending(e->pc, e->owner, false, on_kills_pending, e);
+    }
+    if (err)
         return; /* asked again at the next reconnect or kill notification */
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < e->nconns; k++)
@@ -1731,9 +1778,16 @@ static void on_kills_pending(void *ud, const long long *ids, size_t n, const cha
                 }
 }
 
+/* Ahead of the statements waiting, as a Kill call goes ahead of the waiting
+ * Starts; after one in flight, so a claim in flight answers first, and a claim
+ * still waiting runs after the kill request and reports it itself. */
 static void check_kills(struct engine *e)
 {
-    store_kills_pending(e->pc, e->owner, on_kills_pending, e);
+    if (e->kill_checking) {
+        e->kill_again = true;
+        return;
+    }
+    e->kill_checking = !store_kills_pending(e->pc, e->owner, true, on_kills_pending, e);
 }
 
 /* The listener (re)connected: whatever was notified meanwhile is lost, so
@@ -1747,7 +1801,7 @@ static void on_listen_up(void *ud)
         e->conns[k]->take_over = true;
         claim(e->conns[k]);
     }
-    check_kills(e); /* after the claims: their jobs are held by then */
+    check_kills(e); /* the jobs held; a claim reports its own jobs' kill requests */
 }
 
 static void on_db_down(void *ud, const char *why)
@@ -1770,37 +1824,29 @@ static void on_db_down(void *ud, const char *why)
         e->conns[k]->claiming = false;
 }
 
+/* Notifications are hints to read, never orders: any role that can connect
+ * may NOTIFY on any channel with any payload, so the payload is not even
+ * looked at. Each channel only wakes a (coalesced) read of what it concerns,
+ * and the daemon acts on what the database answers. */
 static void on_notify(void *ud, const char *channel, const char *payload)
 {
     struct engine *e = ud;
+    (void)payload;
+    bool jobs = !strcmp(channel, "acs_jobs"), kill = !strcmp(channel, "acs_kill");
+    bool comm = !strcmp(channel, "acs_comm"), users = !strcmp(channel, "acs_batch_users");
     for (size_t k = 0; k < e->nconns; k++) {
         struct conn *c = e->conns[k];
-        if (!strcmp(channel, "acs_jobs")) {
-            if (!payload || !*payload || !strcmp(payload, c->cfg->name))
-                claim(c);
-        } else if (!strcmp(channel, "acs_comm")) {
-            if (!payload || !*payload || !strcmp(payload, c->cfg->name))
-                load_comm(c);
-        } else if (!strcmp(channel, "acs_kill") && payload) {
-            long long id = strtoll(payload, NULL, 10);
-            bool held = false;
-            for (struct job *j = c->jobs; j; j = j->next)
-                if (j->id == id && !j->lost) {
-                    kill_job(j);
-                    held = true;
-                    break;
-                }
-            if (!held) {
-                claim(c); /* a queued job to kill is claimed and ended without a Start */
-                /* or it is ours already but the claim's answer has not come in yet:
-                 * asked once that answer is in (statements run in order) */
-                check_kills(e);
-            }
-        } else if (!strcmp(channel, "acs_batch_users")) {
-            if (payload && !strcmp(payload, c->cfg->batch_user))
-                load_secret(c); /* used from the next logon on */
-        }
+        if (jobs || kill)
+            claim(c); /* a queued job to kill is claimed and ended without a Start */
+        else if (comm)
+            load_comm(c);
+        else if (users)
+            load_secret(c); /* used from the next logon on */
     }
+    /* A job held or being claimed right now: the read goes after a claim
+     * in flight, and a claim that runs later sees the kill request itself. */
+    if (kill)
+        check_kills(e);
 }
 
 /* ------------------------------------------------------------ retention */

@@ -297,10 +297,12 @@ int store_renew(struct pgconn *pc, const char *owner, const long long *ids, cons
     return rc;
 }
 
-int store_kills_pending(struct pgconn *pc, const char *owner, store_lost_cb cb, void *ud)
+int store_kills_pending(struct pgconn *pc, const char *owner, bool urgent, store_lost_cb cb,
+                        void *ud)
 {
     const char *p[] = {owner};
-    return run(pc, "SELECT acs.kills_pending($1)", 1, p, on_ids, (void (*)(void))cb, ud);
+    return run_queued(pc, urgent, "SELECT acs.kills_pending($1)", 1, p, on_ids,
+                      (void (*)(void))cb, ud);
 }
 
 /* ------------------------------------------------------------ bool */

@@ -276,8 +276,9 @@ LISTEN acs_jobs;
 SELECT 'after';
 SQL
 )
-h_match 'Asynchronous notification "acs_jobs" with payload "AMTDEMO" received' "$notes" \
-    "submitting a job notifies acs_jobs with the connection as payload"
+# (psql leaves out "with payload" when it is empty)
+h_match 'Asynchronous notification "acs_jobs" received' "$notes" \
+    "submitting a job notifies acs_jobs with an empty payload (any role may listen: no names)"
 
 notes=$(h_sql <<SQL 2>&1
 LISTEN acs_comm;
@@ -285,8 +286,8 @@ LISTEN acs_comm;
 SELECT 'after';
 SQL
 )
-h_match 'Asynchronous notification "acs_comm" with payload "AMTDEMO" received' "$notes" \
-    "a comm state change notifies acs_comm"
+h_match 'Asynchronous notification "acs_comm" received' "$notes" \
+    "a comm state change notifies acs_comm with an empty payload"
 h_match 'violates check constraint "connections_comm_state_valid"' \
     "$(sql_err1 "UPDATE acs.connections SET comm_state = 'full' WHERE name = 'AMTDEMO'")" \
     "an unknown comm state is refused"
@@ -322,6 +323,16 @@ h_match 'violates check constraint "batch_users_sealed_password_not_empty"' \
     "a batch user needs a sealed password"
 h_sql -c "INSERT INTO acs.batch_users (name, key_id, sealed_password) VALUES ('amtopcon', 'k1', '\\x0102')"
 h_eq 1 "$(h_sql -c "SELECT count(*) FROM acs.batch_users")" "a batch user is stored"
+notes=$(h_sql <<SQL 2>&1
+LISTEN acs_batch_users;
+UPDATE acs.batch_users SET key_id = 'k2' WHERE name = 'amtopcon';
+SELECT 'after';
+SQL
+)
+h_match 'Asynchronous notification "acs_batch_users" received' "$notes" \
+    "a password change notifies acs_batch_users"
+[[ "$notes" != *amtopcon* ]] && h_ok "without the Batch User's name (any role may listen)" ||
+    h_not_ok "without the Batch User's name (any role may listen): $notes"
 notes=$(h_sql <<SQL 2>&1
 LISTEN acs_alerts;
 INSERT INTO acs.alerts (job_id, connection, code, name, message) VALUES ($id3, 'AMTDEMO', 11, 'ERROR', 'job failed');
