@@ -22,7 +22,7 @@ chmod 600 "$H_TMP/http.token"
 # something matching REGEX.
 refused() {
     local desc=$1 want=$2 re=$3 cfg=$4 rc=0
-    H_OUT=$(timeout 20 "$DAEMON_BIN" -c "$cfg" 2>&1) || rc=$?
+    H_OUT=$(timeout -k 5 20 "$DAEMON_BIN" -c "$cfg" 2>&1) || rc=$?
     if [ "$rc" = "$want" ] && grep -qE -- "$re" <<<"$H_OUT"; then
         h_ok "$desc"
     else
