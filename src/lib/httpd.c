@@ -459,6 +459,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     return h->n_remote < CONNECTION_LIMIT - LOOPBACK_RESERVE ? MHD_YES : MHD_NO;
 }
 
+__attribute__((format(printf, 2, 0)))
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     struct httpd *h = cls;
