@@ -48,7 +48,7 @@ h_eq 0 "$rc" "0.0.0.0 with a token is accepted"
 
 H_HTTP_LISTEN="localhost:0" h_daemon_config "$H_TMP/local.yaml"
 h_daemon_start "$H_TMP/local.yaml"
-h_daemon_http >/dev/null
+h_daemon_http >/dev/null || h_not_ok "the daemon serves localhost without a token"
 h_eq 1 "$(grep -c 'event=http.no_token' "$H_DAEMON_LOG")" \
     "on loopback without a token the daemon starts and warns once (http.no_token)"
 h_daemons_stop
@@ -96,7 +96,7 @@ tls_extra="  token_file: $H_TMP/http.token
   tls_key_file: $pki/http.key"
 H_HTTP_EXTRA=$tls_extra h_daemon_config "$H_TMP/tls.yaml"
 h_daemon_start "$H_TMP/tls.yaml"
-h_daemon_http >/dev/null
+h_daemon_http >/dev/null || h_not_ok "the daemon starts with tls_cert_file and tls_key_file"
 port=$(port_of "$H_DAEMON_LOG")
 TLS_URL="https://127.0.0.1:$port"
 h_match "over HTTPS, bearer token required" "$(grep 'event=http.listening' "$H_DAEMON_LOG")" \
@@ -141,7 +141,7 @@ refused "a certificate file that is no certificate is refused, saying so" 1 \
 H_HTTP_EXTRA="  token_file: $H_TMP/http.token
   header_timeout: 2s" h_daemon_config "$H_TMP/plain.yaml"
 h_daemon_start "$H_TMP/plain.yaml"
-URL=$(h_daemon_http)
+URL=$(h_daemon_http) || h_not_ok "the daemon starts with header_timeout: 2s"
 h_wait_until 30 curl -fs "$URL/healthz" || true
 for case in "200 /healthz" "404 /nope" "404 /v1/jobs/abc" "401 /metrics" "401 /v1/jobs/1/log"; do
     want=${case%% *} path=${case#* }
