@@ -31,7 +31,7 @@ refused() {
     fi
 }
 # The port a daemon logged (its last http.listening line).
-port_of() { grep 'event=http.listening' "$1" | tail -n1 | grep -o '(port [0-9]*' | tr -dc 0-9; }
+port_of() { grep 'event=http.listening' "$1" | tail -n1 | grep -o '(port [0-9]*' | tr -dc 0-9 || true; }
 
 # --- no token: loopback only, with a warning ------------------------------------------------
 H_HTTP_LISTEN="0.0.0.0:0" h_daemon_config "$H_TMP/open.yaml"
