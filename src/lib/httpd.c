@@ -663,8 +663,11 @@ struct httpd *httpd_start(const struct httpd_options *o, char *err, size_t errle
     free(cert);
     cert = NULL;
     if (!h->d) {
-        snprintf(err, errlen, "cannot serve HTTP%s on %s: %s", h->tls ? "S" : "", o->listen,
-                 *h->mhd_error ? h->mhd_error : "address in use or not available");
+        snprintf(err, errlen, "cannot serve HTTP%s on %s: %s%s", h->tls ? "S" : "", o->listen,
+                 *h->mhd_error ? h->mhd_error : "address in use or not available",
+                 h->tls ? " (are http.tls_cert_file a PEM certificate and http.tls_key_file "
+                          "its PEM key?)"
+                        : "");
         goto fail;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
