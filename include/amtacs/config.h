@@ -78,6 +78,11 @@ struct amtacs_config {
     struct {
         char *listen;     /* HOST:PORT of the daemon's HTTP endpoint; "" = none */
         char *token_file; /* resolved path of the bearer token file, NULL = no token */
+        char *tls_cert_file; /* resolved path of the PEM certificate, NULL = plain HTTP */
+        char *tls_key_file;  /* resolved path of its PEM private key (both or neither) */
+        long max_connections_per_client; /* open connections per client address */
+        int64_t header_timeout_ms; /* from a connection's start (or previous answer) to the
+                                      end of a request's headers */
     } http;
     struct amtacs_connection *connections; /* in file order */
     size_t n_connections;                  /* >= 1 */

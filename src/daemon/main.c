@@ -27,29 +27,23 @@
 #include "amtacs/httpd.h"
 #include "amtacs/metrics.h"
 #include "amtacs/log.h"
+#include "amtacs/secfile.h"
 #include "amtacs/vault.h"
 
 #define DEFAULT_CONFIG "/etc/amtacs/amtacs.yaml"
 
 /* Reads the bearer token (one line; surrounding white space dropped) into
- * tok. Refuses a file others may read: the token opens the job logs. */
+ * tok. The token opens the job logs: the file must be one only the daemon's
+ * user (or root) could have written and nobody else can read (secfile.h). */
 static int read_token(const char *path, char *tok, size_t len, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "http.token_file %s: %s", path, strerror(errno));
+    size_t n;
+    if (secfile_read("http.token_file", path, (unsigned char *)tok, len - 1, &n, err, errlen)) {
+        if (strstr(err, "is larger than"))
+            snprintf(err, errlen, "http.token_file %s must hold one token of 16 to %zu "
+                     "characters without spaces", path, len - 2);
         return -1;
     }
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
-        fclose(f);
-        snprintf(err, errlen, "http.token_file %s is readable by group or others (chmod 600)",
-                 path);
-        return -1;
-    }
-    size_t n = fread(tok, 1, len - 1, f);
-    bool more = fgetc(f) != EOF;
-    fclose(f);
     tok[n] = '\0';
     char *a = tok;
     while (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r')
@@ -59,7 +53,7 @@ static int read_token(const char *path, char *tok, size_t len, char *err, size_t
         l--;
     memmove(tok, a, l);
     tok[l] = '\0';
-    bool bad = more || l < 16 || strpbrk(tok, " \t\r\n") != NULL;
+    bool bad = l < 16 || l != strlen(tok) || strpbrk(tok, " \t\r\n") != NULL;
     if (bad) {
         sodium_memzero(tok, len);
         snprintf(err, errlen, "http.token_file %s must hold one token of 16 to %zu characters "
@@ -205,6 +199,9 @@ int main(int argc, char **argv)
         struct httpd_options ho = {
             .listen = cfg->http.listen, .token = token, .conninfo = cfg->database.conninfo,
             .metrics = metrics, .lg = &lg, .stall_ms = 30000,
+            .tls_cert_file = cfg->http.tls_cert_file, .tls_key_file = cfg->http.tls_key_file,
+            .max_connections_per_client = cfg->http.max_connections_per_client,
+            .header_timeout_ms = (long)cfg->http.header_timeout_ms,
         };
         http = httpd_start(&ho, err, sizeof err);
         sodium_memzero(token, sizeof token);
@@ -213,8 +210,14 @@ int main(int argc, char **argv)
             goto out;
         }
         log_event(&lg, LOG_INFO, "http.listening", NULL,
-                  "serving /healthz /readyz /metrics /v1/jobs on %s (port %u)%s", cfg->http.listen,
-                  httpd_port(http), cfg->http.token_file ? ", bearer token required" : "");
+                  "serving /healthz /readyz /metrics /v1/jobs on %s (port %u) over %s%s",
+                  cfg->http.listen, httpd_port(http), httpd_tls(http) ? "HTTPS" : "HTTP",
+                  cfg->http.token_file ? ", bearer token required" : "");
+        if (!cfg->http.token_file)
+            log_event(&lg, LOG_WARN, "http.no_token", NULL,
+                      "http.token_file is not set: /metrics and /v1/jobs (job logs included) "
+                      "answer anyone who can connect to %s; set a token",
+                      cfg->http.listen);
     }
 
     struct engine_options eo = {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "amtacs/duration.h"
+#include "amtacs/netaddr.h"
 #include "amtacs/text.h"
 #include "amtacs/yamldoc.h"
 
@@ -65,7 +66,23 @@ static const struct config_key keys[] = {
              "empty: no HTTP"},
     {.path = "http.token_file", .type = CONFIG_T_FILE, .max = 4096, .def_s = NULL,
      .offset = G(http.token_file),
-     .help = "file holding a bearer token that /metrics and /v1/jobs then require; unset: none"},
+     .help = "file holding a bearer token that /metrics and /v1/jobs then require; unset: none; "
+             "required when http.listen is not a loopback address"},
+    {.path = "http.tls_cert_file", .type = CONFIG_T_FILE, .max = 4096, .def_s = NULL,
+     .offset = G(http.tls_cert_file),
+     .help = "PEM certificate (chain) to serve HTTPS with, together with http.tls_key_file; "
+             "unset: plain HTTP"},
+    {.path = "http.tls_key_file", .type = CONFIG_T_FILE, .max = 4096, .def_s = NULL,
+     .offset = G(http.tls_key_file),
+     .help = "PEM private key of http.tls_cert_file; owned by the daemon's user or root, "
+             "chmod 600"},
+    {.path = "http.max_connections_per_client", .type = CONFIG_T_INT, .min = 1, .max = 32,
+     .def = 8, .offset = G(http.max_connections_per_client),
+     .help = "connections one client address may hold open at once (of 32 in all)"},
+    {.path = "http.header_timeout", .type = CONFIG_T_DURATION, .min = 100, .max = 10 * MIN,
+     .def = 10 * SEC, .offset = G(http.header_timeout_ms),
+     .help = "a request's headers must be complete this long after the connection opened "
+             "(or its previous answer); else it is closed"},
     {.path = "connections", .type = CONFIG_T_CONNECTIONS, .required = true, .reload = true,
      .help = "the AMT Batch Servers (one item per OpCon agent)"},
 
@@ -1012,6 +1029,29 @@ void config_free(const struct amtacs_config *ccfg)
     free(cfg);
 }
 
+/* The HTTP settings that only make sense together. */
+static void check_http(struct loader *ld, const struct amtacs_config *cfg)
+{
+    struct yd_doc *doc = ld->doc;
+    int root = yd_root(doc);
+    if (!cfg->http.tls_cert_file != !cfg->http.tls_key_file)
+        yd_errorf(doc, node_at(doc, root, cfg->http.tls_cert_file ? "http.tls_cert_file"
+                                                                  : "http.tls_key_file"),
+                  "http.%s: is set without http.%s; HTTPS needs both",
+                  cfg->http.tls_cert_file ? "tls_cert_file" : "tls_key_file",
+                  cfg->http.tls_cert_file ? "tls_key_file" : "tls_cert_file");
+    /* The job logs behind /v1/jobs/ID/log may carry anything a job printed:
+     * off the loopback interface they are served only to token holders. */
+    if (cfg->http.listen && *cfg->http.listen && !cfg->http.token_file &&
+        !netaddr_listen_is_loopback(cfg->http.listen))
+        yd_errorf(doc, node_at(doc, root, "http.listen"),
+                  "http.listen: '%s' is not a loopback address (127.0.0.0/8, ::1, localhost) "
+                  "and http.token_file is not set: job logs and metrics would be open to the "
+                  "network; set http.token_file (and http.tls_cert_file/http.tls_key_file for "
+                  "HTTPS), or listen on 127.0.0.1",
+                  cfg->http.listen);
+}
+
 /* Builds the config from a parsed document; takes over nothing. */
 static const struct amtacs_config *build(struct yd_doc *doc, char *dir,
                                          struct config_errors **errs)
@@ -1043,6 +1083,8 @@ static const struct amtacs_config *build(struct yd_doc *doc, char *dir,
                       cfg->daemon.lease_seconds);
         }
     }
+    if (cfg && !ld.oom && yd_error_count(doc) == 0)
+        check_http(&ld, cfg);
     if (ld.oom || yd_error_count(doc) > 0) {
         config_free(cfg);
         if (errs)
