@@ -158,6 +158,7 @@ h_eq "11|ERROR" "$(h_sql -c "SELECT code, name FROM acs.alerts WHERE job_id = $i
 h_wait_until 60 test -s "$H_TMP/alert.$id"
 h_match "AMTACS_CODE=11" "$(cat "$H_TMP/alert.$id" 2>/dev/null)" "the alert command ran with the job's details"
 h_match "AMTACS_JOB_NAME=ERRORJOB" "$(cat "$H_TMP/alert.$id" 2>/dev/null)" "including the job name"
+h_match "AMTACS_SERVER=$H_SIM_URL" "$(cat "$H_TMP/alert.$id" 2>/dev/null)" "and the server's URL"
 ids=()
 for j in ABORTJOB INSTANT SELFKILL; do ids+=("$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j $j)"); done
 for i in "${ids[@]}"; do h_ctl wait "$i" --timeout 60 --quiet >/dev/null || true; done
