@@ -243,15 +243,17 @@ static void print_show(const PGresult *r)
         ctl_print_line(stdout, "%-17s %s", labels[i],
                        PQgetisnull(r, 0, i) ? "" : PQgetvalue(r, 0, i));
     if (!PQgetisnull(r, 0, 19) && PQgetisnull(r, 0, 7))
-        ctl_print_line(stdout, "%-17s %s (%s)", "amt_state", PQgetisnull(r, 0, 20) ? "UNKNOWN" :
-               PQgetvalue(r, 0, 20), PQgetvalue(r, 0, 19));
+        ctl_print_line(stdout, "%-17s %s (%s)", "amt_state",
+                       PQgetisnull(r, 0, 20) ? "UNKNOWN" : PQgetvalue(r, 0, 20),
+                       PQgetvalue(r, 0, 19));
     if (!PQgetisnull(r, 0, 21)) {
         const char *kill = !PQgetisnull(r, 0, 23) ? "failed, still running: "
                            : !PQgetisnull(r, 0, 22) ? "accepted by the server at "
                                                     : "requested at ";
         ctl_print_line(stdout, "%-17s %s%s", "kill", kill,
-               !PQgetisnull(r, 0, 23) ? PQgetvalue(r, 0, 23)
-               : !PQgetisnull(r, 0, 22) ? PQgetvalue(r, 0, 22) : PQgetvalue(r, 0, 21));
+                       !PQgetisnull(r, 0, 23)   ? PQgetvalue(r, 0, 23)
+                       : !PQgetisnull(r, 0, 22) ? PQgetvalue(r, 0, 22)
+                                                : PQgetvalue(r, 0, 21));
     }
 }
 
@@ -557,8 +559,8 @@ int ctl_cmd_list(struct ctl *ctl, int argc, char **argv)
                "STATE", "COMPLETION", "RESULT");
         for (int i = 0; i < PQntuples(r); i++)
             ctl_print_line(stdout, "%-8s %-12s %-6s %-32s %-9s %-22s %s", PQgetvalue(r, i, 0),
-                   PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
-                   PQgetvalue(r, i, 4), PQgetvalue(r, i, 6), PQgetvalue(r, i, 7));
+                           PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+                           PQgetvalue(r, i, 4), PQgetvalue(r, i, 6), PQgetvalue(r, i, 7));
         rc = 0;
     }
     PQclear(r);
