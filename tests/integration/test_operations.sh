@@ -8,12 +8,13 @@ h_pg_start
 h_ctl migrate >/dev/null
 h_sim_start --time-scale 0.02
 h_batch_user amtopcon amtopcon-secret
-cat >"$H_TMP/alert.sh" <<'SH'
+# The directory is written into the script: the command gets no variable of
+# the daemon's but PATH, LANG, LC_ALL and TZ (test_alert_command.sh).
+cat >"$H_TMP/alert.sh" <<SH
 #!/bin/sh
-env | grep '^AMTACS_' | sort > "$ALERT_DIR/alert.$AMTACS_JOB_ID"
+env | grep '^AMTACS_' | sort > "$H_TMP/alert.\$AMTACS_JOB_ID"
 SH
 chmod +x "$H_TMP/alert.sh"
-export ALERT_DIR=$H_TMP
 H_DAEMON_EXTRA="  purge_interval: 1s
   alert_command: $H_TMP/alert.sh" \
 H_CONN_EXTRA="    allow_kill: true" h_daemon_config "$H_TMP/amtacs.yaml"
