@@ -74,6 +74,7 @@ struct amtacs_config {
         int64_t purge_interval_ms; /* between purges of expired job logs */
         int64_t heartbeat_interval_ms; /* between heartbeats of each connection */
         char *alert_command;       /* run for jobs ending 11/12/23/24; "" = none */
+        long alert_command_max;    /* alert commands running at once at most */
     } daemon;
     struct {
         char *listen;     /* HOST:PORT of the daemon's HTTP endpoint; "" = none */

@@ -11,7 +11,9 @@
 #include <libpq-fe.h>
 
 #include "amtacs/config.h"
+#include "amtacs/text.h"
 #include <stdbool.h>
+#include <stdio.h>
 
 enum ctl_exit {
     CTL_EXIT_OK = 0,
@@ -45,8 +47,15 @@ PGconn *ctl_connect(struct ctl *ctl, const char *cmd);
 PGresult *ctl_exec(PGconn *conn, const char *cmd, const char *sql, int n,
                    const char *const *params);
 /* Writes rows as JSON objects named by their columns (integers, booleans and
- * NULL as such, the rest as strings): one object, or an array of them. */
+ * NULL as such, the rest as strings): one object, or an array of them, with C1
+ * and bidi controls escaped as \uXXXX (TEXT_ESC_JSON: the same strings). */
 void ctl_print_json(const PGresult *r, bool array);
+/* Writes n bytes of outside text as text_escape() `form` says (amtacs/text.h):
+ * what reaches a terminal can never drive it. */
+void ctl_print_text(FILE *out, const char *s, size_t n, enum text_escape_form form);
+/* printf of one line (no newline in fmt) whose values may be outside text:
+ * the line is escaped as TEXT_ESC_LINE, then ended with a newline. */
+void ctl_print_line(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int ctl_cmd_submit(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_show(struct ctl *ctl, int argc, char **argv);

@@ -1,8 +1,9 @@
 /*
  * log: one logfmt line per event on a stream (stderr by default):
  *   time=... level=info event=job.started connection=AMTDEMO job=42 request=4280 msg="..."
- * Values are quoted and escaped as needed, control characters included, so a
- * hostile string from a server cannot forge lines. Never pass a secret.
+ * Values are quoted and escaped as needed (text_escape: C0, DEL, C1 and bidi
+ * controls as \uXXXX), so a hostile string from a server can neither forge
+ * lines nor drive the terminal of whoever reads the log. Never pass a secret.
  */
 #ifndef AMTACS_LOG_H
 #define AMTACS_LOG_H

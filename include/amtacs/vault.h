@@ -11,8 +11,13 @@
  * rekey`, docs/keys.md) the rows are sealed under the old or the new key, and
  * both files are on disk, so every password opens at every moment.
  *
- * Sealed format (version 1): 0x01 || crypto_box_seal(pk, "amtacs-v1" NUL
- * key_id NUL user NUL password). The key id is the hex of the first 8 bytes of
+ * Sealed format (version 2): 0x02 || crypto_box_seal(pk, pad("amtacs-v2" NUL
+ * key_id NUL user NUL password)), where pad() is ISO/IEC 7816-4 padding
+ * (sodium_pad) to 1536 bytes: every sealed password is VAULT_SEALED_LEN bytes
+ * long, whatever the lengths of user and password. Version 1 (0x01 ||
+ * crypto_box_seal(pk, "amtacs-v1" NUL key_id NUL user NUL password), unpadded,
+ * its length giving the password's away) still opens; `amtacsctl rekey`
+ * re-seals it as version 2. The key id is the hex of the first 8 bytes of
  * BLAKE2b(public key).
  */
 #ifndef AMTACS_VAULT_H
@@ -21,7 +26,10 @@
 #include <stddef.h>
 
 #define VAULT_KEY_ID_LEN 16 /* hex characters, without the NUL */
-#define VAULT_MAX_PASSWORD 1024
+#define VAULT_MAX_PASSWORD 1024 /* bytes */
+#define VAULT_MAX_USER 256      /* bytes */
+#define VAULT_SEALED_VERSION 0x02 /* the first byte of what vault_seal() makes */
+#define VAULT_SEALED_LEN (1 + 48 + 1536) /* version, crypto_box_SEALBYTES, padded text */
 
 struct vault_pub;    /* a public key: seals */
 struct vault_secret; /* a keyring of key pairs: opens; keys live in locked, guarded memory */
@@ -44,7 +52,8 @@ const char *vault_pub_id(const struct vault_pub *pub);
 /* Loads the daemon's keyring: the secret key file `path` and, when they exist,
  * its siblings `path.new` and `path.old` (the key being rotated in and the one
  * being retired: see `amtacsctl rekey` and docs/keys.md). Each file must be a
- * regular file that group and others cannot read, in the secret key format;
+ * regular file (not a symbolic link), owned by the process's effective user
+ * or root, that group and others cannot read, in the secret key format;
  * one that fails a check fails the whole load, so that a damaged key is seen
  * at start and not at the first logon. `path` itself must exist. NULL with err
  * set. Free with vault_secret_free. */

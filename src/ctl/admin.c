@@ -29,13 +29,14 @@ static int comm_status(struct ctl *ctl, bool json)
             const char *ok = PQgetisnull(r, i, 2)             ? "unchecked"
                              : !strcmp(PQgetvalue(r, i, 2), "t") ? "answers"
                                                                  : "no answer";
-            printf("%-12s %-9s %-11s %-19s %6s %9s %8s  %s%s%s%s\n", PQgetvalue(r, i, 0),
-                   PQgetvalue(r, i, 1), ok,
-                   PQgetisnull(r, i, 4) ? "never" : PQgetvalue(r, i, 4), PQgetvalue(r, i, 12),
-                   PQgetvalue(r, i, 13), PQgetvalue(r, i, 14),
-                   PQgetisnull(r, i, 5) ? "-" : PQgetvalue(r, i, 5),
-                   PQgetisnull(r, i, 6) ? "" : " (", PQgetisnull(r, i, 6) ? "" : PQgetvalue(r, i, 6),
-                   PQgetisnull(r, i, 6) ? "" : ")");
+            ctl_print_line(stdout, "%-12s %-9s %-11s %-19s %6s %9s %8s  %s%s%s%s",
+                           PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), ok,
+                           PQgetisnull(r, i, 4) ? "never" : PQgetvalue(r, i, 4),
+                           PQgetvalue(r, i, 12), PQgetvalue(r, i, 13), PQgetvalue(r, i, 14),
+                           PQgetisnull(r, i, 5) ? "-" : PQgetvalue(r, i, 5),
+                           PQgetisnull(r, i, 6) ? "" : " (",
+                           PQgetisnull(r, i, 6) ? "" : PQgetvalue(r, i, 6),
+                           PQgetisnull(r, i, 6) ? "" : ")");
         }
         rc = 0;
     }
@@ -156,10 +157,10 @@ int ctl_cmd_alerts(struct ctl *ctl, int argc, char **argv)
         printf("%-6s %-19s %-12s %-7s %-22s %s\n", "ID", "RAISED", "CONNECTION", "JOB", "ALERT",
                "MESSAGE");
         for (int i = 0; i < PQntuples(r); i++)
-            printf("%-6s %-19s %-12s %-7s %-22s %s%s\n", PQgetvalue(r, i, 0),
-                   PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
-                   PQgetvalue(r, i, 5), PQgetvalue(r, i, 6),
-                   PQgetisnull(r, i, 7) ? "" : " [acknowledged]");
+            ctl_print_line(stdout, "%-6s %-19s %-12s %-7s %-22s %s%s", PQgetvalue(r, i, 0),
+                           PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+                           PQgetvalue(r, i, 5), PQgetvalue(r, i, 6),
+                           PQgetisnull(r, i, 7) ? "" : " [acknowledged]");
         rc = 0;
     }
     PQclear(r);

@@ -2,10 +2,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "amtacs/config.h"
 #include "amtacs/ctl.h"
@@ -43,9 +45,37 @@ void ctl_print_json(const PGresult *r, bool array)
             out = o;
     }
     char *text = out ? cJSON_PrintUnformatted(out) : NULL;
-    printf("%s\n", text ? text : (array ? "[]" : "null"));
+    const char *shown = text ? text : (array ? "[]" : "null");
+    ctl_print_text(stdout, shown, strlen(shown), TEXT_ESC_JSON);
+    putchar('\n');
     free(text);
     cJSON_Delete(out);
+}
+
+void ctl_print_text(FILE *out, const char *s, size_t n, enum text_escape_form form)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    if (!text_escape(&b, s, n, form) && b.len)
+        fwrite(b.data, 1, b.len, out);
+    buf_free(&b);
+}
+
+void ctl_print_line(FILE *out, const char *fmt, ...)
+{
+    va_list ap, again;
+    va_start(ap, fmt);
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *line = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (line) {
+        vsnprintf(line, (size_t)n + 1, fmt, again);
+        ctl_print_text(out, line, (size_t)n, TEXT_ESC_LINE);
+    }
+    va_end(again);
+    fputc('\n', out);
+    free(line);
 }
 
 static void submit_usage(FILE *out)
@@ -210,17 +240,20 @@ static void print_show(const PGresult *r)
         "parameters",
     };
     for (int i = 0; i < (int)(sizeof labels / sizeof labels[0]); i++)
-        printf("%-17s %s\n", labels[i], PQgetisnull(r, 0, i) ? "" : PQgetvalue(r, 0, i));
+        ctl_print_line(stdout, "%-17s %s", labels[i],
+                       PQgetisnull(r, 0, i) ? "" : PQgetvalue(r, 0, i));
     if (!PQgetisnull(r, 0, 19) && PQgetisnull(r, 0, 7))
-        printf("%-17s %s (%s)\n", "amt_state", PQgetisnull(r, 0, 20) ? "UNKNOWN" :
-               PQgetvalue(r, 0, 20), PQgetvalue(r, 0, 19));
+        ctl_print_line(stdout, "%-17s %s (%s)", "amt_state",
+                       PQgetisnull(r, 0, 20) ? "UNKNOWN" : PQgetvalue(r, 0, 20),
+                       PQgetvalue(r, 0, 19));
     if (!PQgetisnull(r, 0, 21)) {
         const char *kill = !PQgetisnull(r, 0, 23) ? "failed, still running: "
                            : !PQgetisnull(r, 0, 22) ? "accepted by the server at "
                                                     : "requested at ";
-        printf("%-17s %s%s\n", "kill", kill,
-               !PQgetisnull(r, 0, 23) ? PQgetvalue(r, 0, 23)
-               : !PQgetisnull(r, 0, 22) ? PQgetvalue(r, 0, 22) : PQgetvalue(r, 0, 21));
+        ctl_print_line(stdout, "%-17s %s%s", "kill", kill,
+                       !PQgetisnull(r, 0, 23)   ? PQgetvalue(r, 0, 23)
+                       : !PQgetisnull(r, 0, 22) ? PQgetvalue(r, 0, 22)
+                                                : PQgetvalue(r, 0, 21));
     }
 }
 
@@ -243,9 +276,11 @@ int ctl_cmd_show(struct ctl *ctl, int argc, char **argv)
     if (r && (PQntuples(r) == 0 || PQgetisnull(r, 0, 0)))
         fprintf(stderr, "amtacsctl show: no job %s\n", id);
     else if (r) {
-        if (json)
-            printf("%s\n", PQgetvalue(r, 0, 0));
-        else
+        if (json) {
+            ctl_print_text(stdout, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0),
+                           TEXT_ESC_JSON);
+            putchar('\n');
+        } else
             print_show(r);
         rc = 0;
     }
@@ -277,7 +312,13 @@ int ctl_cmd_log(struct ctl *ctl, int argc, char **argv)
             fprintf(stderr, "amtacsctl log: job %s is %s; its log is written when it ends\n", id,
                     PQgetvalue(r, 0, 0));
     } else if (r) {
-        fputs(PQgetvalue(r, 0, 1), stdout);
+        /* To a file or a pipe the log is the document, byte for byte; on a
+         * terminal what the server wrote must not drive the terminal. */
+        if (isatty(STDOUT_FILENO))
+            ctl_print_text(stdout, PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1),
+                           TEXT_ESC_LINES);
+        else
+            fputs(PQgetvalue(r, 0, 1), stdout);
         rc = 0;
     }
     PQclear(r);
@@ -285,12 +326,12 @@ int ctl_cmd_log(struct ctl *ctl, int argc, char **argv)
     return rc;
 }
 
-/* Prints one message as the job log shows it. */
+/* Prints one message as the job log shows it, C1 and bidi controls escaped too. */
 static void print_message(const char *text)
 {
     struct buf b;
     buf_init(&b, 0);
-    if (!text_json_quote(&b, text, strlen(text)))
+    if (!text_escape(&b, text, strlen(text), TEXT_ESC_QUOTED))
         printf("%s\n", b.data);
     buf_free(&b);
     fflush(stdout);
@@ -306,8 +347,10 @@ static void print_log_tail(const char *log, long skip)
         const char *eol = strchr(p + 1, '\n');
         if (!eol)
             break;
-        if (n++ >= skip)
-            printf("%.*s\n", (int)(eol - p - 1), p + 1);
+        if (n++ >= skip) {
+            ctl_print_text(stdout, p + 1, (size_t)(eol - p - 1), TEXT_ESC_LINE);
+            putchar('\n');
+        }
         p = eol;
     }
 }
@@ -360,7 +403,8 @@ static bool print_outcome(PGconn *conn, const PGresult *r, const char *id, bool 
     if (!json) {
         if (!PQgetisnull(r, 0, 6))
             print_log_tail(PQgetvalue(r, 0, 6), shown);
-        printf("%s %s (%s)\n", PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 3));
+        ctl_print_line(stdout, "%s %s (%s)", PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 4),
+                       PQgetvalue(r, 0, 3));
         return true;
     }
     /* the log itself is `amtacsctl log`'s business */
@@ -445,8 +489,9 @@ int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv)
         }
         if (!strcmp(PQgetvalue(r, 0, 1), "in_doubt") && !doubt_told) {
             doubt_told = true;
-            fprintf(stderr, "amtacsctl wait: job %s is in doubt: %s (amtacsctl resolve %s)\n",
-                    id, PQgetvalue(r, 0, 5), id);
+            ctl_print_line(stderr,
+                           "amtacsctl wait: job %s is in doubt: %s (amtacsctl resolve %s)", id,
+                           PQgetvalue(r, 0, 5), id);
         }
         PQclear(r);
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -513,9 +558,9 @@ int ctl_cmd_list(struct ctl *ctl, int argc, char **argv)
         printf("%-8s %-12s %-6s %-32s %-9s %-22s %s\n", "ID", "CONNECTION", "KIND", "NAME",
                "STATE", "COMPLETION", "RESULT");
         for (int i = 0; i < PQntuples(r); i++)
-            printf("%-8s %-12s %-6s %-32s %-9s %-22s %s\n", PQgetvalue(r, i, 0),
-                   PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
-                   PQgetvalue(r, i, 4), PQgetvalue(r, i, 6), PQgetvalue(r, i, 7));
+            ctl_print_line(stdout, "%-8s %-12s %-6s %-32s %-9s %-22s %s", PQgetvalue(r, i, 0),
+                           PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+                           PQgetvalue(r, i, 4), PQgetvalue(r, i, 6), PQgetvalue(r, i, 7));
         rc = 0;
     }
     PQclear(r);
@@ -559,8 +604,8 @@ int ctl_cmd_kill(struct ctl *ctl, int argc, char **argv)
             printf("job %s ended %s\n", id, PQgetvalue(r, 0, 1));
             said = "";
         } else if (*PQgetvalue(r, 0, 3)) {
-            printf("job %s: kill failed, still running: %s (the daemon tries again; "
-                   "amtacsctl show %s follows it)\n", id, PQgetvalue(r, 0, 3), id);
+            ctl_print_line(stdout, "job %s: kill failed, still running: %s (the daemon tries "
+                           "again; amtacsctl show %s follows it)", id, PQgetvalue(r, 0, 3), id);
             said = "";
         } else if (!strcmp(PQgetvalue(r, 0, 2), "t")) {
             printf("job %s: the AMT server accepted the kill; the job ends KILLED as soon as "

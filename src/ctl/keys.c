@@ -410,7 +410,7 @@ static void sync_dir(const char *dir)
 }
 
 /* In one transaction, re-seals under `pub` every row not already sealed with
- * its key: opened with the keyring, sealed for the same user and the new key
+ * its key in the current format: opened with the keyring, sealed for the same user and the new key
  * id, written as a binary parameter (PostgreSQL sees sealed bytes only). Any
  * row that does not open stops the whole pass before anything is written.
  * Adds the count to *moved. 0 or -1. */
@@ -425,14 +425,19 @@ static int reseal_all(PGconn *conn, const struct vault_secret *ring, const struc
     if (!r)
         return -1;
     PQclear(r);
-    const char *p[] = {target};
+    char version[8];
+    snprintf(version, sizeof version, "%d", VAULT_SEALED_VERSION);
+    const char *p[] = {target, version};
     /* Binary results: the sealed bytes as they are (text columns arrive as
      * their bytes, NUL-terminated by libpq). FOR UPDATE: a concurrent
-     * batch-user set of the same user waits for us rather than being lost. */
+     * batch-user set of the same user waits for us rather than being lost.
+     * A row in an older format (version 1: unpadded, its length telling the
+     * password's) is re-sealed even when its key is the target already. */
     rows = PQexecParams(conn,
                         "SELECT name, key_id, sealed_password FROM acs.batch_users "
-                        "WHERE key_id <> $1 ORDER BY name FOR UPDATE",
-                        1, NULL, p, NULL, NULL, 1);
+                        "WHERE key_id <> $1 OR get_byte(sealed_password, 0) <> $2::int "
+                        "ORDER BY name FOR UPDATE",
+                        2, NULL, p, NULL, NULL, 1);
     if (PQresultStatus(rows) != PGRES_TUPLES_OK) {
         fprintf(stderr, "amtacsctl rekey: %s", PQresultErrorMessage(rows));
         goto out;

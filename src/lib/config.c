@@ -60,6 +60,9 @@ static const struct config_key keys[] = {
      .max = 4096, .def_s = "", .offset = G(daemon.alert_command),
      .help = "run by /bin/sh for a job ending 11, 12, 23 or 24, details in AMTACS_* variables; "
              "empty: none"},
+    {.path = "daemon.alert_command_max", .type = CONFIG_T_INT, .reload = true, .min = 1,
+     .max = 64, .def = 4, .offset = G(daemon.alert_command_max),
+     .help = "alert commands running at once at most; the others wait in order"},
     {.path = "http.listen", .type = CONFIG_T_STRING, .min = 0, .max = 300,
      .def_s = "127.0.0.1:9470", .offset = G(http.listen),
      .help = "HOST:PORT of /healthz, /readyz, /metrics and /v1/jobs; port 0: any free port; "

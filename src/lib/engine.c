@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <spawn.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -16,6 +15,7 @@
 
 #include <curl/curl.h>
 
+#include "amtacs/alertcmd.h"
 #include "amtacs/amt.h"
 #include "amtacs/buf.h"
 #include "amtacs/codes.h"
@@ -26,8 +26,6 @@
 #include "amtacs/store.h"
 #include "amtacs/text.h"
 #include "amtacs/timeutil.h"
-
-extern char **environ;
 
 #define NOT_IN_HEAP SIZE_MAX
 #define MONITOR_BATCH 1000   /* ids per MonitorJobs call */
@@ -194,7 +192,7 @@ struct engine {
     int64_t renew_sent_at;
     int64_t next_renew, next_claim_poll, next_purge, next_publish;
     bool purging;
-    int children;        /* alert commands still running */
+    struct alertcmd *alerts; /* alert commands running and waiting */
     int stopping;        /* 0 running, 1 draining, 2 now */
     int64_t stop_deadline;
     bool releasing, released;
@@ -482,13 +480,14 @@ static bool call_returned(struct job *j, const struct amt_reply *r)
 /* ------------------------------------------------------------ alerts */
 
 /* Runs daemon.alert_command for a job that ended 11, 12, 23 or 24, its details
- * in the environment. The loop reaps it (reap_children). */
+ * in the environment (alertcmd: a clean child, at most alert_command_max at
+ * once, the rest in order; the loop reaps them, reap_children). */
 static void run_alert_command(struct job *j)
 {
     struct engine *e = j->c->e;
     const char *cmd = e->cfg->daemon.alert_command;
     int code = j->final_code;
-    if (!cmd || !*cmd || !amt_code_raises_alert(code))
+    if (!cmd || !*cmd || !amt_code_raises_alert(code) || !e->alerts)
         return;
     char v[10][1200];
     snprintf(v[0], sizeof v[0], "AMTACS_JOB_ID=%lld", j->id);
@@ -501,44 +500,17 @@ static void run_alert_command(struct job *j)
     snprintf(v[7], sizeof v[7], "AMTACS_BATCH_REQUEST_ID=%d", j->brid);
     snprintf(v[8], sizeof v[8], "AMTACS_ERROR=%s", j->error ? j->error : "");
     snprintf(v[9], sizeof v[9], "AMTACS_SERVER=%s", j->c->cfg->url);
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = calloc(n + 11, sizeof *env);
-    if (!env)
-        return;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "AMTACS_", 7))
-            env[k++] = environ[i];
+    const char *vars[10];
     for (size_t i = 0; i < 10; i++)
-        env[k++] = v[i];
-    char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
-    pid_t pid;
+        vars[i] = v[i];
     struct log_ctx x = jctx(j);
-    int rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, env);
-    free(env);
-    if (rc) {
-        log_event(e->lg, LOG_ERROR, "alert.command_failed", &x, "cannot run alert_command: %s",
-                  strerror(rc));
-        return;
-    }
-    e->children++;
-    log_event(e->lg, LOG_INFO, "alert.command", &x, "alert_command started (pid %ld) for %s",
-              (long)pid, amt_code_name(code));
+    alertcmd_run(e->alerts, cmd, vars, 10, (int)e->cfg->daemon.alert_command_max, &x);
 }
 
 static void reap_children(struct engine *e)
 {
-    int st;
-    pid_t pid;
-    while (e->children > 0 && (pid = waitpid(-1, &st, WNOHANG)) > 0) {
-        e->children--;
-        if (!WIFEXITED(st) || WEXITSTATUS(st))
-            log_event(e->lg, LOG_WARN, "alert.command_status", NULL,
-                      "alert_command (pid %ld) ended with status %d", (long)pid,
-                      WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
-    }
+    if (e->alerts)
+        alertcmd_poll(e->alerts, (int)e->cfg->daemon.alert_command_max);
 }
 
 /* ------------------------------------------------------------ finishing */
@@ -2500,7 +2472,8 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
     e->listen = pgconn_new(opt->cfg->database.conninfo, channels, &lcbs, e->lg);
     e->batch = store_batch_new(e->owner);
     e->sent = sentset_new(SENT_REMEMBERED);
-    if (!e->pc || !e->listen || !e->batch || !e->sent) {
+    e->alerts = alertcmd_new(e->lg);
+    if (!e->pc || !e->listen || !e->batch || !e->sent || !e->alerts) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -2537,6 +2510,8 @@ void engine_free(struct engine *e)
             job_free(c->jobs);
         conn_free(c);
     }
+    alertcmd_free(e->alerts); /* last: a callback above may still raise an alert */
+    e->alerts = NULL;
     free(e->conns);
     free(e->heap);
     if (e->multi)

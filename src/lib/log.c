@@ -17,7 +17,8 @@ int log_level_parse(const char *s)
     return -1;
 }
 
-/* A logfmt value: bare when it is a simple word, else a JSON-style quoted string. */
+/* A logfmt value: bare when it is a simple word, else a JSON-style quoted string
+ * in which C1 and bidi controls are escaped too (text_escape). */
 static enum buf_rc value(struct buf *b, const char *v)
 {
     size_t n = strlen(v);
@@ -27,7 +28,7 @@ static enum buf_rc value(struct buf *b, const char *v)
         if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 0x7F)
             bare = 0;
     }
-    return bare ? buf_append(b, v, n) : text_json_quote(b, v, n);
+    return bare ? buf_append(b, v, n) : text_escape(b, v, n, TEXT_ESC_QUOTED);
 }
 
 void log_event(const struct logger *lg, enum log_level level, const char *event,
@@ -65,7 +66,7 @@ void log_event(const struct logger *lg, enum log_level level, const char *event,
     if (!rc && tmp[0]) {
         rc = buf_puts(&line, " msg=");
         if (!rc)
-            rc = text_json_quote(&line, tmp, strlen(tmp));
+            rc = text_escape(&line, tmp, strlen(tmp), TEXT_ESC_QUOTED);
     }
     if (!rc)
         rc = buf_putc(&line, '\n');

@@ -11,8 +11,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define VAULT_VERSION 0x01
-#define MAGIC "amtacs-v1"
+#define VAULT_VERSION VAULT_SEALED_VERSION
+#define VAULT_VERSION_1 0x01 /* unpadded: still opens (databases sealed before 2) */
+#define MAGIC_1 "amtacs-v1"
+#define MAGIC "amtacs-v2"
+/* Every version 2 plaintext is padded to this size (ISO/IEC 7816-4), which
+ * holds the longest header, user and password, so the sealed length says
+ * nothing of either. */
+#define PADDED_LEN 1536
+_Static_assert(VAULT_SEALED_LEN == 1 + crypto_box_SEALBYTES + PADDED_LEN, "sealed length");
+_Static_assert(sizeof MAGIC + VAULT_KEY_ID_LEN + 1 + VAULT_MAX_USER + 1 + VAULT_MAX_PASSWORD <
+                   PADDED_LEN,
+               "the padded plaintext holds the longest user and password");
 #define SECRET_HEADER "amtacs-secret-key-v1"
 #define PUBLIC_HEADER "amtacs-public-key-v1"
 #define B64_VARIANT sodium_base64_VARIANT_ORIGINAL
@@ -187,7 +197,9 @@ out:
     return rc;
 }
 
-/* Reads a small key file into guarded memory; checks mode when `private`.
+/* Reads a small key file into guarded memory, never through a symbolic link;
+ * when `private`, it must be owned by our effective user or root and closed
+ * to group and others.
  * When `missing` is given, a file that does not exist sets it (no error). */
 static char *read_key_file(const char *path, int private, int *missing, char *err,
                            size_t errlen)
@@ -208,6 +220,16 @@ static char *read_key_file(const char *path, int private, int *missing, char *er
     }
     if (!S_ISREG(st.st_mode)) {
         fail(err, errlen, "%s: not a regular file", path);
+        goto out;
+    }
+    /* Another user's file, even 0600, is not our key: whoever owns it can
+     * swap it for a key of their own or read it, and only we and root can
+     * vouch for it. */
+    if (private && st.st_uid != geteuid() && st.st_uid != 0) {
+        fail(err, errlen,
+             "%s: secret key file is owned by uid %lu, not by this process's user (uid %lu) "
+             "or root; run chown on it",
+             path, (unsigned long)st.st_uid, (unsigned long)geteuid());
         goto out;
     }
     if (private && (st.st_mode & 077)) {
@@ -487,17 +509,18 @@ int vault_seal(const struct vault_pub *pub, const char *user, const char *passwo
                size_t pwlen, unsigned char **out, size_t *outlen, char *err, size_t errlen)
 {
     size_t ulen = strlen(user);
-    if (!ulen || ulen > 256) {
-        fail(err, errlen, "Batch User name must have 1 to 256 characters");
+    if (!ulen || ulen > VAULT_MAX_USER) {
+        fail(err, errlen, "Batch User name must have 1 to %d bytes", VAULT_MAX_USER);
         return -1;
     }
     if (!pwlen || pwlen > VAULT_MAX_PASSWORD || !valid_text(password, pwlen)) {
-        fail(err, errlen, "password must have 1 to %d bytes and no NUL byte", VAULT_MAX_PASSWORD);
+        fail(err, errlen, "password must have 1 to %d bytes and no NUL byte (this one has %zu)",
+             VAULT_MAX_PASSWORD, pwlen);
         return -1;
     }
-    size_t mlen = sizeof MAGIC + VAULT_KEY_ID_LEN + 1 + ulen + 1 + pwlen;
-    unsigned char *m = sodium_malloc(mlen);
-    unsigned char *c = malloc(1 + crypto_box_SEALBYTES + mlen);
+    size_t used = sizeof MAGIC + VAULT_KEY_ID_LEN + 1 + ulen + 1 + pwlen, mlen = 0;
+    unsigned char *m = sodium_malloc(PADDED_LEN);
+    unsigned char *c = malloc(VAULT_SEALED_LEN);
     if (!m || !c) {
         sodium_free(m);
         free(c);
@@ -513,7 +536,11 @@ int vault_seal(const struct vault_pub *pub, const char *user, const char *passwo
     p += ulen + 1;
     memcpy(p, password, pwlen);
     c[0] = VAULT_VERSION;
-    int rc = crypto_box_seal(c + 1, m, mlen, pub->pk);
+    int rc = sodium_pad(&mlen, m, used, PADDED_LEN, PADDED_LEN);
+    if (!rc && mlen != PADDED_LEN)
+        rc = -1;
+    if (!rc)
+        rc = crypto_box_seal(c + 1, m, mlen, pub->pk);
     sodium_free(m);
     if (rc) {
         free(c);
@@ -521,7 +548,7 @@ int vault_seal(const struct vault_pub *pub, const char *user, const char *passwo
         return -1;
     }
     *out = c;
-    *outlen = 1 + crypto_box_SEALBYTES + mlen;
+    *outlen = VAULT_SEALED_LEN;
     return 0;
 }
 
@@ -547,8 +574,10 @@ int vault_open(const struct vault_secret *sk, const char *key_id, const char *us
              why);
         return -1;
     }
-    if (sealedlen < 1 + crypto_box_SEALBYTES + sizeof MAGIC || sealed[0] != VAULT_VERSION ||
-        sealedlen > 1 + crypto_box_SEALBYTES + 4096) {
+    int v2 = sealedlen && sealed[0] == VAULT_VERSION;
+    if (sealedlen < 1 + crypto_box_SEALBYTES + sizeof MAGIC ||
+        (sealed[0] != VAULT_VERSION && sealed[0] != VAULT_VERSION_1) ||
+        sealedlen > 1 + crypto_box_SEALBYTES + 4096 || (v2 && sealedlen != VAULT_SEALED_LEN)) {
         fail(err, errlen, "password of Batch User '%s' is not a sealed amtacs password", user);
         return -1;
     }
@@ -562,10 +591,19 @@ int vault_open(const struct vault_secret *sk, const char *key_id, const char *us
         fail(err, errlen, "password of Batch User '%s' does not open with key %s", user, k->id);
         goto bad;
     }
+    if (v2) {
+        size_t unpadded;
+        if (sodium_unpad(&unpadded, m, mlen, PADDED_LEN)) {
+            fail(err, errlen, "password of Batch User '%s' is not a sealed amtacs password "
+                              "(bad padding)", user);
+            goto bad;
+        }
+        mlen = unpadded;
+    }
     m[mlen] = '\0';
     size_t ulen = strlen(user);
     size_t head = sizeof MAGIC + VAULT_KEY_ID_LEN + 1 + ulen + 1;
-    if (mlen <= head || memcmp(m, MAGIC, sizeof MAGIC) ||
+    if (mlen <= head || memcmp(m, v2 ? MAGIC : MAGIC_1, sizeof MAGIC) ||
         memcmp(m + sizeof MAGIC, key_id, VAULT_KEY_ID_LEN + 1) ||
         memcmp(m + sizeof MAGIC + VAULT_KEY_ID_LEN + 1, user, ulen + 1)) {
         fail(err, errlen, "password stored for Batch User '%s' was sealed for another user or key",

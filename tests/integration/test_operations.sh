@@ -8,12 +8,13 @@ h_pg_start
 h_ctl migrate >/dev/null
 h_sim_start --time-scale 0.02
 h_batch_user amtopcon amtopcon-secret
-cat >"$H_TMP/alert.sh" <<'SH'
+# The directory is written into the script: the command gets no variable of
+# the daemon's but PATH, LANG, LC_ALL and TZ (test_alert_command.sh).
+cat >"$H_TMP/alert.sh" <<SH
 #!/bin/sh
-env | grep '^AMTACS_' | sort > "$ALERT_DIR/alert.$AMTACS_JOB_ID"
+env | grep '^AMTACS_' | sort > "$H_TMP/alert.\$AMTACS_JOB_ID"
 SH
 chmod +x "$H_TMP/alert.sh"
-export ALERT_DIR=$H_TMP
 H_DAEMON_EXTRA="  purge_interval: 1s
   alert_command: $H_TMP/alert.sh" \
 H_CONN_EXTRA="    allow_kill: true" h_daemon_config "$H_TMP/amtacs.yaml"
@@ -158,6 +159,7 @@ h_eq "11|ERROR" "$(h_sql -c "SELECT code, name FROM acs.alerts WHERE job_id = $i
 h_wait_until 60 test -s "$H_TMP/alert.$id"
 h_match "AMTACS_CODE=11" "$(cat "$H_TMP/alert.$id" 2>/dev/null)" "the alert command ran with the job's details"
 h_match "AMTACS_JOB_NAME=ERRORJOB" "$(cat "$H_TMP/alert.$id" 2>/dev/null)" "including the job name"
+h_match "AMTACS_SERVER=$H_SIM_URL" "$(cat "$H_TMP/alert.$id" 2>/dev/null)" "and the server's URL"
 ids=()
 for j in ABORTJOB INSTANT SELFKILL; do ids+=("$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j $j)"); done
 for i in "${ids[@]}"; do h_ctl wait "$i" --timeout 60 --quiet >/dev/null || true; done

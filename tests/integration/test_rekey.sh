@@ -11,6 +11,9 @@ h_sim_start
 # the simulator's two API users, with their passwords
 h_batch_user amtopcon amtopcon-secret
 h_batch_user opconbatch opconbatch-secret
+# Different users and password lengths, one sealed length (padded: docs/keys.md).
+sealed_lengths() { h_sql -c "SELECT string_agg(DISTINCT octet_length(sealed_password)::text || '/v' || get_byte(sealed_password, 0), ',') FROM acs.batch_users"; }
+h_eq "1585/v2" "$(sealed_lengths)" "every sealed password has the same length"
 KEY="$H_TMP/secret.key"
 CFG="$H_TMP/amtacs.yaml"
 cat >"$CFG" <<CONF
@@ -174,3 +177,4 @@ h_eq 1 "$(h_sql -c "SELECT count(*) FROM acs.batch_users WHERE name = 'amtopcon'
 h_run_fails "an unknown Batch User" h_ctl batch-user delete nosuch
 h_match "no Batch User nosuch" "$H_OUT" "is named"
 h_eq "DONE DONE" "$(both_jobs)" "the daemon still logs on for both users"
+h_eq "1585/v2" "$(sealed_lengths)" "after the rotations too"

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "amtacs/vault.h"
 
 struct keys {
@@ -156,6 +158,127 @@ static void bad_inputs(void **state)
     vault_secret_free(NULL);
     vault_pub_free(NULL);
     vault_password_free(NULL);
+}
+
+
+/* Every sealed password has the same length, whatever the lengths of user
+ * and password: the stored bytes say nothing of either. */
+static void sealed_length_hides_password(void **state)
+{
+    struct keys *k = *state;
+    char err[1024]; /* room for an error naming a 256-byte user */
+    char *pw = malloc(VAULT_MAX_PASSWORD + 2), *user = malloc(VAULT_MAX_USER + 2);
+    assert_non_null(pw);
+    assert_non_null(user);
+    memset(pw, 'p', VAULT_MAX_PASSWORD + 1);
+    pw[VAULT_MAX_PASSWORD + 1] = '\0';
+    memset(user, 'u', VAULT_MAX_USER + 1);
+    user[VAULT_MAX_USER + 1] = '\0';
+    static const size_t pwlens[] = {1, 2, 17, 100, VAULT_MAX_PASSWORD};
+    static const size_t ulens[] = {1, 8, VAULT_MAX_USER};
+    for (size_t u = 0; u < sizeof ulens / sizeof ulens[0]; u++) {
+        char name[VAULT_MAX_USER + 1];
+        memcpy(name, user, ulens[u]);
+        name[ulens[u]] = '\0';
+        for (size_t i = 0; i < sizeof pwlens / sizeof pwlens[0]; i++) {
+            unsigned char *ct;
+            size_t ctlen;
+            assert_int_equal(vault_seal(k->pub, name, pw, pwlens[i], &ct, &ctlen, err,
+                                        sizeof err), 0);
+            assert_int_equal(ctlen, VAULT_SEALED_LEN);
+            assert_int_equal(ct[0], VAULT_SEALED_VERSION);
+            char *out = NULL;
+            assert_int_equal(vault_open(k->sk, vault_pub_id(k->pub), name, ct, ctlen, &out, err,
+                                        sizeof err), 0);
+            assert_int_equal(strlen(out), pwlens[i]);
+            assert_memory_equal(out, pw, pwlens[i]);
+            vault_password_free(out);
+            /* one byte short or long is not a sealed password */
+            assert_int_equal(vault_open(k->sk, vault_pub_id(k->pub), name, ct, ctlen - 1, &out,
+                                        err, sizeof err), -1);
+            assert_non_null(strstr(err, "not a sealed amtacs password"));
+            free(ct);
+        }
+    }
+    /* one byte past the maximum: a clear error, nothing sealed */
+    unsigned char *ct = NULL;
+    size_t ctlen = 0;
+    assert_int_equal(vault_seal(k->pub, "u", pw, VAULT_MAX_PASSWORD + 1, &ct, &ctlen, err,
+                                sizeof err), -1);
+    assert_null(ct);
+    assert_non_null(strstr(err, "password must have 1 to 1024 bytes"));
+    assert_non_null(strstr(err, "this one has 1025"));
+    assert_int_equal(vault_seal(k->pub, user, "pw", 2, &ct, &ctlen, err, sizeof err), -1);
+    assert_null(ct);
+    assert_non_null(strstr(err, "Batch User name must have 1 to 256 bytes"));
+    free(pw);
+    free(user);
+}
+
+/* A password sealed by an earlier release (version 1: unpadded) still opens. */
+static void version_1_still_opens(void **state)
+{
+    struct keys *k = *state;
+    char err[256], text[256], header[64], id[32], b64[128];
+    FILE *f = fopen(k->public_, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(text, sizeof text, f));
+    fclose(f);
+    assert_int_equal(sscanf(text, "%63s %31s %127s", header, id, b64), 3);
+    unsigned char pk[crypto_box_PUBLICKEYBYTES];
+    size_t got;
+    assert_int_equal(sodium_base642bin(pk, sizeof pk, b64, strlen(b64), NULL, &got, NULL,
+                                       sodium_base64_VARIANT_ORIGINAL), 0);
+    const char *user = "amtopcon", *pw = "old-s3cret";
+    unsigned char m[128];
+    size_t mlen = 0;
+    memcpy(m, "amtacs-v1", 10);
+    mlen += 10;
+    memcpy(m + mlen, id, strlen(id) + 1);
+    mlen += strlen(id) + 1;
+    memcpy(m + mlen, user, strlen(user) + 1);
+    mlen += strlen(user) + 1;
+    memcpy(m + mlen, pw, strlen(pw));
+    mlen += strlen(pw);
+    unsigned char ct[1 + crypto_box_SEALBYTES + sizeof m];
+    ct[0] = 0x01;
+    assert_int_equal(crypto_box_seal(ct + 1, m, mlen, pk), 0);
+    size_t ctlen = 1 + crypto_box_SEALBYTES + mlen;
+    assert_int_equal(ctlen, 77 + strlen(user) + strlen(pw)); /* what version 1 gave away */
+    char *out = NULL;
+    assert_int_equal(vault_open(k->sk, id, user, ct, ctlen, &out, err, sizeof err), 0);
+    assert_string_equal(out, pw);
+    vault_password_free(out);
+    /* still bound to its user */
+    assert_int_equal(vault_open(k->sk, id, "bob", ct, ctlen, &out, err, sizeof err), -1);
+    assert_non_null(strstr(err, "sealed for another user or key"));
+    /* a version 2 header on version 1 contents does not open */
+    ct[0] = VAULT_SEALED_VERSION;
+    assert_int_equal(vault_open(k->sk, id, user, ct, ctlen, &out, err, sizeof err), -1);
+}
+
+/* A secret key file of another user is refused, even at mode 0600. */
+static void secret_key_owner(void **state)
+{
+    struct keys *k = *state;
+    char err[256];
+    if (geteuid() != 0) {
+        print_message("skipped: changing a file's owner takes root (the CI runs as root)\n");
+        skip();
+    }
+    assert_int_equal(chown(k->secret, 65534, 65534), 0); /* nobody */
+    assert_null(vault_secret_load(k->secret, err, sizeof err));
+    assert_non_null(strstr(err, "owned by uid 65534, not by this process's user (uid 0)"));
+    assert_int_equal(chown(k->secret, 0, 0), 0);
+    struct vault_secret *sk = vault_secret_load(k->secret, err, sizeof err);
+    assert_non_null(sk);
+    vault_secret_free(sk);
+    /* a symbolic link to it is refused too */
+    char link_path[160];
+    snprintf(link_path, sizeof link_path, "%s/link.key", k->dir);
+    assert_int_equal(symlink(k->secret, link_path), 0);
+    assert_null(vault_secret_load(link_path, err, sizeof err));
+    unlink(link_path);
 }
 
 /* ------------------------------------------------------------ keyring */
@@ -456,6 +579,9 @@ int main(void)
         cmocka_unit_test(another_key_pair_cannot_open),
         cmocka_unit_test(key_files),
         cmocka_unit_test(bad_inputs),
+        cmocka_unit_test(sealed_length_hides_password),
+        cmocka_unit_test(version_1_still_opens),
+        cmocka_unit_test(secret_key_owner),
         cmocka_unit_test(keyring_loads_new_and_old),
         cmocka_unit_test(keyring_siblings_are_checked),
         cmocka_unit_test(keyring_unknown_key_id),
