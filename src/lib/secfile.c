@@ -50,15 +50,15 @@ int secfile_read(const char *what, const char *path, unsigned char *out, size_t 
     uid_t me = geteuid();
     if (st.st_uid != me && st.st_uid != 0) {
         snprintf(err, errlen,
-                 "%s %s is owned by uid %lu, not by the daemon's user (uid %lu) or root: "
-                 "another user could have written it",
+                 "%s %s is owned by uid %lu, not by this process's user (uid %lu) or root: "
+                 "another user could have written it; run chown on it",
                  what, path, (unsigned long)st.st_uid, (unsigned long)me);
         goto fail;
     }
     if (st.st_mode & 077) {
-        snprintf(err, errlen, "%s %s is %s by group or others (mode %04o; chmod 600)", what, path,
-                 (st.st_mode & 044) ? "readable" : "writable or executable",
-                 (unsigned)(st.st_mode & 07777));
+        snprintf(err, errlen,
+                 "%s %s is accessible by group or others (mode %04o); run chmod 600 on it", what,
+                 path, (unsigned)(st.st_mode & 07777));
         goto fail;
     }
     size_t n = 0;

@@ -1,5 +1,6 @@
 #define _DEFAULT_SOURCE /* fchmod, O_NOFOLLOW */
 #include "amtacs/vault.h"
+#include "amtacs/secfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -197,74 +198,73 @@ out:
     return rc;
 }
 
-/* Reads a small key file into guarded memory, never through a symbolic link;
- * when `private`, it must be owned by our effective user or root and closed
- * to group and others.
- * When `missing` is given, a file that does not exist sets it (no error). */
+/* The largest key file: a header, a key id and a hex key or two. */
+#define KEY_FILE_MAX 1024
+
+/* Reads a small key file into guarded memory, never through a symbolic link.
+ * A secret key (`private`) is read by secfile_read, which holds the one rule
+ * for secret files: owned by our effective user or root (another user's file,
+ * even 0600, could have been swapped for a key of theirs) and closed to group
+ * and others. When `missing` is given, a file that does not exist sets it
+ * (no error). */
 static char *read_key_file(const char *path, int private, int *missing, char *err,
                            size_t errlen)
 {
-    char *text = NULL;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW);
-    if (fd < 0) {
-        if (missing && errno == ENOENT)
-            *missing = 1;
-        else
-            fail(err, errlen, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (missing && lstat(path, &st) && errno == ENOENT) {
+        *missing = 1;
         return NULL;
     }
-    struct stat st;
-    if (fstat(fd, &st)) {
-        fail(err, errlen, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fail(err, errlen, "%s: not a regular file", path);
-        goto out;
-    }
-    /* Another user's file, even 0600, is not our key: whoever owns it can
-     * swap it for a key of their own or read it, and only we and root can
-     * vouch for it. */
-    if (private && st.st_uid != geteuid() && st.st_uid != 0) {
-        fail(err, errlen,
-             "%s: secret key file is owned by uid %lu, not by this process's user (uid %lu) "
-             "or root; run chown on it",
-             path, (unsigned long)st.st_uid, (unsigned long)geteuid());
-        goto out;
-    }
-    if (private && (st.st_mode & 077)) {
-        fail(err, errlen,
-             "%s: secret key file is accessible by group or others (mode %03o); "
-             "run chmod 600 on it",
-             path, (unsigned)(st.st_mode & 0777));
-        goto out;
-    }
-    if (st.st_size <= 0 || st.st_size > 1024) {
-        fail(err, errlen, "%s: not an amtacs key file (size %lld)", path, (long long)st.st_size);
-        goto out;
-    }
-    text = sodium_malloc((size_t)st.st_size + 1);
+    char *text = sodium_malloc(KEY_FILE_MAX + 1);
     if (!text) {
         fail(err, errlen, "out of memory");
-        goto out;
+        return NULL;
     }
-    size_t done = 0;
-    while (done < (size_t)st.st_size) {
-        ssize_t n = read(fd, text + done, (size_t)st.st_size - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            fail(err, errlen, "%s: read error", path);
-            sodium_free(text);
-            text = NULL;
-            goto out;
+    size_t len = 0;
+    if (private) {
+        if (secfile_read("secret key file", path, (unsigned char *)text, KEY_FILE_MAX, &len, err,
+                         errlen))
+            goto fail;
+    } else {
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st)) {
+            fail(err, errlen, "%s: %s", path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            goto fail;
         }
-        done += (size_t)n;
+        if (!S_ISREG(st.st_mode)) {
+            fail(err, errlen, "%s: not a regular file", path);
+            close(fd);
+            goto fail;
+        }
+        for (;;) {
+            ssize_t n = read(fd, text + len, KEY_FILE_MAX + 1 - len);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                fail(err, errlen, "%s: read error", path);
+                close(fd);
+                goto fail;
+            }
+            if (n == 0)
+                break;
+            len += (size_t)n;
+            if (len > KEY_FILE_MAX)
+                break;
+        }
+        close(fd);
     }
-    text[done] = '\0';
-out:
-    close(fd);
+    if (len == 0 || len > KEY_FILE_MAX) {
+        fail(err, errlen, "%s: not an amtacs key file (size %s)", path,
+             len == 0 ? "0" : "over 1024 bytes");
+        goto fail;
+    }
+    text[len] = '\0';
     return text;
+fail:
+    sodium_free(text);
+    return NULL;
 }
 
 /* Splits "HEADER ID FIELD [FIELD]\n" in place; returns the number of fields. */

@@ -157,7 +157,7 @@ h_wait_until 60 curl -fs "$URL/readyz" && h_ok "ready again once the database is
 h_daemons_stop
 chmod 644 "$H_TMP/http.token"
 h_run_fails "a token file others can read is refused" "$DAEMON_BIN" -c "$H_TMP/amtacs.yaml"
-h_match "readable by group or others" "$H_OUT" "and says why"
+h_match "accessible by group or others" "$H_OUT" "and says why"
 chmod 600 "$H_TMP/http.token"
 printf 'short\n' >"$H_TMP/short.token"
 chmod 600 "$H_TMP/short.token"

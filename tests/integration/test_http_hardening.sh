@@ -64,7 +64,7 @@ refused "a token file that is a FIFO is refused at once (no hang)" 1 \
     "fifo.token is a FIFO; it must be a regular file" "$H_TMP/fifo.yaml"
 chmod 640 "$H_TMP/http.token"
 H_HTTP_EXTRA="  token_file: $H_TMP/http.token" h_daemon_config "$H_TMP/tok.yaml"
-refused "a token file the group can read is refused" 1 "readable by group or others" "$H_TMP/tok.yaml"
+refused "a token file the group can read is refused" 1 "accessible by group or others" "$H_TMP/tok.yaml"
 chmod 600 "$H_TMP/http.token"
 if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
     cp "$H_TMP/http.token" "$H_TMP/nobody.token"
@@ -72,7 +72,7 @@ if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
     chown nobody "$H_TMP/nobody.token"
     H_HTTP_EXTRA="  token_file: $H_TMP/nobody.token" h_daemon_config "$H_TMP/nobody.yaml"
     refused "a token file owned by another user is refused" 1 \
-        "nobody.token is owned by uid [0-9]+, not by the daemon's user" "$H_TMP/nobody.yaml"
+        "nobody.token is owned by uid [0-9]+, not by this process's user" "$H_TMP/nobody.yaml"
 else
     h_log "not root: the token file owned by another user is not tested"
 fi
@@ -118,7 +118,7 @@ h_daemons_stop
 
 chmod 640 "$pki/http.key"
 refused "a TLS key file the group can read is refused" 1 \
-    "http.tls_key_file .*readable by group or others" "$H_TMP/tls.yaml"
+    "http.tls_key_file .*accessible by group or others" "$H_TMP/tls.yaml"
 chmod 600 "$pki/http.key"
 ln -sf "$pki/http.key" "$pki/link.key"
 H_HTTP_EXTRA=${tls_extra/http.key/link.key} h_daemon_config "$H_TMP/tls-link.yaml"
