@@ -54,12 +54,15 @@ key_file: $H_TMP/secret.key
 http: {listen: "127.0.0.1:0"}
 log_level: debug
 connections:
+  # The http timeouts are bounds, not waits: a TLS handshake with the ASan
+  # simulator beside stress-ng took over 2 s, and a timeout would hide the
+  # certificate error NOCA must report.
   # Trusts the server through the test CA.
   - name: TLSCA
     url: $TLS_URL
     batch_user: amtopcon
     poll: {initial_delay: 20ms, interval: 50ms, max_interval: 200ms}
-    http: {connect_timeout: 2s, timeout: 5s}
+    http: {connect_timeout: 30s, timeout: 30s}
     tls: {ca_file: $pki/ca.pem}
   # Same server, verification on (the default) against the system store,
   # which does not know the test CA.
@@ -68,20 +71,20 @@ connections:
     batch_user: amtopcon
     poll: {initial_delay: 20ms, interval: 50ms, max_interval: 200ms}
     start_retry: {attempts: 2, delay: 50ms}
-    http: {connect_timeout: 2s, timeout: 5s}
+    http: {connect_timeout: 30s, timeout: 30s}
   # Plain http: works, but the daemon warns.
   - name: PLAIN
     url: $PLAIN_URL
     batch_user: amtopcon
     poll: {initial_delay: 20ms, interval: 50ms, max_interval: 200ms}
-    http: {connect_timeout: 2s, timeout: 5s}
+    http: {connect_timeout: 30s, timeout: 30s}
   # verify: false accepts any certificate: for testing only, never in
   # production (anyone in the middle could read the Batch User's password).
   - name: NOVERIFY
     url: $TLS_URL
     batch_user: amtopcon
     poll: {initial_delay: 20ms, interval: 50ms, max_interval: 200ms}
-    http: {connect_timeout: 2s, timeout: 5s}
+    http: {connect_timeout: 30s, timeout: 30s}
     tls: {verify: false}
 CONF
 h_daemon_start "$H_TMP/amtacs.yaml"
@@ -206,7 +209,7 @@ connections:
     batch_user: amtopcon
     poll: {initial_delay: 20ms, interval: 50ms, max_interval: 200ms}
     start_retry: {attempts: 2, delay: 50ms}
-    http: {connect_timeout: 2s, timeout: 5s}
+    http: {connect_timeout: 30s, timeout: 30s}
     tls: {ca_file: $pki/ca.pem}
 CONF
 kill -TERM "$H_DAEMON_PID"; wait "$H_DAEMON_PID" || true
