@@ -849,12 +849,29 @@ static int launch(struct amt_req *q)
     return 0;
 }
 
+static void start_logon(struct amt_client *c);
+static bool needs_token(enum amt_call call);
+
+/* Parks a request until the logon under way (started here if none is) gives
+ * a token: the logon's outcome releases it. */
+static void park_for_token(struct amt_req *q)
+{
+    q->state = REQ_WAITING_TOKEN;
+    if (!q->c->logon_in_flight)
+        start_logon(q->c);
+}
+
 /* Launches what waits, while connections are free. */
 static void pump(struct amt_client *c)
 {
     while (!c->closing && c->qhead && c->in_flight < slots(c)) {
         struct amt_req *q = c->qhead;
         unqueue(q);
+        if (needs_token(q->call) && !c->token) {
+            /* the token went (a 401) while it waited for a slot */
+            park_for_token(q);
+            continue;
+        }
         q->state = REQ_IN_FLIGHT;
         if (transfer(q)) {
             finish_error(q, AMT_ERR_TRANSPORT, "client.setup", 0, 0,
@@ -975,7 +992,6 @@ static int add_header(struct amt_req *q, const char *h)
     return 0;
 }
 
-static void start_logon(struct amt_client *c);
 
 static bool needs_token(enum amt_call call)
 {
@@ -987,9 +1003,7 @@ static void submit(struct amt_req *q)
 {
     struct amt_client *c = q->c;
     if (needs_token(q->call) && !c->token) {
-        q->state = REQ_WAITING_TOKEN;
-        if (!c->logon_in_flight)
-            start_logon(c);
+        park_for_token(q);
         return;
     }
     if (launch(q))
@@ -1024,6 +1038,8 @@ static int transfer(struct amt_req *q)
     if (add_header(q, "Accept: application/json") ||
         (q->body && add_header(q, "Content-Type: application/json")))
         return -1;
+    if (needs_token(q->call) && !c->token)
+        return -1; /* launch and pump park such a request; never sent without */
     if (needs_token(q->call)) {
         /* Built in guarded memory; curl's copy (curl_slist_append) is wiped
          * by free_headers, and curl's own buffers by the wiping allocator. */
