@@ -8,7 +8,7 @@
 # throttling counts per name and per address; the audit is admins' to read.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 
-h_pg_start
+H_PG_EXTRA_CONF="log_statement = 'all'" h_pg_start
 h_ctl migrate >/dev/null
 for r in scheduler operator admin viewer daemon; do
     h_sql -c "CREATE ROLE ${r}1 LOGIN IN ROLE acs_$r" >/dev/null
@@ -149,6 +149,34 @@ print("yes" if so.crypto_pwhash_str_verify(h, p, ctypes.c_ulonglong(len(p))) == 
 PY
 }
 h_eq "yes no" "$(verify "$hash" "$pw") $(verify "$hash" "${pw}x")" "the hash verifies the password and no other"
+# on a terminal: asked twice, without echo (typed once the echo is off)
+echo_off() {
+    local pid
+    pid=$(pgrep -f "^$CTL_BIN --db .* user add $1 ") &&
+        stty -F "/proc/$pid/fd/0" -a 2>/dev/null | grep -q -- ' -echo '
+}
+on_tty() {
+    local rc=0
+    rm -f "$H_TMP/tty.in"
+    mkfifo "$H_TMP/tty.in"
+    script -qec "$CTL_BIN --db '$(conn admin1)' user add $1 --role viewer" /dev/null \
+        <"$H_TMP/tty.in" >"$H_TMP/tty.out" 2>&1 &
+    local term=$!
+    exec 7>"$H_TMP/tty.in"
+    h_wait_until 30 echo_off "$1" || h_not_ok "user add $1 turns the echo off before reading"
+    printf '%s\n%s\n' "$2" "$3" >&7
+    exec 7>&-
+    wait "$term" || rc=$?
+    cat "$H_TMP/tty.out"
+    return $rc
+}
+out=$(on_tty carol "$pw" "$pw")
+h_match "Password for console user carol:.*Again:.*user carol added with role viewer" "$(tr '\r\n' '  ' <<<"$out")" \
+    "user add asks twice on a terminal and adds the user"
+[[ "$out" == *"$pw"* ]] && h_not_ok "the password is echoed on the terminal" || h_ok "the password is not echoed on the terminal"
+out=$(on_tty dave "$pw" "${pw}x") || true
+h_match "the two passwords differ" "$out" "two different entries are refused"
+h_eq 0 "$(h_sql -c "SELECT count(*) FROM acs.web_users WHERE name = 'dave'")" "and nothing is stored"
 out=$(printf 'short-pw\n' | ctl_as admin1 user add bob --role viewer 2>&1) && rc=0 || rc=$?
 h_eq "1|amtacsctl user add: the password has 8 characters; at least 12 are needed" "$rc|$out" \
     "a password under 12 characters is refused, clearly"
@@ -173,7 +201,7 @@ h_eq "user alice: role admin, was operator" "$(ctl_as admin1 user role alice adm
 h_eq "user alice disabled; 0 open session(s) ended" "$(ctl_as admin1 user disable alice 2>&1)" "admin1 disables alice"
 h_match "^alice +admin +disabled " "$(ctl_as admin1 user list | tail -n +2)" "user list shows her disabled"
 h_eq "user alice enabled" "$(ctl_as admin1 user enable alice 2>&1)" "admin1 enables alice"
-h_eq "alice admin null" "$(ctl_as admin1 user list --json | jq -r '.[] | "\(.name) \(.role) \(.disabled_at)"')" \
+h_eq "alice admin null" "$(ctl_as admin1 user list --json | jq -r '.[] | select(.name == "alice") | "\(.name) \(.role) \(.disabled_at)"')" \
     "user list --json: alice, admin, enabled"
 h_eq 0 "$( (ctl_as admin1 user list; ctl_as admin1 user list --json) | grep -c 'argon2' || true)" \
     "user list shows no hash"
@@ -183,10 +211,12 @@ out=$(printf '%s\n' "$pw" | ctl_as admin1 user passwd nobody 2>&1) && rc=0 || rc
 h_eq "1|amtacsctl user passwd: no user 'nobody'" "$rc|$out" "an unknown user: said so"
 h_eq 0 "$(pg_dump --data-only --schema=acs "$PGDATABASE" | grep -cF -e "$pw" -e "$pw2" || true)" \
     "neither password appears anywhere in the database (pg_dump of acs)"
+h_eq 0 "$(grep -cF -e "$pw" -e "$pw2" "$H_PG_DATA/server.log" || true)" \
+    "neither password is in PostgreSQL's log of every statement (only the hash travels)"
 for a in user_add user_passwd user_role user_disable user_enable; do
     h_eq "admin1|-|admin1|$a|alice" \
         "$(h_sql -c "SELECT concat_ws('|', actor, coalesce(address, '-'), role, action, target)
-                       FROM acs.audit WHERE action = '$a'")" "$a is audited"
+                       FROM acs.audit WHERE action = '$a' AND target = 'alice'")" "$a is audited"
 done
 h_eq 0 "$(h_sql -c "SELECT count(*) FROM acs.audit WHERE detail::text LIKE '%argon2%'")" "no audit row holds a hash"
 
