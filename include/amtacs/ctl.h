@@ -56,6 +56,11 @@ void ctl_print_text(FILE *out, const char *s, size_t n, enum text_escape_form fo
 /* printf of one line (no newline in fmt) whose values may be outside text:
  * the line is escaped as TEXT_ESC_LINE, then ended with a newline. */
 void ctl_print_line(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Reads a password of at most max bytes: without echo from a terminal (asked
+ * twice, after "PROMPT: "), else the first line of standard input. Errors are
+ * said as "amtacsctl CMD: ...". Returns sodium_malloc()ed memory the caller
+ * wipes with sodium_free(), or NULL. */
+char *ctl_read_password(const char *cmd, const char *prompt, size_t max);
 
 int ctl_cmd_submit(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_show(struct ctl *ctl, int argc, char **argv);
@@ -71,5 +76,7 @@ int ctl_cmd_keygen(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_rekey(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_batch_user(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_config(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_user(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_token(struct ctl *ctl, int argc, char **argv);
 
 #endif

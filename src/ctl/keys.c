@@ -83,12 +83,10 @@ int ctl_cmd_keygen(struct ctl *ctl, int argc, char **argv)
     return rc;
 }
 
-/* Reads a password: without echo from a terminal (asked twice), else the first
- * line of standard input. Returns sodium-guarded memory or NULL. */
-static char *read_password(const char *user)
+char *ctl_read_password(const char *cmd, const char *prompt, size_t max)
 {
-    char *a = sodium_malloc(VAULT_MAX_PASSWORD + 2);
-    char *b = sodium_malloc(VAULT_MAX_PASSWORD + 2);
+    char *a = sodium_malloc(max + 2);
+    char *b = sodium_malloc(max + 2);
     char *result = NULL;
     if (!a || !b)
         goto out;
@@ -99,18 +97,18 @@ static char *read_password(const char *user)
             goto out;
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t)ECHO;
-        fprintf(stderr, "Password for Batch User %s: ", user);
+        fprintf(stderr, "%s: ", prompt);
         tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
     }
-    bool got = fgets(a, VAULT_MAX_PASSWORD + 2, stdin) != NULL;
+    bool got = fgets(a, (int)(max + 2), stdin) != NULL;
     if (tty) {
         fprintf(stderr, "\nAgain: ");
-        got = got && fgets(b, VAULT_MAX_PASSWORD + 2, stdin) != NULL;
+        got = got && fgets(b, (int)(max + 2), stdin) != NULL;
         tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
         fprintf(stderr, "\n");
     }
     if (!got) {
-        fprintf(stderr, "amtacsctl batch-user: no password given\n");
+        fprintf(stderr, "amtacsctl %s: no password given\n", cmd);
         goto out;
     }
     size_t n = strlen(a);
@@ -118,9 +116,8 @@ static char *read_password(const char *user)
         a[--n] = '\0';
     if (n && a[n - 1] == '\r')
         a[--n] = '\0';
-    if (n > VAULT_MAX_PASSWORD) {
-        fprintf(stderr, "amtacsctl batch-user: password longer than %d bytes\n",
-                VAULT_MAX_PASSWORD);
+    if (n > max) {
+        fprintf(stderr, "amtacsctl %s: password longer than %zu bytes\n", cmd, max);
         goto out;
     }
     if (tty) {
@@ -128,12 +125,12 @@ static char *read_password(const char *user)
         if (m && b[m - 1] == '\n')
             b[--m] = '\0';
         if (m != n || sodium_memcmp(a, b, n)) {
-            fprintf(stderr, "amtacsctl batch-user: the two passwords differ\n");
+            fprintf(stderr, "amtacsctl %s: the two passwords differ\n", cmd);
             goto out;
         }
     }
     if (!n) {
-        fprintf(stderr, "amtacsctl batch-user: the password is empty\n");
+        fprintf(stderr, "amtacsctl %s: the password is empty\n", cmd);
         goto out;
     }
     result = a;
@@ -174,7 +171,9 @@ static int batch_user_set(struct ctl *ctl, const char *name, const char *pubfile
         fprintf(stderr, "amtacsctl batch-user set: %s\n", pub ? "libsodium failed" : err);
         goto out;
     }
-    if (!(pw = read_password(name)))
+    char prompt[300];
+    snprintf(prompt, sizeof prompt, "Password for Batch User %s", name);
+    if (!(pw = ctl_read_password("batch-user", prompt, VAULT_MAX_PASSWORD)))
         goto out;
     /* Sealed here: PostgreSQL never sees the password, not even as a parameter. */
     if (vault_seal(pub, name, pw, strlen(pw), &sealed, &sealed_len, err, sizeof err)) {

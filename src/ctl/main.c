@@ -47,6 +47,17 @@ static const char wait_details[] =
     "  4  --timeout passed before the job ended (it goes on)\n"
     "  5  the outcome could not be learnt (database unreachable, a statement failed)\n";
 
+static const char user_details[] =
+    "The password is asked twice without echo on a terminal, else read as one line\n"
+    "from stdin; at least 12 characters. It is hashed here (argon2id,\n"
+    "crypto_pwhash_str, libsodium's INTERACTIVE limits): the database never sees it.\n"
+    "Needs a role that is a member of acs_admin; PostgreSQL refuses anyone else.\n";
+
+static const char token_details[] =
+    "create prints the token (amtacs_ + 43 characters) once on stdout; the database\n"
+    "keeps only the SHA-256 of its 32 random bytes, so it cannot be shown again.\n"
+    "Needs a role that is a member of acs_admin; PostgreSQL refuses anyone else.\n";
+
 static const struct command commands[] = {
     {"codes", cmd_codes, "codes [--tsv]", "print the AMT completion-code table",
      "  --tsv  tab-separated: code, name, final (t/f), success (t/f), description\n"},
@@ -91,6 +102,19 @@ static const struct command commands[] = {
      "Batch Users and their key ids (never a password)", NULL},
     {"batch-user", ctl_cmd_batch_user, "batch-user delete NAME",
      "delete a Batch User no connection uses", NULL},
+    {"user", ctl_cmd_user, "user add NAME --role ROLE",
+     "add a web console user (ROLE: viewer, scheduler, operator, admin)", user_details},
+    {"user", ctl_cmd_user, "user passwd NAME", "set a console user's password; ends its sessions",
+     NULL},
+    {"user", ctl_cmd_user, "user role NAME ROLE", "change a console user's role", NULL},
+    {"user", ctl_cmd_user, "user disable NAME", "stop a console user logging in; ends its sessions",
+     NULL},
+    {"user", ctl_cmd_user, "user enable NAME", "let a disabled console user log in again", NULL},
+    {"user", ctl_cmd_user, "user list [--json]", "console users and roles (never a hash)", NULL},
+    {"token", ctl_cmd_token, "token create --name N --role R",
+     "make an API token; printed once, stored as its SHA-256", token_details},
+    {"token", ctl_cmd_token, "token list [--json]", "API tokens and roles (never a hash)", NULL},
+    {"token", ctl_cmd_token, "token revoke NAME", "revoke an API token for good", NULL},
     {"config", ctl_cmd_config, "config check [FILE]", "check a configuration file", NULL},
     {"version", cmd_version, "version", "print the version", NULL},
     {"help", cmd_help, "help", "this text", NULL},

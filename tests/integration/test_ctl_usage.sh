@@ -28,7 +28,8 @@ for name in $names; do
 done
 # --help after other arguments is help too, never a job id or a name
 for args in "wait 7 --help" "show 7 -h" "kill --help 7" "log 7 --help" "submit batch -C AMTDEMO --help" \
-    "comm enable --help" "batch-user delete -h"; do
+    "comm enable --help" "batch-user delete -h" "user passwd alice -h" "user add alice --role admin --help" \
+    "token create --name ci --help"; do
     set +e
     # shellcheck disable=SC2086 # the words are the arguments
     out=$("$CTL_BIN" --db "$nowhere" $args 2>&1)
