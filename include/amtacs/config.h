@@ -85,6 +85,19 @@ struct amtacs_config {
         int64_t header_timeout_ms; /* from a connection's start (or previous answer) to the
                                       end of a request's headers */
     } http;
+    struct {
+        char *listen;        /* HOST:PORT amtacs-web serves on */
+        char *conninfo;      /* its authenticator login; NULL = unset (amtacs-web refuses) */
+        char *tls_cert_file; /* resolved path of the PEM certificate, NULL = plain HTTP */
+        char *tls_key_file;  /* resolved path of its PEM private key (both or neither) */
+        bool behind_proxy;   /* a proxy in front speaks HTTPS: plain HTTP off loopback is fine */
+        int64_t session_idle_ms;     /* a session unused this long ends */
+        int64_t session_lifetime_ms; /* a session ends this long after its login */
+        long max_body;               /* largest request body in bytes */
+        long max_connections_per_client; /* open connections per client address */
+        int64_t header_timeout_ms;   /* as http.header_timeout */
+        long db_pool;                /* database connections and worker threads */
+    } web;
     struct amtacs_connection *connections; /* in file order */
     size_t n_connections;                  /* >= 1 */
 };

@@ -86,6 +86,42 @@ static const struct config_key keys[] = {
      .def = 10 * SEC, .offset = G(http.header_timeout_ms),
      .help = "a request's headers must be complete this long after the connection opened "
              "(or its previous answer); else it is closed"},
+    {.path = "web.listen", .type = CONFIG_T_STRING, .min = 1, .max = 300,
+     .def_s = "127.0.0.1:9480", .offset = G(web.listen),
+     .help = "HOST:PORT amtacs-web serves /api/v1 on; port 0: any free port"},
+    {.path = "web.conninfo", .type = CONFIG_T_CONNINFO, .min = 1, .max = 4096, .def_s = NULL,
+     .offset = G(web.conninfo),
+     .help = "libpq connection string of amtacs-web's authenticator login (NOINHERIT, member "
+             "of acs_web); required by amtacs-web, unused by the daemon"},
+    {.path = "web.tls_cert_file", .type = CONFIG_T_FILE, .max = 4096, .def_s = NULL,
+     .offset = G(web.tls_cert_file),
+     .help = "PEM certificate (chain) amtacs-web serves HTTPS with, together with "
+             "web.tls_key_file; unset: plain HTTP"},
+    {.path = "web.tls_key_file", .type = CONFIG_T_FILE, .max = 4096, .def_s = NULL,
+     .offset = G(web.tls_key_file),
+     .help = "PEM private key of web.tls_cert_file; owned by amtacs-web's user or root, "
+             "chmod 600"},
+    {.path = "web.behind_proxy", .type = CONFIG_T_BOOL, .def = 0, .offset = G(web.behind_proxy),
+     .help = "a reverse proxy terminates HTTPS in front of amtacs-web; allows plain HTTP off "
+             "the loopback interface"},
+    {.path = "web.session_idle", .type = CONFIG_T_DURATION, .min = 60 * SEC, .max = 7 * 24 * HOUR,
+     .def = 30 * MIN, .offset = G(web.session_idle_ms),
+     .help = "a console session unused this long ends"},
+    {.path = "web.session_lifetime", .type = CONFIG_T_DURATION, .min = 60 * SEC,
+     .max = 30 * 24 * HOUR, .def = 12 * HOUR, .offset = G(web.session_lifetime_ms),
+     .help = "a console session ends this long after its login, however busy"},
+    {.path = "web.max_body", .type = CONFIG_T_INT, .min = 1024, .max = 67108864, .def = 1048576,
+     .offset = G(web.max_body), .help = "largest request body in bytes; a larger one gets 413"},
+    {.path = "web.max_connections_per_client", .type = CONFIG_T_INT, .min = 1, .max = 256,
+     .def = 16, .offset = G(web.max_connections_per_client),
+     .help = "connections one client address may hold open at once (of 256 in all)"},
+    {.path = "web.header_timeout", .type = CONFIG_T_DURATION, .min = 100, .max = 10 * MIN,
+     .def = 10 * SEC, .offset = G(web.header_timeout_ms),
+     .help = "a request's headers must be complete this long after the connection opened "
+             "(or its previous answer); else it is closed"},
+    {.path = "web.db_pool", .type = CONFIG_T_INT, .min = 1, .max = 64, .def = 4,
+     .offset = G(web.db_pool),
+     .help = "database connections (and worker threads) of amtacs-web; requests beyond wait"},
     {.path = "connections", .type = CONFIG_T_CONNECTIONS, .required = true, .reload = true,
      .help = "the AMT Batch Servers (one item per OpCon agent)"},
 
@@ -1055,6 +1091,30 @@ static void check_http(struct loader *ld, const struct amtacs_config *cfg)
                   cfg->http.listen);
 }
 
+/* amtacs-web's settings that only make sense together. A session cookie,
+ * a password or a bearer token sent in plain HTTP off the loopback interface
+ * could be read on the way: there, HTTPS is required, or a proxy in front
+ * that speaks it (web.behind_proxy, the operator's word). */
+static void check_web(struct loader *ld, const struct amtacs_config *cfg)
+{
+    struct yd_doc *doc = ld->doc;
+    int root = yd_root(doc);
+    if (!cfg->web.tls_cert_file != !cfg->web.tls_key_file)
+        yd_errorf(doc, node_at(doc, root, cfg->web.tls_cert_file ? "web.tls_cert_file"
+                                                                 : "web.tls_key_file"),
+                  "web.%s: is set without web.%s; HTTPS needs both",
+                  cfg->web.tls_cert_file ? "tls_cert_file" : "tls_key_file",
+                  cfg->web.tls_cert_file ? "tls_key_file" : "tls_cert_file");
+    if (cfg->web.listen && !cfg->web.tls_cert_file && !cfg->web.behind_proxy &&
+        !netaddr_listen_is_loopback(cfg->web.listen))
+        yd_errorf(doc, node_at(doc, root, "web.listen"),
+                  "web.listen: '%s' is not a loopback address (127.0.0.0/8, ::1, localhost) "
+                  "and neither HTTPS (web.tls_cert_file, web.tls_key_file) nor "
+                  "web.behind_proxy: true is set: passwords, session cookies and tokens "
+                  "would cross the network in clear text",
+                  cfg->web.listen);
+}
+
 /* Builds the config from a parsed document; takes over nothing. */
 static const struct amtacs_config *build(struct yd_doc *doc, char *dir,
                                          struct config_errors **errs)
@@ -1086,8 +1146,10 @@ static const struct amtacs_config *build(struct yd_doc *doc, char *dir,
                       cfg->daemon.lease_seconds);
         }
     }
-    if (cfg && !ld.oom && yd_error_count(doc) == 0)
+    if (cfg && !ld.oom && yd_error_count(doc) == 0) {
         check_http(&ld, cfg);
+        check_web(&ld, cfg);
+    }
     if (ld.oom || yd_error_count(doc) > 0) {
         config_free(cfg);
         if (errs)
@@ -1341,6 +1403,9 @@ size_t config_restart_keys(const struct amtacs_config *old, const struct amtacs_
         const struct config_key *k = &keys[i];
         /* A connection's name is what identifies it: a new name is a new connection. */
         if (k->reload || !strncmp(k->path, CONN_PREFIX, strlen(CONN_PREFIX)))
+            continue;
+        /* amtacs-web's settings: the daemon never uses them. */
+        if (!strncmp(k->path, "web.", 4))
             continue;
         if (!same_value(k, old, cur)) {
             if (n < max)
