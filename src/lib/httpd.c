@@ -1,29 +1,18 @@
 #include "amtacs/httpd.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <libpq-fe.h>
 #include <microhttpd.h>
 #include <sodium.h>
 
 #include "amtacs/buf.h"
+#include "amtacs/httpserv.h"
 #include "amtacs/netaddr.h"
-#include "amtacs/secfile.h"
 #include "amtacs/text.h"
 #include "amtacs/timeutil.h"
 
@@ -32,43 +21,18 @@
  * elsewhere, however many addresses they use, cannot crowd out the probes of
  * the host's own supervisor. */
 #define LOOPBACK_RESERVE 4
-#define IDLE_TIMEOUT_S 10
 #define DB_TIMEOUT "5"          /* seconds to connect; statements get the same */
 #define RESPONSE_MAX (64u << 20) /* a job log is capped by daemon.max_log_bytes anyway */
-#define PEM_MAX (1u << 20)       /* a certificate chain */
-#define KEY_MAX (64u << 10)      /* a private key */
-#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
-
-/* One open connection, from MHD's connection notice to its close. */
-struct track {
-    struct track *prev, *next;
-    int fd;
-    int64_t since_ms; /* the connection opened or its last answer was sent */
-    bool headers_done; /* the current request's headers are complete */
-    bool cut;          /* shut down by the header deadline */
-    bool loopback;
-};
 
 struct httpd {
-    struct MHD_Daemon *d;
+    struct httpserv *srv;
     struct metrics *metrics;
     const struct logger *lg;
     long stall_ms;
-    int64_t header_timeout_ms;
     char *conninfo;
     unsigned char token_hash[crypto_generichash_BYTES];
     bool has_token;
-    bool tls;
-    unsigned port;
-    int epoll_fd;      /* MHD's, borrowed */
-    int wake_fd;       /* eventfd: httpd_stop tells the thread to end */
-    pthread_t thread;
-    bool thread_started;
-    /* Everything below is touched only by the server's thread once it runs
-     * (MHD calls back from inside MHD_run, on that thread). */
-    struct track *tracks;
-    unsigned n_remote; /* open connections from addresses off the loopback interface */
-    char mhd_error[300]; /* MHD's last complaint while starting */
+    /* Touched only by the server's thread (the handler runs there). */
     PGconn *db;
 };
 
@@ -280,19 +244,11 @@ static bool job_path(const char *url, char *id, size_t idlen, bool *log)
     return true;
 }
 
-static struct track *track_of(struct MHD_Connection *con)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? ci->socket_context : NULL;
-}
-
-static bool authorized(struct httpd *h, struct MHD_Connection *con)
+static bool authorized(struct httpd *h, struct httpserv_req *req)
 {
     if (!h->has_token)
         return true;
-    const char *v = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
-                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *v = httpserv_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!v || strncasecmp(v, "Bearer ", 7))
         return false;
     v += 7;
@@ -304,7 +260,7 @@ static bool authorized(struct httpd *h, struct MHD_Connection *con)
     return sodium_memcmp(got, h->token_hash, sizeof got) == 0;
 }
 
-static void route(struct httpd *h, struct MHD_Connection *con, const char *url,
+static void route(struct httpd *h, struct httpserv_req *req, const char *url,
                   struct reply *r)
 {
     char id[24];
@@ -328,7 +284,7 @@ static void route(struct httpd *h, struct MHD_Connection *con, const char *url,
                        "/v1/jobs/ID/log");
         return;
     }
-    if (!authorized(h, con)) {
+    if (!authorized(h, req)) {
         json_error(r, MHD_HTTP_UNAUTHORIZED, "a valid bearer token is required");
         r->challenge = true;
         return;
@@ -341,253 +297,41 @@ static void route(struct httpd *h, struct MHD_Connection *con, const char *url,
         get_job(h, r, id);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+static void on_request(void *cls, struct httpserv_req *req)
 {
-    (void)version;
-    (void)upload_data;
-    (void)con_cls;
     struct httpd *h = cls;
-    struct track *t = track_of(con);
-    if (t)
-        t->headers_done = true; /* MHD calls once the request's headers are all in */
+    const char *method = httpserv_method(req);
     struct reply r = {.status = MHD_HTTP_OK};
     buf_init(&r.body, RESPONSE_MAX);
     bool head = !strcmp(method, MHD_HTTP_METHOD_HEAD);
     if (strcmp(method, MHD_HTTP_METHOD_GET) && !head)
         json_error(&r, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD are served");
-    else if (*upload_data_size)
-        json_error(&r, MHD_HTTP_BAD_REQUEST, "a GET has no body");
     else
-        route(h, con, url, &r);
-    *upload_data_size = 0;
-    log_event(h->lg, LOG_DEBUG, "http.request", NULL, "%s %s -> %u", method, url, r.status);
-    size_t len = r.body.len;
-    char *data = buf_take(&r.body);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        len, data ? data : (char *)"", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    if (!resp) {
-        free(data);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            r.ctype ? r.ctype : "text/plain; charset=utf-8");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    /* Nothing served here is a page: a browser must not sniff a job log into
-     * HTML, run anything in an answer, or frame it. */
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Content-Security-Policy",
-                            "default-src 'none'; frame-ancestors 'none'");
+        route(h, req, httpserv_path(req), &r);
+    httpserv_reply(req, r.status, r.ctype ? r.ctype : "text/plain; charset=utf-8");
+    struct buf *out = httpserv_reply_body(req);
+    if (r.body.len && buf_append(out, r.body.data, r.body.len))
+        httpserv_reply(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8");
+    buf_free(&r.body);
     if (r.status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+        httpserv_reply_header(req, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     if (r.challenge)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                                "Bearer realm=\"amtacsd\"");
-    enum MHD_Result ret = MHD_queue_response(con, r.status, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
-/* ------------------------------------------------------------ connections */
-
-static void on_connection(void *cls, struct MHD_Connection *con, void **ctx,
-                          enum MHD_ConnectionNotificationCode code)
-{
-    struct httpd *h = cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *fi =
-            MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
-        const union MHD_ConnectionInfo *ai =
-            MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        struct track *t = calloc(1, sizeof *t);
-        if (!t) {
-            /* Untracked, it would escape the header deadline: drop it. */
-            if (fi)
-                shutdown(fi->connect_fd, SHUT_RDWR);
-            return;
-        }
-        t->fd = fi ? fi->connect_fd : -1;
-        t->loopback = ai && netaddr_sockaddr_is_loopback(ai->client_addr);
-        t->since_ms = now_ms();
-        t->next = h->tracks;
-        if (h->tracks)
-            h->tracks->prev = t;
-        h->tracks = t;
-        if (!t->loopback)
-            h->n_remote++;
-        *ctx = t;
-        return;
-    }
-    struct track *t = *ctx;
-    if (!t)
-        return;
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        h->tracks = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    if (!t->loopback)
-        h->n_remote--;
-    free(t);
-    *ctx = NULL;
-}
-
-/* An answer went out: the next request on the connection (keep-alive) gets
- * a deadline of its own, counted from now. */
-static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    (void)cls;
-    (void)con_cls;
-    (void)toe;
-    struct track *t = track_of(con);
-    if (t) {
-        t->headers_done = false;
-        t->since_ms = now_ms();
-    }
-}
-
-static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
-{
-    struct httpd *h = cls;
-    (void)len;
-    if (netaddr_sockaddr_is_loopback(addr))
-        return MHD_YES;
-    return h->n_remote < CONNECTION_LIMIT - LOOPBACK_RESERVE ? MHD_YES : MHD_NO;
-}
-
-__attribute__((format(printf, 2, 0)))
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    struct httpd *h = cls;
-    char msg[sizeof h->mhd_error];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    size_t l = strlen(msg);
-    while (l && (msg[l - 1] == '\n' || msg[l - 1] == '.'))
-        msg[--l] = '\0';
-    if (!h->d) /* still starting: the reason MHD_start_daemon fails */
-        memcpy(h->mhd_error, msg, sizeof msg);
-    else
-        log_event(h->lg, LOG_DEBUG, "http.mhd", NULL, "%s", msg);
-}
-
-/* MHD's idle timeout starts again with every byte, so a client sending one
- * header line every few seconds would hold its connection for ever. Here a
- * request's headers get a deadline from the start of the connection (or the
- * previous answer): a connection past it is shut down, which MHD then sees
- * as a close. Returns the ms until the next deadline, or -1 if none. */
-static long sweep(struct httpd *h, int64_t now)
-{
-    long next = -1;
-    unsigned cut = 0;
-    for (struct track *t = h->tracks; t; t = t->next) {
-        if (t->headers_done || t->cut || t->fd < 0)
-            continue;
-        int64_t left = t->since_ms + h->header_timeout_ms - now;
-        if (left <= 0) {
-            shutdown(t->fd, SHUT_RDWR);
-            t->cut = true;
-            cut++;
-        } else if (next < 0 || left < next) {
-            next = (long)left;
-        }
-    }
-    if (cut)
-        log_event(h->lg, LOG_INFO, "http.header_timeout", NULL,
-                  "closed %u connection(s) whose request headers were not complete within "
-                  "%lld ms",
-                  cut, (long long)h->header_timeout_ms);
-    return next;
-}
-
-/* The server's thread: MHD runs here (no thread of its own), so the sweep
- * and MHD's callbacks never race over a connection. */
-static void *serve(void *arg)
-{
-    struct httpd *h = arg;
-    for (;;) {
-        long wait = sweep(h, now_ms());
-        MHD_UNSIGNED_LONG_LONG mt;
-        if (MHD_get_timeout(h->d, &mt) == MHD_YES && (wait < 0 || mt < (unsigned long long)wait))
-            wait = (long)mt;
-        if (wait < 0 || wait > 1000)
-            wait = 1000;
-        struct pollfd p[2] = {{.fd = h->epoll_fd, .events = POLLIN},
-                              {.fd = h->wake_fd, .events = POLLIN}};
-        if (poll(p, 2, (int)wait) < 0 && errno != EINTR) {
-            log_event(h->lg, LOG_ERROR, "http.poll", NULL, "%s", strerror(errno));
-            break;
-        }
-        if (p[1].revents)
-            break;
-        MHD_run(h->d);
-    }
-    return NULL;
+        httpserv_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"amtacsd\"");
 }
 
 /* ------------------------------------------------------------ lifecycle */
 
-/* The certificate chain (public): a regular file of at most PEM_MAX bytes,
- * NUL-terminated for MHD. */
-static char *read_cert(const char *path, char *err, size_t errlen)
-{
-    char *pem = NULL;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st)) {
-        snprintf(err, errlen, "http.tls_cert_file %s: %s", path, strerror(errno));
-        goto done;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > (off_t)PEM_MAX) {
-        snprintf(err, errlen, "http.tls_cert_file %s must be a regular file of 1 to %u bytes",
-                 path, PEM_MAX);
-        goto done;
-    }
-    pem = malloc(PEM_MAX + 1);
-    size_t n = 0;
-    while (pem && n < PEM_MAX) {
-        ssize_t r = read(fd, pem + n, PEM_MAX - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            snprintf(err, errlen, "http.tls_cert_file %s: %s", path, strerror(errno));
-            free(pem);
-            pem = NULL;
-            goto done;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    if (!pem)
-        snprintf(err, errlen, "out of memory");
-    else
-        pem[n] = '\0';
-done:
-    if (fd >= 0)
-        close(fd);
-    return pem;
-}
-
 struct httpd *httpd_start(const struct httpd_options *o, char *err, size_t errlen)
 {
     struct netaddr na = {0};
-    char *cert = NULL;
-    char *key = NULL; /* sodium_malloc: locked, kept out of core dumps, wiped when freed */
     struct httpd *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    h->wake_fd = -1;
     h->metrics = o->metrics;
     h->lg = o->lg;
     h->stall_ms = o->stall_ms > 0 ? o->stall_ms : 30000;
-    h->header_timeout_ms = o->header_timeout_ms > 0 ? o->header_timeout_ms : 10000;
-    long per_client = o->max_connections_per_client > 0 ? o->max_connections_per_client : 8;
     h->conninfo = strdup(o->conninfo ? o->conninfo : "");
     if (!h->conninfo) {
         snprintf(err, errlen, "out of memory");
@@ -612,108 +356,40 @@ struct httpd *httpd_start(const struct httpd_options *o, char *err, size_t errle
                  o->listen);
         goto fail;
     }
-    if (!MHD_is_feature_supported(MHD_FEATURE_EPOLL)) {
-        snprintf(err, errlen, "this libmicrohttpd was built without epoll support");
-        goto fail;
-    }
-    struct MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, NULL}};
-    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-    if (o->tls_cert_file || o->tls_key_file) {
-        if (!o->tls_cert_file || !o->tls_key_file) {
-            snprintf(err, errlen, "HTTPS needs both http.tls_cert_file and http.tls_key_file");
-            goto fail;
-        }
-        if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
-            snprintf(err, errlen, "http.tls_cert_file is set, but this libmicrohttpd was built "
-                                  "without TLS support: HTTPS cannot be served");
-            goto fail;
-        }
-        if (!(cert = read_cert(o->tls_cert_file, err, errlen)))
-            goto fail;
-        if (!(key = sodium_malloc(KEY_MAX + 1))) {
-            snprintf(err, errlen, "out of memory");
-            goto fail;
-        }
-        size_t klen;
-        if (secfile_read("http.tls_key_file", o->tls_key_file, (unsigned char *)key, KEY_MAX,
-                         &klen, err, errlen))
-            goto fail;
-        key[klen] = '\0';
-        flags |= MHD_USE_TLS;
-        h->tls = true;
-        tls_opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, cert};
-        tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};
-        tls_opts[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
-                                              (void *)TLS_PRIORITIES};
-    }
-    if (na.ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    h->d = MHD_start_daemon(
-        flags, 0, on_accept, h, on_request, h, MHD_OPTION_SOCK_ADDR, na.ai->ai_addr,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)per_client,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-        MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
-    /* GnuTLS has parsed the key into its own structures by now. */
-    sodium_free(key);
-    key = NULL;
-    free(cert);
-    cert = NULL;
-    if (!h->d) {
-        snprintf(err, errlen, "cannot serve HTTP%s on %s: %s%s", h->tls ? "S" : "", o->listen,
-                 *h->mhd_error ? h->mhd_error : "address in use or not available",
-                 h->tls ? " (are http.tls_cert_file a PEM certificate and http.tls_key_file "
-                          "its PEM key?)"
-                        : "");
-        goto fail;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : 0;
-    info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
-    h->epoll_fd = info ? info->epoll_fd : -1;
-    h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (h->epoll_fd < 0 || h->wake_fd < 0) {
-        snprintf(err, errlen, "cannot serve HTTP on %s: %s", o->listen,
-                 h->epoll_fd < 0 ? "no epoll descriptor" : strerror(errno));
-        goto fail;
-    }
-    int rc = pthread_create(&h->thread, NULL, serve, h);
-    if (rc) {
-        snprintf(err, errlen, "cannot start the HTTP thread: %s", strerror(rc));
-        goto fail;
-    }
-    h->thread_started = true;
     netaddr_free(&na);
+    struct httpserv_options so = {
+        .listen = o->listen,
+        .setting = "http",
+        .tls_cert_file = o->tls_cert_file,
+        .tls_key_file = o->tls_key_file,
+        .connection_limit = CONNECTION_LIMIT,
+        .loopback_reserve = LOOPBACK_RESERVE,
+        .max_connections_per_client = o->max_connections_per_client,
+        .header_timeout_ms = o->header_timeout_ms,
+        .max_body = 0,
+        .max_reply = RESPONSE_MAX,
+        .lg = o->lg,
+        .handler = on_request,
+        .cls = h,
+    };
+    if (!(h->srv = httpserv_start(&so, err, errlen)))
+        goto fail;
     return h;
 fail:
-    sodium_free(key);
-    free(cert);
     netaddr_free(&na);
     httpd_stop(h);
     return NULL;
 }
 
-unsigned httpd_port(const struct httpd *h) { return h->port; }
+unsigned httpd_port(const struct httpd *h) { return httpserv_port(h->srv); }
 
-bool httpd_tls(const struct httpd *h) { return h->tls; }
+bool httpd_tls(const struct httpd *h) { return httpserv_tls(h->srv); }
 
 void httpd_stop(struct httpd *h)
 {
     if (!h)
         return;
-    if (h->thread_started) {
-        uint64_t one = 1;
-        while (write(h->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
-            ;
-        pthread_join(h->thread, NULL);
-    }
-    if (h->d)
-        MHD_stop_daemon(h->d); /* closes every connection: their tracks are freed */
-    if (h->wake_fd >= 0)
-        close(h->wake_fd);
+    httpserv_stop(h->srv); /* joins the thread: the handler runs no more */
     PQfinish(h->db);
     sodium_memzero(h->token_hash, sizeof h->token_hash);
     free(h->conninfo);

@@ -1,0 +1,103 @@
+/*
+ * httpserv: the hardened HTTP(S) server under the daemon's endpoint (httpd)
+ * and amtacs-web. libmicrohttpd runs on epoll from one thread of its own; the
+ * owner supplies a handler that sees each request once its headers (and body,
+ * if bodies are allowed) are in.
+ *
+ * What it does for every server built on it:
+ * - connection_limit connections in all, of which loopback_reserve only for
+ *   loopback clients (the host's own probes are never crowded out), and
+ *   max_connections_per_client per client address;
+ * - a request's headers must be complete header_timeout_ms after the
+ *   connection opened (or its previous answer), else it is shut down: MHD's
+ *   own idle timeout restarts with every byte, this one does not;
+ * - a body larger than max_body is refused with 413 (by its Content-Length
+ *   before it is read, else once it passes the limit; the rest is discarded);
+ * - every answer carries X-Content-Type-Options: nosniff, a
+ *   Content-Security-Policy that allows nothing (default-src 'none';
+ *   frame-ancestors 'none'), Referrer-Policy: no-referrer and
+ *   Cache-Control: no-store;
+ * - with a certificate and key, HTTPS only (TLS 1.2 and 1.3); the key is read
+ *   with secfile_read into locked memory and wiped once handed over.
+ *
+ * A handler either fills the reply and returns, or calls httpserv_defer and
+ * hands the request to another thread, which fills the reply and calls
+ * httpserv_finish (the connection is suspended meanwhile). The headers, query
+ * arguments, body and client address are copied when the request is complete,
+ * so they may be read from any thread; header values and the body are wiped
+ * when the request is freed (they may hold passwords, cookies, tokens).
+ */
+#ifndef AMTACS_HTTPSERV_H
+#define AMTACS_HTTPSERV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "amtacs/buf.h"
+#include "amtacs/log.h"
+
+struct httpserv;
+struct httpserv_req;
+
+/* Called on the server's thread, once per request. */
+typedef void (*httpserv_handler)(void *cls, struct httpserv_req *req);
+
+struct httpserv_options {
+    const char *listen;        /* HOST:PORT; port 0 = any free port (see httpserv_port) */
+    const char *setting;       /* "http" or "web": names the settings in messages */
+    const char *tls_cert_file; /* PEM certificate (chain); NULL = plain HTTP */
+    const char *tls_key_file;  /* its PEM key */
+    unsigned connection_limit; /* connections in all; 0 = 32 */
+    unsigned loopback_reserve; /* of them, kept for loopback clients; 0 = 4 */
+    long max_connections_per_client; /* per client address; 0 = 8 */
+    long header_timeout_ms;    /* 0 = 10 s */
+    size_t max_body;           /* largest request body; 0 = the handler runs on the headers
+                                  alone and any body is ignored */
+    size_t max_reply;          /* largest reply body; 0 = 64 MiB */
+    const struct logger *lg;   /* borrowed; written from the server's thread */
+    httpserv_handler handler;
+    void *cls;                 /* handed to handler */
+};
+
+/* Starts serving; NULL with err set (bad address, port in use, bad key...). */
+struct httpserv *httpserv_start(const struct httpserv_options *o, char *err, size_t errlen);
+/* The port actually bound. */
+unsigned httpserv_port(const struct httpserv *s);
+/* True when it speaks HTTPS. */
+bool httpserv_tls(const struct httpserv *s);
+/* Stops the thread, closes every connection, frees. No request may still be
+ * deferred (finish them first). NULL is a no-op. */
+void httpserv_stop(struct httpserv *s);
+
+/* ---- one request (valid until its reply is sent) ---- */
+
+const char *httpserv_method(const struct httpserv_req *r);
+/* The path, without the query. */
+const char *httpserv_path(const struct httpserv_req *r);
+/* The first header of that name (case-insensitive), or NULL. */
+const char *httpserv_header(const struct httpserv_req *r, const char *name);
+/* The first query argument of that name, URL-decoded, or NULL. */
+const char *httpserv_query(const struct httpserv_req *r, const char *name);
+/* Calls fn for each query argument; stops and returns false when fn does. */
+bool httpserv_query_each(const struct httpserv_req *r,
+                         bool (*fn)(void *cls, const char *name, const char *value), void *cls);
+/* The body (NUL-terminated; *len bytes); "" when there was none. */
+const char *httpserv_body(const struct httpserv_req *r, size_t *len);
+/* The client's address, numeric ("127.0.0.1", "::1"). */
+const char *httpserv_client(const struct httpserv_req *r);
+/* True when the server speaks HTTPS. */
+bool httpserv_req_tls(const struct httpserv_req *r);
+
+/* The reply: status and content type (a static string), then the body. */
+void httpserv_reply(struct httpserv_req *r, unsigned status, const char *ctype);
+struct buf *httpserv_reply_body(struct httpserv_req *r);
+/* Adds a header to the reply (both copied); false when out of room. */
+bool httpserv_reply_header(struct httpserv_req *r, const char *name, const char *value);
+
+/* In the handler: the reply will come from another thread. */
+void httpserv_defer(struct httpserv_req *r);
+/* From any thread, once per deferred request: the reply is complete. The
+ * request must not be touched after. */
+void httpserv_finish(struct httpserv_req *r);
+
+#endif

@@ -1,0 +1,214 @@
+/*
+ * amtacs-web: the console's HTTP API. A thin driver: parse the command line,
+ * load the configuration (its web: section), check the database login, start
+ * the workers (webapi) and the server (httpserv), and wait for SIGTERM or
+ * SIGINT.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "amtacs/config.h"
+#include "amtacs/coredump.h"
+#include "amtacs/httpserv.h"
+#include "amtacs/log.h"
+#include "amtacs/netaddr.h"
+#include "amtacs/webapi.h"
+#include "amtacs/webpool.h"
+
+#define DEFAULT_CONFIG "/etc/amtacs/amtacs.yaml"
+/* The newest function amtacs-web calls (migration 0013). */
+#define NEEDS_FUNCTION "acs.web_idempotency_claim(text,bytea)"
+#define CONNECTION_LIMIT 256
+#define LOOPBACK_RESERVE 8
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: amtacs-web [-c FILE] [-n] [-V]\n"
+            "  -c, --config FILE  configuration (default $AMTACS_CONFIG or %s);\n"
+            "                     amtacs-web reads its web: section and log_level\n"
+            "  -n, --check        check the configuration, print it with defaults, and exit\n"
+            "  -V, --version      print the version and exit\n"
+            "Signals: SIGTERM/SIGINT stop (requests in progress are answered first).\n",
+            DEFAULT_CONFIG);
+}
+
+/* What the configuration must hold for amtacs-web beyond what config_load
+ * checks for everyone; 0 or -1 with the reason in err. */
+static int check_web(const struct amtacs_config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->web.conninfo) {
+        snprintf(err, errlen,
+                 "%s: web.conninfo is not set: amtacs-web needs a login of its own (CREATE "
+                 "ROLE amtacs_web LOGIN NOINHERIT IN ROLE acs_web), never the daemon's",
+                 cfg->source);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char cderr[256];
+    if (coredump_disable(cderr, sizeof cderr)) { /* passwords, cookies and tokens pass here */
+        fprintf(stderr, "amtacs-web: %s\n", cderr);
+        return 1;
+    }
+    const char *path = getenv("AMTACS_CONFIG");
+    int check = 0;
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'n'},
+        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:nVh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'n':
+            check = 1;
+            break;
+        case 'V':
+            printf("amtacs-web %s\n", AMTACS_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "amtacs-web: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (!path)
+        path = DEFAULT_CONFIG;
+
+    char err[512];
+    struct config_errors *errs = NULL;
+    const struct amtacs_config *cfg = config_load(path, &errs);
+    if (!cfg) {
+        config_errors_print(errs, stderr);
+        fprintf(stderr, "amtacs-web: %zu problem(s) in %s\n", config_errors_count(errs), path);
+        config_errors_free(errs);
+        return 2;
+    }
+    if (check_web(cfg, err, sizeof err)) {
+        fprintf(stderr, "%s\namtacs-web: 1 problem(s) in %s\n", err, path);
+        config_free(cfg);
+        return 2;
+    }
+    if (check) {
+        bool ok = config_dump(cfg, stdout);
+        if (ok)
+            printf("# configuration OK\n");
+        config_free(cfg);
+        return ok ? 0 : 1;
+    }
+
+    int rc = 1;
+    struct logger lg = {stderr, (enum log_level)cfg->log_level};
+    struct webapi *api = NULL;
+    struct httpserv *srv = NULL;
+    int sfd = -1;
+    char warn[300];
+
+    if (sodium_init() < 0) {
+        log_event(&lg, LOG_ERROR, "web.init_failed", NULL, "libsodium failed to start");
+        goto out;
+    }
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    signal(SIGPIPE, SIG_IGN);
+    /* blocked before any thread starts: they all inherit the mask */
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) ||
+        (sfd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0) {
+        log_event(&lg, LOG_ERROR, "web.signals", NULL, "signalfd: %s", strerror(errno));
+        goto out;
+    }
+    if (webpool_probe(cfg->web.conninfo, NEEDS_FUNCTION, err, sizeof err, warn, sizeof warn)) {
+        log_event(&lg, LOG_ERROR, "web.init_failed", NULL, "web.conninfo: %s", err);
+        goto out;
+    }
+    if (*warn)
+        log_event(&lg, LOG_WARN, "web.login_inherits", NULL, "%s", warn);
+
+    bool tls = cfg->web.tls_cert_file != NULL;
+    struct webapi_options ao = {
+        .conninfo = cfg->web.conninfo,
+        .db_pool = (unsigned)cfg->web.db_pool,
+        .session_idle_s = (long)(cfg->web.session_idle_ms / 1000),
+        .session_lifetime_s = (long)(cfg->web.session_lifetime_ms / 1000),
+        .secure_cookie = tls || cfg->web.behind_proxy,
+        .lg = &lg,
+    };
+    if (!(api = webapi_new(&ao, err, sizeof err))) {
+        log_event(&lg, LOG_ERROR, "web.init_failed", NULL, "%s", err);
+        goto out;
+    }
+    struct httpserv_options so = {
+        .listen = cfg->web.listen,
+        .setting = "web",
+        .tls_cert_file = cfg->web.tls_cert_file,
+        .tls_key_file = cfg->web.tls_key_file,
+        .connection_limit = CONNECTION_LIMIT,
+        .loopback_reserve = LOOPBACK_RESERVE,
+        .max_connections_per_client = cfg->web.max_connections_per_client,
+        .header_timeout_ms = (long)cfg->web.header_timeout_ms,
+        .max_body = (size_t)cfg->web.max_body,
+        .lg = &lg,
+        .handler = webapi_handle,
+        .cls = api,
+    };
+    if (!(srv = httpserv_start(&so, err, sizeof err))) {
+        log_event(&lg, LOG_ERROR, "web.init_failed", NULL, "%s", err);
+        goto out;
+    }
+    log_event(&lg, LOG_INFO, "web.listening", NULL,
+              "amtacs-web %s serving /api/v1 on %s (port %u) over %s%s; %ld database "
+              "connection(s); libpq %d, libmicrohttpd %s, libsodium %s",
+              AMTACS_VERSION, cfg->web.listen, httpserv_port(srv), tls ? "HTTPS" : "HTTP",
+              !tls && cfg->web.behind_proxy ? " behind a proxy (web.behind_proxy)" : "",
+              cfg->web.db_pool, PQlibVersion(), MHD_get_version(), sodium_version_string());
+
+    for (;;) {
+        struct signalfd_siginfo si;
+        ssize_t n = read(sfd, &si, sizeof si);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != (ssize_t)sizeof si) {
+            log_event(&lg, LOG_ERROR, "web.signals", NULL, "signalfd: %s", strerror(errno));
+            break;
+        }
+        log_event(&lg, LOG_INFO, "web.stop", NULL, "signal %u: stopping", si.ssi_signo);
+        rc = 0;
+        break;
+    }
+out:
+    /* The workers first: every request they hold is answered and resumed
+     * before the server closes its connections. */
+    webapi_stop(api);
+    httpserv_stop(srv);
+    webapi_free(api);
+    if (sfd >= 0)
+        close(sfd);
+    config_free(cfg);
+    return rc;
+}

@@ -1,0 +1,1097 @@
+#include "amtacs/webapi.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+#include <sodium.h>
+
+#include "amtacs/jsoncheck.h"
+#include "amtacs/webauth.h"
+#include "amtacs/webpool.h"
+
+#define API "/api/v1/"
+#define MAX_QUEUE 512        /* requests waiting for a worker; beyond: 503 */
+#define PASSWORD_MAX 1024    /* bytes of a password in a login */
+#define NAME_MAX_LEN 256     /* bytes of a user name in a login */
+#define PAGE_DEFAULT 50
+#define PAGE_MAX 500
+#define CT_JSON "application/json"
+#define CT_PROBLEM "application/problem+json"
+#define CT_TEXT "text/plain; charset=utf-8"
+
+struct webapi {
+    struct webpool *pool;
+    const struct logger *lg;
+    long idle_s, lifetime_s;
+    bool secure_cookie;
+    char dummy_hash[crypto_pwhash_STRBYTES];
+};
+
+/* One request on a worker. */
+struct ctx {
+    struct webapi *a;
+    struct httpserv_req *req;
+    PGconn *db;
+    const char *method;
+    bool unsafe;      /* POST, PUT, PATCH, DELETE */
+    bool in_tx;
+    char actor[80];   /* the user, or "token:NAME" */
+    char role[16];    /* viewer, scheduler, operator, admin */
+    char csrf[WEBAUTH_SECRET_TEXT + 16];
+    bool by_session;
+    char session_hash[WEBAUTH_HASH_HEX];
+};
+
+/* ------------------------------------------------------------ answers */
+
+static const char *status_title(unsigned s)
+{
+    switch (s) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 503: return "Service Unavailable";
+    default: return s >= 500 ? "Internal Server Error" : "Error";
+    }
+}
+
+static void json_out(struct httpserv_req *req, unsigned status, const char *ctype, cJSON *o)
+{
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    struct buf *b = httpserv_reply_body(req);
+    buf_reset(b);
+    if (!text || buf_puts(b, text) || buf_putc(b, '\n')) {
+        buf_reset(b); /* an empty 500 */
+        httpserv_reply(req, 500, CT_TEXT);
+    } else {
+        httpserv_reply(req, status, ctype);
+    }
+    free(text);
+}
+
+/* RFC 9457: type, title, status, detail. */
+static void problem(struct httpserv_req *req, unsigned status, const char *detail)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o) {
+        cJSON_AddStringToObject(o, "type", "about:blank");
+        cJSON_AddStringToObject(o, "title", status_title(status));
+        cJSON_AddNumberToObject(o, "status", status);
+        cJSON_AddStringToObject(o, "detail", detail);
+    }
+    json_out(req, status, CT_PROBLEM, o);
+    if (status == 401)
+        httpserv_reply_header(req, "WWW-Authenticate", "Bearer realm=\"amtacs-web\"");
+}
+
+__attribute__((format(printf, 3, 4)))
+static void problemf(struct httpserv_req *req, unsigned status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    problem(req, status, msg);
+}
+
+/* A JSON document PostgreSQL made, passed through. */
+static void raw_json(struct httpserv_req *req, unsigned status, const char *text, size_t len)
+{
+    struct buf *b = httpserv_reply_body(req);
+    buf_reset(b);
+    if (buf_append(b, text, len) || buf_putc(b, '\n')) {
+        problem(req, 500, "the answer is too large");
+        return;
+    }
+    httpserv_reply(req, status, CT_JSON);
+}
+
+/* ------------------------------------------------------------ database */
+
+/* The answer to a statement PostgreSQL refused: its own message, with the
+ * status its SQLSTATE stands for. */
+static void sql_problem(struct ctx *c, const PGresult *r)
+{
+    const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!st || !msg || PQstatus(c->db) != CONNECTION_OK) {
+        log_event(c->a->lg, LOG_WARN, "web.db_failed", NULL, "%s", PQerrorMessage(c->db));
+        problem(c->req, 503, "the database is not reachable; try again");
+        return;
+    }
+    unsigned status;
+    if (!strcmp(st, "42501"))
+        status = 403; /* insufficient_privilege: the role may not */
+    else if (!strcmp(st, "P0002"))
+        status = 404; /* no_data_found */
+    else if (!strcmp(st, "23505") || !strcmp(st, "55000") || !strncmp(st, "40", 2))
+        status = 409; /* exists already, wrong state, serialization */
+    else if (!strcmp(st, "P0001") || !strncmp(st, "22", 2) || !strncmp(st, "23", 2))
+        status = 400; /* what our functions say of a bad value */
+    else if (!strcmp(st, "57014"))
+        status = 503; /* statement_timeout */
+    else
+        status = 500;
+    if (status == 500) {
+        log_event(c->a->lg, LOG_WARN, "web.db_error", NULL, "SQLSTATE %s: %s", st, msg);
+        problem(c->req, 500, "the database could not carry out the request");
+    } else if (status == 503 && !strcmp(st, "57014")) {
+        problem(c->req, 503, "the database did not answer in time; try again");
+    } else {
+        problem(c->req, status, msg);
+    }
+}
+
+/* Runs a statement with text parameters; NULL (answer set) if it failed. */
+static PGresult *run(struct ctx *c, const char *sql, int n, const char *const *params)
+{
+    PGresult *r = PQexecParams(c->db, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType s = PQresultStatus(r);
+    if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
+        return r;
+    sql_problem(c, r);
+    PQclear(r);
+    return NULL;
+}
+
+static bool run0(struct ctx *c, const char *sql)
+{
+    PGresult *r = run(c, sql, 0, NULL);
+    PQclear(r);
+    return r != NULL;
+}
+
+static bool begin(struct ctx *c)
+{
+    if (!run0(c, "BEGIN"))
+        return false;
+    c->in_tx = true;
+    return true;
+}
+
+/* Commits; on failure the answer becomes the database's refusal. */
+static bool commit(struct ctx *c)
+{
+    c->in_tx = false;
+    return run0(c, "COMMIT");
+}
+
+/* ------------------------------------------------------------ who asks */
+
+static bool unsafe_method(const char *m)
+{
+    return !strcmp(m, "POST") || !strcmp(m, "PUT") || !strcmp(m, "PATCH") ||
+           !strcmp(m, "DELETE");
+}
+
+/* The SET LOCAL ROLE for a role the database named; NULL for anything else
+ * (the statement cannot take a parameter, so only these texts are run). */
+static const char *set_role_sql(const char *role)
+{
+    static const char *const map[][2] = {
+        {"viewer", "SET LOCAL ROLE acs_viewer"},
+        {"scheduler", "SET LOCAL ROLE acs_scheduler"},
+        {"operator", "SET LOCAL ROLE acs_operator"},
+        {"admin", "SET LOCAL ROLE acs_admin"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(role, map[i][0]))
+            return map[i][1];
+    return NULL;
+}
+
+/* Inside the request's transaction: finds the caller by its API token or
+ * session cookie (as acs_web), checks the CSRF token of a session's unsafe
+ * request, then takes the caller's role and names it for the audit. */
+static bool authenticate(struct ctx *c)
+{
+    const char *auth = httpserv_header(c->req, "Authorization");
+    char hash[WEBAUTH_HASH_HEX];
+    const char *params[2] = {hash, NULL};
+    PGresult *r = NULL;
+    if (auth) {
+        if (strncasecmp(auth, "Bearer ", 7)) {
+            problem(c->req, 401, "the Authorization header must be \"Bearer amtacs_...\" "
+                                 "(an API token from amtacsctl token create)");
+            return false;
+        }
+        const char *tok = auth + 7;
+        while (*tok == ' ')
+            tok++;
+        if (!webauth_token_hash(tok, hash)) {
+            problem(c->req, 401, "the bearer token is not an amtacs API token "
+                                 "(amtacs_ and 43 characters of base64url)");
+            return false;
+        }
+        if (!(r = run(c, "SELECT name, role FROM acs.api_token_get($1::bytea)", 1, params)))
+            return false;
+        if (PQntuples(r) != 1) {
+            PQclear(r);
+            problem(c->req, 401, "unknown or revoked API token");
+            return false;
+        }
+        snprintf(c->actor, sizeof c->actor, "token:%s", PQgetvalue(r, 0, 0));
+        snprintf(c->role, sizeof c->role, "%s", PQgetvalue(r, 0, 1));
+    } else {
+        const char *cookies = httpserv_header(c->req, "Cookie");
+        char secret[WEBAUTH_SECRET_TEXT + 8];
+        bool have = cookies && webauth_cookie(cookies, WEBAUTH_COOKIE, secret, sizeof secret);
+        bool valid = have && webauth_secret_hash(secret, strlen(secret), hash);
+        sodium_memzero(secret, sizeof secret);
+        if (!valid) {
+            problem(c->req, 401, "not logged in: log in with POST /api/v1/login, or send an "
+                                 "API token (Authorization: Bearer amtacs_...)");
+            return false;
+        }
+        if (!(r = run(c, "SELECT user_name, role, csrf_token FROM acs.web_session_get($1::bytea)",
+                      1, params)))
+            return false;
+        if (PQntuples(r) != 1) {
+            PQclear(r);
+            problem(c->req, 401, "the session has ended (logged out, idle or past its "
+                                 "lifetime, or the user was disabled): log in again");
+            return false;
+        }
+        snprintf(c->actor, sizeof c->actor, "%s", PQgetvalue(r, 0, 0));
+        snprintf(c->role, sizeof c->role, "%s", PQgetvalue(r, 0, 1));
+        snprintf(c->csrf, sizeof c->csrf, "%s", PQgetvalue(r, 0, 2));
+        memcpy(c->session_hash, hash, sizeof hash);
+        c->by_session = true;
+        /* A cookie rides along with any request the browser makes, a forged
+         * one from another site's page too; the CSRF token does not. */
+        if (c->unsafe) {
+            const char *got = httpserv_header(c->req, "X-CSRF-Token");
+            if (!got || !webauth_equal(got, c->csrf)) {
+                PQclear(r);
+                problem(c->req, 403, "the X-CSRF-Token header is missing or does not match "
+                                     "this session's token (csrf_token of the login's answer "
+                                     "or of GET /api/v1/me)");
+                return false;
+            }
+        }
+    }
+    PQclear(r);
+    const char *set = set_role_sql(c->role);
+    if (!set) {
+        problemf(c->req, 403, "the role '%s' is not one amtacs-web knows", c->role);
+        return false;
+    }
+    if (!run0(c, set))
+        return false;
+    const char *ap[2] = {c->actor, httpserv_client(c->req)};
+    PGresult *s = run(c, "SELECT set_config('acs.actor', $1, true), "
+                         "set_config('acs.actor_address', $2, true)", 2, ap);
+    PQclear(s);
+    return s != NULL;
+}
+
+/* ------------------------------------------------------------ bodies */
+
+/* The body as a JSON object; NULL (answer set) if there is none or it is
+ * not strict JSON. An empty body is an empty object when empty_ok. */
+static cJSON *body_object(struct ctx *c, bool empty_ok)
+{
+    size_t len;
+    const char *body = httpserv_body(c->req, &len);
+    if (!len && empty_ok)
+        return cJSON_CreateObject();
+    size_t where = 0;
+    enum jsoncheck_err e = jsoncheck(body, len, NULL, &where);
+    if (e) {
+        problemf(c->req, 400, "the body is not a JSON object: %s (%s) at byte %zu",
+                 jsoncheck_describe(e), jsoncheck_name(e), where);
+        return NULL;
+    }
+    cJSON *o = cJSON_ParseWithLength(body, len);
+    if (!o || !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        problem(c->req, 400, "the body is not a JSON object");
+        return NULL;
+    }
+    return o;
+}
+
+enum ftype { F_STRING, F_STRING_OR_NULL, F_STRINGS };
+
+struct fspec {
+    const char *name;
+    enum ftype type;
+    bool required;
+};
+
+/* Checks every member of o against spec: unknown fields and wrong types are
+ * refused, naming the field. */
+static bool check_fields(struct ctx *c, const cJSON *o, const struct fspec *spec, size_t n)
+{
+    const cJSON *m;
+    cJSON_ArrayForEach(m, o) {
+        const struct fspec *f = NULL;
+        for (size_t i = 0; i < n && !f; i++)
+            if (!strcmp(spec[i].name, m->string))
+                f = &spec[i];
+        if (!f) {
+            char known[256] = "";
+            for (size_t i = 0; i < n; i++)
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
+                         i ? ", " : "", spec[i].name);
+            problemf(c->req, 400, "unknown field '%.64s'; the fields are %s", m->string, known);
+            return false;
+        }
+        bool ok = f->type == F_STRINGS ? cJSON_IsArray(m) || cJSON_IsNull(m)
+                  : f->type == F_STRING_OR_NULL ? cJSON_IsString(m) || cJSON_IsNull(m)
+                                                : cJSON_IsString(m);
+        if (ok && f->type == F_STRINGS && cJSON_IsArray(m)) {
+            const cJSON *e;
+            cJSON_ArrayForEach(e, m) if (!cJSON_IsString(e)) ok = false;
+        }
+        if (!ok) {
+            problemf(c->req, 400, "field '%s' must be %s", f->name,
+                     f->type == F_STRINGS ? "an array of strings"
+                     : f->type == F_STRING_OR_NULL ? "a string or null"
+                                                   : "a string");
+            return false;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (spec[i].required && !cJSON_GetObjectItemCaseSensitive(o, spec[i].name)) {
+            problemf(c->req, 400, "field '%s' is required", spec[i].name);
+            return false;
+        }
+    return true;
+}
+
+static const char *str_field(const cJSON *o, const char *name)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(m) ? m->valuestring : NULL;
+}
+
+/* ------------------------------------------------------------ login */
+
+static void set_cookie(struct ctx *c, const char *value, long max_age)
+{
+    char h[256];
+    snprintf(h, sizeof h, "%s=%s; HttpOnly; SameSite=Strict; Path=/; Max-Age=%ld%s",
+             WEBAUTH_COOKIE, value, max_age, c->a->secure_cookie ? "; Secure" : "");
+    httpserv_reply_header(c->req, "Set-Cookie", h);
+    sodium_memzero(h, sizeof h);
+}
+
+static void login(struct ctx *c)
+{
+    static const struct fspec spec[] = {{"user", F_STRING, true}, {"password", F_STRING, true}};
+    cJSON *o = body_object(c, false);
+    char *pw = NULL;
+    size_t pwlen = 0;
+    PGresult *r = NULL;
+    if (!o || !check_fields(c, o, spec, 2))
+        goto out;
+    const char *user = str_field(o, "user");
+    cJSON *pwj = cJSON_GetObjectItemCaseSensitive(o, "password");
+    pw = pwj->valuestring;
+    pwlen = strlen(pw);
+    if (!*user || strlen(user) > NAME_MAX_LEN || pwlen > PASSWORD_MAX) {
+        problemf(c->req, 400, "user must be 1 to %d bytes and password at most %d",
+                 NAME_MAX_LEN, PASSWORD_MAX);
+        goto out;
+    }
+    const char *addr = httpserv_client(c->req);
+    const char *p2[2] = {user, addr};
+    if (!(r = run(c, "SELECT acs.web_login_wait($1, $2)", 2, p2)))
+        goto out;
+    long wait = atol(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    r = NULL;
+    if (wait > 0) {
+        char ra[24];
+        snprintf(ra, sizeof ra, "%ld", wait);
+        problemf(c->req, 429,
+                 "too many failed logins for this user name or from this address: try again "
+                 "in %ld second%s",
+                 wait, wait == 1 ? "" : "s");
+        httpserv_reply_header(c->req, "Retry-After", ra);
+        goto out;
+    }
+    if (!(r = run(c, "SELECT password_hash, role, disabled FROM acs.web_user_for_login($1)", 1,
+                  p2)))
+        goto out;
+    bool known = PQntuples(r) == 1;
+    /* The same work for an unknown name as for a known one. */
+    bool ok = webauth_password_ok(known ? PQgetvalue(r, 0, 0) : c->a->dummy_hash, pw, pwlen);
+    ok = ok && known && strcmp(PQgetvalue(r, 0, 2), "t") != 0;
+    char role[16];
+    snprintf(role, sizeof role, "%s", known ? PQgetvalue(r, 0, 1) : "");
+    PQclear(r);
+    r = NULL;
+    const char *p3[3] = {user, addr, ok ? "true" : "false"};
+    if (!(r = run(c, "SELECT acs.web_login_record($1, $2, $3::boolean)", 3, p3)))
+        goto out;
+    PQclear(r);
+    r = NULL;
+    if (!ok) {
+        log_event(c->a->lg, LOG_INFO, "web.login_failed", NULL, "address %s", addr);
+        problem(c->req, 401, "wrong user name or password");
+        goto out;
+    }
+    char secret[WEBAUTH_SECRET_TEXT], hash[WEBAUTH_HASH_HEX];
+    char csrf[WEBAUTH_SECRET_TEXT], csrf_hash[WEBAUTH_HASH_HEX];
+    webauth_new_secret(secret, hash);
+    webauth_new_secret(csrf, csrf_hash);
+    char idle[24], life[24];
+    snprintf(idle, sizeof idle, "%ld", c->a->idle_s);
+    snprintf(life, sizeof life, "%ld", c->a->lifetime_s);
+    const char *ps[6] = {user, hash, csrf, addr, idle, life};
+    const char *pa[2] = {user, addr};
+    bool done = begin(c) &&
+                (r = run(c, "SELECT set_config('acs.actor', $1, true), "
+                            "set_config('acs.actor_address', $2, true)", 2, pa)) != NULL;
+    PQclear(r);
+    r = NULL;
+    done = done && (r = run(c, "SELECT acs.web_session_start($1, $2::bytea, $3, $4, "
+                               "$5::integer, $6::integer)",
+                            6, ps)) != NULL;
+    done = done && commit(c);
+    if (done) {
+        cJSON *ans = cJSON_CreateObject();
+        if (ans) {
+            cJSON_AddStringToObject(ans, "user", user);
+            cJSON_AddStringToObject(ans, "role", role);
+            cJSON_AddStringToObject(ans, "csrf_token", csrf);
+            cJSON_AddStringToObject(ans, "expires_at", PQgetvalue(r, 0, 0));
+        }
+        json_out(c->req, 200, CT_JSON, ans);
+        set_cookie(c, secret, c->a->lifetime_s);
+        log_event(c->a->lg, LOG_INFO, "web.login", NULL, "user %s from %s", user, addr);
+    }
+    sodium_memzero(secret, sizeof secret);
+    sodium_memzero(csrf, sizeof csrf);
+out:
+    PQclear(r);
+    if (pw)
+        sodium_memzero(pw, pwlen);
+    cJSON_Delete(o);
+}
+
+static void logout(struct ctx *c)
+{
+    if (!c->by_session) {
+        problem(c->req, 400, "an API token has no session to end (amtacsctl token revoke "
+                             "ends a token)");
+        return;
+    }
+    /* acs_web's function: back from the caller's role for it */
+    const char *p[1] = {c->session_hash};
+    if (!run0(c, "SET LOCAL ROLE acs_web"))
+        return;
+    PGresult *r = run(c, "SELECT acs.web_session_end($1::bytea)", 1, p);
+    if (!r)
+        return;
+    PQclear(r);
+    if (!commit(c))
+        return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "logged_out", true);
+    json_out(c->req, 200, CT_JSON, o);
+    set_cookie(c, "", 0);
+}
+
+static void me(struct ctx *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o) {
+        cJSON_AddStringToObject(o, "user", c->actor);
+        cJSON_AddStringToObject(o, "role", c->role);
+        cJSON_AddStringToObject(o, "by", c->by_session ? "session" : "token");
+        if (c->by_session)
+            cJSON_AddStringToObject(o, "csrf_token", c->csrf);
+        cJSON_AddStringToObject(o, "address", httpserv_client(c->req));
+    }
+    if (commit(c))
+        json_out(c->req, 200, CT_JSON, o);
+    else
+        cJSON_Delete(o);
+}
+
+/* ------------------------------------------------------------ jobs */
+
+/* A positive decimal of 1 to 18 digits (a bigint without overflow). */
+static bool is_id(const char *s)
+{
+    size_t n = strspn(s, "0123456789");
+    return n >= 1 && n <= 18 && !s[n] && s[0] != '0';
+}
+
+struct list_query {
+    struct ctx *c;
+    const char *const *names;
+    bool ok;
+};
+
+static bool known_arg(void *cls, const char *name, const char *value)
+{
+    struct list_query *q = cls;
+    (void)value;
+    for (const char *const *n = q->names; *n; n++)
+        if (!strcmp(*n, name))
+            return true;
+    char known[200] = "";
+    for (const char *const *n = q->names; *n; n++)
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
+                 n == q->names ? "" : ", ", *n);
+    problemf(q->c->req, 400, "unknown query parameter '%.64s'; there are %s", name, known);
+    q->ok = false;
+    return false;
+}
+
+/* before and limit of a keyset page; false (answer set) if malformed. */
+static bool page_args(struct ctx *c, const char **before, char *limit, size_t limlen)
+{
+    *before = httpserv_query(c->req, "before");
+    if (*before && !is_id(*before)) {
+        problem(c->req, 400, "before must be a job or alert id (a positive integer)");
+        return false;
+    }
+    const char *l = httpserv_query(c->req, "limit");
+    long n = PAGE_DEFAULT;
+    if (l) {
+        char *end;
+        n = strtol(l, &end, 10);
+        if (!*l || *end || n < 1 || n > PAGE_MAX) {
+            problemf(c->req, 400, "limit must be an integer from 1 to %d", PAGE_MAX);
+            return false;
+        }
+    }
+    snprintf(limit, limlen, "%ld", n);
+    return true;
+}
+
+static void list_jobs(struct ctx *c)
+{
+    static const char *const names[] = {"state", "connection", "result", "code", "q",
+                                        "before", "limit", NULL};
+    struct list_query q = {c, names, true};
+    if (!httpserv_query_each(c->req, known_arg, &q))
+        return;
+    const char *before;
+    char limit[16];
+    if (!page_args(c, &before, limit, sizeof limit))
+        return;
+    const char *code = httpserv_query(c->req, "code");
+    if (code && (strspn(code, "0123456789") != strlen(code) || !*code || strlen(code) > 9)) {
+        problem(c->req, 400, "code must be a completion code (a non-negative integer)");
+        return;
+    }
+    const char *p[7] = {httpserv_query(c->req, "state"), httpserv_query(c->req, "connection"),
+                        httpserv_query(c->req, "result"), code, httpserv_query(c->req, "q"),
+                        before, limit};
+    PGresult *r = run(c,
+        "WITH page AS ("
+        " SELECT j.id, j.connection, j.kind, j.application,"
+        "        coalesce(j.job_name, j.script_name) AS name, j.external_ref, j.state,"
+        "        j.completion_code, j.result, j.error, j.batch_request_id,"
+        "        j.kill_requested_at, j.enqueued_at, j.started_at, j.finished_at"
+        "   FROM acs.jobs AS j"
+        "  WHERE ($1::text IS NULL OR j.state = $1)"
+        "    AND ($2::text IS NULL OR j.connection = $2)"
+        "    AND ($3::text IS NULL OR j.result = $3)"
+        "    AND ($4::integer IS NULL OR j.completion_code = $4::integer)"
+        "    AND ($5::text IS NULL"
+        "         OR strpos(lower(coalesce(j.job_name, j.script_name, '')), lower($5)) > 0"
+        "         OR strpos(lower(coalesce(j.external_ref, '')), lower($5)) > 0)"
+        "    AND ($6::bigint IS NULL OR j.id < $6::bigint)"
+        "  ORDER BY j.id DESC LIMIT $7::integer + 1),"
+        " shown AS (SELECT * FROM page ORDER BY id DESC LIMIT $7::integer)"
+        "SELECT json_build_object("
+        " 'jobs', coalesce((SELECT json_agg(s ORDER BY s.id DESC) FROM shown AS s), '[]'::json),"
+        " 'next', CASE WHEN (SELECT count(*) FROM page) > $7::integer"
+        "              THEN (SELECT min(id) FROM shown) END)",
+        7, p);
+    if (!r)
+        return;
+    if (commit(c))
+        raw_json(c->req, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+    PQclear(r);
+}
+
+static void get_job(struct ctx *c, const char *id)
+{
+    const char *p[1] = {id};
+    PGresult *r = run(c, "SELECT acs.job_document($1::bigint)", 1, p);
+    if (!r)
+        return;
+    if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0))
+        problemf(c->req, 404, "no job %s", id);
+    else if (commit(c))
+        raw_json(c->req, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+    PQclear(r);
+}
+
+static void get_job_log(struct ctx *c, const char *id)
+{
+    const char *p[1] = {id};
+    PGresult *r = run(c, "SELECT state, log FROM acs.job_log_text($1::bigint)", 1, p);
+    if (!r)
+        return;
+    if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
+        problemf(c->req, 404, "no job %s", id);
+    } else if (!PQgetisnull(r, 0, 1)) {
+        if (commit(c)) {
+            struct buf *b = httpserv_reply_body(c->req);
+            buf_reset(b);
+            if (buf_append(b, PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1)))
+                problem(c->req, 500, "the log is too large to serve");
+            else
+                httpserv_reply(c->req, 200, CT_TEXT);
+        }
+    } else if (!strcmp(PQgetvalue(r, 0, 0), "finished")) {
+        problemf(c->req, 410, "the log of job %s was purged (retention)", id);
+    } else {
+        problemf(c->req, 409, "job %s is %s; its log is written when it ends", id,
+                 PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+}
+
+static void submit(struct ctx *c)
+{
+    static const struct fspec spec[] = {
+        {"kind", F_STRING, true},           {"connection", F_STRING, true},
+        {"application", F_STRING, true},    {"name", F_STRING, true},
+        {"parameters", F_STRINGS, false},   {"queue_name", F_STRING_OR_NULL, false},
+        {"amt_user", F_STRING_OR_NULL, false}, {"external_ref", F_STRING_OR_NULL, false},
+    };
+    cJSON *o = body_object(c, false);
+    char *params = NULL;
+    PGresult *r = NULL;
+    if (!o || !check_fields(c, o, spec, sizeof spec / sizeof spec[0]))
+        goto out;
+    const char *kind = str_field(o, "kind");
+    const char *fn;
+    if (!strcmp(kind, "batch"))
+        fn = "SELECT acs.submit_batch_job($1, $2, $3, "
+             "ARRAY(SELECT jsonb_array_elements_text(coalesce($4::jsonb, '[]'))), $5, $6, $7)";
+    else if (!strcmp(kind, "script"))
+        fn = "SELECT acs.submit_script_job($1, $2, $3, "
+             "ARRAY(SELECT jsonb_array_elements_text(coalesce($4::jsonb, '[]'))), $5, $6, $7)";
+    else {
+        problem(c->req, 400, "field 'kind' must be \"batch\" or \"script\"");
+        goto out;
+    }
+    const cJSON *pa = cJSON_GetObjectItemCaseSensitive(o, "parameters");
+    if (cJSON_IsArray(pa) && !(params = cJSON_PrintUnformatted(pa))) {
+        problem(c->req, 500, "out of memory");
+        goto out;
+    }
+    /* The key's body is the request's bytes: a retry sends the same. */
+    const char *key = httpserv_header(c->req, "Idempotency-Key");
+    char bhash[WEBAUTH_HASH_HEX];
+    if (key) {
+        size_t blen;
+        const char *body = httpserv_body(c->req, &blen);
+        unsigned char d[crypto_hash_sha256_BYTES];
+        crypto_hash_sha256(d, (const unsigned char *)body, blen);
+        bhash[0] = '\\';
+        bhash[1] = 'x';
+        sodium_bin2hex(bhash + 2, sizeof bhash - 2, d, sizeof d);
+        const char *pk[2] = {key, bhash};
+        if (!(r = run(c, "SELECT job_id, same_body FROM acs.web_idempotency_claim($1, "
+                         "$2::bytea)",
+                      2, pk)))
+            goto out;
+        if (PQntuples(r) == 1) {
+            if (strcmp(PQgetvalue(r, 0, 1), "t")) {
+                problemf(c->req, 409,
+                         "Idempotency-Key '%.64s' was used for job %s with a different body; "
+                         "a new submission needs a new key",
+                         key, PQgetvalue(r, 0, 0));
+                goto out;
+            }
+            char loc[64];
+            snprintf(loc, sizeof loc, "/api/v1/jobs/%s", PQgetvalue(r, 0, 0));
+            cJSON *ans = cJSON_CreateObject();
+            cJSON_AddNumberToObject(ans, "id", atof(PQgetvalue(r, 0, 0)));
+            cJSON_AddBoolToObject(ans, "repeated", true);
+            if (commit(c)) {
+                json_out(c->req, 200, CT_JSON, ans);
+                httpserv_reply_header(c->req, "Location", loc);
+            } else {
+                cJSON_Delete(ans);
+            }
+            goto out;
+        }
+        PQclear(r);
+        r = NULL;
+    }
+    const char *ps[7] = {str_field(o, "connection"), str_field(o, "application"),
+                         str_field(o, "name"),       params,
+                         str_field(o, "queue_name"), str_field(o, "amt_user"),
+                         str_field(o, "external_ref")};
+    if (!(r = run(c, fn, 7, ps)))
+        goto out;
+    char id[24];
+    snprintf(id, sizeof id, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    r = NULL;
+    if (key) {
+        const char *pr[3] = {key, bhash, id};
+        if (!(r = run(c, "SELECT acs.web_idempotency_record($1, $2::bytea, $3::bigint)", 3,
+                      pr)))
+            goto out;
+    }
+    if (commit(c)) {
+        char loc[64];
+        snprintf(loc, sizeof loc, "/api/v1/jobs/%s", id);
+        cJSON *ans = cJSON_CreateObject();
+        cJSON_AddNumberToObject(ans, "id", atof(id));
+        cJSON_AddBoolToObject(ans, "repeated", false);
+        json_out(c->req, 201, CT_JSON, ans);
+        httpserv_reply_header(c->req, "Location", loc);
+        log_event(c->a->lg, LOG_INFO, "web.submit", NULL, "job %s by %s", id, c->actor);
+    }
+out:
+    PQclear(r);
+    free(params);
+    cJSON_Delete(o);
+}
+
+/* A body that must be empty or {}. */
+static bool no_fields(struct ctx *c)
+{
+    cJSON *o = body_object(c, true);
+    bool ok = o && check_fields(c, o, NULL, 0);
+    cJSON_Delete(o);
+    return ok;
+}
+
+static void kill_job(struct ctx *c, const char *id)
+{
+    if (!no_fields(c))
+        return;
+    const char *p[1] = {id};
+    PGresult *r = run(c, "SELECT acs.request_kill($1::bigint)", 1, p);
+    if (!r)
+        return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", atof(id));
+    cJSON_AddStringToObject(o, "state", PQgetvalue(r, 0, 0));
+    cJSON_AddBoolToObject(o, "kill_requested", true);
+    PQclear(r);
+    if (commit(c))
+        json_out(c->req, 202, CT_JSON, o);
+    else
+        cJSON_Delete(o);
+}
+
+/* ------------------------------------------------------------ connections, alerts */
+
+static bool is_name(const char *s)
+{
+    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
+    return n >= 1 && n <= 64 && !s[n];
+}
+
+static void list_connections(struct ctx *c)
+{
+    static const char *const names[] = {NULL};
+    struct list_query q = {c, names, true};
+    if (!httpserv_query_each(c->req, known_arg, &q))
+        return;
+    PGresult *r = run(c,
+        "SELECT json_build_object('connections', coalesce(json_agg(x ORDER BY x.name), '[]'))"
+        "  FROM (SELECT c.name, c.comm_state, c.comm_changed_at, c.comm_changed_by,"
+        "               c.last_contact, c.server_ok, c.server_checked_at, c.amt_version,"
+        "               c.last_error, c.last_error_at FROM acs.connections AS c) AS x",
+        0, NULL);
+    if (!r)
+        return;
+    if (commit(c))
+        raw_json(c->req, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+    PQclear(r);
+}
+
+static void set_comm(struct ctx *c, const char *name)
+{
+    static const struct fspec spec[] = {{"state", F_STRING, true}};
+    cJSON *o = body_object(c, false);
+    if (!o || !check_fields(c, o, spec, 1)) {
+        cJSON_Delete(o);
+        return;
+    }
+    const char *p[2] = {name, str_field(o, "state")};
+    PGresult *r = run(c, "SELECT acs.set_comm($1, $2)", 2, p);
+    if (r) {
+        cJSON *ans = cJSON_CreateObject();
+        cJSON_AddStringToObject(ans, "connection", name);
+        cJSON_AddStringToObject(ans, "from", PQgetvalue(r, 0, 0));
+        cJSON_AddStringToObject(ans, "to", p[1]);
+        if (commit(c))
+            json_out(c->req, 200, CT_JSON, ans);
+        else
+            cJSON_Delete(ans);
+    }
+    PQclear(r);
+    cJSON_Delete(o);
+}
+
+static void list_alerts(struct ctx *c)
+{
+    static const char *const names[] = {"before", "limit", NULL};
+    struct list_query q = {c, names, true};
+    if (!httpserv_query_each(c->req, known_arg, &q))
+        return;
+    const char *before;
+    char limit[16];
+    if (!page_args(c, &before, limit, sizeof limit))
+        return;
+    const char *p[2] = {before, limit};
+    PGresult *r = run(c,
+        "WITH page AS (SELECT a.id, a.job_id, a.connection, a.code, a.name, a.raised_at,"
+        "                     a.message, a.acknowledged_at, a.acknowledged_by"
+        "                FROM acs.alerts AS a WHERE ($1::bigint IS NULL OR a.id < $1::bigint)"
+        "               ORDER BY a.id DESC LIMIT $2::integer + 1),"
+        " shown AS (SELECT * FROM page ORDER BY id DESC LIMIT $2::integer)"
+        "SELECT json_build_object("
+        " 'alerts', coalesce((SELECT json_agg(s ORDER BY s.id DESC) FROM shown AS s), '[]'::json),"
+        " 'next', CASE WHEN (SELECT count(*) FROM page) > $2::integer"
+        "              THEN (SELECT min(id) FROM shown) END)",
+        2, p);
+    if (!r)
+        return;
+    if (commit(c))
+        raw_json(c->req, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+    PQclear(r);
+}
+
+static void ack_alert(struct ctx *c, const char *id)
+{
+    if (!no_fields(c))
+        return;
+    const char *p[1] = {id};
+    PGresult *r = run(c, "SELECT acs.acknowledge_alert($1::bigint)", 1, p);
+    if (!r)
+        return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", atof(id));
+    cJSON_AddBoolToObject(o, "acknowledged", true);
+    cJSON_AddBoolToObject(o, "already", strcmp(PQgetvalue(r, 0, 0), "t") != 0);
+    PQclear(r);
+    if (commit(c))
+        json_out(c->req, 200, CT_JSON, o);
+    else
+        cJSON_Delete(o);
+}
+
+/* ------------------------------------------------------------ routing */
+
+enum route {
+    R_NONE, R_LOGIN, R_LOGOUT, R_ME, R_JOBS, R_JOB, R_JOB_LOG, R_JOB_KILL,
+    R_CONNECTIONS, R_COMM, R_ALERTS, R_ACK,
+};
+
+/* The route of a path under /api/v1/, its argument (an id or a name) in arg,
+ * and the methods it takes in allow. */
+static enum route match(const char *path, char *arg, size_t arglen, const char **allow)
+{
+    if (strncmp(path, API, strlen(API)))
+        return R_NONE;
+    const char *p = path + strlen(API);
+    char seg[4][72];
+    int n = 0;
+    while (*p && n < 4) {
+        size_t l = strcspn(p, "/");
+        if (l == 0 || l >= sizeof seg[0])
+            return R_NONE;
+        memcpy(seg[n], p, l);
+        seg[n++][l] = '\0';
+        p += l;
+        if (*p == '/' && !*++p)
+            return R_NONE; /* a trailing slash */
+    }
+    if (*p || n == 0)
+        return R_NONE;
+    *allow = "GET, HEAD";
+    if (n == 1) {
+        if (!strcmp(seg[0], "login") || !strcmp(seg[0], "logout")) {
+            *allow = "POST";
+            return seg[0][3] == 'i' ? R_LOGIN : R_LOGOUT;
+        }
+        if (!strcmp(seg[0], "me"))
+            return R_ME;
+        if (!strcmp(seg[0], "jobs")) {
+            *allow = "GET, HEAD, POST";
+            return R_JOBS;
+        }
+        if (!strcmp(seg[0], "connections"))
+            return R_CONNECTIONS;
+        if (!strcmp(seg[0], "alerts"))
+            return R_ALERTS;
+        return R_NONE;
+    }
+    snprintf(arg, arglen, "%s", seg[1]);
+    if (!strcmp(seg[0], "jobs") && is_id(seg[1])) {
+        if (n == 2)
+            return R_JOB;
+        if (n == 3 && !strcmp(seg[2], "log"))
+            return R_JOB_LOG;
+        if (n == 3 && !strcmp(seg[2], "kill")) {
+            *allow = "POST";
+            return R_JOB_KILL;
+        }
+    }
+    if (!strcmp(seg[0], "connections") && is_name(seg[1]) && n == 3 && !strcmp(seg[2], "comm")) {
+        *allow = "PUT";
+        return R_COMM;
+    }
+    if (!strcmp(seg[0], "alerts") && is_id(seg[1]) && n == 3 && !strcmp(seg[2], "ack")) {
+        *allow = "POST";
+        return R_ACK;
+    }
+    return R_NONE;
+}
+
+static bool method_allowed(const char *method, const char *allow)
+{
+    size_t ml = strlen(method);
+    for (const char *p = allow; *p;) {
+        size_t l = strcspn(p, ",");
+        if (l == ml && !strncmp(p, method, l))
+            return true;
+        p += l;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    return false;
+}
+
+static void process(struct webapi *a, struct webpool_conn *pc, struct httpserv_req *req)
+{
+    struct ctx c = {.a = a, .req = req, .method = httpserv_method(req)};
+    c.unsafe = unsafe_method(c.method);
+    char arg[72] = "";
+    const char *allow = "";
+    enum route rt = match(httpserv_path(req), arg, sizeof arg, &allow);
+    if (rt == R_NONE) {
+        problemf(req, 404, "no such resource: %.200s (the API is described in docs/web.md)",
+                 httpserv_path(req));
+        return;
+    }
+    if (!method_allowed(c.method, allow)) {
+        problemf(req, 405, "%.16s is not allowed here; use %s", c.method, allow);
+        httpserv_reply_header(req, "Allow", allow);
+        return;
+    }
+    const char *ct = httpserv_header(req, "Content-Type");
+    size_t blen;
+    httpserv_body(req, &blen);
+    if (blen && (!ct || strncasecmp(ct, "application/json", 16) ||
+                 (ct[16] && ct[16] != ';' && ct[16] != ' '))) {
+        problem(req, 415, "a request body must be JSON (Content-Type: application/json)");
+        return;
+    }
+    char err[300];
+    if (!(c.db = webpool_db(pc, err, sizeof err))) {
+        problem(req, 503, "the database is not reachable; try again");
+        return;
+    }
+    if (rt == R_LOGIN) {
+        login(&c);
+        return;
+    }
+    if (!begin(&c))
+        return;
+    if (!authenticate(&c))
+        return;
+    switch (rt) {
+    case R_LOGOUT: logout(&c); break;
+    case R_ME: me(&c); break;
+    case R_JOBS:
+        if (c.unsafe)
+            submit(&c);
+        else
+            list_jobs(&c);
+        break;
+    case R_JOB: get_job(&c, arg); break;
+    case R_JOB_LOG: get_job_log(&c, arg); break;
+    case R_JOB_KILL: kill_job(&c, arg); break;
+    case R_CONNECTIONS: list_connections(&c); break;
+    case R_COMM: set_comm(&c, arg); break;
+    case R_ALERTS: list_alerts(&c); break;
+    case R_ACK: ack_alert(&c, arg); break;
+    default: problem(req, 404, "no such resource"); break;
+    }
+    /* whatever failed left the transaction open: the pool rolls it back */
+}
+
+static void work(void *cls, struct webpool_conn *pc, void *job)
+{
+    struct httpserv_req *req = job;
+    process(cls, pc, req);
+    httpserv_finish(req);
+}
+
+void webapi_handle(void *cls, struct httpserv_req *req)
+{
+    struct webapi *a = cls;
+    httpserv_defer(req);
+    if (!webpool_submit(a->pool, req)) {
+        problem(req, 503, "the server is busy or stopping; try again");
+        httpserv_reply_header(req, "Retry-After", "1");
+        httpserv_finish(req);
+    }
+}
+
+struct webapi *webapi_new(const struct webapi_options *o, char *err, size_t errlen)
+{
+    struct webapi *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    a->lg = o->lg;
+    a->idle_s = o->session_idle_s;
+    a->lifetime_s = o->session_lifetime_s;
+    a->secure_cookie = o->secure_cookie;
+    if (!webauth_dummy_hash(a->dummy_hash)) {
+        snprintf(err, errlen, "cannot hash a password (out of memory?)");
+        free(a);
+        return NULL;
+    }
+    struct webpool_options po = {
+        .conninfo = o->conninfo, .workers = o->db_pool, .max_queue = MAX_QUEUE, .lg = o->lg,
+        .work = work, .cls = a,
+    };
+    if (!(a->pool = webpool_start(&po, err, errlen))) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void webapi_stop(struct webapi *a)
+{
+    if (a)
+        webpool_stop(a->pool);
+}
+
+void webapi_free(struct webapi *a)
+{
+    if (!a)
+        return;
+    webpool_free(a->pool);
+    sodium_memzero(a->dummy_hash, sizeof a->dummy_hash);
+    free(a);
+}
