@@ -81,6 +81,8 @@ struct httpserv {
     unsigned port;
     int epoll_fd; /* MHD's, borrowed */
     int wake_fd;  /* eventfd: httpserv_stop tells the thread to end */
+    int kick_fd;  /* eventfd: a deferred reply is ready (MHD's own signal does not
+                     reach a poll on its epoll descriptor) */
     pthread_t thread;
     bool thread_started;
     /* Touched only by the server's thread once it runs (MHD calls back from
@@ -243,8 +245,12 @@ void httpserv_defer(struct httpserv_req *r)
 
 void httpserv_finish(struct httpserv_req *r)
 {
+    int kick = r->s->kick_fd;
     atomic_store(&r->ready, true);
-    MHD_resume_connection(r->con);
+    MHD_resume_connection(r->con); /* r may be freed from here on */
+    uint64_t one = 1;
+    while (write(kick, &one, sizeof one) < 0 && errno == EINTR)
+        ;
 }
 
 static void plain(struct httpserv_req *r, unsigned status, const char *msg)
@@ -527,9 +533,10 @@ static void *serve(void *arg)
             wait = (long)mt;
         if (wait < 0 || wait > 1000)
             wait = 1000;
-        struct pollfd p[2] = {{.fd = s->epoll_fd, .events = POLLIN},
-                              {.fd = s->wake_fd, .events = POLLIN}};
-        if (poll(p, 2, (int)wait) < 0 && errno != EINTR) {
+        struct pollfd p[3] = {{.fd = s->epoll_fd, .events = POLLIN},
+                              {.fd = s->wake_fd, .events = POLLIN},
+                              {.fd = s->kick_fd, .events = POLLIN}};
+        if (poll(p, 3, (int)wait) < 0 && errno != EINTR) {
             char ev[32];
             snprintf(ev, sizeof ev, "%s.poll", s->setting);
             log_event(s->lg, LOG_ERROR, ev, NULL, "%s", strerror(errno));
@@ -537,6 +544,11 @@ static void *serve(void *arg)
         }
         if (p[1].revents)
             break;
+        if (p[2].revents) {
+            uint64_t n;
+            while (read(s->kick_fd, &n, sizeof n) < 0 && errno == EINTR)
+                ;
+        }
         MHD_run(s->d);
     }
     return NULL;
@@ -599,6 +611,7 @@ struct httpserv *httpserv_start(const struct httpserv_options *o, char *err, siz
         return NULL;
     }
     s->wake_fd = -1;
+    s->kick_fd = -1;
     s->lg = o->lg;
     snprintf(s->setting, sizeof s->setting, "%s", o->setting ? o->setting : "http");
     s->header_timeout_ms = o->header_timeout_ms > 0 ? o->header_timeout_ms : 10000;
@@ -682,7 +695,8 @@ struct httpserv *httpserv_start(const struct httpserv_options *o, char *err, siz
     info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
     s->epoll_fd = info ? info->epoll_fd : -1;
     s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (s->epoll_fd < 0 || s->wake_fd < 0) {
+    s->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->epoll_fd < 0 || s->wake_fd < 0 || s->kick_fd < 0) {
         snprintf(err, errlen, "cannot serve HTTP on %s: %s", o->listen,
                  s->epoll_fd < 0 ? "no epoll descriptor" : strerror(errno));
         goto fail;
@@ -721,5 +735,7 @@ void httpserv_stop(struct httpserv *s)
         MHD_stop_daemon(s->d); /* closes every connection: tracks and requests are freed */
     if (s->wake_fd >= 0)
         close(s->wake_fd);
+    if (s->kick_fd >= 0)
+        close(s->kick_fd);
     free(s);
 }

@@ -211,7 +211,9 @@ int webpool_probe(const char *conninfo, const char *min_function, char *err, siz
                  "the login %s of web.conninfo inherits the rights of its roles; make it "
                  "NOINHERIT (ALTER ROLE %s NOINHERIT) so that it holds none of its own",
                  PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 2));
-    /* The login may read no table of acs: the catalog tells whether the
+    if (setup(db, err, errlen))
+        goto out;
+    /* acs_web may read no table of acs: the catalog tells whether the
      * schema has what this server calls. */
     PQclear(r);
     const char *fn[] = {min_function};
@@ -223,8 +225,6 @@ int webpool_probe(const char *conninfo, const char *min_function, char *err, siz
                  min_function);
         goto out;
     }
-    if (setup(db, err, errlen))
-        goto out;
     rc = 0;
 out:
     PQclear(r);
