@@ -262,14 +262,37 @@ static void plain(struct httpserv_req *r, unsigned status, const char *msg)
         r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
 }
 
+/* A reply body MHD frees when it is sent: wiped first (a CSRF token, a job
+ * log). */
+struct owned {
+    char *p;
+    size_t n;
+};
+
+static void owned_free(void *cls)
+{
+    struct owned *o = cls;
+    wipe_free(o->p, o->n);
+    free(o);
+}
+
 static enum MHD_Result send_reply(struct httpserv_req *r)
 {
-    size_t len = r->reply.len;
+    size_t len = r->reply.len, cap = r->reply.cap;
     char *data = buf_take(&r->reply);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        len, data ? data : (char *)"", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct owned *o = data ? malloc(sizeof *o) : NULL;
+    struct MHD_Response *resp = NULL;
+    if (o) {
+        *o = (struct owned){data, cap};
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(len, data, owned_free, o);
+    } else if (!data) {
+        resp = MHD_create_response_from_buffer(0, (char *)"", MHD_RESPMEM_PERSISTENT);
+    }
     if (!resp) {
-        free(data);
+        if (o)
+            owned_free(o);
+        else
+            wipe_free(data, cap);
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
