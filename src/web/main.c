@@ -54,6 +54,26 @@ static int check_web(const struct amtacs_config *cfg, char *err, size_t errlen)
                  cfg->source);
         return -1;
     }
+    /* The configuration judged web.listen by its text; a name (even
+     * "localhost") may resolve off the loopback interface. */
+    if (cfg->web.tls_cert_file || cfg->web.behind_proxy)
+        return 0;
+    struct netaddr na = {0};
+    char aerr[300];
+    if (netaddr_resolve(cfg->web.listen, &na, aerr, sizeof aerr)) {
+        snprintf(err, errlen, "web.listen %s", aerr);
+        return -1;
+    }
+    bool loop = netaddr_sockaddr_is_loopback(na.ai->ai_addr);
+    netaddr_free(&na);
+    if (!loop) {
+        snprintf(err, errlen,
+                 "web.listen %s does not resolve to a loopback address and neither HTTPS nor "
+                 "web.behind_proxy is set: passwords, session cookies and tokens would cross "
+                 "the network in clear text",
+                 cfg->web.listen);
+        return -1;
+    }
     return 0;
 }
 

@@ -323,6 +323,31 @@ ctl_as admin1 token revoke robot >/dev/null
 h_eq 401 "$(req GET /api/v1/me -H "Authorization: Bearer $TOKEN")" "a revoked token is 401"
 h_eq "unknown or revoked API token" "$(detail)" "saying so"
 
+# --- HTTPS: the cookie is Secure ---------------------------------------------------------------
+openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$H_TMP/web.key" -out "$H_TMP/web.pem" >"$H_TMP/openssl.log" 2>&1
+chmod 600 "$H_TMP/web.key"
+sed '/^web:/,$ s/^  db_pool: 4$/  db_pool: 1\n  tls_cert_file: web.pem\n  tls_key_file: web.key/' "$CFG" >"$H_TMP/tls.yaml"
+TLS_LOG="$H_TMP/web-tls.log"
+"$WEB_BIN" -c "$H_TMP/tls.yaml" >>"$TLS_LOG" 2>&1 &
+TLS_PID=$!
+H_PIDS+=("$TLS_PID")
+H_LOGS+=("$TLS_LOG")
+h_wait_until 60 grep -q 'event=web.listening' "$TLS_LOG" || { cat "$TLS_LOG" >&2; exit 1; }
+TLS_URL="https://127.0.0.1:$(grep -m1 'event=web.listening' "$TLS_LOG" | grep -o '(port [0-9]*' | tr -dc 0-9)"
+h_match "over HTTPS" "$(cat "$TLS_LOG")" "a second amtacs-web serves HTTPS"
+st=$(curl -sS -o "$H_TMP/body" -D "$H_TMP/hdr" -w '%{http_code}' --cacert "$H_TMP/web.pem" \
+    -H 'Content-Type: application/json' --data "{\"user\":\"olga\",\"password\":\"$pw\"}" "$TLS_URL/api/v1/login")
+h_eq 200 "$st" "olga logs in over HTTPS"
+h_match '^amtacs_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200; Secure$' \
+    "$(hdr Set-Cookie)" "the cookie is marked Secure under HTTPS"
+h_eq 000 "$(curl -s -o /dev/null -w '%{http_code}' "${TLS_URL/https/http}/api/v1/me" || true)" \
+    "plain HTTP gets no answer there"
+kill -TERM "$TLS_PID"
+wait "$TLS_PID" && rc=0 || rc=$?
+h_eq 0 "$rc" "the HTTPS amtacs-web stops cleanly"
+
 # --- secrets never in the log; a clean stop --------------------------------------------------
 h_eq 0 "$(grep -c -e "$pw" -e "${TOKEN#amtacs_}" -e "$(csrf sam)" "$WEB_LOG" || true)" \
     "no password, token or CSRF token in amtacs-web's log"
