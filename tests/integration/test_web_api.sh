@@ -25,6 +25,7 @@ web:
   listen: "127.0.0.1:0"
   conninfo: "$(conn web1) application_name=amtacs-web"
   max_body: 4096
+  header_timeout: 2s
   max_connections_per_client: 80
   db_pool: 4
 CONF
@@ -312,6 +313,36 @@ h_eq "GET, HEAD, POST" "$(hdr Allow)" "with Allow"
 h_eq 404 "$(as sam GET /api/v1/jobs/0)" "job 0 is no resource (404)"
 h_eq 404 "$(as sam GET /api/v1/jobs/99999999999999999999999)" "an id past bigint is 404, not a crash"
 h_eq 404 "$(as sam GET /api/v1/nothing)" "an unknown path is 404"
+bad 400 "invalid UTF-8" "utf8\\.invalid" $'{"kind":"\xff"}'
+st=$(req POST /api/v1/login -H 'Content-Type: application/json' \
+    --data "{\"user\":\"sam\",\"password\":\"$(head -c 2000 /dev/zero | tr '\0' p)\"}")
+h_eq 400 "$st" "a 2000-byte password is refused before it is hashed"
+h_match "password at most 1024" "$(detail)" "saying the limit"
+# a request whose headers never end is closed at web.header_timeout (2 s), not kept
+out=$(python3 - "${URL#http://}" <<'PY'
+import socket, sys, time
+host, port = sys.argv[1].split(":")
+s = socket.create_connection((host, int(port)))
+s.sendall(b"GET /api/v1/me HTTP/1.1\r\nHost: x\r\n")
+t = time.time()
+s.settimeout(30)
+try:
+    while True:
+        s.sendall(b"X-Slow: 1\r\n")
+        s.settimeout(0.5)
+        try:
+            if s.recv(100) == b"":
+                break
+        except socket.timeout:
+            pass
+        if time.time() - t > 30:
+            break
+except (BrokenPipeError, ConnectionResetError):
+    pass
+print("closed after %.0f s" % (time.time() - t))
+PY
+)
+h_match "^closed after [1-9] s$" "$out" "a slow sender is closed at the header deadline ($out)"
 h_eq 200 "$(as vera GET /api/v1/me)" "the server keeps serving"
 
 # --- logout and revocation -------------------------------------------------------------------
