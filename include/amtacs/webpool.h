@@ -47,6 +47,10 @@ void webpool_free(struct webpool *p);
  * and in role acs_web. */
 PGconn *webpool_db(struct webpool_conn *c, char *err, size_t errlen);
 
+/* Closes the worker's connection (one that failed in a way that may have
+ * left it unusable); webpool_db makes a new one. */
+void webpool_drop(struct webpool_conn *c);
+
 /* Connects once with conninfo as amtacs-web will and checks what it needs:
  * the login is not a superuser, may SET ROLE acs_web, and the schema has
  * min_function (a regprocedure text of the newest migration it needs). 0, or -1 with the reason in err; a login that

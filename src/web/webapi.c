@@ -36,6 +36,7 @@ struct webapi {
 struct ctx {
     struct webapi *a;
     struct httpserv_req *req;
+    struct webpool_conn *pc;
     PGconn *db;
     const char *method;
     bool unsafe;      /* POST, PUT, PATCH, DELETE */
@@ -175,10 +176,43 @@ static bool run0(struct ctx *c, const char *sql)
     return r != NULL;
 }
 
+/* The first statement of a request. A connection the database dropped
+ * (a restart, a failover) is noticed only when used: then it is made anew and
+ * the statement, which has changed nothing, is tried once more. */
+static PGresult *run_first(struct ctx *c, const char *sql, int n, const char *const *params)
+{
+    PGresult *r = PQexecParams(c->db, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType s = PQresultStatus(r);
+    const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK &&
+        (PQstatus(c->db) == CONNECTION_BAD || !st || !strncmp(st, "57P", 3) ||
+         !strncmp(st, "08", 2))) {
+        char err[300];
+        PQclear(r);
+        r = NULL;
+        webpool_drop(c->pc);
+        log_event(c->a->lg, LOG_INFO, "web.db_reconnect", NULL,
+                  "the database connection was lost; connecting again");
+        if (!(c->db = webpool_db(c->pc, err, sizeof err))) {
+            problem(c->req, 503, "the database is not reachable; try again");
+            return NULL;
+        }
+        r = PQexecParams(c->db, sql, n, NULL, params, NULL, NULL, 0);
+        s = PQresultStatus(r);
+    }
+    if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
+        return r;
+    sql_problem(c, r);
+    PQclear(r);
+    return NULL;
+}
+
 static bool begin(struct ctx *c)
 {
-    if (!run0(c, "BEGIN"))
+    PGresult *r = run_first(c, "BEGIN", 0, NULL);
+    if (!r)
         return false;
+    PQclear(r);
     c->in_tx = true;
     return true;
 }
@@ -411,7 +445,7 @@ static void login(struct ctx *c)
     }
     const char *addr = httpserv_client(c->req);
     const char *p2[2] = {user, addr};
-    if (!(r = run(c, "SELECT acs.web_login_wait($1, $2)", 2, p2)))
+    if (!(r = run_first(c, "SELECT acs.web_login_wait($1, $2)", 2, p2)))
         goto out;
     long wait = atol(PQgetvalue(r, 0, 0));
     PQclear(r);
@@ -979,7 +1013,7 @@ static bool method_allowed(const char *method, const char *allow)
 
 static void process(struct webapi *a, struct webpool_conn *pc, struct httpserv_req *req)
 {
-    struct ctx c = {.a = a, .req = req, .method = httpserv_method(req)};
+    struct ctx c = {.a = a, .req = req, .pc = pc, .method = httpserv_method(req)};
     c.unsafe = unsafe_method(c.method);
     char arg[72] = "";
     const char *allow = "";

@@ -56,6 +56,20 @@ static int setup(PGconn *db, char *err, size_t errlen)
     return 0;
 }
 
+/* PostgreSQL's notices (a WARNING before a shutdown) go to the log at debug
+ * level, not to stderr. */
+static void on_notice(void *arg, const char *msg)
+{
+    struct webpool *p = arg;
+    log_event(p->lg, LOG_DEBUG, "web.db_notice", NULL, "%s", msg);
+}
+
+void webpool_drop(struct webpool_conn *c)
+{
+    PQfinish(c->db);
+    c->db = NULL;
+}
+
 PGconn *webpool_db(struct webpool_conn *c, char *err, size_t errlen)
 {
     if (c->db && PQstatus(c->db) == CONNECTION_OK &&
@@ -63,6 +77,8 @@ PGconn *webpool_db(struct webpool_conn *c, char *err, size_t errlen)
         return c->db;
     PQfinish(c->db);
     c->db = db_connect(c->p->conninfo, err, errlen);
+    if (c->db)
+        PQsetNoticeProcessor(c->db, on_notice, c->p);
     if (c->db && setup(c->db, err, errlen)) {
         PQfinish(c->db);
         c->db = NULL;

@@ -354,6 +354,15 @@ ctl_as admin1 token revoke robot >/dev/null
 h_eq 401 "$(req GET /api/v1/me -H "Authorization: Bearer $TOKEN")" "a revoked token is 401"
 h_eq "unknown or revoked API token" "$(detail)" "saying so"
 
+# --- the database restarts: every worker's connection is dead; each is made anew when next
+# used and the request is tried once more (nothing was changed yet), so no request fails -------
+h_pg_restart
+st=""
+for i in 1 2 3 4 5 6; do st="$st $(as olga GET /api/v1/jobs)"; done
+h_eq " 200 200 200 200 200 200" "$st" "after a database restart every request succeeds (workers reconnect)"
+h_match "event=web.db_reconnect" "$(cat "$WEB_LOG")" "and the reconnections are logged"
+h_eq 200 "$(as olga GET /api/v1/me)" "the session survives the restart"
+
 # --- HTTPS: the cookie is Secure ---------------------------------------------------------------
 openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 2 \
     -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
