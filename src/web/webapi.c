@@ -377,6 +377,11 @@ static bool check_fields(struct ctx *c, const cJSON *o, const struct fspec *spec
         for (size_t i = 0; i < n && !f; i++)
             if (!strcmp(spec[i].name, m->string))
                 f = &spec[i];
+        if (!f && !n) {
+            problemf(c->req, 400, "unknown field '%.64s'; this request takes no fields",
+                     m->string);
+            return false;
+        }
         if (!f) {
             char known[256] = "";
             for (size_t i = 0; i < n; i++)

@@ -203,6 +203,9 @@ h_eq "comm state 'sideways' is not one of enabled, limited, disabled" "$(detail)
 h_eq 400 "$(as adam PUT /api/v1/connections/NOSUCH/comm -H "Content-Type: application/json" --data "$COMM")" \
     "an unknown connection is 400"
 h_match "^connection 'NOSUCH' is not known" "$(detail)" "with the SQL function's message"
+h_eq 400 "$(as olga POST /api/v1/jobs/999999/kill -H "Content-Type: application/json" --data '{"force":true}')" \
+    "a kill with a field is 400"
+h_eq "unknown field 'force'; this request takes no fields" "$(detail)" "naming the field"
 h_eq 404 "$(as olga POST /api/v1/jobs/999999/kill)" "killing an unknown job is 404"
 h_eq "job 999999 does not exist" "$(detail)" "with the SQL function's message"
 h_eq 404 "$(as vera GET /api/v1/jobs/999999)" "an unknown job is 404"
