@@ -19,7 +19,9 @@
  * address; and a request's headers must be complete header_timeout_ms after
  * the connection opened (or its previous answer), else it is closed.
  * Every answer carries X-Content-Type-Options: nosniff and a
- * Content-Security-Policy that allows nothing.
+ * Content-Security-Policy that allows nothing. The server itself (these
+ * limits, the deadline, the headers, TLS) is httpserv's, shared with
+ * amtacs-web; this module is the daemon's endpoints.
  */
 #ifndef AMTACS_HTTPD_H
 #define AMTACS_HTTPD_H
