@@ -5,7 +5,6 @@
  */
 #define _GNU_SOURCE /* gethostname */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +26,10 @@
 #include "amtacs/httpd.h"
 #include "amtacs/metrics.h"
 #include "amtacs/log.h"
+#include "amtacs/srvargs.h"
 #include "amtacs/secfile.h"
 #include "amtacs/vault.h"
 
-#define DEFAULT_CONFIG "/etc/amtacs/amtacs.yaml"
 
 /* Reads the bearer token (one line; surrounding white space dropped) into
  * tok. The token opens the job logs: the file must be one only the daemon's
@@ -72,7 +71,7 @@ static void usage(FILE *out)
             "  -V, --version      print the version and exit\n"
             "Signals: SIGTERM/SIGINT stop gracefully (a second one stops at once);\n"
             "SIGHUP reloads the configuration (refused, with the reasons, if it is broken).\n",
-            DEFAULT_CONFIG);
+            SRVARGS_DEFAULT_CONFIG);
 }
 
 int main(int argc, char **argv)
@@ -82,40 +81,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "amtacsd: %s\n", cderr);
         return 1;
     }
-    const char *path = getenv("AMTACS_CONFIG");
-    int check = 0;
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'n'},
-        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int ch;
-    while ((ch = getopt_long(argc, argv, "c:nVh", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'c':
-            path = optarg;
-            break;
-        case 'n':
-            check = 1;
-            break;
-        case 'V':
-            printf("amtacsd %s\n", AMTACS_VERSION);
-            return 0;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "amtacsd: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return 2;
-    }
-    if (!path)
-        path = DEFAULT_CONFIG;
+    const char *path;
+    int check;
+    int done = srvargs_parse("amtacsd", argc, argv, usage, &path, &check);
+    if (done >= 0)
+        return done;
 
     struct config_errors *errs = NULL;
     const struct amtacs_config *cfg = config_load(path, &errs);

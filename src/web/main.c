@@ -5,7 +5,6 @@
  * SIGINT.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +20,11 @@
 #include "amtacs/coredump.h"
 #include "amtacs/httpserv.h"
 #include "amtacs/log.h"
+#include "amtacs/srvargs.h"
 #include "amtacs/netaddr.h"
 #include "amtacs/webapi.h"
 #include "amtacs/webpool.h"
 
-#define DEFAULT_CONFIG "/etc/amtacs/amtacs.yaml"
 /* The newest function amtacs-web calls (migration 0013). */
 #define NEEDS_FUNCTION "acs.web_idempotency_claim(text,bytea)"
 #define CONNECTION_LIMIT 256
@@ -40,7 +39,7 @@ static void usage(FILE *out)
             "  -n, --check        check the configuration, print it with defaults, and exit\n"
             "  -V, --version      print the version and exit\n"
             "Signals: SIGTERM/SIGINT stop (requests in progress are answered first).\n",
-            DEFAULT_CONFIG);
+            SRVARGS_DEFAULT_CONFIG);
 }
 
 /* What the configuration must hold for amtacs-web beyond what config_load
@@ -84,40 +83,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "amtacs-web: %s\n", cderr);
         return 1;
     }
-    const char *path = getenv("AMTACS_CONFIG");
-    int check = 0;
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'n'},
-        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int ch;
-    while ((ch = getopt_long(argc, argv, "c:nVh", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'c':
-            path = optarg;
-            break;
-        case 'n':
-            check = 1;
-            break;
-        case 'V':
-            printf("amtacs-web %s\n", AMTACS_VERSION);
-            return 0;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "amtacs-web: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return 2;
-    }
-    if (!path)
-        path = DEFAULT_CONFIG;
+    const char *path;
+    int check;
+    int done = srvargs_parse("amtacs-web", argc, argv, usage, &path, &check);
+    if (done >= 0)
+        return done;
 
     char err[512];
     struct config_errors *errs = NULL;
