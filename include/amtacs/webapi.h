@@ -16,6 +16,7 @@
 #define AMTACS_WEBAPI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "amtacs/httpserv.h"
 #include "amtacs/log.h"
@@ -39,5 +40,10 @@ void webapi_handle(void *cls, struct httpserv_req *req);
 void webapi_stop(struct webapi *a);
 /* Stops (if not yet) and frees, after httpserv_stop. NULL is a no-op. */
 void webapi_free(struct webapi *a);
+
+/* The routes served, as METHOD and a path under /api/v1 with {id} and {name}
+ * for its arguments ("/jobs/{id}/log"): fills up to max of each and returns
+ * how many there are. The OpenAPI document is checked against this list. */
+size_t webapi_routes(const char **methods, const char **paths, size_t max);
 
 #endif

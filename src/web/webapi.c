@@ -937,83 +937,90 @@ static void ack_alert(struct ctx *c, const char *id)
 /* ------------------------------------------------------------ routing */
 
 enum route {
-    R_NONE, R_LOGIN, R_LOGOUT, R_ME, R_JOBS, R_JOB, R_JOB_LOG, R_JOB_KILL,
+    R_NONE, R_LOGIN, R_LOGOUT, R_ME, R_JOBS, R_SUBMIT, R_JOB, R_JOB_LOG, R_JOB_KILL,
     R_CONNECTIONS, R_COMM, R_ALERTS, R_ACK,
 };
 
-/* The route of a path under /api/v1/, its argument (an id or a name) in arg,
- * and the methods it takes in allow. */
-static enum route match(const char *path, char *arg, size_t arglen, const char **allow)
+/* Every route the API serves: the OpenAPI document (webapi_routes) and the
+ * router read this one table. A path segment {id} is a positive integer,
+ * {name} a connection, user or token name. HEAD is served wherever GET is. */
+static const struct {
+    const char *method, *path;
+    enum route route;
+} ROUTES[] = {
+    {"POST", "/login", R_LOGIN},
+    {"POST", "/logout", R_LOGOUT},
+    {"GET", "/me", R_ME},
+    {"GET", "/jobs", R_JOBS},
+    {"POST", "/jobs", R_SUBMIT},
+    {"GET", "/jobs/{id}", R_JOB},
+    {"GET", "/jobs/{id}/log", R_JOB_LOG},
+    {"POST", "/jobs/{id}/kill", R_JOB_KILL},
+    {"GET", "/connections", R_CONNECTIONS},
+    {"PUT", "/connections/{name}/comm", R_COMM},
+    {"GET", "/alerts", R_ALERTS},
+    {"POST", "/alerts/{id}/ack", R_ACK},
+};
+#define NROUTES (sizeof ROUTES / sizeof ROUTES[0])
+
+size_t webapi_routes(const char **methods, const char **paths, size_t max)
 {
-    if (strncmp(path, API, strlen(API)))
-        return R_NONE;
-    const char *p = path + strlen(API);
-    char seg[4][72];
-    int n = 0;
-    while (*p && n < 4) {
-        size_t l = strcspn(p, "/");
-        if (l == 0 || l >= sizeof seg[0])
-            return R_NONE;
-        memcpy(seg[n], p, l);
-        seg[n++][l] = '\0';
-        p += l;
-        if (*p == '/' && !*++p)
-            return R_NONE; /* a trailing slash */
+    for (size_t i = 0; i < NROUTES && i < max; i++) {
+        methods[i] = ROUTES[i].method;
+        paths[i] = ROUTES[i].path;
     }
-    if (*p || n == 0)
-        return R_NONE;
-    *allow = "GET, HEAD";
-    if (n == 1) {
-        if (!strcmp(seg[0], "login") || !strcmp(seg[0], "logout")) {
-            *allow = "POST";
-            return seg[0][3] == 'i' ? R_LOGIN : R_LOGOUT;
-        }
-        if (!strcmp(seg[0], "me"))
-            return R_ME;
-        if (!strcmp(seg[0], "jobs")) {
-            *allow = "GET, HEAD, POST";
-            return R_JOBS;
-        }
-        if (!strcmp(seg[0], "connections"))
-            return R_CONNECTIONS;
-        if (!strcmp(seg[0], "alerts"))
-            return R_ALERTS;
-        return R_NONE;
-    }
-    snprintf(arg, arglen, "%s", seg[1]);
-    if (!strcmp(seg[0], "jobs") && is_id(seg[1])) {
-        if (n == 2)
-            return R_JOB;
-        if (n == 3 && !strcmp(seg[2], "log"))
-            return R_JOB_LOG;
-        if (n == 3 && !strcmp(seg[2], "kill")) {
-            *allow = "POST";
-            return R_JOB_KILL;
-        }
-    }
-    if (!strcmp(seg[0], "connections") && is_name(seg[1]) && n == 3 && !strcmp(seg[2], "comm")) {
-        *allow = "PUT";
-        return R_COMM;
-    }
-    if (!strcmp(seg[0], "alerts") && is_id(seg[1]) && n == 3 && !strcmp(seg[2], "ack")) {
-        *allow = "POST";
-        return R_ACK;
-    }
-    return R_NONE;
+    return NROUTES;
 }
 
-static bool method_allowed(const char *method, const char *allow)
+/* Does path (under /api/v1) fit pattern? The {id} or {name} it holds is
+ * copied to arg. */
+static bool fits(const char *pattern, const char *path, char *arg, size_t arglen)
 {
-    size_t ml = strlen(method);
-    for (const char *p = allow; *p;) {
-        size_t l = strcspn(p, ",");
-        if (l == ml && !strncmp(p, method, l))
-            return true;
-        p += l;
-        while (*p == ',' || *p == ' ')
-            p++;
+    while (*pattern && *path) {
+        if (*pattern == '{') {
+            const char *close = strchr(pattern, '}');
+            size_t l = strcspn(path, "/");
+            char seg[72];
+            if (!close || l == 0 || l >= sizeof seg)
+                return false;
+            memcpy(seg, path, l);
+            seg[l] = '\0';
+            bool ok = !strncmp(pattern, "{id}", 4) ? is_id(seg) : is_name(seg);
+            if (!ok)
+                return false;
+            snprintf(arg, arglen, "%s", seg);
+            pattern = close + 1;
+            path += l;
+        } else if (*pattern++ != *path++) {
+            return false;
+        }
     }
-    return false;
+    return !*pattern && !*path;
+}
+
+/* The route of a path and method. *allow lists the methods the path takes
+ * (for 405), empty when no route has the path. */
+static enum route match(const char *path, const char *method, char *arg, size_t arglen,
+                        char *allow, size_t allowlen)
+{
+    allow[0] = '\0';
+    if (strncmp(path, API, strlen(API)))
+        return R_NONE;
+    const char *p = path + strlen(API) - 1; /* from its slash */
+    enum route found = R_NONE;
+    for (size_t i = 0; i < NROUTES; i++) {
+        char a[72];
+        if (!fits(ROUTES[i].path, p, a, sizeof a))
+            continue;
+        bool get = !strcmp(ROUTES[i].method, "GET");
+        snprintf(allow + strlen(allow), allowlen - strlen(allow), "%s%s%s", *allow ? ", " : "",
+                 ROUTES[i].method, get ? ", HEAD" : "");
+        if (!strcmp(method, ROUTES[i].method) || (get && !strcmp(method, "HEAD"))) {
+            found = ROUTES[i].route;
+            snprintf(arg, arglen, "%s", a);
+        }
+    }
+    return found;
 }
 
 static void process(struct webapi *a, struct webpool_conn *pc, struct httpserv_req *req)
@@ -1021,14 +1028,14 @@ static void process(struct webapi *a, struct webpool_conn *pc, struct httpserv_r
     struct ctx c = {.a = a, .req = req, .pc = pc, .method = httpserv_method(req)};
     c.unsafe = unsafe_method(c.method);
     char arg[72] = "";
-    const char *allow = "";
-    enum route rt = match(httpserv_path(req), arg, sizeof arg, &allow);
-    if (rt == R_NONE) {
+    char allow[64];
+    enum route rt = match(httpserv_path(req), c.method, arg, sizeof arg, allow, sizeof allow);
+    if (!*allow) {
         problemf(req, 404, "no such resource: %.200s (the API is described in docs/web.md)",
                  httpserv_path(req));
         return;
     }
-    if (!method_allowed(c.method, allow)) {
+    if (rt == R_NONE) {
         problemf(req, 405, "%.16s is not allowed here; use %s", c.method, allow);
         httpserv_reply_header(req, "Allow", allow);
         return;
@@ -1057,12 +1064,8 @@ static void process(struct webapi *a, struct webpool_conn *pc, struct httpserv_r
     switch (rt) {
     case R_LOGOUT: logout(&c); break;
     case R_ME: me(&c); break;
-    case R_JOBS:
-        if (c.unsafe)
-            submit(&c);
-        else
-            list_jobs(&c);
-        break;
+    case R_JOBS: list_jobs(&c); break;
+    case R_SUBMIT: submit(&c); break;
     case R_JOB: get_job(&c, arg); break;
     case R_JOB_LOG: get_job_log(&c, arg); break;
     case R_JOB_KILL: kill_job(&c, arg); break;

@@ -7,7 +7,8 @@
 # log is served; hostile requests get a 4xx with a reason and the server
 # keeps serving; a plain-HTTP listen off loopback is refused.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
-WEB_BIN="$AMTACS_BIN/src/web/amtacs-web"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/web.sh"
+WEB_BIN="$H_WEB_BIN"
 
 h_pg_start
 h_ctl migrate >/dev/null
@@ -53,13 +54,10 @@ h_match "^1\|.*a superuser: PostgreSQL would refuse nothing" "$rc|$out" \
     "amtacs-web refuses a superuser login"
 
 # --- start it ---------------------------------------------------------------------------
+h_web_start "$CFG"
 WEB_LOG="$H_TMP/web.log"
-"$WEB_BIN" -c "$CFG" >>"$WEB_LOG" 2>&1 &
-WEB_PID=$!
-H_PIDS+=("$WEB_PID")
-H_LOGS+=("$WEB_LOG")
-h_wait_until 60 grep -q 'event=web.listening' "$WEB_LOG" || { cat "$WEB_LOG" >&2; exit 1; }
-URL="http://127.0.0.1:$(grep -m1 'event=web.listening' "$WEB_LOG" | grep -o '(port [0-9]*' | tr -dc 0-9)"
+WEB_PID=$H_WEB_PID
+URL=$H_WEB_URL
 
 pw=correct-horse-battery
 for u in vera:viewer sam:scheduler olga:operator adam:admin; do
@@ -68,11 +66,7 @@ done
 TOKEN=$(ctl_as admin1 token create --name robot --role scheduler 2>/dev/null)
 
 # req METHOD PATH [curl args]: prints the status; body in $H_TMP/body, headers in $H_TMP/hdr
-req() {
-    local m=$1 p=$2
-    shift 2
-    curl -sS -o "$H_TMP/body" -D "$H_TMP/hdr" -w '%{http_code}' -X "$m" "$URL$p" "$@"
-}
+req() { h_web_req "$@"; }
 body() { cat "$H_TMP/body"; }
 detail() { jq -r .detail "$H_TMP/body" 2>/dev/null; }
 hdr() { grep -i "^$1:" "$H_TMP/hdr" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
