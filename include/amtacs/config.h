@@ -90,6 +90,8 @@ struct amtacs_config {
         char *conninfo;      /* its authenticator login; NULL = unset (amtacs-web refuses) */
         char *tls_cert_file; /* resolved path of the PEM certificate, NULL = plain HTTP */
         char *tls_key_file;  /* resolved path of its PEM private key (both or neither) */
+        char *public_key_file; /* resolved path of the public key that seals Batch User
+                                  passwords; NULL = key_file + ".pub" */
         bool behind_proxy;   /* a proxy in front speaks HTTPS: plain HTTP off loopback is fine */
         int64_t session_idle_ms;     /* a session unused this long ends */
         int64_t session_lifetime_ms; /* a session ends this long after its login */

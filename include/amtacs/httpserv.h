@@ -76,6 +76,9 @@ const char *httpserv_method(const struct httpserv_req *r);
 const char *httpserv_path(const struct httpserv_req *r);
 /* The first header of that name (case-insensitive), or NULL. */
 const char *httpserv_header(const struct httpserv_req *r, const char *name);
+/* The last header of that name: what the nearest proxy added, where a
+ * header may be repeated (X-Forwarded-For). */
+const char *httpserv_header_last(const struct httpserv_req *r, const char *name);
 /* The first query argument of that name, URL-decoded, or NULL. */
 const char *httpserv_query(const struct httpserv_req *r, const char *name);
 /* Calls fn for each query argument; stops and returns false when fn does. */

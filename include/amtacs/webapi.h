@@ -29,6 +29,8 @@ struct webapi_options {
     long session_idle_s;     /* a session unused this long ends */
     long session_lifetime_s; /* a session ends this long after its login */
     bool secure_cookie;      /* mark the cookie Secure (HTTPS here or at the proxy) */
+    bool behind_proxy;       /* take the client address the proxy forwards */
+    const char *public_key_file; /* seals Batch User passwords (copied); NULL: none */
     const struct logger *lg; /* borrowed */
 };
 

@@ -35,6 +35,16 @@ bool webauth_token_hash(const char *token, char hash_hex[WEBAUTH_HASH_HEX]);
 bool webauth_cookie(const char *header, const char *name, char *out, size_t outlen);
 /* A hash of a random password, to verify unknown users against. */
 bool webauth_dummy_hash(char out[crypto_pwhash_STRBYTES]);
+/* A console user's password: at least this many characters (UTF-8), at
+ * most this many bytes; amtacsctl user and the API both apply it. */
+#define WEBAUTH_PASSWORD_MIN_CHARS 12
+#define WEBAUTH_PASSWORD_MAX_BYTES 1024
+/* The characters of a UTF-8 text. */
+size_t webauth_utf8_chars(const char *s);
+/* The crypto_pwhash_str (argon2id) hash of a new password, with the
+ * parameters of every hash amtacs makes; false (out of memory) otherwise.
+ * The length rule above is the caller's to check first. */
+bool webauth_password_hash(const char *pw, size_t pwlen, char out[crypto_pwhash_STRBYTES]);
 /* True if pw matches hash (a crypto_pwhash_str string). */
 bool webauth_password_ok(const char *hash, const char *pw, size_t pwlen);
 /* Compares two texts in time that depends on their lengths only. */

@@ -11,9 +11,10 @@
 #include <sodium.h>
 
 #include "amtacs/ctl.h"
+#include "amtacs/webauth.h"
 
-#define USER_MIN_PASSWORD 12   /* characters */
-#define USER_MAX_PASSWORD 1024 /* bytes */
+#define USER_MIN_PASSWORD WEBAUTH_PASSWORD_MIN_CHARS /* the API applies the same */
+#define USER_MAX_PASSWORD WEBAUTH_PASSWORD_MAX_BYTES
 #define TOKEN_BYTES 32
 #define TOKEN_PREFIX "amtacs_"
 

@@ -101,9 +101,15 @@ static const struct config_key keys[] = {
      .offset = G(web.tls_key_file),
      .help = "PEM private key of web.tls_cert_file; owned by amtacs-web's user or root, "
              "chmod 600"},
+    {.path = "web.public_key_file", .type = CONFIG_T_FILE, .max = 4096, .def_s = NULL,
+     .offset = G(web.public_key_file),
+     .help = "public key amtacs-web seals Batch User passwords with (PUT "
+             "/api/v1/batch-users/NAME/password); unset: key_file with .pub appended, as "
+             "amtacsctl batch-user set; amtacs-web never reads the secret key"},
     {.path = "web.behind_proxy", .type = CONFIG_T_BOOL, .def = 0, .offset = G(web.behind_proxy),
      .help = "a reverse proxy terminates HTTPS in front of amtacs-web; allows plain HTTP off "
-             "the loopback interface"},
+             "the loopback interface, and the client address is the one the proxy forwards "
+             "(X-Forwarded-For or Forwarded)"},
     {.path = "web.session_idle", .type = CONFIG_T_DURATION, .min = 60 * SEC, .max = 7 * 24 * HOUR,
      .def = 30 * MIN, .offset = G(web.session_idle_ms),
      .help = "a console session unused this long ends"},

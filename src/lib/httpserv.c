@@ -188,6 +188,14 @@ const char *httpserv_header(const struct httpserv_req *r, const char *name)
 {
     return field(r, name, true);
 }
+const char *httpserv_header_last(const struct httpserv_req *r, const char *name)
+{
+    const char *v = NULL;
+    for (size_t i = 0; i < r->n_fields; i++)
+        if (r->fields[i].header && !strcasecmp(r->fields[i].name, name))
+            v = r->fields[i].value;
+    return v;
+}
 const char *httpserv_query(const struct httpserv_req *r, const char *name)
 {
     return field(r, name, false);

@@ -81,6 +81,21 @@ bool webauth_dummy_hash(char out[crypto_pwhash_STRBYTES])
     return rc == 0;
 }
 
+size_t webauth_utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
+bool webauth_password_hash(const char *pw, size_t pwlen, char out[crypto_pwhash_STRBYTES])
+{
+    return crypto_pwhash_str(out, pw, pwlen, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                             crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0;
+}
+
 bool webauth_password_ok(const char *hash, const char *pw, size_t pwlen)
 {
     return crypto_pwhash_str_verify(hash, pw, pwlen) == 0;

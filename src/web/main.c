@@ -25,8 +25,8 @@
 #include "amtacs/webapi.h"
 #include "amtacs/webpool.h"
 
-/* The newest function amtacs-web calls (migration 0013). */
-#define NEEDS_FUNCTION "acs.web_idempotency_claim(text,bytea)"
+/* The newest function amtacs-web calls (migration 0015). */
+#define NEEDS_FUNCTION "acs.rerun_job(bigint)"
 #define CONNECTION_LIMIT 256
 #define LOOPBACK_RESERVE 8
 
@@ -117,6 +117,7 @@ int main(int argc, char **argv)
     struct httpserv *srv = NULL;
     int sfd = -1;
     char warn[300];
+    char *pubkey = NULL;
 
     if (sodium_init() < 0) {
         log_event(&lg, LOG_ERROR, "web.init_failed", NULL, "libsodium failed to start");
@@ -141,12 +142,24 @@ int main(int argc, char **argv)
         log_event(&lg, LOG_WARN, "web.login_inherits", NULL, "%s", warn);
 
     bool tls = cfg->web.tls_cert_file != NULL;
+    /* As amtacsctl batch-user set finds it: the public half next to the
+     * daemon's secret key file, which amtacs-web never opens. */
+    if (!cfg->web.public_key_file && cfg->key_file) {
+        size_t n = strlen(cfg->key_file) + 5;
+        if (!(pubkey = malloc(n))) {
+            log_event(&lg, LOG_ERROR, "web.init_failed", NULL, "out of memory");
+            goto out;
+        }
+        snprintf(pubkey, n, "%s.pub", cfg->key_file);
+    }
     struct webapi_options ao = {
         .conninfo = cfg->web.conninfo,
         .db_pool = (unsigned)cfg->web.db_pool,
         .session_idle_s = (long)(cfg->web.session_idle_ms / 1000),
         .session_lifetime_s = (long)(cfg->web.session_lifetime_ms / 1000),
         .secure_cookie = tls || cfg->web.behind_proxy,
+        .behind_proxy = cfg->web.behind_proxy,
+        .public_key_file = cfg->web.public_key_file ? cfg->web.public_key_file : pubkey,
         .lg = &lg,
     };
     if (!(api = webapi_new(&ao, err, sizeof err))) {
@@ -199,6 +212,7 @@ out:
     webapi_free(api);
     if (sfd >= 0)
         close(sfd);
+    free(pubkey);
     config_free(cfg);
     return rc;
 }

@@ -6,6 +6,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
 #include <sodium.h>
@@ -13,6 +16,7 @@
 #include "amtacs/jsoncheck.h"
 #include "amtacs/webauth.h"
 #include "amtacs/webpool.h"
+#include "webint.h"
 
 #define API "/api/v1/"
 #define MAX_QUEUE 512        /* requests waiting for a worker; beyond: 503 */
@@ -20,33 +24,6 @@
 #define NAME_MAX_LEN 256     /* bytes of a user name in a login */
 #define PAGE_DEFAULT 50
 #define PAGE_MAX 500
-#define CT_JSON "application/json"
-#define CT_PROBLEM "application/problem+json"
-#define CT_TEXT "text/plain; charset=utf-8"
-
-struct webapi {
-    struct webpool *pool;
-    const struct logger *lg;
-    long idle_s, lifetime_s;
-    bool secure_cookie;
-    char dummy_hash[crypto_pwhash_STRBYTES];
-};
-
-/* One request on a worker. */
-struct ctx {
-    struct webapi *a;
-    struct httpserv_req *req;
-    struct webpool_conn *pc;
-    PGconn *db;
-    const char *method;
-    bool unsafe;      /* POST, PUT, PATCH, DELETE */
-    bool in_tx;
-    char actor[80];   /* the user, or "token:NAME" */
-    char role[16];    /* viewer, scheduler, operator, admin */
-    char csrf[WEBAUTH_SECRET_TEXT + 16];
-    bool by_session;
-    char session_hash[WEBAUTH_HASH_HEX];
-};
 
 /* ------------------------------------------------------------ answers */
 
@@ -68,7 +45,7 @@ static const char *status_title(unsigned s)
     }
 }
 
-static void json_out(struct httpserv_req *req, unsigned status, const char *ctype, cJSON *o)
+void json_out(struct httpserv_req *req, unsigned status, const char *ctype, cJSON *o)
 {
     char *text = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
@@ -84,7 +61,7 @@ static void json_out(struct httpserv_req *req, unsigned status, const char *ctyp
 }
 
 /* RFC 9457: type, title, status, detail. */
-static void problem(struct httpserv_req *req, unsigned status, const char *detail)
+void problem(struct httpserv_req *req, unsigned status, const char *detail)
 {
     cJSON *o = cJSON_CreateObject();
     if (o) {
@@ -98,8 +75,7 @@ static void problem(struct httpserv_req *req, unsigned status, const char *detai
         httpserv_reply_header(req, "WWW-Authenticate", "Bearer realm=\"amtacs-web\"");
 }
 
-__attribute__((format(printf, 3, 4)))
-static void problemf(struct httpserv_req *req, unsigned status, const char *fmt, ...)
+void problemf(struct httpserv_req *req, unsigned status, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -110,7 +86,7 @@ static void problemf(struct httpserv_req *req, unsigned status, const char *fmt,
 }
 
 /* A JSON document PostgreSQL made, passed through. */
-static void raw_json(struct httpserv_req *req, unsigned status, const char *text, size_t len)
+void raw_json(struct httpserv_req *req, unsigned status, const char *text, size_t len)
 {
     struct buf *b = httpserv_reply_body(req);
     buf_reset(b);
@@ -125,7 +101,7 @@ static void raw_json(struct httpserv_req *req, unsigned status, const char *text
 
 /* The answer to a statement PostgreSQL refused: its own message, with the
  * status its SQLSTATE stands for. */
-static void sql_problem(struct ctx *c, const PGresult *r)
+void sql_problem(struct ctx *c, const PGresult *r)
 {
     const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -158,7 +134,7 @@ static void sql_problem(struct ctx *c, const PGresult *r)
 }
 
 /* Runs a statement with text parameters; NULL (answer set) if it failed. */
-static PGresult *run(struct ctx *c, const char *sql, int n, const char *const *params)
+PGresult *run(struct ctx *c, const char *sql, int n, const char *const *params)
 {
     PGresult *r = PQexecParams(c->db, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType s = PQresultStatus(r);
@@ -169,7 +145,7 @@ static PGresult *run(struct ctx *c, const char *sql, int n, const char *const *p
     return NULL;
 }
 
-static bool run0(struct ctx *c, const char *sql)
+bool run0(struct ctx *c, const char *sql)
 {
     PGresult *r = run(c, sql, 0, NULL);
     PQclear(r);
@@ -218,13 +194,102 @@ static bool begin(struct ctx *c)
 }
 
 /* Commits; on failure the answer becomes the database's refusal. */
-static bool commit(struct ctx *c)
+bool commit(struct ctx *c)
 {
     c->in_tx = false;
     return run0(c, "COMMIT");
 }
 
 /* ------------------------------------------------------------ who asks */
+
+/* An address as a proxy writes it ("192.0.2.7", "2001:db8::1",
+ * "[2001:db8::1]:4711", "192.0.2.7:4711", quoted in Forwarded) into out in
+ * its numeric form; false if it is not one. */
+static bool parse_address(const char *s, size_t len, char *out, size_t outlen)
+{
+    char t[WEB_ADDR_MAX];
+    while (len && (*s == ' ' || *s == '\t'))
+        s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    if (len >= 2 && s[0] == '"' && s[len - 1] == '"')
+        s++, len -= 2;
+    if (!len || len >= sizeof t)
+        return false;
+    memcpy(t, s, len);
+    t[len] = '\0';
+    char *a = t;
+    if (*a == '[') { /* [v6] or [v6]:port */
+        char *close = strchr(a, ']');
+        if (!close || (close[1] && (close[1] != ':' || !close[2] ||
+                                    strspn(close + 2, "0123456789") != strlen(close + 2))))
+            return false;
+        *close = '\0';
+        a++;
+    } else if (strchr(a, ':') && strchr(a, ':') == strrchr(a, ':')) { /* v4:port */
+        char *colon = strchr(a, ':');
+        if (!colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+            return false;
+        *colon = '\0';
+    }
+    unsigned char bin[16];
+    int af = strchr(a, ':') ? AF_INET6 : AF_INET;
+    return inet_pton(af, a, bin) == 1 && inet_ntop(af, bin, out, (socklen_t)outlen);
+}
+
+/* The client's address. Behind a proxy (web.behind_proxy) it is the one the
+ * proxy forwards: the rightmost entry of the last X-Forwarded-For (what the
+ * proxy next to us saw; entries to its left were sent by the client and may
+ * be anything), else the for= of the last element of Forwarded (RFC 7239);
+ * without either, the proxy's own. Otherwise both headers are ignored: any
+ * client could send them. false (400 answered) for a forwarded value that is
+ * not an address. */
+static bool client_address(struct ctx *c)
+{
+    snprintf(c->addr, sizeof c->addr, "%s", httpserv_client(c->req));
+    if (!c->a->behind_proxy)
+        return true;
+    const char *xff = httpserv_header_last(c->req, "X-Forwarded-For");
+    const char *fwd = httpserv_header_last(c->req, "Forwarded");
+    const char *v, *name;
+    size_t len;
+    if (xff) {
+        name = "X-Forwarded-For";
+        v = strrchr(xff, ',') ? strrchr(xff, ',') + 1 : xff;
+        len = strlen(v);
+    } else if (fwd) {
+        name = "Forwarded";
+        const char *el = strrchr(fwd, ',') ? strrchr(fwd, ',') + 1 : fwd;
+        v = NULL;
+        len = 0;
+        for (const char *p = el; *p;) {
+            while (*p == ' ' || *p == '\t' || *p == ';')
+                p++;
+            size_t l = strcspn(p, ";");
+            if (l > 4 && !strncasecmp(p, "for=", 4)) {
+                v = p + 4;
+                len = l - 4;
+            }
+            p += l;
+        }
+        if (!v) {
+            problem(c->req, 400, "the Forwarded header's last element has no for= (the "
+                                 "proxy must forward the client's address)");
+            return false;
+        }
+    } else {
+        return true;
+    }
+    char a[WEB_ADDR_MAX];
+    if (!parse_address(v, len, a, sizeof a)) {
+        problemf(c->req, 400, "the %s header does not end with a client address (its last "
+                              "entry is '%.*s'); the proxy must forward the address it saw",
+                 name, (int)(len > 64 ? 64 : len), v);
+        return false;
+    }
+    snprintf(c->addr, sizeof c->addr, "%s", a);
+    return true;
+}
 
 static bool unsafe_method(const char *m)
 {
@@ -326,7 +391,7 @@ static bool authenticate(struct ctx *c)
     }
     if (!run0(c, set))
         return false;
-    const char *ap[2] = {c->actor, httpserv_client(c->req)};
+    const char *ap[2] = {c->actor, c->addr};
     PGresult *s = run(c, "SELECT set_config('acs.actor', $1, true), "
                          "set_config('acs.actor_address', $2, true)", 2, ap);
     PQclear(s);
@@ -337,7 +402,7 @@ static bool authenticate(struct ctx *c)
 
 /* The body as a JSON object; NULL (answer set) if there is none or it is
  * not strict JSON. An empty body is an empty object when empty_ok. */
-static cJSON *body_object(struct ctx *c, bool empty_ok)
+cJSON *body_object(struct ctx *c, bool empty_ok)
 {
     size_t len;
     const char *body = httpserv_body(c->req, &len);
@@ -359,17 +424,9 @@ static cJSON *body_object(struct ctx *c, bool empty_ok)
     return o;
 }
 
-enum ftype { F_STRING, F_STRING_OR_NULL, F_STRINGS };
-
-struct fspec {
-    const char *name;
-    enum ftype type;
-    bool required;
-};
-
 /* Checks every member of o against spec: unknown fields and wrong types are
  * refused, naming the field. */
-static bool check_fields(struct ctx *c, const cJSON *o, const struct fspec *spec, size_t n)
+bool check_fields(struct ctx *c, const cJSON *o, const struct fspec *spec, size_t n)
 {
     const cJSON *m;
     cJSON_ArrayForEach(m, o) {
@@ -392,7 +449,11 @@ static bool check_fields(struct ctx *c, const cJSON *o, const struct fspec *spec
         }
         bool ok = f->type == F_STRINGS ? cJSON_IsArray(m) || cJSON_IsNull(m)
                   : f->type == F_STRING_OR_NULL ? cJSON_IsString(m) || cJSON_IsNull(m)
-                                                : cJSON_IsString(m);
+                  : f->type == F_INT_OR_NULL
+                      ? cJSON_IsNull(m) || (cJSON_IsNumber(m) && m->valuedouble >= -2147483648.0 &&
+                                            m->valuedouble <= 2147483647.0 &&
+                                            m->valuedouble == (double)(long)m->valuedouble)
+                      : cJSON_IsString(m);
         if (ok && f->type == F_STRINGS && cJSON_IsArray(m)) {
             const cJSON *e;
             cJSON_ArrayForEach(e, m) if (!cJSON_IsString(e)) ok = false;
@@ -401,7 +462,8 @@ static bool check_fields(struct ctx *c, const cJSON *o, const struct fspec *spec
             problemf(c->req, 400, "field '%s' must be %s", f->name,
                      f->type == F_STRINGS ? "an array of strings"
                      : f->type == F_STRING_OR_NULL ? "a string or null"
-                                                   : "a string");
+                     : f->type == F_INT_OR_NULL ? "an integer (32 bits) or null"
+                                                : "a string");
             return false;
         }
     }
@@ -413,7 +475,7 @@ static bool check_fields(struct ctx *c, const cJSON *o, const struct fspec *spec
     return true;
 }
 
-static const char *str_field(const cJSON *o, const char *name)
+const char *str_field(const cJSON *o, const char *name)
 {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, name);
     return cJSON_IsString(m) ? m->valuestring : NULL;
@@ -448,7 +510,7 @@ static void login(struct ctx *c)
                  NAME_MAX_LEN, PASSWORD_MAX);
         goto out;
     }
-    const char *addr = httpserv_client(c->req);
+    const char *addr = c->addr;
     const char *p2[2] = {user, addr};
     if (!(r = run_first(c, "SELECT acs.web_login_wait($1, $2)", 2, p2)))
         goto out;
@@ -557,7 +619,7 @@ static void me(struct ctx *c)
         cJSON_AddStringToObject(o, "by", c->by_session ? "session" : "token");
         if (c->by_session)
             cJSON_AddStringToObject(o, "csrf_token", c->csrf);
-        cJSON_AddStringToObject(o, "address", httpserv_client(c->req));
+        cJSON_AddStringToObject(o, "address", c->addr);
     }
     if (commit(c))
         json_out(c->req, 200, CT_JSON, o);
@@ -568,19 +630,13 @@ static void me(struct ctx *c)
 /* ------------------------------------------------------------ jobs */
 
 /* A positive decimal of 1 to 18 digits (a bigint without overflow). */
-static bool is_id(const char *s)
+bool is_id(const char *s)
 {
     size_t n = strspn(s, "0123456789");
     return n >= 1 && n <= 18 && !s[n] && s[0] != '0';
 }
 
-struct list_query {
-    struct ctx *c;
-    const char *const *names;
-    bool ok;
-};
-
-static bool known_arg(void *cls, const char *name, const char *value)
+bool known_arg(void *cls, const char *name, const char *value)
 {
     struct list_query *q = cls;
     (void)value;
@@ -618,10 +674,44 @@ static bool page_args(struct ctx *c, const char **before, char *limit, size_t li
     return true;
 }
 
+/* n digits at s, as a number within [lo, hi]; -1 if not. */
+static int digits(const char *s, int n, int lo, int hi)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v >= lo && v <= hi ? v : -1;
+}
+
+/* An RFC 3339 date-time: 2026-11-30T02:15:00Z, with optional fractions of
+ * a second and a Z or +HH:MM / -HH:MM offset. */
+static bool is_rfc3339(const char *s)
+{
+    if (strlen(s) < 20 || digits(s, 4, 0, 9999) < 0 || s[4] != '-' ||
+        digits(s + 5, 2, 1, 12) < 0 || s[7] != '-' || digits(s + 8, 2, 1, 31) < 0 ||
+        (s[10] != 'T' && s[10] != 't') || digits(s + 11, 2, 0, 23) < 0 || s[13] != ':' ||
+        digits(s + 14, 2, 0, 59) < 0 || s[16] != ':' || digits(s + 17, 2, 0, 60) < 0)
+        return false;
+    const char *p = s + 19;
+    if (*p == '.') {
+        size_t n = strspn(p + 1, "0123456789");
+        if (!n || n > 9)
+            return false;
+        p += 1 + n;
+    }
+    if ((*p == 'Z' || *p == 'z') && !p[1])
+        return true;
+    return (*p == '+' || *p == '-') && digits(p + 1, 2, 0, 23) >= 0 && p[3] == ':' &&
+           digits(p + 4, 2, 0, 59) >= 0 && !p[6];
+}
+
 static void list_jobs(struct ctx *c)
 {
     static const char *const names[] = {"state", "connection", "result", "code", "q",
-                                        "before", "limit", NULL};
+                                        "since", "until", "before", "limit", NULL};
     struct list_query q = {c, names, true};
     if (!httpserv_query_each(c->req, known_arg, &q))
         return;
@@ -634,9 +724,18 @@ static void list_jobs(struct ctx *c)
         problem(c->req, 400, "code must be a completion code (a non-negative integer)");
         return;
     }
-    const char *p[7] = {httpserv_query(c->req, "state"), httpserv_query(c->req, "connection"),
+    const char *since = httpserv_query(c->req, "since");
+    const char *until = httpserv_query(c->req, "until");
+    if ((since && !is_rfc3339(since)) || (until && !is_rfc3339(until))) {
+        problemf(c->req, 400, "%s must be an RFC 3339 time such as 2026-11-30T02:15:00Z or "
+                              "2026-11-30T03:15:00+01:00 (got '%.40s')",
+                 since && !is_rfc3339(since) ? "since" : "until",
+                 since && !is_rfc3339(since) ? since : until);
+        return;
+    }
+    const char *p[9] = {httpserv_query(c->req, "state"), httpserv_query(c->req, "connection"),
                         httpserv_query(c->req, "result"), code, httpserv_query(c->req, "q"),
-                        before, limit};
+                        before, limit, since, until};
     PGresult *r = run(c,
         "WITH page AS ("
         " SELECT j.id, j.connection, j.kind, j.application,"
@@ -652,13 +751,15 @@ static void list_jobs(struct ctx *c)
         "         OR strpos(lower(coalesce(j.job_name, j.script_name, '')), lower($5)) > 0"
         "         OR strpos(lower(coalesce(j.external_ref, '')), lower($5)) > 0)"
         "    AND ($6::bigint IS NULL OR j.id < $6::bigint)"
+        "    AND ($8::timestamptz IS NULL OR j.enqueued_at >= $8::timestamptz)"
+        "    AND ($9::timestamptz IS NULL OR j.enqueued_at < $9::timestamptz)"
         "  ORDER BY j.id DESC LIMIT $7::integer + 1),"
         " shown AS (SELECT * FROM page ORDER BY id DESC LIMIT $7::integer)"
         "SELECT json_build_object("
         " 'jobs', coalesce((SELECT json_agg(s ORDER BY s.id DESC) FROM shown AS s), '[]'::json),"
         " 'next', CASE WHEN (SELECT count(*) FROM page) > $7::integer"
         "              THEN (SELECT min(id) FROM shown) END)",
-        7, p);
+        9, p);
     if (!r)
         return;
     if (commit(c))
@@ -808,7 +909,7 @@ out:
 }
 
 /* A body that must be empty or {}. */
-static bool no_fields(struct ctx *c)
+bool no_fields(struct ctx *c)
 {
     cJSON *o = body_object(c, true);
     bool ok = o && check_fields(c, o, NULL, 0);
@@ -837,10 +938,13 @@ static void kill_job(struct ctx *c, const char *id)
 
 /* ------------------------------------------------------------ connections, alerts */
 
+/* A connection, Batch User, console user or token name in a path: the
+ * characters of all of them (@ for user names), which no path needs
+ * escaped; the database checks the rest. */
 static bool is_name(const char *s)
 {
-    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
-    return n >= 1 && n <= 64 && !s[n];
+    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-@");
+    return n >= 1 && n <= 128 && !s[n];
 }
 
 static void list_connections(struct ctx *c)
@@ -850,10 +954,19 @@ static void list_connections(struct ctx *c)
     if (!httpserv_query_each(c->req, known_arg, &q))
         return;
     PGresult *r = run(c,
+        "WITH n AS (SELECT a.connection, a.state, a.jobs FROM acs.active_job_counts() AS a)"
         "SELECT json_build_object('connections', coalesce(json_agg(x ORDER BY x.name), '[]'))"
         "  FROM (SELECT c.name, c.comm_state, c.comm_changed_at, c.comm_changed_by,"
         "               c.last_contact, c.server_ok, c.server_checked_at, c.amt_version,"
-        "               c.last_error, c.last_error_at FROM acs.connections AS c) AS x",
+        "               c.last_error, c.last_error_at, c.url, c.batch_user, c.allow_kill,"
+        "               c.retain_log_days, c.configured_at,"
+        "               coalesce((SELECT sum(n.jobs) FROM n WHERE n.connection = c.name"
+        "                          AND n.state = 'queued'), 0)::bigint AS queued,"
+        "               coalesce((SELECT sum(n.jobs) FROM n WHERE n.connection = c.name"
+        "                          AND n.state IN ('starting', 'running')), 0)::bigint AS in_flight,"
+        "               coalesce((SELECT sum(n.jobs) FROM n WHERE n.connection = c.name"
+        "                          AND n.state = 'in_doubt'), 0)::bigint AS in_doubt"
+        "          FROM acs.connections AS c) AS x",
         0, NULL);
     if (!r)
         return;
@@ -938,12 +1051,14 @@ static void ack_alert(struct ctx *c, const char *id)
 
 enum route {
     R_NONE, R_LOGIN, R_LOGOUT, R_ME, R_JOBS, R_SUBMIT, R_JOB, R_JOB_LOG, R_JOB_KILL,
-    R_CONNECTIONS, R_COMM, R_ALERTS, R_ACK,
+    R_CONNECTIONS, R_COMM, R_ALERTS, R_ACK, R_JOB_RESOLVE, R_JOB_RERUN, R_BATCH_USERS,
+    R_BATCH_USER_PASSWORD, R_USERS, R_USER_ADD, R_USER_ROLE, R_USER_PASSWORD, R_USER_DISABLE,
+    R_USER_ENABLE, R_TOKENS, R_TOKEN_CREATE, R_TOKEN_REVOKE, R_STATS,
 };
 
 /* Every route the API serves: the OpenAPI document (webapi_routes) and the
  * router read this one table. A path segment {id} is a positive integer,
- * {name} a connection, user or token name. HEAD is served wherever GET is. */
+ * {name} a connection, Batch User, console user or token name. HEAD is served wherever GET is. */
 static const struct {
     const char *method, *path;
     enum route route;
@@ -960,6 +1075,20 @@ static const struct {
     {"PUT", "/connections/{name}/comm", R_COMM},
     {"GET", "/alerts", R_ALERTS},
     {"POST", "/alerts/{id}/ack", R_ACK},
+    {"POST", "/jobs/{id}/resolve", R_JOB_RESOLVE},
+    {"POST", "/jobs/{id}/rerun", R_JOB_RERUN},
+    {"GET", "/batch-users", R_BATCH_USERS},
+    {"PUT", "/batch-users/{name}/password", R_BATCH_USER_PASSWORD},
+    {"GET", "/users", R_USERS},
+    {"POST", "/users", R_USER_ADD},
+    {"PUT", "/users/{name}/role", R_USER_ROLE},
+    {"PUT", "/users/{name}/password", R_USER_PASSWORD},
+    {"POST", "/users/{name}/disable", R_USER_DISABLE},
+    {"POST", "/users/{name}/enable", R_USER_ENABLE},
+    {"GET", "/tokens", R_TOKENS},
+    {"POST", "/tokens", R_TOKEN_CREATE},
+    {"DELETE", "/tokens/{name}", R_TOKEN_REVOKE},
+    {"GET", "/stats", R_STATS},
 };
 #define NROUTES (sizeof ROUTES / sizeof ROUTES[0])
 
@@ -980,7 +1109,7 @@ static bool fits(const char *pattern, const char *path, char *arg, size_t arglen
         if (*pattern == '{') {
             const char *close = strchr(pattern, '}');
             size_t l = strcspn(path, "/");
-            char seg[72];
+            char seg[136];
             if (!close || l == 0 || l >= sizeof seg)
                 return false;
             memcpy(seg, path, l);
@@ -1009,7 +1138,7 @@ static enum route match(const char *path, const char *method, char *arg, size_t 
     const char *p = path + strlen(API) - 1; /* from its slash */
     enum route found = R_NONE;
     for (size_t i = 0; i < NROUTES; i++) {
-        char a[72];
+        char a[136];
         if (!fits(ROUTES[i].path, p, a, sizeof a))
             continue;
         bool get = !strcmp(ROUTES[i].method, "GET");
@@ -1027,7 +1156,7 @@ static void process(struct webapi *a, struct webpool_conn *pc, struct httpserv_r
 {
     struct ctx c = {.a = a, .req = req, .pc = pc, .method = httpserv_method(req)};
     c.unsafe = unsafe_method(c.method);
-    char arg[72] = "";
+    char arg[136] = "";
     char allow[64];
     enum route rt = match(httpserv_path(req), c.method, arg, sizeof arg, allow, sizeof allow);
     if (!*allow) {
@@ -1048,6 +1177,8 @@ static void process(struct webapi *a, struct webpool_conn *pc, struct httpserv_r
         problem(req, 415, "a request body must be JSON (Content-Type: application/json)");
         return;
     }
+    if (!client_address(&c))
+        return;
     char err[300];
     if (!(c.db = webpool_db(pc, err, sizeof err))) {
         problem(req, 503, "the database is not reachable; try again");
@@ -1073,6 +1204,20 @@ static void process(struct webapi *a, struct webpool_conn *pc, struct httpserv_r
     case R_COMM: set_comm(&c, arg); break;
     case R_ALERTS: list_alerts(&c); break;
     case R_ACK: ack_alert(&c, arg); break;
+    case R_JOB_RESOLVE: webadmin_resolve(&c, arg); break;
+    case R_JOB_RERUN: webadmin_rerun(&c, arg); break;
+    case R_BATCH_USERS: webadmin_batch_users(&c); break;
+    case R_BATCH_USER_PASSWORD: webadmin_batch_user_password(&c, arg); break;
+    case R_USERS: webadmin_users(&c); break;
+    case R_USER_ADD: webadmin_user_add(&c); break;
+    case R_USER_ROLE: webadmin_user_role(&c, arg); break;
+    case R_USER_PASSWORD: webadmin_user_password(&c, arg); break;
+    case R_USER_DISABLE: webadmin_user_disable(&c, arg, true); break;
+    case R_USER_ENABLE: webadmin_user_disable(&c, arg, false); break;
+    case R_TOKENS: webadmin_tokens(&c); break;
+    case R_TOKEN_CREATE: webadmin_token_create(&c); break;
+    case R_TOKEN_REVOKE: webadmin_token_revoke(&c, arg); break;
+    case R_STATS: webadmin_stats(&c); break;
     default: problem(req, 404, "no such resource"); break;
     }
     /* whatever failed left the transaction open: the pool rolls it back */
@@ -1107,8 +1252,15 @@ struct webapi *webapi_new(const struct webapi_options *o, char *err, size_t errl
     a->idle_s = o->session_idle_s;
     a->lifetime_s = o->session_lifetime_s;
     a->secure_cookie = o->secure_cookie;
+    a->behind_proxy = o->behind_proxy;
+    if (o->public_key_file && !(a->public_key_file = strdup(o->public_key_file))) {
+        snprintf(err, errlen, "out of memory");
+        free(a);
+        return NULL;
+    }
     if (!webauth_dummy_hash(a->dummy_hash)) {
         snprintf(err, errlen, "cannot hash a password (out of memory?)");
+        free(a->public_key_file);
         free(a);
         return NULL;
     }
@@ -1117,6 +1269,7 @@ struct webapi *webapi_new(const struct webapi_options *o, char *err, size_t errl
         .work = work, .cls = a,
     };
     if (!(a->pool = webpool_start(&po, err, errlen))) {
+        free(a->public_key_file);
         free(a);
         return NULL;
     }
@@ -1135,5 +1288,6 @@ void webapi_free(struct webapi *a)
         return;
     webpool_free(a->pool);
     sodium_memzero(a->dummy_hash, sizeof a->dummy_hash);
+    free(a->public_key_file);
     free(a);
 }

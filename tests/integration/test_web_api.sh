@@ -169,7 +169,7 @@ check() {
 }
 check GET /api/v1/jobs "" "vera sam olga adam"
 check GET "/api/v1/jobs/$job" "" "vera sam olga adam"
-check POST /api/v1/jobs "$SUBMIT" "sam"
+check POST /api/v1/jobs "$SUBMIT" "sam olga adam"
 check GET /api/v1/connections "" "vera olga adam"
 check GET /api/v1/alerts "" "vera olga adam"
 check POST "/api/v1/alerts/$alert/ack" "" "olga adam"
