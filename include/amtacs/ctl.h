@@ -72,6 +72,7 @@ int ctl_cmd_comm(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_purge(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_alerts(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_resolve(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_rerun(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_keygen(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_rekey(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_batch_user(struct ctl *ctl, int argc, char **argv);

@@ -737,3 +737,29 @@ int ctl_cmd_resolve(struct ctl *ctl, int argc, char **argv)
     PQfinish(conn);
     return rc;
 }
+
+/* rerun ID: a new job with the spec of an ended one (acs.rerun_job); prints
+ * its id, as submit does. */
+int ctl_cmd_rerun(struct ctl *ctl, int argc, char **argv)
+{
+    const char *id = NULL;
+    if (argc != 2 || !job_id_arg("rerun", argc, argv, 1, &id) || !id) {
+        fprintf(stderr, "usage: amtacsctl rerun ID\n"
+                        "  enqueue a new job with the same spec as job ID, which has ended, and a\n"
+                        "  new taskId; the new job names ID as the job it reruns\n");
+        return 2;
+    }
+    PGconn *conn = ctl_connect(ctl, "rerun");
+    if (!conn)
+        return 1;
+    const char *p[] = {id};
+    PGresult *r = ctl_exec(conn, "rerun", "SELECT acs.rerun_job($1::bigint)", 1, p);
+    int rc = 1;
+    if (r) {
+        printf("%s\n", PQgetvalue(r, 0, 0));
+        rc = 0;
+    }
+    PQclear(r);
+    PQfinish(conn);
+    return rc;
+}

@@ -89,6 +89,8 @@ static const struct command commands[] = {
      "  --restart  queue it again (you checked the AMT server did not start it)\n"
      "  --fail     end it as a failure\n"
      "  --follow N follow BatchRequestId N, which you found on the server\n"},
+    {"rerun", ctl_cmd_rerun, "rerun ID",
+     "enqueue an ended job again: same spec, new taskId (prints the new id)", NULL},
     {"status", ctl_cmd_show, "status ID [--json]", "the same as show", NULL},
     {"list", ctl_cmd_list, "list [--state S] ...", "the latest jobs",
      "  list [--state S] [--connection C] [--limit N] [--json]   (50 by default)\n"},

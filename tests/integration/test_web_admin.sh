@@ -205,6 +205,12 @@ h_eq 2 "$(jq '.reruns | length' "$H_TMP/body")" "lists both reruns"
 long=$(h_sql -c "SELECT acs.submit_batch_job('NODAEMON', 'DEMO2', 'INSTANT')")
 h_eq 409 "$(as olga POST "/api/v1/jobs/$long/rerun")" "a job that has not ended cannot be rerun (409)"
 h_match "^job $long is queued; only a job that has ended can be rerun" "$(detail)" "saying why"
+h_sql -c "CREATE ROLE operator1 LOGIN IN ROLE acs_operator" >/dev/null
+cr=$(ctl_as operator1 rerun "$orig")
+h_eq "$orig" "$(h_sql -c "SELECT rerun_of FROM acs.jobs WHERE id = ${cr:-0}")" \
+    "amtacsctl rerun (as an operator's login) makes a rerun too"
+out=$(ctl_as operator1 rerun "$long" 2>&1) && rc=0 || rc=$?
+h_match "^1\|.*only a job that has ended can be rerun" "$rc|$out" "and refuses one that has not ended, saying why"
 h_eq 400 "$(as olga POST "/api/v1/jobs/$orig/rerun" "${J[@]}" --data '{"id":1}')" "a rerun takes no fields (400)"
 h_eq 404 "$(as olga POST /api/v1/jobs/999999/rerun)" "an unknown job is 404"
 

@@ -84,8 +84,9 @@ refused web1 "kill as a viewer's request" \
     "BEGIN; SET LOCAL ROLE acs_viewer; SELECT set_config('acs.actor', 'vic', true); SELECT acs.request_kill($j3)"
 refused web1 "change Full Comm as an operator's request" \
     "BEGIN; SET LOCAL ROLE acs_operator; SELECT acs.set_comm('AMTDEMO', 'limited')"
-refused web1 "enqueue as an operator's request" \
-    "BEGIN; SET LOCAL ROLE acs_operator; SELECT acs.submit_batch_job('AMTDEMO', 'DEMO2', 'X')"
+# (an operator may enqueue since 0015: scheduler role or above; a viewer may not)
+refused web1 "enqueue as a viewer's request" \
+    "BEGIN; SET LOCAL ROLE acs_viewer; SELECT acs.submit_batch_job('AMTDEMO', 'DEMO2', 'X')"
 out=$(as web1 -c "SET ROLE acs_daemon" 2>&1 || true)
 h_match 'permission denied to set role "acs_daemon"' "$out" "web1 cannot SET ROLE acs_daemon"
 out=$(as web1 -c "SET ROLE acs_owner" 2>&1 || true)
