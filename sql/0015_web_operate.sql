@@ -100,69 +100,135 @@ $$;
 -------------------------------------------------------------------------------
 -- Statistics: the jobs not yet ended (exact, from the partial indexes of
 -- acs.active_job_counts) and those that ended in the last 24 hours, per
--- connection and per minute. Nothing here reads the jobs that ended before:
--- the cost follows a day's traffic, not the size of the table.
+-- connection and per minute.
+--
+-- A day can hold a million finished jobs: counting them at every request
+-- would read them all. So the minutes that are over are counted once, into
+-- acs.job_minutes, by the first acs.job_stats() call after them, and each
+-- call counts only the jobs that finished since (a minute or two). A minute
+-- is over one minute after its end (finished_at is the start of the
+-- finishing transaction, and the daemon's transactions are short). Nothing
+-- on the daemon's path writes here: no trigger, no lock it could wait for.
 -------------------------------------------------------------------------------
 
--- Index-only scans for the last 24 hours (the minute, connection and result
--- of each finished job, without visiting the table).
+-- Index-only scans for the minutes to count (the minute, connection and
+-- result of each finished job, without visiting the table).
 CREATE INDEX jobs_finished_stats_idx ON acs.jobs (finished_at) INCLUDE (connection, result)
     WHERE state = 'finished';
 
+CREATE TABLE acs.job_minutes (
+    minute     timestamptz NOT NULL,
+    connection text        NOT NULL,
+    finished   bigint      NOT NULL,
+    failed     bigint      NOT NULL,
+    CONSTRAINT job_minutes_pkey PRIMARY KEY (minute, connection)
+);
+COMMENT ON TABLE acs.job_minutes IS
+    'Jobs that finished per minute and connection (failed: of them, result failure), for the minutes before acs.job_minutes_done.upto; kept 25 hours';
+
+CREATE TABLE acs.job_minutes_done (
+    one  boolean     PRIMARY KEY DEFAULT true CONSTRAINT job_minutes_done_one CHECK (one),
+    upto timestamptz NOT NULL
+);
+COMMENT ON TABLE acs.job_minutes_done IS
+    'acs.job_minutes holds every minute before upto (one row)';
+INSERT INTO acs.job_minutes_done (upto) VALUES ('-infinity');
+
 CREATE FUNCTION acs.job_stats() RETURNS json
-    LANGUAGE sql STABLE SET search_path = pg_catalog
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
 AS $$
-WITH active AS (
-    SELECT a.connection, a.state, a.jobs FROM acs.active_job_counts() AS a
-), recent AS (
-    SELECT j.connection, date_trunc('minute', j.finished_at) AS minute,
-           count(*) AS finished, count(*) FILTER (WHERE j.result = 'failure') AS failed
-      FROM acs.jobs AS j
-     WHERE j.state = 'finished' AND j.finished_at >= now() - interval '24 hours'
-     GROUP BY 1, 2
-), conns AS (
-    SELECT a.connection FROM active AS a UNION SELECT r.connection FROM recent AS r
-), per_conn AS (
-    SELECT c.connection,
-           coalesce((SELECT sum(a.jobs) FROM active AS a
-                      WHERE a.connection = c.connection AND a.state = 'queued'), 0)::bigint AS queued,
-           coalesce((SELECT sum(a.jobs) FROM active AS a
-                      WHERE a.connection = c.connection AND a.state = 'starting'), 0)::bigint AS starting,
-           coalesce((SELECT sum(a.jobs) FROM active AS a
-                      WHERE a.connection = c.connection AND a.state = 'running'), 0)::bigint AS running,
-           coalesce((SELECT sum(a.jobs) FROM active AS a
-                      WHERE a.connection = c.connection AND a.state = 'in_doubt'), 0)::bigint AS in_doubt,
-           coalesce((SELECT sum(r.finished) FROM recent AS r
-                      WHERE r.connection = c.connection), 0)::bigint AS finished_24h,
-           coalesce((SELECT sum(r.failed) FROM recent AS r
-                      WHERE r.connection = c.connection), 0)::bigint AS failed_24h
-      FROM conns AS c
-)
-SELECT json_build_object(
-    'at', now(),
-    'since', now() - interval '24 hours',
-    'states', json_build_object(
-        'queued', coalesce((SELECT sum(p.queued) FROM per_conn AS p), 0)::bigint,
-        'starting', coalesce((SELECT sum(p.starting) FROM per_conn AS p), 0)::bigint,
-        'running', coalesce((SELECT sum(p.running) FROM per_conn AS p), 0)::bigint,
-        'in_doubt', coalesce((SELECT sum(p.in_doubt) FROM per_conn AS p), 0)::bigint,
-        'finished_24h', coalesce((SELECT sum(p.finished_24h) FROM per_conn AS p), 0)::bigint,
-        'failed_24h', coalesce((SELECT sum(p.failed_24h) FROM per_conn AS p), 0)::bigint),
-    'connections', coalesce((SELECT json_agg(p ORDER BY p.connection) FROM per_conn AS p), '[]'::json),
-    'per_minute', coalesce((SELECT json_agg(json_build_object('minute', m.minute, 'finished', m.finished,
-                                                              'failed', m.failed) ORDER BY m.minute)
-                              FROM (SELECT r.minute, sum(r.finished)::bigint AS finished,
-                                           sum(r.failed)::bigint AS failed
-                                      FROM recent AS r GROUP BY r.minute) AS m), '[]'::json))
+DECLARE
+    since  timestamptz := date_trunc('minute', now() - interval '24 hours');
+    target timestamptz := date_trunc('minute', now()) - interval '1 minute';
+    done   timestamptz;
+    answer json;
+BEGIN
+    SELECT d.upto INTO done FROM acs.job_minutes_done AS d;
+    -- One caller counts the minutes now over; the others count them live
+    -- this time rather than wait.
+    IF done < target AND pg_try_advisory_xact_lock(hashtextextended('acs.job_minutes', 0)) THEN
+        SELECT d.upto INTO done FROM acs.job_minutes_done AS d;
+        IF done < target THEN
+            INSERT INTO acs.job_minutes AS m (minute, connection, finished, failed)
+            SELECT date_trunc('minute', j.finished_at), j.connection, count(*),
+                   count(*) FILTER (WHERE j.result = 'failure')
+              FROM acs.jobs AS j
+             WHERE j.state = 'finished' AND j.finished_at >= greatest(done, since)
+               AND j.finished_at < target
+             GROUP BY 1, 2
+            ON CONFLICT ON CONSTRAINT job_minutes_pkey DO UPDATE
+               SET finished = m.finished + excluded.finished, failed = m.failed + excluded.failed;
+            UPDATE acs.job_minutes_done SET upto = target;
+            done := target;
+            DELETE FROM acs.job_minutes AS m WHERE m.minute < since - interval '1 hour';
+        END IF;
+    END IF;
+    -- Minutes before done from acs.job_minutes, the rest live. Rows for them
+    -- that another caller adds meanwhile are left out by the bound, so
+    -- nothing is counted twice. Run with EXECUTE: planned for these values
+    -- (a cached generic plan would not know the live part is a minute or two).
+    done := greatest(done, since);
+    EXECUTE $q$
+    WITH active AS (
+        SELECT a.connection, a.state, a.jobs FROM acs.active_job_counts() AS a
+    ), recent AS (
+        SELECT m.connection, m.minute, m.finished, m.failed
+          FROM acs.job_minutes AS m
+         WHERE m.minute >= $1 AND m.minute < $2
+        UNION ALL
+        SELECT j.connection, date_trunc('minute', j.finished_at), count(*),
+               count(*) FILTER (WHERE j.result = 'failure')
+          FROM acs.jobs AS j
+         WHERE j.state = 'finished' AND j.finished_at >= $2
+         GROUP BY 1, 2
+    ), conns AS (
+        SELECT a.connection FROM active AS a UNION SELECT r.connection FROM recent AS r
+    ), per_conn AS (
+        SELECT c.connection,
+               coalesce((SELECT sum(a.jobs) FROM active AS a
+                          WHERE a.connection = c.connection AND a.state = 'queued'), 0)::bigint AS queued,
+               coalesce((SELECT sum(a.jobs) FROM active AS a
+                          WHERE a.connection = c.connection AND a.state = 'starting'), 0)::bigint AS starting,
+               coalesce((SELECT sum(a.jobs) FROM active AS a
+                          WHERE a.connection = c.connection AND a.state = 'running'), 0)::bigint AS running,
+               coalesce((SELECT sum(a.jobs) FROM active AS a
+                          WHERE a.connection = c.connection AND a.state = 'in_doubt'), 0)::bigint AS in_doubt,
+               coalesce((SELECT sum(r.finished) FROM recent AS r
+                          WHERE r.connection = c.connection), 0)::bigint AS finished_24h,
+               coalesce((SELECT sum(r.failed) FROM recent AS r
+                          WHERE r.connection = c.connection), 0)::bigint AS failed_24h
+          FROM conns AS c
+    )
+    SELECT json_build_object(
+        'at', now(),
+        'since', $1,
+        'states', json_build_object(
+            'queued', coalesce((SELECT sum(p.queued) FROM per_conn AS p), 0)::bigint,
+            'starting', coalesce((SELECT sum(p.starting) FROM per_conn AS p), 0)::bigint,
+            'running', coalesce((SELECT sum(p.running) FROM per_conn AS p), 0)::bigint,
+            'in_doubt', coalesce((SELECT sum(p.in_doubt) FROM per_conn AS p), 0)::bigint,
+            'finished_24h', coalesce((SELECT sum(p.finished_24h) FROM per_conn AS p), 0)::bigint,
+            'failed_24h', coalesce((SELECT sum(p.failed_24h) FROM per_conn AS p), 0)::bigint),
+        'connections', coalesce((SELECT json_agg(p ORDER BY p.connection) FROM per_conn AS p), '[]'::json),
+        'per_minute', coalesce((SELECT json_agg(json_build_object('minute', x.minute, 'finished', x.finished,
+                                                                  'failed', x.failed) ORDER BY x.minute)
+                                  FROM (SELECT r.minute, sum(r.finished)::bigint AS finished,
+                                               sum(r.failed)::bigint AS failed
+                                          FROM recent AS r GROUP BY r.minute) AS x), '[]'::json))
+    $q$
+      INTO answer USING since, done;
+    RETURN answer;
+END
 $$;
 COMMENT ON FUNCTION acs.job_stats() IS
-    'Jobs not yet ended by connection and state, and jobs ended in the last 24 hours by connection and per minute (non-empty minutes only), as JSON';
+    'Jobs not yet ended by connection and state, and jobs that ended since the start of the minute 24 hours ago by connection and per minute (non-empty minutes only), as JSON';
 
 -------------------------------------------------------------------------------
--- The time filters of GET /api/v1/jobs (since, until on enqueued_at).
+-- The time filters of GET /api/v1/jobs (since, until on enqueued_at): with
+-- one, a page is read in (enqueued_at, id) order, newest first, from here.
 -------------------------------------------------------------------------------
 
-CREATE INDEX jobs_enqueued_at_idx ON acs.jobs (enqueued_at);
+CREATE INDEX jobs_enqueued_at_idx ON acs.jobs (enqueued_at, id);
 
 -------------------------------------------------------------------------------
 -- Rights
@@ -177,5 +243,6 @@ GRANT EXECUTE ON FUNCTION acs.submit_batch_job(text, text, text, text[], text, t
 
 REVOKE ALL ON FUNCTION acs.rerun_job(bigint), acs.job_stats() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.rerun_job(bigint) TO acs_operator, acs_admin;
--- job_stats runs as its caller: the SELECT on acs.jobs decides
+-- (job_stats writes acs.job_minutes as its owner; the roles read no table of its)
+REVOKE ALL ON acs.job_minutes, acs.job_minutes_done FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.job_stats() TO acs_viewer, acs_scheduler, acs_operator, acs_admin;

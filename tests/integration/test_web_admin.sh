@@ -351,6 +351,16 @@ h_eq 200 "$(as vera GET "/api/v1/jobs?until=$t&limit=500")" "until=$t"
 h_eq "$(h_sql -c "SELECT count(*) FROM acs.jobs WHERE enqueued_at < '$t'")" "$(jq '.jobs | length' "$H_TMP/body")" \
     "returns those enqueued before (until is exclusive)"
 h_eq 0 "$(jq "[.jobs[] | select(.id == $rr)] | length" "$H_TMP/body")" "without job $rr"
+# pages of 2 with a time filter, each continuing at the previous one's next
+ids=""; next=""
+for i in $(seq 1 40); do
+    h_web_req GET "/api/v1/jobs?since=$t&limit=2${next:+&before=$next}" -H "Authorization: Bearer $TOKEN" >/dev/null
+    ids="$ids $(jq -r '[.jobs[].id] | join(" ")' "$H_TMP/body")"
+    next=$(jq -r '.next // empty' "$H_TMP/body")
+    [ -n "$next" ] || break
+done
+h_eq "$(h_sql -c "SELECT string_agg(id::text, ' ' ORDER BY enqueued_at DESC, id DESC) FROM acs.jobs WHERE enqueued_at >= '$t'")" \
+    "$(echo $ids)" "paging through a time filter (next as before) gives every job once, newest enqueued first"
 h_eq 200 "$(as vera GET "/api/v1/jobs?since=$t&until=$t")" "since = until"
 h_eq 0 "$(jq '.jobs | length' "$H_TMP/body")" "is empty"
 h_eq 200 "$(as vera GET "/api/v1/jobs?since=2026-01-01T00:00:00%2B01:00&connection=AMTDEMO&limit=1")" \
