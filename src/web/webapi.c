@@ -1049,7 +1049,8 @@ static void process(struct webapi *a, struct webpool_conn *pc, struct httpserv_r
     char allow[64];
     enum route rt = match(httpserv_path(req), c.method, arg, sizeof arg, allow, sizeof allow);
     if (!*allow) {
-        problemf(req, 404, "no such resource: %.200s (the API is described in docs/web.md)",
+        problemf(req, 404, "no such resource: %.200s (the API is described at "
+                             "/api/v1/openapi.json)",
                  httpserv_path(req));
         return;
     }

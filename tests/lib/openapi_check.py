@@ -242,6 +242,14 @@ def check_answer(doc, tmpls, prefix, meta, body):
             errs.append("%s: a path not in the document must be 'no such resource'" % what)
         return errs
     op = item.get(method.lower()) or item.get("get")
+    if status in ("404", "405") and is_json(ctype):
+        try:
+            detail = json.loads(body.decode("utf-8")).get("detail", "")
+        except (UnicodeDecodeError, ValueError, AttributeError):
+            detail = ""
+        if status == "405" or str(detail).startswith("no such resource"):
+            return ["%s: the document has this operation, but the server has no such route: %s"
+                    % (what, detail)]
     responses = op.get("responses", {})
     r = responses.get(status) or responses.get(status[0] + "XX") or responses.get("default")
     if r is None:
