@@ -406,4 +406,6 @@ h_eq 401 "$(req POST /api/v1/login -H 'X-Forwarded-For: 198.51.100.77' "${J[@]}"
 h_eq 1 "$(h_sql -c "SELECT failures FROM acs.web_login_failures WHERE kind = 'address' AND key = '198.51.100.77'")" \
     "is counted for the forwarded address (login throttling)"
 
+# every answer received above validates against the OpenAPI document
+h_web_check_answers
 h_daemons_stop
