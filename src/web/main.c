@@ -152,6 +152,11 @@ int main(int argc, char **argv)
         }
         snprintf(pubkey, n, "%s.pub", cfg->key_file);
     }
+    const char *pubfile = cfg->web.public_key_file ? cfg->web.public_key_file : pubkey;
+    if (pubfile && access(pubfile, R_OK))
+        log_event(&lg, LOG_WARN, "web.public_key", NULL,
+                  "cannot read %s (%s): PUT /api/v1/batch-users/NAME/password will answer 503 "
+                  "until it can (set web.public_key_file)", pubfile, strerror(errno));
     struct webapi_options ao = {
         .conninfo = cfg->web.conninfo,
         .db_pool = (unsigned)cfg->web.db_pool,
@@ -159,7 +164,7 @@ int main(int argc, char **argv)
         .session_lifetime_s = (long)(cfg->web.session_lifetime_ms / 1000),
         .secure_cookie = tls || cfg->web.behind_proxy,
         .behind_proxy = cfg->web.behind_proxy,
-        .public_key_file = cfg->web.public_key_file ? cfg->web.public_key_file : pubkey,
+        .public_key_file = pubfile,
         .lg = &lg,
     };
     if (!(api = webapi_new(&ao, err, sizeof err))) {
