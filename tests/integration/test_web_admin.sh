@@ -166,6 +166,10 @@ h_eq "$d1|fail|finished" "$(jq -r '"\(.id)|\(.action)|\(.state)"' "$H_TMP/body")
 h_eq "finished|19|failure" "$(h_sql -c "SELECT concat_ws('|', state, completion_code, result) FROM acs.jobs WHERE id = $d1")" \
     "the job ended with code 19, failure"
 h_eq "olga|127.0.0.1|acs_operator|resolve|$d1" "$(last_audit)" "audited as olga from 127.0.0.1"
+h_eq 200 "$(as vera GET "/api/v1/jobs/$d1/log")" "its log"
+h_match "Completion Code : UNDEFINED" "$(body)" "is in the reference layout, as amtacsctl resolve --fail writes it"
+h_match "amtacs: test: no answer to Start; the job was in doubt and olga resolved it as failed" "$(body)" \
+    "and names who resolved it"
 h_eq olga "$(h_sql -c "SELECT acknowledged_by FROM acs.alerts WHERE job_id = $d1 AND name = 'START_IN_DOUBT'")" \
     "and its START_IN_DOUBT alert is acknowledged by olga"
 h_eq 409 "$(as olga POST "/api/v1/jobs/$d1/resolve" "${J[@]}" --data '{"action":"fail"}')" \
