@@ -172,6 +172,7 @@ h_wait_until 30 bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' $URL/readyz
 h_match "database is not reachable" "$(curl -s "$URL/readyz")" "and says why"
 h_eq 200 "$(status "$URL/healthz")" "/healthz still answers 200 (the daemon is alive)"
 h_eq 503 "$(wstatus "${wauth[@]}" "/api/v1/jobs/$id")" "amtacs-web's /api/v1/jobs answers 503 without the database"
+h_web_check_answers
 scrape
 h_eq 0 "$(metric amtacs_queue_scrape_success)" "/metrics still answers, saying the queue was not read"
 h_eq 0 "$(metric amtacs_database_up)" "and that the database is down"
