@@ -125,8 +125,9 @@ h_eq "finished 3 failure" "$(jq -r '"\(.state) \(.completion_code) \(.result)"' 
     "its last event is the outcome, with the completion code (3 KILLED)"
 h_eq end "$(events "$H_TMP/log.sse" | tail -n1 | cut -f1)" "and nothing follows it"
 # the stored log: its message lines, each a JSON string
-h_sql -c "SELECT log FROM acs.job_logs WHERE job_id = $JOB" | sed -n '/^Job Log/,$p' | sed '1d;$d' |
-    jq -r . >"$H_TMP/log.stored"
+h_sql -c "SELECT log FROM acs.job_logs WHERE job_id = $JOB" |
+    awk '/^Job Log/ {in_log = 1; next} in_log && /^"/ {print; next} in_log {exit}' | jq -r . >"$H_TMP/log.stored"
+[ -s "$H_TMP/log.stored" ] || h_not_ok "the stored log has messages"
 events "$H_TMP/log.sse" | awk -F'\t' '$1 == "message"' | cut -f3 | jq -r .text >"$H_TMP/log.streamed"
 h_match '^tick 1 "quoted" é$' "$(head -n1 "$H_TMP/log.streamed")" "messages arrive as written"
 h_eq "$(cat "$H_TMP/log.stored")" "$(cat "$H_TMP/log.streamed")" \
@@ -161,7 +162,7 @@ h_eq adam "$(events "$H_TMP/vera.sse" | awk -F'\t' '$1 == "comm"' | cut -f3 | jq
 
 # --- Last-Event-ID on /events ---------------------------------------------------------------
 from=$(events "$H_TMP/vera.sse" | awk -F'\t' '$1 == "job" {print $2 "\t" $3}' | while IFS=$'\t' read -r id data; do
-    [ "$(jq -r "select(.id == $JOB) | .state" <<<"$data")" = running ] && echo "$id"; done | tail -n1)
+    if [ "$(jq -r "select(.id == $JOB) | .state" <<<"$data")" = running ]; then echo "$id"; fi; done | tail -n1)
 h_match '^[0-9]+\.[0-9]+\.[0-9]+$' "$from" "events carry ids (XID.JOB.ALERT)"
 events "$H_TMP/vera.sse" | awk -F'\t' -v id="$from" 'seen && ($1 == "job" || $1 == "alert") {print $1 "\t" $3} $2 == id {seen = 1}' >"$H_TMP/rest.live"
 stream resume /api/v1/events -b "$H_TMP/jar.vera" -H "Last-Event-ID: $from"
