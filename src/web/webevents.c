@@ -741,8 +741,10 @@ static void *hub(void *arg)
         if (stop)
             break;
         if (!h->db) {
-            char err[300];
-            if (connect_db(h, err, sizeof err) && start_position(h) && read_comm(h)) {
+            char err[300] = "cannot read the connections";
+            /* the cursor stays: what changed while the connection was down
+             * is read from where the hub was */
+            if (connect_db(h, err, sizeof err) && read_comm(h)) {
                 log_event(h->lg, LOG_INFO, "web.events_listening", NULL,
                           "the event hub listens on its database connection");
                 jobs = alerts = true;

@@ -13,7 +13,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/web.sh"
 h_pg_start
 h_ctl migrate >/dev/null
 # a job that writes a message every 0.5 s (50 simulated s) until it is killed
-sed 's/^      - name: LONGRUNNINGREPORT$/      - name: SSETICKER\n        duration: forever\n        messages:\n          - {at: 0, every: 50, count: 100000, text: "tick {n} \\"quoted\\" é"}\n&/' \
+sed 's/^      - name: LONGRUNNINGREPORT$/      - name: SSETICKER\n        duration: forever\n        messages:\n          - {at: 0, every: 50, count: 1000, text: "tick {n} \\"quoted\\" é"}\n&/' \
     "$AMTACS_SRC/config/amt-catalog.yaml" >"$H_TMP/catalog.yaml"
 grep -q SSETICKER "$H_TMP/catalog.yaml" || { echo "catalog edit failed" >&2; exit 1; }
 h_sim_start --catalog "$H_TMP/catalog.yaml"
@@ -186,6 +186,13 @@ for i in $(seq 1 50); do
 done
 [ "$i" = 50 ] && h_ok "each of the 50 streams gets the change"
 for i in $(seq 1 50); do kill "$(eval echo "\$PID_many$i")" 2>/dev/null || true; done
+
+# --- the hub's connection breaks: it connects again and misses nothing ------------------------
+h_sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'amtacs-web events'" >/dev/null
+ALERT2=$(h_sql -c "INSERT INTO acs.alerts (connection, name, message) VALUES ('AMTDEMO', 'SSE_AFTER', 'raised while the hub was cut off') RETURNING id")
+h_wait_until 60 has_ev vera alert ".id == $ALERT2" || h_not_ok "after its connection was cut, the hub connects again and the stream gets what happened meanwhile"
+h_wait_sql 30 1 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'amtacs-web events'" ||
+    h_not_ok "one event connection again"
 
 # --- a stream ends with its session -----------------------------------------------------------
 login vera "$H_TMP/jar.vera2"
