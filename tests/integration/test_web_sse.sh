@@ -94,7 +94,7 @@ stream vera /api/v1/events -b "$H_TMP/jar.vera"
 stream sam /api/v1/events -b "$H_TMP/jar.sam"
 stream robot /api/v1/events -H "Authorization: Bearer $TOKEN"
 for s in vera sam robot; do
-    h_wait_until 30 has "$s" '^ready' || h_not_ok "the $s stream starts"
+    h_wait_until 30 has "$s" '^ready' && h_ok "the $s stream starts" || h_not_ok "the $s stream starts"
 done
 h_match '"role":"viewer","alerts":true,"comm":true' "$(events "$H_TMP/vera.sse" | grep ^ready)" \
     "a viewer's stream carries jobs, alerts and Full Comm"
@@ -106,20 +106,20 @@ grep -qi '^content-type: text/event-stream' <(curl -sS -N -D - -o /dev/null --ma
 h_eq 201 "$(as "$H_TMP/jar.sam" POST /api/v1/jobs -H 'Content-Type: application/json' --data '{"kind":"batch","connection":"AMTDEMO","application":"DEMO2","name":"SSETICKER"}')" \
     "sam submits a job that runs until killed"
 JOB=$(jq -r .id "$H_TMP/body")
-h_wait_until 60 has_job vera "$JOB" running || h_not_ok "the viewer sees the job running"
-h_wait_until 60 has_job sam "$JOB" running || h_not_ok "the scheduler sees it running"
-h_wait_until 60 has_job robot "$JOB" running || h_not_ok "a token's stream sees it running"
+h_wait_until 60 has_job vera "$JOB" running && h_ok "the viewer sees the job running" || h_not_ok "the viewer sees the job running"
+h_wait_until 60 has_job sam "$JOB" running && h_ok "the scheduler sees it running" || h_not_ok "the scheduler sees it running"
+h_wait_until 60 has_job robot "$JOB" running && h_ok "a token's stream sees it running" || h_not_ok "a token's stream sees it running"
 
 # --- the live log --------------------------------------------------------------------------
 stream log "/api/v1/jobs/$JOB/log/stream" -b "$H_TMP/jar.vera"
 nmsg() { events "$H_TMP/log.sse" | awk -F'\t' '$1 == "message"' | wc -l; }
-h_wait_for 60 '[ "$(nmsg)" -ge 2 ]' || h_not_ok "the log stream shows the first messages"
+h_wait_for 60 '[ "$(nmsg)" -ge 2 ]' && h_ok "the log stream shows the first messages" || h_not_ok "the log stream shows the first messages"
 first=$(nmsg)
-h_wait_for 60 "[ \"\$(nmsg)\" -gt $((first + 1)) ]" || h_not_ok "the log stream grows"
+h_wait_for 60 "[ \"\$(nmsg)\" -gt $((first + 1)) ]" && h_ok "the log stream grows" || h_not_ok "the log stream grows"
 h_eq running "$(h_sql -c "SELECT state FROM acs.jobs WHERE id = $JOB")" \
     "the log grew while the job still runs (messages as the daemon stores them)"
 h_eq 202 "$(as "$H_TMP/jar.olga" POST "/api/v1/jobs/$JOB/kill")" "olga kills it"
-h_wait_until 60 gone "$PID_log" || h_not_ok "the log stream ends when the job has finished"
+h_wait_until 60 gone "$PID_log" && h_ok "the log stream ends when the job has finished" || h_not_ok "the log stream ends when the job has finished"
 endev=$(events "$H_TMP/log.sse" | awk -F'\t' '$1 == "end"' | cut -f3)
 h_eq "finished 3 failure" "$(jq -r '"\(.state) \(.completion_code) \(.result)"' <<<"$endev")" \
     "its last event is the outcome, with the completion code (3 KILLED)"
@@ -145,17 +145,17 @@ h_eq "$(seq 3 "$n" | paste -sd,)" "$(events "$H_TMP/resume.sse" | awk -F'\t' '$1
 h_eq "$endev" "$(events "$H_TMP/resume.sse" | awk -F'\t' '$1 == "end"' | cut -f3)" "then the same outcome"
 
 # --- the job's states, an alert, a Full Comm change -------------------------------------
-h_wait_until 60 has_job vera "$JOB" finished || h_not_ok "the viewer sees the job finished"
+h_wait_until 60 has_job vera "$JOB" finished && h_ok "the viewer sees the job finished" || h_not_ok "the viewer sees the job finished"
 h_match "^(queued )?(starting )?running finished$" "$(job_states vera "$JOB")" \
     "the viewer saw the job's states in order: running, finished (queued/starting when not folded)"
 has_ev vera job ".id == $JOB and .state == \"finished\" and .completion_code == 3 and .result == \"failure\"" &&
     h_ok "the finished event carries the code and result" || h_not_ok "the finished event carries the code and result"
-h_wait_until 60 has_job sam "$JOB" finished || h_not_ok "so does the scheduler"
+h_wait_until 60 has_job sam "$JOB" finished && h_ok "so does the scheduler" || h_not_ok "so does the scheduler"
 ALERT=$(h_sql -c "INSERT INTO acs.alerts (connection, name, message) VALUES ('AMTDEMO', 'SSE_TEST', 'an alert for the stream') RETURNING id")
-h_wait_until 30 has_ev vera alert ".id == $ALERT and .name == \"SSE_TEST\"" || h_not_ok "the viewer sees the alert"
+h_wait_until 30 has_ev vera alert ".id == $ALERT and .name == \"SSE_TEST\"" && h_ok "the viewer sees the alert" || h_not_ok "the viewer sees the alert"
 h_eq 200 "$(as "$H_TMP/jar.adam" PUT /api/v1/connections/AMTDEMO/comm -H 'Content-Type: application/json' --data '{"state":"limited"}')" \
     "adam limits Full Comm"
-h_wait_until 30 has_ev vera comm '.connection == "AMTDEMO" and .comm_state == "limited"' || h_not_ok "the viewer sees the Full Comm change"
+h_wait_until 30 has_ev vera comm '.connection == "AMTDEMO" and .comm_state == "limited"' && h_ok "the viewer sees the Full Comm change" || h_not_ok "the viewer sees the Full Comm change"
 h_eq adam "$(events "$H_TMP/vera.sse" | awk -F'\t' '$1 == "comm"' | cut -f3 | jq -r .changed_by | tail -n1)" "naming who changed it"
 ! has sam '^alert' && ! has sam '^comm' && h_ok "the scheduler's stream shows no alert and no Full Comm change" ||
     h_not_ok "the scheduler's stream shows no alert and no Full Comm change"
@@ -166,7 +166,7 @@ from=$(events "$H_TMP/vera.sse" | awk -F'\t' '$1 == "job" {print $2 "\t" $3}' | 
 h_match '^[0-9]+\.[0-9]+\.[0-9]+$' "$from" "events carry ids (XID.JOB.ALERT)"
 events "$H_TMP/vera.sse" | awk -F'\t' -v id="$from" 'seen && ($1 == "job" || $1 == "alert") {print $1 "\t" $3} $2 == id {seen = 1}' >"$H_TMP/rest.live"
 stream resume /api/v1/events -b "$H_TMP/jar.vera" -H "Last-Event-ID: $from"
-h_wait_until 30 has resume '^ready' || h_not_ok "a stream resumes with Last-Event-ID"
+h_wait_until 30 has resume '^ready' && h_ok "a stream resumes with Last-Event-ID" || h_not_ok "a stream resumes with Last-Event-ID"
 events "$H_TMP/resume.sse" | awk -F'\t' '$1 == "job" || $1 == "alert" {print $1 "\t" $3}' >"$H_TMP/rest.replayed"
 h_eq "$(cat "$H_TMP/rest.live")" "$(cat "$H_TMP/rest.replayed")" \
     "and gets exactly the job and alert events after that id, then goes on live"
@@ -190,7 +190,7 @@ for i in $(seq 1 50); do kill "$(eval echo "\$PID_many$i")" 2>/dev/null || true;
 # --- the hub's connection breaks: it connects again and misses nothing ------------------------
 h_sql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'amtacs-web events'" >/dev/null
 ALERT2=$(h_sql -c "INSERT INTO acs.alerts (connection, name, message) VALUES ('AMTDEMO', 'SSE_AFTER', 'raised while the hub was cut off') RETURNING id")
-h_wait_until 60 has_ev vera alert ".id == $ALERT2" || h_not_ok "after its connection was cut, the hub connects again and the stream gets what happened meanwhile"
+h_wait_until 60 has_ev vera alert ".id == $ALERT2" && h_ok "after its connection was cut, the hub connects again and the stream gets what happened meanwhile" || h_not_ok "after its connection was cut, the hub connects again and the stream gets what happened meanwhile"
 h_wait_sql 30 1 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'amtacs-web events'" ||
     h_not_ok "one event connection again"
 
@@ -198,18 +198,18 @@ h_wait_sql 30 1 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 
 login vera "$H_TMP/jar.vera2"
 stream bye /api/v1/events -b "$H_TMP/jar.vera2"
 stream byelog "/api/v1/jobs/$(h_sql -c "SELECT acs.submit_batch_job('AMTDEMO', 'DEMO2', 'LONGRUNNINGREPORT')")/log/stream" -b "$H_TMP/jar.vera2"
-h_wait_until 30 has bye '^ready' || h_not_ok "a second session's stream starts"
+h_wait_until 30 has bye '^ready' && h_ok "a second session's stream starts" || h_not_ok "a second session's stream starts"
 h_eq 200 "$(as "$H_TMP/jar.vera2" POST /api/v1/logout)" "that session logs out"
-h_wait_until 30 gone "$PID_bye" || h_not_ok "its event stream ends"
-h_wait_until 30 gone "$PID_byelog" || h_not_ok "and its log stream ends"
+h_wait_until 30 gone "$PID_bye" && h_ok "its event stream ends" || h_not_ok "its event stream ends"
+h_wait_until 30 gone "$PID_byelog" && h_ok "and its log stream ends" || h_not_ok "and its log stream ends"
 h_match 'session or token has ended' "$(events "$H_TMP/bye.sse" | tail -n1)" "saying why"
 kill -0 "$PID_vera" 2>/dev/null && h_ok "the first session's stream goes on" || h_not_ok "the first session's stream goes on"
 ctl_as admin1 token revoke robot >/dev/null
-h_wait_until 30 gone "$PID_robot" || h_not_ok "a revoked token's stream ends"
+h_wait_until 30 gone "$PID_robot" && h_ok "a revoked token's stream ends" || h_not_ok "a revoked token's stream ends"
 
 # --- the server stops: streams end --------------------------------------------------------------
 kill -TERM "$H_WEB_PID"
-h_wait_until 30 gone "$PID_vera" || h_not_ok "streams end when amtacs-web stops"
-h_wait_until 30 gone "$H_WEB_PID" || h_not_ok "amtacs-web stops with streams open"
+h_wait_until 30 gone "$PID_vera" && h_ok "streams end when amtacs-web stops" || h_not_ok "streams end when amtacs-web stops"
+h_wait_until 30 gone "$H_WEB_PID" && h_ok "amtacs-web stops with streams open" || h_not_ok "amtacs-web stops with streams open"
 wait "$H_WEB_PID" && h_ok "and exits 0" || h_not_ok "and exits 0"
 h_daemons_stop
