@@ -5,10 +5,11 @@
  *   GET /readyz           200 when the database is reachable too; 503 and why if not
  *   GET /metrics          the Prometheus text format (metrics.h, plus the queue's
  *                         jobs by connection and state, read from the database)
- *   GET /v1/jobs/ID       the job as JSON (acs.job_document), JORS-style
- *   GET /v1/jobs/ID/log   the merged job log as text/plain
+ *   GET /v1/jobs/...      404 saying where jobs are served now: amtacs-web's
+ *                         /api/v1/jobs/ID and /api/v1/jobs/ID/log (one home
+ *                         for JORS over HTTP)
  *
- * With a token, /metrics and /v1/... require "Authorization: Bearer TOKEN";
+ * With a token, /metrics requires "Authorization: Bearer TOKEN";
  * the probes stay open (they reveal nothing). Without a token only a loopback
  * address is served. With a certificate and key it speaks HTTPS only.
  * The thread reads the database through a connection of its own, so a slow
@@ -37,7 +38,7 @@ struct httpd;
 struct httpd_options {
     const char *listen;       /* HOST:PORT; port 0 = any free port (see httpd_port) */
     const char *token;        /* bearer token (copied, wiped at httpd_stop), NULL = none */
-    const char *conninfo;     /* database for /v1 and the queue gauges (copied) */
+    const char *conninfo;     /* database for the queue gauges (copied) */
     struct metrics *metrics;  /* borrowed; must outlive the server */
     const struct logger *lg;  /* borrowed; written from the server's thread */
     long stall_ms;            /* /healthz fails once the loop has not turned for this long */

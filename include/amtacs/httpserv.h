@@ -59,6 +59,8 @@ struct httpserv_options {
     size_t max_body;           /* largest request body; 0 = the handler runs on the headers
                                   alone and any body is ignored */
     size_t max_reply;          /* largest reply body; 0 = 64 MiB */
+    bool problem_json;         /* the server's own refusals (413) as RFC 9457
+                                  application/problem+json, not text/plain */
     const struct logger *lg;   /* borrowed; written from the server's thread */
     httpserv_handler handler;
     void *cls;                 /* handed to handler */

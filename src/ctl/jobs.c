@@ -269,7 +269,7 @@ int ctl_cmd_show(struct ctl *ctl, int argc, char **argv)
     if (!conn)
         return 1;
     const char *p[] = {id};
-    /* --json prints the document GET /v1/jobs/ID serves: one shape for both. */
+    /* --json prints the document amtacs-web serves at GET /api/v1/jobs/ID: one shape for both. */
     PGresult *r = ctl_exec(conn, "show", json ? "SELECT acs.job_document($1::bigint)" : show_sql,
                            1, p);
     int rc = 1;

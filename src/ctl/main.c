@@ -71,7 +71,7 @@ static const struct command commands[] = {
      "Prints the new job's id. At most " STR(JOBSPEC_MAX_ITEMS)
      " task values or script parameters.\n"},
     {"show", ctl_cmd_show, "show ID [--json]", "a job's state and outcome",
-     "  --json  the document GET /v1/jobs/ID serves\n"},
+     "  --json  the document amtacs-web serves at GET /api/v1/jobs/ID\n"},
     {"log", ctl_cmd_log, "log ID", "a finished job's merged job log", NULL},
     {"wait", ctl_cmd_wait, "wait ID [--timeout S] [--quiet|--json]",
      "wait until the job ends (exit 0 success, 1 failure, 3 no such job, 4 timeout)",

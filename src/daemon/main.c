@@ -180,13 +180,13 @@ int main(int argc, char **argv)
             goto out;
         }
         log_event(&lg, LOG_INFO, "http.listening", NULL,
-                  "serving /healthz /readyz /metrics /v1/jobs on %s (port %u) over %s%s",
+                  "serving /healthz /readyz /metrics on %s (port %u) over %s%s",
                   cfg->http.listen, httpd_port(http), httpd_tls(http) ? "HTTPS" : "HTTP",
                   cfg->http.token_file ? ", bearer token required" : "");
         if (!cfg->http.token_file)
             log_event(&lg, LOG_WARN, "http.no_token", NULL,
-                      "http.token_file is not set: /metrics and /v1/jobs (job logs included) "
-                      "answer anyone who can connect to %s; set a token",
+                      "http.token_file is not set: /metrics (the queue by connection) "
+                      "answers anyone who can connect to %s; set a token",
                       cfg->http.listen);
     }
 

@@ -65,11 +65,11 @@ static const struct config_key keys[] = {
      .help = "alert commands running at once at most; the others wait in order"},
     {.path = "http.listen", .type = CONFIG_T_STRING, .min = 0, .max = 300,
      .def_s = "127.0.0.1:9470", .offset = G(http.listen),
-     .help = "HOST:PORT of /healthz, /readyz, /metrics and /v1/jobs; port 0: any free port; "
+     .help = "HOST:PORT of /healthz, /readyz and /metrics; port 0: any free port; "
              "empty: no HTTP"},
     {.path = "http.token_file", .type = CONFIG_T_FILE, .max = 4096, .def_s = NULL,
      .offset = G(http.token_file),
-     .help = "file holding a bearer token that /metrics and /v1/jobs then require; unset: none; "
+     .help = "file holding a bearer token that /metrics then requires; unset: none; "
              "required when http.listen is not a loopback address"},
     {.path = "http.tls_cert_file", .type = CONFIG_T_FILE, .max = 4096, .def_s = NULL,
      .offset = G(http.tls_cert_file),
@@ -1083,13 +1083,13 @@ static void check_http(struct loader *ld, const struct amtacs_config *cfg)
                   "http.%s: is set without http.%s; HTTPS needs both",
                   cfg->http.tls_cert_file ? "tls_cert_file" : "tls_key_file",
                   cfg->http.tls_cert_file ? "tls_key_file" : "tls_cert_file");
-    /* The job logs behind /v1/jobs/ID/log may carry anything a job printed:
-     * off the loopback interface they are served only to token holders. */
+    /* The metrics name the connections and the queue's size: off the
+     * loopback interface they are served only to token holders. */
     if (cfg->http.listen && *cfg->http.listen && !cfg->http.token_file &&
         !netaddr_listen_is_loopback(cfg->http.listen))
         yd_errorf(doc, node_at(doc, root, "http.listen"),
                   "http.listen: '%s' is not a loopback address (127.0.0.0/8, ::1, localhost) "
-                  "and http.token_file is not set: job logs and metrics would be open to the "
+                  "and http.token_file is not set: the metrics would be open to the "
                   "network; set http.token_file (and http.tls_cert_file/http.tls_key_file for "
                   "HTTPS), or listen on 127.0.0.1",
                   cfg->http.listen);

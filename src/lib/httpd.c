@@ -22,7 +22,7 @@
  * the host's own supervisor. */
 #define LOOPBACK_RESERVE 4
 #define DB_TIMEOUT "5"          /* seconds to connect; statements get the same */
-#define RESPONSE_MAX (64u << 20) /* a job log is capped by daemon.max_log_bytes anyway */
+#define RESPONSE_MAX (64u << 20) /* a scrape grows with the connections and calls */
 
 struct httpd {
     struct httpserv *srv;
@@ -78,7 +78,7 @@ static PGconn *db(struct httpd *h)
         h->db = NULL;
         return NULL;
     }
-    /* A scrape or a retrieval must never hang on a lock. */
+    /* A scrape must never hang on a lock. */
     PGresult *r = PQexec(h->db, "SET statement_timeout = '" DB_TIMEOUT "s'");
     PQclear(r);
     return h->db;
@@ -178,72 +178,6 @@ oom:
     text_reply(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
 }
 
-static void get_job(struct httpd *h, struct reply *r, const char *id)
-{
-    PGresult *res = query(h, r, "SELECT acs.job_document($1::bigint)", id);
-    if (!res)
-        return;
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        char msg[64];
-        snprintf(msg, sizeof msg, "no job %s", id);
-        json_error(r, MHD_HTTP_NOT_FOUND, msg);
-    } else {
-        r->status = MHD_HTTP_OK;
-        r->ctype = "application/json";
-        buf_reset(&r->body);
-        if (buf_puts(&r->body, PQgetvalue(res, 0, 0)) || buf_putc(&r->body, '\n'))
-            text_reply(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-    }
-    PQclear(res);
-}
-
-static void get_job_log(struct httpd *h, struct reply *r, const char *id)
-{
-    PGresult *res = query(h, r, "SELECT state, log FROM acs.job_log_text($1::bigint)", id);
-    if (!res)
-        return;
-    char msg[160];
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        snprintf(msg, sizeof msg, "no job %s", id);
-        json_error(r, MHD_HTTP_NOT_FOUND, msg);
-    } else if (!PQgetisnull(res, 0, 1)) {
-        r->status = MHD_HTTP_OK;
-        r->ctype = "text/plain; charset=utf-8";
-        buf_reset(&r->body);
-        if (buf_append(&r->body, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1)))
-            text_reply(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-    } else if (!strcmp(PQgetvalue(res, 0, 0), "finished")) {
-        snprintf(msg, sizeof msg, "the log of job %s was purged (retention)", id);
-        json_error(r, MHD_HTTP_GONE, msg);
-    } else {
-        snprintf(msg, sizeof msg, "job %s is %s; its log is written when it ends", id,
-                 PQgetvalue(res, 0, 0));
-        json_error(r, MHD_HTTP_CONFLICT, msg);
-    }
-    PQclear(res);
-}
-
-/* "/v1/jobs/ID" or "/v1/jobs/ID/log": the id as digits in `id`, and whether
- * the log was asked for. False for any other path. */
-static bool job_path(const char *url, char *id, size_t idlen, bool *log)
-{
-    static const char prefix[] = "/v1/jobs/";
-    if (strncmp(url, prefix, sizeof prefix - 1))
-        return false;
-    const char *p = url + sizeof prefix - 1, *q = p;
-    while (*q >= '0' && *q <= '9')
-        q++;
-    size_t n = (size_t)(q - p);
-    if (n == 0 || n >= idlen || n > 18 || *p == '0')
-        return false;
-    if (*q && strcmp(q, "/log"))
-        return false;
-    memcpy(id, p, n);
-    id[n] = '\0';
-    *log = *q != '\0';
-    return true;
-}
-
 static bool authorized(struct httpd *h, struct httpserv_req *req)
 {
     if (!h->has_token)
@@ -263,8 +197,6 @@ static bool authorized(struct httpd *h, struct httpserv_req *req)
 static void route(struct httpd *h, struct httpserv_req *req, const char *url,
                   struct reply *r)
 {
-    char id[24];
-    bool log = false;
     if (!strcmp(url, "/healthz")) {
         get_healthz(h, r);
         return;
@@ -273,15 +205,19 @@ static void route(struct httpd *h, struct httpserv_req *req, const char *url,
         get_readyz(h, r);
         return;
     }
-    bool jobs = job_path(url, id, sizeof id, &log);
-    if (strcmp(url, "/metrics") && !jobs) {
-        if (!strncmp(url, "/v1/jobs/", 9))
-            json_error(r, MHD_HTTP_NOT_FOUND,
-                       "not a job path: /v1/jobs/ID or /v1/jobs/ID/log, ID a positive number");
-        else
-            json_error(r, MHD_HTTP_NOT_FOUND,
-                       "no such path; there are /healthz, /readyz, /metrics, /v1/jobs/ID and "
-                       "/v1/jobs/ID/log");
+    /* One home for JORS over HTTP: a client of the old routes is told where
+     * they went (this reveals nothing, so no token is asked for). */
+    if (!strcmp(url, "/v1/jobs") || !strncmp(url, "/v1/jobs/", 9)) {
+        json_error(r, MHD_HTTP_NOT_FOUND,
+                   "the daemon no longer serves jobs: amtacs-web does, at GET /api/v1/jobs/ID "
+                   "and GET /api/v1/jobs/ID/log (with a user's session or an API token; "
+                   "docs/web.md)");
+        return;
+    }
+    if (strcmp(url, "/metrics")) {
+        json_error(r, MHD_HTTP_NOT_FOUND,
+                   "no such path; there are /healthz, /readyz and /metrics (jobs: amtacs-web's "
+                   "/api/v1/jobs)");
         return;
     }
     if (!authorized(h, req)) {
@@ -289,12 +225,7 @@ static void route(struct httpd *h, struct httpserv_req *req, const char *url,
         r->challenge = true;
         return;
     }
-    if (!jobs)
-        get_metrics(h, r);
-    else if (log)
-        get_job_log(h, r, id);
-    else
-        get_job(h, r, id);
+    get_metrics(h, r);
 }
 
 static void on_request(void *cls, struct httpserv_req *req)
@@ -352,7 +283,7 @@ struct httpd *httpd_start(const struct httpd_options *o, char *err, size_t errle
     if (!h->has_token && !netaddr_sockaddr_is_loopback(na.ai->ai_addr)) {
         snprintf(err, errlen,
                  "http.listen %s is not a loopback address and http.token_file is not set: "
-                 "job logs would be open to the network",
+                 "the metrics would be open to the network",
                  o->listen);
         goto fail;
     }

@@ -93,6 +93,7 @@ struct httpserv {
     size_t max_body, max_reply;
     httpserv_handler handler;
     void *cls;
+    bool problem_json;
     bool tls;
     unsigned port;
     int epoll_fd; /* MHD's, borrowed */
@@ -604,7 +605,17 @@ static bool body_append(struct httpserv_req *r, const char *p, size_t n)
 
 static void too_large(struct httpserv_req *r)
 {
-    char msg[160];
+    char msg[256];
+    if (r->s->problem_json) {
+        /* setting is "http" or "web": nothing to escape */
+        snprintf(msg, sizeof msg,
+                 "{\"type\":\"about:blank\",\"title\":\"Content Too Large\",\"status\":413,"
+                 "\"detail\":\"the request body is larger than %zu bytes (%s.max_body)\"}\n",
+                 r->s->max_body, r->s->setting);
+        plain(r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+        r->ctype = "application/problem+json";
+        return;
+    }
     snprintf(msg, sizeof msg, "the request body is larger than %zu bytes (%s.max_body)\n",
              r->s->max_body, r->s->setting);
     plain(r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
@@ -905,6 +916,7 @@ struct httpserv *httpserv_start(const struct httpserv_options *o, char *err, siz
     s->max_reply = o->max_reply ? o->max_reply : (64u << 20);
     s->handler = o->handler;
     s->cls = o->cls;
+    s->problem_json = o->problem_json;
     long per_client = o->max_connections_per_client > 0 ? o->max_connections_per_client : 8;
     char aerr[300];
     if (netaddr_resolve(o->listen, &na, aerr, sizeof aerr)) {

@@ -180,6 +180,7 @@ int main(int argc, char **argv)
         .max_connections_per_client = cfg->web.max_connections_per_client,
         .header_timeout_ms = (long)cfg->web.header_timeout_ms,
         .max_body = (size_t)cfg->web.max_body,
+        .problem_json = true,
         .lg = &lg,
         .handler = webapi_handle,
         .cls = api,

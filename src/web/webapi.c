@@ -12,6 +12,7 @@
 
 #include "amtacs/jsoncheck.h"
 #include "amtacs/webevents.h"
+#include "amtacs/openapi.h"
 #include "amtacs/webauth.h"
 #include "amtacs/webpool.h"
 
@@ -506,8 +507,10 @@ static void login(struct ctx *c)
                             "set_config('acs.actor_address', $2, true)", 2, pa)) != NULL;
     PQclear(r);
     r = NULL;
-    done = done && (r = run(c, "SELECT acs.web_session_start($1, $2::bytea, $3, $4, "
-                               "$5::integer, $6::integer)",
+    /* to_json: the time in ISO 8601 (2026-01-01T12:00:00.5+00:00), as in
+     * every other answer, not libpq's text form */
+    done = done && (r = run(c, "SELECT to_json(acs.web_session_start($1, $2::bytea, $3, $4, "
+                               "$5::integer, $6::integer)) #>> '{}'",
                             6, ps)) != NULL;
     done = done && commit(c);
     if (done) {
@@ -1166,11 +1169,25 @@ static void log_stream(struct ctx *c, const char *id)
     go_live(c, sub);
 }
 
+/* ------------------------------------------------------------ the description */
+
+/* The OpenAPI document, to anyone: it describes the API and holds no data,
+ * so it needs neither a login nor the database. */
+static void openapi(struct httpserv_req *req)
+{
+    struct buf *b = httpserv_reply_body(req);
+    buf_reset(b);
+    if (buf_append(b, amtacs_openapi_json, amtacs_openapi_json_len))
+        problem(req, 500, "the answer is too large");
+    else
+        httpserv_reply(req, 200, CT_JSON);
+}
+
 /* ------------------------------------------------------------ routing */
 
 enum route {
     R_NONE, R_LOGIN, R_LOGOUT, R_ME, R_JOBS, R_SUBMIT, R_JOB, R_JOB_LOG, R_JOB_KILL,
-    R_CONNECTIONS, R_COMM, R_ALERTS, R_ACK, R_EVENTS, R_LOG_STREAM,
+    R_CONNECTIONS, R_COMM, R_ALERTS, R_ACK, R_EVENTS, R_LOG_STREAM, R_OPENAPI,
 };
 
 /* Every route the API serves: the OpenAPI document (webapi_routes) and the
@@ -1194,6 +1211,7 @@ static const struct {
     {"POST", "/alerts/{id}/ack", R_ACK},
     {"GET", "/events", R_EVENTS},
     {"GET", "/jobs/{id}/log/stream", R_LOG_STREAM},
+    {"GET", "/openapi.json", R_OPENAPI},
 };
 #define NROUTES (sizeof ROUTES / sizeof ROUTES[0])
 
@@ -1267,7 +1285,8 @@ static bool process(struct webapi *a, struct webpool_conn *pc, struct httpserv_r
     char allow[64];
     enum route rt = match(httpserv_path(req), c.method, arg, sizeof arg, allow, sizeof allow);
     if (!*allow) {
-        problemf(req, 404, "no such resource: %.200s (the API is described in docs/web.md)",
+        problemf(req, 404, "no such resource: %.200s (the API is described at "
+                             "/api/v1/openapi.json)",
                  httpserv_path(req));
         return false;
     }
@@ -1282,6 +1301,10 @@ static bool process(struct webapi *a, struct webpool_conn *pc, struct httpserv_r
     if (blen && (!ct || strncasecmp(ct, "application/json", 16) ||
                  (ct[16] && ct[16] != ';' && ct[16] != ' '))) {
         problem(req, 415, "a request body must be JSON (Content-Type: application/json)");
+        return false;
+    }
+    if (rt == R_OPENAPI) {
+        openapi(req);
         return false;
     }
     char err[300];

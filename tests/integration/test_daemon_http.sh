@@ -1,8 +1,11 @@
 # The daemon's HTTP endpoint as an operator and a Prometheus server meet it:
 # the probes, /metrics in a format promtool accepts and with values that
-# match what the test did, JORS-style job retrieval, the bearer token, and
-# clear refusals (a token file others can read, a port in use).
+# match what the test did, the bearer token, and clear refusals (a token file
+# others can read, a port in use). JORS-style job retrieval has one home,
+# amtacs-web: the daemon's old /v1/jobs routes answer 404 saying where it
+# went, and the same retrieval is checked there (GET /api/v1/jobs/ID[/log]).
 source "$(dirname "$0")/../lib/harness.sh"
+source "$(dirname "$0")/../lib/web.sh"
 
 h_pg_start
 h_ctl migrate >/dev/null
@@ -17,6 +20,18 @@ h_daemon_start "$H_TMP/amtacs.yaml"
 h_daemon_ready
 URL=$(h_daemon_http)
 auth=(-H "Authorization: Bearer $token")
+# amtacs-web, with a viewer's API token, serves the jobs
+h_sql -c "CREATE ROLE web1 LOGIN NOINHERIT IN ROLE acs_web" >/dev/null
+cp "$H_TMP/amtacs.yaml" "$H_TMP/web.yaml"
+cat >>"$H_TMP/web.yaml" <<CONF
+web:
+  listen: "127.0.0.1:0"
+  conninfo: "host=$PGHOST port=$PGPORT user=web1 dbname=$PGDATABASE application_name=amtacs-web"
+CONF
+h_web_start "$H_TMP/web.yaml"
+wauth=(-H "Authorization: Bearer $(h_ctl token create --name grafana --role viewer 2>/dev/null)")
+# wstatus ARGS...: status of a request to amtacs-web (body in $H_TMP/body)
+wstatus() { local p=${*: -1}; h_web_req GET "$p" "${@:1:$#-1}"; }
 
 # status LINE of a request: code and body
 status() { curl -s -o "$H_TMP/body" -w '%{http_code}' "$@"; }
@@ -39,7 +54,6 @@ h_eq 401 "$(status "$URL/metrics")" "/metrics without the token is refused (401)
 h_match 'WWW-Authenticate: Bearer' "$(curl -si "$URL/metrics")" "with a Bearer challenge"
 h_eq 401 "$(status -H "Authorization: Bearer ${token}x" "$URL/metrics")" "a wrong token is refused"
 h_eq 401 "$(status -H "Authorization: Basic $token" "$URL/metrics")" "another scheme is refused"
-h_eq 401 "$(status "$URL/v1/jobs/1")" "/v1/jobs without the token is refused"
 h_eq 200 "$(status "${auth[@]}" "$URL/metrics")" "the right token opens /metrics"
 
 # --- a workload, then the figures ------------------------------------------------------
@@ -94,9 +108,9 @@ n=$(metric amtacs_database_statement_seconds_count)
 # a running job's document carries the state the server last reported
 run=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT)
 h_wait_sql 30 2 "SELECT last_code FROM acs.jobs WHERE id = $run" || h_not_ok "the running job's state is recorded"
-status "${auth[@]}" "$URL/v1/jobs/$run" >/dev/null
+wstatus "${wauth[@]}" "/api/v1/jobs/$run" >/dev/null
 h_eq "running 2 RUNNING pending" "$(jq -r '"\(.state) \(.amt_code) \(.amt_state) \(.log)"' "$H_TMP/body")" \
-    "/v1/jobs/ID of a running job: the AMT state the server reported (RUNNING)"
+    "amtacs-web's /api/v1/jobs/ID of a running job: the AMT state the server reported (RUNNING)"
 h_sql -c "SELECT acs.request_kill($run)" >/dev/null
 h_wait_sql 30 3 "SELECT completion_code FROM acs.jobs WHERE id = $run" || h_not_ok "the running job was killed"
 
@@ -112,30 +126,43 @@ scrape
 h_eq 2 "$(metric "amtacs_queue_jobs{$c,state=\"queued\"}")" "2 jobs wait in the queue while comm is disabled"
 h_eq 1 "$(metric "amtacs_comm_state{$c,state=\"disabled\"}")" "comm state disabled"
 
-# --- JORS-style retrieval ----------------------------------------------------------------
+# --- JORS-style retrieval: amtacs-web's, not the daemon's ----------------------------------
 id=${ids[ok1]}
-h_eq 200 "$(status "${auth[@]}" "$URL/v1/jobs/$id")" "/v1/jobs/ID answers 200"
+for p in "/v1/jobs/$id" "/v1/jobs/$id/log" /v1/jobs /v1/jobs/abc; do
+    h_eq 404 "$(status "${auth[@]}" "$URL$p")" "the daemon's $p: 404"
+    h_match "amtacs-web does, at GET /api/v1/jobs/ID and GET /api/v1/jobs/ID/log" \
+        "$(jq -r .error "$H_TMP/body")" "saying where jobs are served now"
+done
+h_eq 404 "$(status "$URL/v1/jobs/$id")" "without the token too (it reveals nothing)"
+h_eq 404 "$(status "${auth[@]}" "$URL/nope")" "an unknown path: 404"
+h_eq "no such path; there are /healthz, /readyz and /metrics (jobs: amtacs-web's /api/v1/jobs)" \
+    "$(jq -r .error "$H_TMP/body")" "naming the daemon's paths"
+h_eq 405 "$(status -X POST "${auth[@]}" "$URL/metrics")" "POST: 405"
+h_match 'Allow: GET, HEAD' "$(curl -si -X DELETE "$URL/metrics")" "with the methods allowed"
+
+h_eq 401 "$(wstatus "/api/v1/jobs/$id")" "amtacs-web: a job without a session or token is refused"
+h_eq 200 "$(wstatus "${wauth[@]}" "/api/v1/jobs/$id")" "amtacs-web: /api/v1/jobs/ID answers 200"
 h_eq "4 DONE success INSTANT finished available" \
     "$(jq -r '"\(.completion_code) \(.completion_name) \(.result) \(.name) \(.state) \(.log)"' "$H_TMP/body")" \
     "with the job's outcome"
 h_eq "$(h_ctl show "$id" --json | jq -S .)" "$(jq -S . "$H_TMP/body")" \
     "the same document as amtacsctl show --json"
-h_eq application/json "$(curl -s -o /dev/null -w '%{content_type}' "${auth[@]}" "$URL/v1/jobs/$id")" \
+h_match '^application/json' "$(grep -i '^content-type:' "$H_TMP/hdr" | cut -d' ' -f2- | tr -d '\r')" \
     "served as application/json"
-h_eq 200 "$(status "${auth[@]}" "$URL/v1/jobs/$id/log")" "/v1/jobs/ID/log answers 200"
+h_eq 200 "$(wstatus "${wauth[@]}" "/api/v1/jobs/$id/log")" "/api/v1/jobs/ID/log answers 200"
 h_eq "$(h_ctl log "$id")" "$(cat "$H_TMP/body")" "with the merged job log, byte for byte as amtacsctl log"
-h_eq 409 "$(status "${auth[@]}" "$URL/v1/jobs/$q1/log")" "a queued job's log: 409"
-h_match "is queued; its log is written when it ends" "$(cat "$H_TMP/body")" "saying why"
+h_eq 409 "$(wstatus "${wauth[@]}" "/api/v1/jobs/$q1/log")" "a queued job's log: 409"
+h_match "is queued; its log is written when it ends" "$(jq -r .detail "$H_TMP/body")" "saying why"
 h_sql -c "DELETE FROM acs.job_logs WHERE job_id = ${ids[ok2]}" >/dev/null
-h_eq 410 "$(status "${auth[@]}" "$URL/v1/jobs/${ids[ok2]}/log")" "a purged log: 410 Gone"
-h_eq purged "$(curl -fs "${auth[@]}" "$URL/v1/jobs/${ids[ok2]}" | jq -r .log)" "and the document says purged"
-h_eq 404 "$(status "${auth[@]}" "$URL/v1/jobs/987654")" "an unknown job: 404"
-h_eq "no job 987654" "$(jq -r .error "$H_TMP/body")" "saying so"
-for bad in /v1/jobs/abc /v1/jobs/-1 /v1/jobs/0 /v1/jobs/1/logs /v1/jobs/99999999999999999999 /nope; do
-    h_eq 404 "$(status "${auth[@]}" "$URL$bad")" "$bad: 404"
+h_eq 410 "$(wstatus "${wauth[@]}" "/api/v1/jobs/${ids[ok2]}/log")" "a purged log: 410 Gone"
+wstatus "${wauth[@]}" "/api/v1/jobs/${ids[ok2]}" >/dev/null
+h_eq purged "$(jq -r .log "$H_TMP/body")" "and the document says purged"
+h_eq 404 "$(wstatus "${wauth[@]}" /api/v1/jobs/987654)" "an unknown job: 404"
+h_eq "no job 987654" "$(jq -r .detail "$H_TMP/body")" "saying so"
+for bad in /api/v1/jobs/abc /api/v1/jobs/-1 /api/v1/jobs/0 /api/v1/jobs/1/logs \
+    /api/v1/jobs/99999999999999999999; do
+    h_eq 404 "$(wstatus "${wauth[@]}" "$bad")" "$bad: 404"
 done
-h_eq 405 "$(status -X POST "${auth[@]}" "$URL/v1/jobs/$id")" "POST: 405"
-h_match 'Allow: GET, HEAD' "$(curl -si -X DELETE "$URL/metrics")" "with the methods allowed"
 
 # --- the database away: not ready, still alive --------------------------------------------
 h_as_pg "$H_PG_BINDIR/pg_ctl" -D "$H_PG_DATA" -m immediate -w stop >/dev/null
@@ -144,7 +171,8 @@ h_wait_until 30 bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' $URL/readyz
     h_not_ok "/readyz answers 503 while the database is down"
 h_match "database is not reachable" "$(curl -s "$URL/readyz")" "and says why"
 h_eq 200 "$(status "$URL/healthz")" "/healthz still answers 200 (the daemon is alive)"
-h_eq 503 "$(status "${auth[@]}" "$URL/v1/jobs/$id")" "/v1/jobs answers 503 without the database"
+h_eq 503 "$(wstatus "${wauth[@]}" "/api/v1/jobs/$id")" "amtacs-web's /api/v1/jobs answers 503 without the database"
+h_web_check_answers
 scrape
 h_eq 0 "$(metric amtacs_queue_scrape_success)" "/metrics still answers, saying the queue was not read"
 h_eq 0 "$(metric amtacs_database_up)" "and that the database is down"

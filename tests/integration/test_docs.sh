@@ -25,12 +25,14 @@
 # stderr together. sh blocks run with `bash -e -o pipefail` from the source
 # tree, amtacsctl, amtacsd and amt-batch-sim on PATH, $AMTACS_DB set,
 # $TMPDIR a directory of its own and $SIM the simulator's URL; `localhost:9001` / `127.0.0.1:9001` become the
-# simulator's address and `localhost:9470` the daemon's HTTP address. sql
+# simulator's address, `localhost:9470` the daemon's HTTP address and
+# `localhost:9480` amtacs-web's (it runs too, with a login of its own). sql
 # blocks run with `psql -X -At -v ON_ERROR_STOP=1` (one row a line, columns
 # separated by `|`). In before/then: `doc_job ID NAME [STATE]` enqueues DEMO2's
 # batch job NAME as job ID and waits for STATE (running, finished), and
 # `doc_settle` waits until every job has finished.
 source "$(dirname "$0")/../lib/harness.sh"
+source "$(dirname "$0")/../lib/web.sh"
 
 DOCS=("$AMTACS_SRC/README.md" "$AMTACS_SRC"/docs/*.md)
 mkdir -p "$H_TMP/docs"
@@ -79,6 +81,14 @@ H_LOG_LEVEL=info H_CONN_EXTRA="    allow_kill: true" h_daemon_config "$H_TMP/amt
 h_daemon_start "$H_TMP/amtacs.yaml"
 h_daemon_ready
 HTTP=$(h_daemon_http)
+h_sql -c "CREATE ROLE docs_web LOGIN NOINHERIT IN ROLE acs_web" >/dev/null
+cp "$H_TMP/amtacs.yaml" "$H_TMP/web.yaml"
+cat >>"$H_TMP/web.yaml" <<CONF
+web:
+  listen: "127.0.0.1:0"
+  conninfo: "host=$PGHOST port=$PGPORT user=docs_web dbname=$PGDATABASE application_name=amtacs-web"
+CONF
+h_web_start "$H_TMP/web.yaml"
 SEQ=$(h_sql -c "SELECT pg_get_serial_sequence('acs.jobs', 'id')")
 export PATH="$AMTACS_BIN/src/ctl:$AMTACS_BIN/src/daemon:$AMTACS_BIN/src/sim:$PATH"
 export AMTACS_DB=$H_PGCONN
@@ -146,7 +156,7 @@ for meta in "${blocks[@]}"; do
     [[ " $flags " == *" fresh "* ]] && doc_fresh
     [[ " $flags " == *" sim "* ]] && h_sim_start
     export SIM=$H_SIM_URL
-    sim_addr=${H_SIM_URL#http://} http_addr=${HTTP#http://}
+    sim_addr=${H_SIM_URL#http://} http_addr=${HTTP#http://} web_addr=${H_WEB_URL#http://}
     ok=1
     for b in "${befores[@]}"; do
         bash -e -o pipefail -c "$b" >"$base.before" 2>&1 ||
@@ -160,7 +170,7 @@ for meta in "${blocks[@]}"; do
         grep -Ev -- "$skip_re" "$base.body" || true
     else
         cat "$base.body"
-    fi | sed -e "s#localhost:9001#$sim_addr#g; s#127\.0\.0\.1:9001#$sim_addr#g; s#localhost:9470#$http_addr#g" >"$script"
+    fi | sed -e "s#localhost:9001#$sim_addr#g; s#127\.0\.0\.1:9001#$sim_addr#g; s#localhost:9470#$http_addr#g; s#localhost:9480#$web_addr#g" >"$script"
     # a temporary directory of its own, so that what a block leaves is found
     export TMPDIR="$base.tmp"
     mkdir -p "$TMPDIR"

@@ -393,4 +393,7 @@ wait "$WEB_PID" && rc=0 || rc=$?
 h_eq 0 "$rc" "amtacs-web stops cleanly on SIGTERM"
 h_match "event=web.stop" "$(cat "$WEB_LOG")" "and says so"
 
+# --- every answer received above validates against the OpenAPI document ----------------------
+h_web_check_answers
+
 h_daemons_stop

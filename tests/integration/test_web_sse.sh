@@ -212,4 +212,7 @@ kill -TERM "$H_WEB_PID"
 h_wait_until 30 gone "$PID_vera" && h_ok "streams end when amtacs-web stops" || h_not_ok "streams end when amtacs-web stops"
 h_wait_until 30 gone "$H_WEB_PID" && h_ok "amtacs-web stops with streams open" || h_not_ok "amtacs-web stops with streams open"
 wait "$H_WEB_PID" && h_ok "and exits 0" || h_not_ok "and exits 0"
+
+# every plain answer above (401, 404, 400, logins, submits) is as the OpenAPI document says
+h_web_check_answers
 h_daemons_stop

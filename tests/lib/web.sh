@@ -8,6 +8,10 @@
 #                          answer is also kept in $H_TMP/web-answers/ so
 #                          the test can check every body it received against
 #                          the OpenAPI document.
+#   h_web_check_answers    checks every answer kept so far against the
+#                          OpenAPI document (tests/lib/openapi_check.py):
+#                          one h_ok, or h_not_ok with each failure
+#   h_web_python           a python3 with jsonschema (python3-jsonschema)
 H_WEB_BIN="$AMTACS_BIN/src/web/amtacs-web"
 H_WEB_ANSWERS="$H_TMP/web-answers"
 H_WEB_N=0
@@ -27,10 +31,39 @@ h_web_req() {
     shift 2
     st=$(curl -sS -o "$H_TMP/body" -D "$H_TMP/hdr" -w '%{http_code}' -X "$m" "$H_WEB_URL$p" "$@")
     mkdir -p "$H_WEB_ANSWERS"
-    H_WEB_N=$((H_WEB_N + 1))
+    # counted from the files: callers run this in $(...), a subshell, where a
+    # counter would not survive
+    H_WEB_N=$(($(find "$H_WEB_ANSWERS" -name '*.meta' | wc -l) + 1))
     cp "$H_TMP/body" "$H_WEB_ANSWERS/$H_WEB_N.body"
     printf '%s %s %s %s\n' "$m" "${p%%\?*}" "$st" \
         "$(grep -i '^content-type:' "$H_TMP/hdr" | tail -1 | cut -d' ' -f2- | tr -d '\r')" \
         >"$H_WEB_ANSWERS/$H_WEB_N.meta"
     echo "$st"
+}
+
+H_WEB_OPENAPI="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/src/web/openapi.json"
+H_WEB_CHECK="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/openapi_check.py"
+
+h_web_python() {
+    local py
+    for py in python3 /usr/bin/python3; do
+        if "$py" -c 'import jsonschema' 2>/dev/null; then echo "$py"; return 0; fi
+    done
+    echo "no python3 with jsonschema (install python3-jsonschema: scripts/deps)" >&2
+    return 1
+}
+
+h_web_check_answers() {
+    local py out n
+    n=$(find "$H_WEB_ANSWERS" -name '*.meta' 2>/dev/null | wc -l)
+    if ! py=$(h_web_python); then
+        h_not_ok "the $n answers validate against the OpenAPI document (no python3-jsonschema)"
+        return
+    fi
+    if out=$("$py" "$H_WEB_CHECK" answers "$H_WEB_OPENAPI" "$H_WEB_ANSWERS" 2>&1); then
+        h_ok "every answer validates against the OpenAPI document ($out)"
+    else
+        h_not_ok "every answer validates against the OpenAPI document"
+        printf '#   %s\n' "${out//$'\n'/$'\n'#   }"
+    fi
 }
