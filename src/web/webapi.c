@@ -1018,6 +1018,7 @@ static void events(struct ctx *c)
         snprintf(fa, sizeof fa, "%lld", (long long)from.alert);
         snprintf(ta, sizeof ta, "%lld", (long long)pos.alert);
         const char *pj[4] = {fx, fj, tx, tj};
+        bool too_many = false;
         r = run(c,
                 "SELECT j.state_xid::text, j.id, json_build_object('id', j.id, 'state', j.state,"
                 " 'connection', j.connection, 'kind', j.kind,"
@@ -1043,8 +1044,9 @@ static void events(struct ctx *c)
                                         "again\"}";
             bad = bad || webevents_put(b, id, "reset", reset, sizeof reset - 1);
             from = pos;
+            too_many = true;
         }
-        for (int i = 0; i < PQntuples(r) && i < CATCH_UP_MAX && from.xid != pos.xid; i++) {
+        for (int i = 0; i < PQntuples(r) && !too_many; i++) {
             snprintf(id, sizeof id, "%s.%s.%lld", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
                      (long long)from.alert);
             bad = bad || webevents_put(b, id, "job", PQgetvalue(r, i, 2),
