@@ -96,6 +96,7 @@ struct amtacs_config {
         int64_t session_idle_ms;     /* a session unused this long ends */
         int64_t session_lifetime_ms; /* a session ends this long after its login */
         long max_body;               /* largest request body in bytes */
+        long max_connections;        /* open connections in all (streams included) */
         long max_connections_per_client; /* open connections per client address */
         int64_t header_timeout_ms;   /* as http.header_timeout */
         long db_pool;                /* database connections and worker threads */

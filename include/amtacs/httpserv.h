@@ -22,7 +22,12 @@
  *
  * A handler either fills the reply and returns, or calls httpserv_defer and
  * hands the request to another thread, which fills the reply and calls
- * httpserv_finish (the connection is suspended meanwhile). The headers, query
+ * httpserv_finish (the connection is suspended meanwhile), or
+ * httpserv_finish_stream for a body that goes on (server-sent events): the
+ * status and headers go out at once, then what httpserv_stream_write adds,
+ * from any thread, until httpserv_stream_close. While nothing is pending the
+ * connection is suspended: an open stream costs no polling and no timer, only
+ * its connection's memory. The headers, query
  * arguments, body and client address are copied when the request is complete,
  * so they may be read from any thread; header values and the body are wiped
  * when the request is freed (they may hold passwords, cookies, tokens).
@@ -68,7 +73,8 @@ unsigned httpserv_port(const struct httpserv *s);
 /* True when it speaks HTTPS. */
 bool httpserv_tls(const struct httpserv *s);
 /* Stops the thread, closes every connection, frees. No request may still be
- * deferred (finish them first). NULL is a no-op. */
+ * deferred (finish them first); open streams are ended (their owners' handles
+ * stay valid until released; writes to them fail). NULL is a no-op. */
 void httpserv_stop(struct httpserv *s);
 
 /* ---- one request (valid until its reply is sent) ---- */
@@ -104,5 +110,32 @@ void httpserv_defer(struct httpserv_req *r);
 /* From any thread, once per deferred request: the reply is complete. The
  * request must not be touched after. */
 void httpserv_finish(struct httpserv_req *r);
+
+/* ---- streamed replies ---- */
+
+struct httpserv_stream;
+
+/* Instead of httpserv_finish, once per deferred request: answers with the
+ * status, content type and headers set so far and a body of unknown length
+ * (chunked) that httpserv_stream_write fills. The reply body set so far is
+ * sent first. Returns the caller's handle, which it must give back with
+ * httpserv_stream_release; NULL when out of memory (the request is then
+ * answered 500 and ends). The request must not be touched after. */
+struct httpserv_stream *httpserv_finish_stream(struct httpserv_req *r);
+/* Queues len bytes (copied) and wakes the connection. False when the stream
+ * has ended: closed, the client went away, the server stops, or more than
+ * HTTPSERV_STREAM_MAX_PENDING bytes wait for a client that does not read (the
+ * stream is then ended: a slow client cannot make the server hold its
+ * events without bound). */
+bool httpserv_stream_write(struct httpserv_stream *st, const void *data, size_t len);
+#define HTTPSERV_STREAM_MAX_PENDING (1u << 20)
+/* False once the stream has ended (as for a failed write). A client that
+ * went away while its connection waited is noticed at the next write. */
+bool httpserv_stream_alive(struct httpserv_stream *st);
+/* Ends the body once what is queued is sent. */
+void httpserv_stream_close(struct httpserv_stream *st);
+/* Gives the caller's handle back (closing the stream if it is open). NULL is
+ * a no-op. */
+void httpserv_stream_release(struct httpserv_stream *st);
 
 #endif

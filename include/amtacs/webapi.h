@@ -31,6 +31,8 @@ struct webapi_options {
     bool secure_cookie;      /* mark the cookie Secure (HTTPS here or at the proxy) */
     bool behind_proxy;       /* take the client address the proxy forwards */
     const char *public_key_file; /* seals Batch User passwords (copied); NULL: none */
+    long heartbeat_ms;       /* event streams: a comment line this often; 0 = 15 s */
+    long session_check_ms;   /* event streams: their session checked this often; 0 = 5 s */
     const struct logger *lg; /* borrowed */
 };
 
@@ -38,7 +40,8 @@ struct webapi *webapi_new(const struct webapi_options *o, char *err, size_t errl
 /* The httpserv handler; cls is the webapi. */
 void webapi_handle(void *cls, struct httpserv_req *req);
 /* Answers the requests queued and stops the workers; requests after get
- * 503. Call before httpserv_stop (no request may stay deferred). */
+ * 503; then ends every event stream. Call before httpserv_stop (no request
+ * may stay deferred). */
 void webapi_stop(struct webapi *a);
 /* Stops (if not yet) and frees, after httpserv_stop. NULL is a no-op. */
 void webapi_free(struct webapi *a);

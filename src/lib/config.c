@@ -118,9 +118,13 @@ static const struct config_key keys[] = {
      .help = "a console session ends this long after its login, however busy"},
     {.path = "web.max_body", .type = CONFIG_T_INT, .min = 1024, .max = 67108864, .def = 1048576,
      .offset = G(web.max_body), .help = "largest request body in bytes; a larger one gets 413"},
-    {.path = "web.max_connections_per_client", .type = CONFIG_T_INT, .min = 1, .max = 256,
+    {.path = "web.max_connections", .type = CONFIG_T_INT, .min = 16, .max = 65536, .def = 256,
+     .offset = G(web.max_connections),
+     .help = "connections amtacs-web holds open at once (each event stream is one), 8 of them "
+             "kept for loopback clients"},
+    {.path = "web.max_connections_per_client", .type = CONFIG_T_INT, .min = 1, .max = 65536,
      .def = 16, .offset = G(web.max_connections_per_client),
-     .help = "connections one client address may hold open at once (of 256 in all)"},
+     .help = "connections one client address may hold open at once (of web.max_connections)"},
     {.path = "web.header_timeout", .type = CONFIG_T_DURATION, .min = 100, .max = 10 * MIN,
      .def = 10 * SEC, .offset = G(web.header_timeout_ms),
      .help = "a request's headers must be complete this long after the connection opened "

@@ -49,6 +49,21 @@ struct field {
 
 enum req_state { REQ_BODY, REQ_HANDLED, REQ_DEFERRED };
 
+/* A streamed reply. Two references: the owner's handle and the server's
+ * (its MHD response, dropped when MHD frees it). mu guards the rest. */
+struct httpserv_stream {
+    pthread_mutex_t mu;
+    unsigned refs;
+    struct httpserv *s;          /* NULL once the response is freed */
+    struct MHD_Connection *con;
+    struct httpserv_stream *prev, *next; /* the server's list (its streams_mu) */
+    char *data;                  /* pending bytes: data[off .. off+len) */
+    size_t off, len, cap;
+    bool suspended;              /* our reader suspended the connection */
+    bool closed;                 /* no more writes; end once drained */
+    bool gone;                   /* the response is freed: the stream is over */
+};
+
 struct httpserv_req {
     struct httpserv *s;
     struct MHD_Connection *con;
@@ -66,6 +81,7 @@ struct httpserv_req {
     struct buf reply;
     struct field headers[MAX_REPLY_HEADERS];
     size_t n_headers;
+    struct httpserv_stream *stream; /* a streamed reply (httpserv_finish_stream) */
 };
 
 struct httpserv {
@@ -89,6 +105,8 @@ struct httpserv {
     /* Touched only by the server's thread once it runs (MHD calls back from
      * inside MHD_run, on that thread). */
     struct track *tracks;
+    pthread_mutex_t streams_mu; /* the open streams, ended when the server stops */
+    struct httpserv_stream *streams;
     unsigned n_remote;   /* open connections from addresses off the loopback interface */
     char mhd_error[300]; /* MHD's last complaint while starting */
 };
@@ -103,10 +121,14 @@ static void wipe_free(char *p, size_t n)
     }
 }
 
+static void stream_freed(void *cls);
+
 static void req_free(struct httpserv_req *r)
 {
     if (!r)
         return;
+    if (r->stream) /* the connection closed before the stream's reply was queued */
+        stream_freed(r->stream);
     for (size_t i = 0; i < r->n_fields; i++) {
         free(r->fields[i].name);
         wipe_free(r->fields[i].value, r->fields[i].value_len);
@@ -262,6 +284,221 @@ void httpserv_finish(struct httpserv_req *r)
         ;
 }
 
+/* ------------------------------------------------------------ streams */
+
+static void plain(struct httpserv_req *r, unsigned status, const char *msg);
+
+static void kick(struct httpserv *s)
+{
+    uint64_t one = 1;
+    while (write(s->kick_fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
+static void stream_unref(struct httpserv_stream *st)
+{
+    pthread_mutex_lock(&st->mu);
+    bool last = --st->refs == 0;
+    pthread_mutex_unlock(&st->mu);
+    if (!last)
+        return;
+    if (st->data)
+        sodium_memzero(st->data, st->cap);
+    free(st->data);
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+}
+
+/* Wakes a connection our reader suspended; called with st->mu held. True
+ * when the server's thread must be kicked. */
+static bool stream_wake(struct httpserv_stream *st)
+{
+    if (!st->suspended || st->gone)
+        return false;
+    st->suspended = false;
+    MHD_resume_connection(st->con);
+    return true;
+}
+
+/* MHD wants bytes: the pending ones, the end once closed and drained, or
+ * nothing yet, and then the connection waits suspended (MHD allows suspending
+ * from a content reader) until a write or close resumes it. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    struct httpserv_stream *st = cls;
+    ssize_t n;
+    pthread_mutex_lock(&st->mu);
+    if (st->len) {
+        size_t k = st->len < max ? st->len : max;
+        memcpy(out, st->data + st->off, k);
+        sodium_memzero(st->data + st->off, k);
+        st->off += k;
+        st->len -= k;
+        if (!st->len) {
+            st->off = 0;
+            if (st->cap > 4096) { /* an idle stream keeps no large buffer */
+                free(st->data);
+                st->data = NULL;
+                st->cap = 0;
+            }
+        }
+        n = (ssize_t)k;
+    } else if (st->closed) {
+        n = MHD_CONTENT_READER_END_OF_STREAM;
+    } else {
+        st->suspended = true;
+        MHD_suspend_connection(st->con);
+        n = 0;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return n;
+}
+
+/* MHD is done with the response (sent, or the connection closed): the
+ * stream is over; the server's reference goes. */
+static void stream_freed(void *cls)
+{
+    struct httpserv_stream *st = cls;
+    pthread_mutex_lock(&st->mu);
+    struct httpserv *s = st->s;
+    st->gone = true;
+    st->suspended = false;
+    st->s = NULL;
+    pthread_mutex_unlock(&st->mu);
+    if (s) {
+        pthread_mutex_lock(&s->streams_mu);
+        if (st->prev)
+            st->prev->next = st->next;
+        else if (s->streams == st)
+            s->streams = st->next;
+        if (st->next)
+            st->next->prev = st->prev;
+        st->prev = st->next = NULL;
+        pthread_mutex_unlock(&s->streams_mu);
+    }
+    stream_unref(st);
+}
+
+struct httpserv_stream *httpserv_finish_stream(struct httpserv_req *r)
+{
+    struct httpserv *s = r->s;
+    struct httpserv_stream *st = calloc(1, sizeof *st);
+    if (!st) {
+        plain(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+        httpserv_finish(r);
+        return NULL;
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    st->refs = 2;
+    st->s = s;
+    st->con = r->con;
+    /* the body set so far goes first */
+    if (r->reply.len) {
+        st->len = st->cap = r->reply.len;
+        st->data = buf_take(&r->reply);
+        if (!st->data)
+            st->len = st->cap = 0;
+    }
+    pthread_mutex_lock(&s->streams_mu);
+    st->next = s->streams;
+    if (s->streams)
+        s->streams->prev = st;
+    s->streams = st;
+    pthread_mutex_unlock(&s->streams_mu);
+    r->stream = st;
+    httpserv_finish(r);
+    return st;
+}
+
+bool httpserv_stream_write(struct httpserv_stream *st, const void *data, size_t len)
+{
+    bool ok = true, wake = false;
+    struct httpserv *s;
+    pthread_mutex_lock(&st->mu);
+    s = st->s;
+    if (st->gone || st->closed) {
+        ok = false;
+    } else if (st->len + len > HTTPSERV_STREAM_MAX_PENDING) {
+        st->closed = true; /* a client that does not read: end it */
+        ok = false;
+        wake = stream_wake(st);
+    } else {
+        if (st->off + st->len + len > st->cap) {
+            if (st->off) {
+                memmove(st->data, st->data + st->off, st->len);
+                st->off = 0;
+            }
+            if (st->len + len > st->cap) {
+                size_t cap = st->cap ? st->cap : 256;
+                while (cap < st->len + len)
+                    cap *= 2;
+                char *nd = malloc(cap);
+                if (!nd) {
+                    ok = false;
+                    goto out;
+                }
+                if (st->len)
+                    memcpy(nd, st->data, st->len);
+                if (st->data)
+                    sodium_memzero(st->data, st->cap);
+                free(st->data);
+                st->data = nd;
+                st->cap = cap;
+            }
+        }
+        memcpy(st->data + st->off + st->len, data, len);
+        st->len += len;
+        wake = stream_wake(st);
+    }
+out:
+    pthread_mutex_unlock(&st->mu);
+    if (wake && s)
+        kick(s);
+    return ok;
+}
+
+bool httpserv_stream_alive(struct httpserv_stream *st)
+{
+    pthread_mutex_lock(&st->mu);
+    bool alive = !st->gone && !st->closed;
+    pthread_mutex_unlock(&st->mu);
+    return alive;
+}
+
+void httpserv_stream_close(struct httpserv_stream *st)
+{
+    pthread_mutex_lock(&st->mu);
+    struct httpserv *s = st->s;
+    st->closed = true;
+    bool wake = stream_wake(st);
+    pthread_mutex_unlock(&st->mu);
+    if (wake && s)
+        kick(s);
+}
+
+void httpserv_stream_release(struct httpserv_stream *st)
+{
+    if (!st)
+        return;
+    httpserv_stream_close(st);
+    stream_unref(st);
+}
+
+/* The server stops: every stream ends, and no connection may stay
+ * suspended when MHD stops. On the server's thread. */
+static void close_streams(struct httpserv *s)
+{
+    pthread_mutex_lock(&s->streams_mu);
+    for (struct httpserv_stream *st = s->streams; st; st = st->next) {
+        pthread_mutex_lock(&st->mu);
+        st->closed = true;
+        stream_wake(st);
+        pthread_mutex_unlock(&st->mu);
+    }
+    pthread_mutex_unlock(&s->streams_mu);
+}
+
 static void plain(struct httpserv_req *r, unsigned status, const char *msg)
 {
     r->status = status;
@@ -285,12 +522,26 @@ static void owned_free(void *cls)
     free(o);
 }
 
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max);
+static void stream_freed(void *cls);
+
 static enum MHD_Result send_reply(struct httpserv_req *r)
 {
     size_t len = r->reply.len, cap = r->reply.cap;
+    struct MHD_Response *resp = NULL;
+    if (r->stream) {
+        struct httpserv_stream *st = r->stream;
+        r->stream = NULL; /* the response holds the server's reference now */
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, stream_read, st,
+                                                 stream_freed);
+        if (!resp) {
+            stream_freed(st);
+            return MHD_NO;
+        }
+        goto headers;
+    }
     char *data = buf_take(&r->reply);
     struct owned *o = data ? malloc(sizeof *o) : NULL;
-    struct MHD_Response *resp = NULL;
     if (o) {
         *o = (struct owned){data, cap};
         resp = MHD_create_response_from_buffer_with_free_callback_cls(len, data, owned_free, o);
@@ -304,6 +555,7 @@ static enum MHD_Result send_reply(struct httpserv_req *r)
             wipe_free(data, cap);
         return MHD_NO;
     }
+headers:
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             r->ctype ? r->ctype : "text/plain; charset=utf-8");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -584,8 +836,14 @@ static void *serve(void *arg)
             log_event(s->lg, LOG_ERROR, ev, NULL, "%s", strerror(errno));
             break;
         }
-        if (p[1].revents)
+        if (p[1].revents) {
+            /* Streams end, and their suspended connections are resumed and
+             * run once: MHD must not stop with a connection suspended. */
+            close_streams(s);
+            MHD_run(s->d);
+            MHD_run(s->d);
             break;
+        }
         if (p[2].revents) {
             uint64_t n;
             while (read(s->kick_fd, &n, sizeof n) < 0 && errno == EINTR)
@@ -654,6 +912,7 @@ struct httpserv *httpserv_start(const struct httpserv_options *o, char *err, siz
     }
     s->wake_fd = -1;
     s->kick_fd = -1;
+    pthread_mutex_init(&s->streams_mu, NULL);
     s->lg = o->lg;
     snprintf(s->setting, sizeof s->setting, "%s", o->setting ? o->setting : "http");
     s->header_timeout_ms = o->header_timeout_ms > 0 ? o->header_timeout_ms : 10000;
@@ -780,5 +1039,6 @@ void httpserv_stop(struct httpserv *s)
         close(s->wake_fd);
     if (s->kick_fd >= 0)
         close(s->kick_fd);
+    pthread_mutex_destroy(&s->streams_mu);
     free(s);
 }

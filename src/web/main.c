@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -27,8 +28,8 @@
 
 /* The newest function amtacs-web calls (migration 0015). */
 #define NEEDS_FUNCTION "acs.rerun_job(bigint)"
-#define CONNECTION_LIMIT 256
 #define LOOPBACK_RESERVE 8
+#define SPARE_FDS 64 /* descriptors besides the connections: database, log, epoll */
 
 static void usage(FILE *out)
 {
@@ -140,6 +141,22 @@ int main(int argc, char **argv)
     }
     if (*warn)
         log_event(&lg, LOG_WARN, "web.login_inherits", NULL, "%s", warn);
+    /* each connection (an event stream too) is a descriptor: the soft limit
+     * is raised as far as the hard one allows, else starting is refused */
+    struct rlimit rl;
+    rlim_t need = (rlim_t)cfg->web.max_connections + (rlim_t)cfg->web.db_pool + SPARE_FDS;
+    if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        if (rl.rlim_cur < need) {
+            log_event(&lg, LOG_ERROR, "web.init_failed", NULL,
+                      "web.max_connections %ld needs %llu file descriptors, but the hard limit "
+                      "(ulimit -Hn, LimitNOFILE=) is %llu",
+                      cfg->web.max_connections, (unsigned long long)need,
+                      (unsigned long long)rl.rlim_max);
+            goto out;
+        }
+    }
 
     bool tls = cfg->web.tls_cert_file != NULL;
     /* As amtacsctl batch-user set finds it: the public half next to the
@@ -176,7 +193,7 @@ int main(int argc, char **argv)
         .setting = "web",
         .tls_cert_file = cfg->web.tls_cert_file,
         .tls_key_file = cfg->web.tls_key_file,
-        .connection_limit = CONNECTION_LIMIT,
+        .connection_limit = (unsigned)cfg->web.max_connections,
         .loopback_reserve = LOOPBACK_RESERVE,
         .max_connections_per_client = cfg->web.max_connections_per_client,
         .header_timeout_ms = (long)cfg->web.header_timeout_ms,

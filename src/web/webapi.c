@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "amtacs/jsoncheck.h"
+#include "amtacs/webevents.h"
 #include "amtacs/openapi.h"
 #include "amtacs/webauth.h"
 #include "amtacs/webpool.h"
@@ -345,6 +346,7 @@ static bool authenticate(struct ctx *c)
             return false;
         }
         snprintf(c->actor, sizeof c->actor, "token:%s", PQgetvalue(r, 0, 0));
+        memcpy(c->cred_hash, hash, sizeof hash);
         snprintf(c->role, sizeof c->role, "%s", PQgetvalue(r, 0, 1));
     } else {
         const char *cookies = httpserv_header(c->req, "Cookie");
@@ -370,6 +372,7 @@ static bool authenticate(struct ctx *c)
         snprintf(c->role, sizeof c->role, "%s", PQgetvalue(r, 0, 1));
         snprintf(c->csrf, sizeof c->csrf, "%s", PQgetvalue(r, 0, 2));
         memcpy(c->session_hash, hash, sizeof hash);
+        memcpy(c->cred_hash, hash, sizeof hash);
         c->by_session = true;
         /* A cookie rides along with any request the browser makes, a forged
          * one from another site's page too; the CSRF token does not. */
@@ -1066,6 +1069,234 @@ static void ack_alert(struct ctx *c, const char *id)
         cJSON_Delete(o);
 }
 
+/* ------------------------------------------------------------ event streams */
+
+#define CT_SSE "text/event-stream"
+#define CATCH_UP_MAX 1000 /* changes replayed after Last-Event-ID; more: a reset event */
+
+static void who_of(const struct ctx *c, struct webevents_who *w)
+{
+    memset(w, 0, sizeof *w);
+    snprintf(w->hash, sizeof w->hash, "%s", c->cred_hash + 2); /* without "\x" */
+    snprintf(w->role, sizeof w->role, "%s", c->role);
+}
+
+/* The answer becomes a stream; sub gets it. */
+static void go_live(struct ctx *c, struct webevents_sub *sub)
+{
+    httpserv_reply(c->req, 200, CT_SSE);
+    httpserv_reply_header(c->req, "X-Accel-Buffering", "no"); /* a proxy must not hold events */
+    c->streamed = true;
+    struct httpserv_stream *st = httpserv_finish_stream(c->req);
+    if (!st) {
+        webevents_cancel(sub);
+        return;
+    }
+    if (sub)
+        webevents_attach(sub, st);
+    else
+        httpserv_stream_release(st); /* a finished job's log: all of it is queued */
+}
+
+static void events(struct ctx *c)
+{
+    struct webevents_who who;
+    who_of(c, &who);
+    /* what the caller's role may read, as PostgreSQL says */
+    PGresult *r = run(c, "SELECT has_table_privilege('acs.jobs', 'SELECT'), "
+                         "has_table_privilege('acs.alerts', 'SELECT'), "
+                         "has_table_privilege('acs.connections', 'SELECT')",
+                      0, NULL);
+    if (!r)
+        return;
+    bool jobs = !strcmp(PQgetvalue(r, 0, 0), "t");
+    who.alerts = !strcmp(PQgetvalue(r, 0, 1), "t");
+    who.comm = !strcmp(PQgetvalue(r, 0, 2), "t");
+    PQclear(r);
+    if (!jobs) {
+        problemf(c->req, 403, "the role %s may not read jobs", c->role);
+        return;
+    }
+    const char *lei = httpserv_header(c->req, "Last-Event-ID");
+    struct webevents_pos from, pos;
+    if (lei && !webevents_parse_id(lei, &from)) {
+        problem(c->req, 400, "Last-Event-ID must be the id of an event of this stream "
+                             "(XID.JOB.ALERT)");
+        return;
+    }
+    struct webevents_sub *sub = webevents_subscribe(c->a->events, &who, &pos);
+    if (!sub) {
+        problem(c->req, 503, "the server is stopping; try again");
+        return;
+    }
+    struct buf *b = httpserv_reply_body(c->req);
+    buf_reset(b);
+    bool bad = buf_puts(b, "retry: 3000\n\n") != BUF_OK;
+    char id[80];
+    if (lei) {
+        /* What changed between the client's position and the hub's: every
+         * row in that range is final (below the horizon the hub read). */
+        char fx[24], fj[24], tx[24], tj[24], fa[24], ta[24];
+        snprintf(fx, sizeof fx, "%llu", (unsigned long long)from.xid);
+        snprintf(fj, sizeof fj, "%lld", (long long)from.job);
+        snprintf(tx, sizeof tx, "%llu", (unsigned long long)pos.xid);
+        snprintf(tj, sizeof tj, "%lld", (long long)pos.job);
+        snprintf(fa, sizeof fa, "%lld", (long long)from.alert);
+        snprintf(ta, sizeof ta, "%lld", (long long)pos.alert);
+        const char *pj[4] = {fx, fj, tx, tj};
+        bool too_many = false;
+        r = run(c,
+                "SELECT j.state_xid::text, j.id, json_build_object('id', j.id, 'state', j.state,"
+                " 'connection', j.connection, 'kind', j.kind,"
+                " 'name', coalesce(j.job_name, j.script_name), 'external_ref', j.external_ref,"
+                " 'completion_code', j.completion_code, 'result', j.result,"
+                " 'at', CASE j.state WHEN 'queued' THEN j.enqueued_at"
+                "  WHEN 'starting' THEN j.claimed_at WHEN 'running' THEN j.started_at"
+                "  WHEN 'finished' THEN j.finished_at END)::text"
+                "  FROM acs.jobs AS j"
+                " WHERE (j.state_xid, j.id) > ($1::xid8, $2::bigint)"
+                "   AND (j.state_xid, j.id) <= ($3::xid8, $4::bigint)"
+                " ORDER BY j.state_xid, j.id LIMIT 1001",
+                4, pj);
+        if (!r) {
+            webevents_cancel(sub);
+            return;
+        }
+        if (PQntuples(r) > CATCH_UP_MAX) {
+            snprintf(id, sizeof id, "%llu.%lld.%lld", (unsigned long long)pos.xid,
+                     (long long)pos.job, (long long)pos.alert);
+            static const char reset[] = "{\"reason\":\"more changes happened since "
+                                        "Last-Event-ID than are replayed; read the lists "
+                                        "again\"}";
+            bad = bad || webevents_put(b, id, "reset", reset, sizeof reset - 1);
+            from = pos;
+            too_many = true;
+        }
+        for (int i = 0; i < PQntuples(r) && !too_many; i++) {
+            snprintf(id, sizeof id, "%s.%s.%lld", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                     (long long)from.alert);
+            bad = bad || webevents_put(b, id, "job", PQgetvalue(r, i, 2),
+                                       (size_t)PQgetlength(r, i, 2));
+        }
+        PQclear(r);
+        if (who.alerts) {
+            const char *pa[2] = {fa, ta};
+            r = run(c,
+                    "SELECT a.id, json_build_object('id', a.id, 'job_id', a.job_id,"
+                    " 'connection', a.connection, 'code', a.code, 'name', a.name,"
+                    " 'raised_at', a.raised_at, 'message', a.message)::text"
+                    "  FROM acs.alerts AS a WHERE a.id > $1::bigint AND a.id <= $2::bigint"
+                    " ORDER BY a.id LIMIT 1000",
+                    2, pa);
+            if (!r) {
+                webevents_cancel(sub);
+                return;
+            }
+            for (int i = 0; i < PQntuples(r); i++) {
+                snprintf(id, sizeof id, "%llu.%lld.%s", (unsigned long long)pos.xid,
+                         (long long)pos.job, PQgetvalue(r, i, 0));
+                bad = bad || webevents_put(b, id, "alert", PQgetvalue(r, i, 1),
+                                           (size_t)PQgetlength(r, i, 1));
+            }
+            PQclear(r);
+        }
+    }
+    snprintf(id, sizeof id, "%llu.%lld.%lld", (unsigned long long)pos.xid, (long long)pos.job,
+             (long long)pos.alert);
+    char ready[128];
+    int rl = snprintf(ready, sizeof ready, "{\"role\":\"%s\",\"alerts\":%s,\"comm\":%s}", c->role,
+                      who.alerts ? "true" : "false", who.comm ? "true" : "false");
+    bad = bad || webevents_put(b, id, "ready", ready, (size_t)rl);
+    if (bad) {
+        webevents_cancel(sub);
+        problem(c->req, 500, "out of memory");
+        return;
+    }
+    if (!commit(c)) {
+        webevents_cancel(sub);
+        return;
+    }
+    go_live(c, sub);
+}
+
+static void log_stream(struct ctx *c, const char *id)
+{
+    const char *lei = httpserv_header(c->req, "Last-Event-ID");
+    long long after = 0;
+    if (lei) {
+        char *end;
+        after = strtoll(lei, &end, 10);
+        if (!*lei || *end || after < 0 || strlen(lei) > 18) {
+            problem(c->req, 400, "Last-Event-ID must be the id of a message event of this "
+                                 "stream (its number)");
+            return;
+        }
+    }
+    const char *p[1] = {id};
+    PGresult *r = run(c,
+                      "SELECT j.state, json_build_object('id', j.id, 'state', j.state,"
+                      " 'completion_code', j.completion_code, 'result', j.result,"
+                      " 'error', j.error, 'log_purged', l.job_id IS NULL)::text, l.log"
+                      "  FROM acs.jobs AS j LEFT JOIN acs.job_logs AS l ON l.job_id = j.id"
+                      " WHERE j.id = $1::bigint",
+                      1, p);
+    if (!r)
+        return;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        problemf(c->req, 404, "no job %s", id);
+        return;
+    }
+    struct buf *b = httpserv_reply_body(c->req);
+    buf_reset(b);
+    bool bad = buf_puts(b, "retry: 3000\n\n") != BUF_OK;
+    struct webevents_sub *sub = NULL;
+    if (!strcmp(PQgetvalue(r, 0, 0), "finished")) {
+        int64_t n = 0;
+        if (!PQgetisnull(r, 0, 2))
+            bad = bad || webevents_put_log_lines(b, PQgetvalue(r, 0, 2), after, &n);
+        bad = bad || webevents_put(b, NULL, "end", PQgetvalue(r, 0, 1),
+                                   (size_t)PQgetlength(r, 0, 1));
+        PQclear(r);
+    } else {
+        PQclear(r);
+        if (!(r = run(c, "SELECT m.seq, m.text FROM acs.job_messages AS m "
+                         "WHERE m.job_id = $1::bigint ORDER BY m.seq",
+                      1, p)))
+            return;
+        int64_t n = 0, last_seq = 0;
+        for (int i = 0; i < PQntuples(r); i++) {
+            n = i + 1;
+            last_seq = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+            if (n > after)
+                bad = bad || webevents_put_message(b, n, PQgetvalue(r, i, 1),
+                                                   (size_t)PQgetlength(r, i, 1), false);
+        }
+        PQclear(r);
+        struct webevents_who who;
+        who_of(c, &who);
+        /* from here on the hub queues what the daemon stores; it reads the
+         * job at once, so nothing after the read above is missed */
+        if (!bad)
+            sub = webevents_subscribe_log(c->a->events, &who, strtoll(id, NULL, 10), n,
+                                          last_seq);
+        if (!bad && !sub) {
+            problem(c->req, 503, "the server is stopping; try again");
+            return;
+        }
+    }
+    if (bad) {
+        webevents_cancel(sub);
+        problem(c->req, 500, "out of memory");
+        return;
+    }
+    if (!commit(c)) {
+        webevents_cancel(sub);
+        return;
+    }
+    go_live(c, sub);
+}
+
 /* ------------------------------------------------------------ the description */
 
 /* The OpenAPI document, to anyone: it describes the API and holds no data,
@@ -1084,7 +1315,8 @@ static void openapi(struct httpserv_req *req)
 
 enum route {
     R_NONE, R_LOGIN, R_LOGOUT, R_ME, R_JOBS, R_SUBMIT, R_JOB, R_JOB_LOG, R_JOB_KILL,
-    R_CONNECTIONS, R_COMM, R_ALERTS, R_ACK, R_OPENAPI, R_JOB_RESOLVE, R_JOB_RERUN,
+    R_CONNECTIONS, R_COMM, R_ALERTS, R_ACK, R_EVENTS, R_LOG_STREAM, R_OPENAPI,
+    R_JOB_RESOLVE, R_JOB_RERUN,
     R_BATCH_USERS, R_BATCH_USER_PASSWORD, R_USERS, R_USER_ADD, R_USER_ROLE, R_USER_PASSWORD,
     R_USER_DISABLE, R_USER_ENABLE, R_TOKENS, R_TOKEN_CREATE, R_TOKEN_REVOKE, R_STATS,
 };
@@ -1108,6 +1340,8 @@ static const struct {
     {"PUT", "/connections/{name}/comm", R_COMM},
     {"GET", "/alerts", R_ALERTS},
     {"POST", "/alerts/{id}/ack", R_ACK},
+    {"GET", "/events", R_EVENTS},
+    {"GET", "/jobs/{id}/log/stream", R_LOG_STREAM},
     {"GET", "/openapi.json", R_OPENAPI},
     {"POST", "/jobs/{id}/resolve", R_JOB_RESOLVE},
     {"POST", "/jobs/{id}/rerun", R_JOB_RERUN},
@@ -1186,7 +1420,9 @@ static enum route match(const char *path, const char *method, char *arg, size_t 
     return found;
 }
 
-static void process(struct webapi *a, struct webpool_conn *pc, struct httpserv_req *req)
+/* Answers the request; true when it was answered as a stream (then the
+ * request is no longer the caller's). */
+static bool process(struct webapi *a, struct webpool_conn *pc, struct httpserv_req *req)
 {
     struct ctx c = {.a = a, .req = req, .pc = pc, .method = httpserv_method(req)};
     c.unsafe = unsafe_method(c.method);
@@ -1197,12 +1433,12 @@ static void process(struct webapi *a, struct webpool_conn *pc, struct httpserv_r
         problemf(req, 404, "no such resource: %.200s (the API is described at "
                              "/api/v1/openapi.json)",
                  httpserv_path(req));
-        return;
+        return false;
     }
     if (rt == R_NONE) {
         problemf(req, 405, "%.16s is not allowed here; use %s", c.method, allow);
         httpserv_reply_header(req, "Allow", allow);
-        return;
+        return false;
     }
     const char *ct = httpserv_header(req, "Content-Type");
     size_t blen;
@@ -1210,27 +1446,27 @@ static void process(struct webapi *a, struct webpool_conn *pc, struct httpserv_r
     if (blen && (!ct || strncasecmp(ct, "application/json", 16) ||
                  (ct[16] && ct[16] != ';' && ct[16] != ' '))) {
         problem(req, 415, "a request body must be JSON (Content-Type: application/json)");
-        return;
+        return false;
     }
     if (rt == R_OPENAPI) {
         openapi(req);
-        return;
+        return false;
     }
     if (!client_address(&c))
         return;
     char err[300];
     if (!(c.db = webpool_db(pc, err, sizeof err))) {
         problem(req, 503, "the database is not reachable; try again");
-        return;
+        return false;
     }
     if (rt == R_LOGIN) {
         login(&c);
-        return;
+        return false;
     }
     if (!begin(&c))
-        return;
+        return false;
     if (!authenticate(&c))
-        return;
+        return false;
     switch (rt) {
     case R_LOGOUT: logout(&c); break;
     case R_ME: me(&c); break;
@@ -1257,16 +1493,19 @@ static void process(struct webapi *a, struct webpool_conn *pc, struct httpserv_r
     case R_TOKEN_CREATE: webadmin_token_create(&c); break;
     case R_TOKEN_REVOKE: webadmin_token_revoke(&c, arg); break;
     case R_STATS: webadmin_stats(&c); break;
+    case R_EVENTS: events(&c); break;
+    case R_LOG_STREAM: log_stream(&c, arg); break;
     default: problem(req, 404, "no such resource"); break;
     }
     /* whatever failed left the transaction open: the pool rolls it back */
+    return c.streamed;
 }
 
 static void work(void *cls, struct webpool_conn *pc, void *job)
 {
     struct httpserv_req *req = job;
-    process(cls, pc, req);
-    httpserv_finish(req);
+    if (!process(cls, pc, req))
+        httpserv_finish(req);
 }
 
 void webapi_handle(void *cls, struct httpserv_req *req)
@@ -1294,31 +1533,36 @@ struct webapi *webapi_new(const struct webapi_options *o, char *err, size_t errl
     a->behind_proxy = o->behind_proxy;
     if (o->public_key_file && !(a->public_key_file = strdup(o->public_key_file))) {
         snprintf(err, errlen, "out of memory");
-        free(a);
-        return NULL;
+        goto fail;
     }
     if (!webauth_dummy_hash(a->dummy_hash)) {
         snprintf(err, errlen, "cannot hash a password (out of memory?)");
-        free(a->public_key_file);
-        free(a);
-        return NULL;
+        goto fail;
     }
+    struct webevents_options eo = {
+        .conninfo = o->conninfo, .heartbeat_ms = o->heartbeat_ms,
+        .session_check_ms = o->session_check_ms, .lg = o->lg,
+    };
+    if (!(a->events = webevents_start(&eo, err, errlen)))
+        goto fail;
     struct webpool_options po = {
         .conninfo = o->conninfo, .workers = o->db_pool, .max_queue = MAX_QUEUE, .lg = o->lg,
         .work = work, .cls = a,
     };
-    if (!(a->pool = webpool_start(&po, err, errlen))) {
-        free(a->public_key_file);
-        free(a);
-        return NULL;
-    }
+    if (!(a->pool = webpool_start(&po, err, errlen)))
+        goto fail;
     return a;
+fail:
+    webapi_free(a);
+    return NULL;
 }
 
 void webapi_stop(struct webapi *a)
 {
-    if (a)
-        webpool_stop(a->pool);
+    if (!a)
+        return;
+    webpool_stop(a->pool);     /* no stream is being set up after this */
+    webevents_stop(a->events); /* every stream ends */
 }
 
 void webapi_free(struct webapi *a)
@@ -1326,6 +1570,7 @@ void webapi_free(struct webapi *a)
     if (!a)
         return;
     webpool_free(a->pool);
+    webevents_free(a->events);
     sodium_memzero(a->dummy_hash, sizeof a->dummy_hash);
     free(a->public_key_file);
     free(a);

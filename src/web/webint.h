@@ -28,6 +28,7 @@
 
 struct webapi {
     struct webpool *pool;
+    struct webevents *events; /* the hub of the event streams */
     const struct logger *lg;
     long idle_s, lifetime_s;
     bool secure_cookie;
@@ -51,6 +52,8 @@ struct ctx {
     char csrf[WEBAUTH_SECRET_TEXT + 16];
     bool by_session;
     char session_hash[WEBAUTH_HASH_HEX];
+    char cred_hash[WEBAUTH_HASH_HEX]; /* the session's or the token's */
+    bool streamed;    /* the answer went out as a stream (httpserv_finish_stream) */
 };
 
 /* Answers: o (taken) as JSON; an RFC 9457 problem; a JSON text as is. */
