@@ -1453,7 +1453,7 @@ static bool process(struct webapi *a, struct webpool_conn *pc, struct httpserv_r
         return false;
     }
     if (!client_address(&c))
-        return;
+        return false;
     char err[300];
     if (!(c.db = webpool_db(pc, err, sizeof err))) {
         problem(req, 503, "the database is not reachable; try again");

@@ -92,6 +92,9 @@ refused daemon1 "read the Batch Users table" "SELECT * FROM acs.batch_users"
 refused daemon1 "set a password" "UPDATE acs.batch_users SET key_id = 'x'"
 refused daemon1 "delete jobs" "DELETE FROM acs.jobs"
 refused daemon1 "read job logs" "SELECT log FROM acs.job_logs"
+# JORS is amtacs-web's alone (0016): the daemon's login reads no document or log.
+refused daemon1 "read a job's document" "SELECT acs.job_document($id)"
+refused daemon1 "read a job's log text" "SELECT * FROM acs.job_log_text($id)"
 h_eq 0 "$(as daemon1 -c "SELECT count(*) FROM acs.kills_pending('x')")" "daemon1 asks which of its jobs are to be killed"
 refused scheduler1 "ask for another daemon's pending kills" "SELECT * FROM acs.kills_pending('x')"
 
