@@ -4,7 +4,7 @@
  * pool (webpool) and runs in a transaction of its own:
  *   BEGIN;
  *   (as acs_web) who is asking: acs.web_session_get or acs.api_token_get;
- *   SET LOCAL ROLE acs_<the caller's role>;
+ *   set_config('role', 'acs_<the caller's role>', true) (SET LOCAL ROLE),
  *   set_config('acs.actor', NAME, true), set_config('acs.actor_address', ADDRESS, true);
  *   the endpoint's statements;
  *   COMMIT;
