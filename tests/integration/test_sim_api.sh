@@ -98,7 +98,7 @@ call POST /api/logon '{"user":"amtopcon"}'
 h_eq 400 "$STATUS" "logon without a password: 400"
 call POST /api/logon '{"user":"opconbatch","password":"opconbatch-secret"}'
 h_eq 200 "$STATUS" "the second API user logs on"
-! grep -q "$TOKEN" "$H_TMP"/sim.*.log
+! grep -q -- "$TOKEN" "$H_TMP"/sim.*.log
 h_eq 0 $? "tokens never appear in the log"
 
 ### tokens #####################################################################

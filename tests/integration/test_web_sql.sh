@@ -299,7 +299,7 @@ t = sys.argv[1][len("amtacs_"):]
 print(hashlib.sha256(base64.urlsafe_b64decode(t + "=" * (-len(t) % 4))).hexdigest())' "$tok1")
 h_eq "$sha" "$(h_sql -c "SELECT encode(token_hash, 'hex') FROM acs.api_tokens WHERE name = 'ci'")" \
     "the row holds the SHA-256 of the token's 32 bytes"
-h_eq 0 "$(pg_dump --data-only --schema=acs "$PGDATABASE" | grep -cF "${tok1#amtacs_}" || true)" \
+h_eq 0 "$(pg_dump --data-only --schema=acs "$PGDATABASE" | grep -cF -- "${tok1#amtacs_}" || true)" \
     "the token itself is nowhere in the database"
 h_eq "ci|scheduler" "$(websrv "SELECT concat_ws('|', name, role) FROM acs.api_token_get(decode('$sha', 'hex'))")" \
     "acs_web finds the token's name and role by its hash"
