@@ -312,10 +312,7 @@ void webadmin_user_role(struct ctx *c, const char *name)
     cJSON_AddStringToObject(ans, "name", name);
     cJSON_AddStringToObject(ans, "from", PQgetvalue(r, 0, 0));
     cJSON_AddStringToObject(ans, "to", p[1]);
-    if (commit(c))
-        json_out(c->req, 200, CT_JSON, ans);
-    else
-        cJSON_Delete(ans);
+    commit_json(c, 200, ans);
 out:
     PQclear(r);
     cJSON_Delete(o);
@@ -335,10 +332,7 @@ void webadmin_user_password(struct ctx *c, const char *name)
     cJSON *ans = cJSON_CreateObject();
     cJSON_AddStringToObject(ans, "name", name);
     cJSON_AddNumberToObject(ans, "sessions_ended", atof(PQgetvalue(r, 0, 0)));
-    if (commit(c))
-        json_out(c->req, 200, CT_JSON, ans);
-    else
-        cJSON_Delete(ans);
+    commit_json(c, 200, ans);
 out:
     sodium_memzero(hash, sizeof hash);
     PQclear(r);
@@ -359,10 +353,7 @@ void webadmin_user_disable(struct ctx *c, const char *name, bool disable)
     cJSON_AddBoolToObject(ans, "disabled", disable);
     cJSON_AddNumberToObject(ans, "sessions_ended", atof(PQgetvalue(r, 0, 0)));
     PQclear(r);
-    if (commit(c))
-        json_out(c->req, 200, CT_JSON, ans);
-    else
-        cJSON_Delete(ans);
+    commit_json(c, 200, ans);
 }
 
 /* ------------------------------------------------------------ API tokens */
@@ -418,8 +409,5 @@ void webadmin_token_revoke(struct ctx *c, const char *name)
     cJSON_AddBoolToObject(ans, "revoked", true);
     cJSON_AddBoolToObject(ans, "already", strcmp(PQgetvalue(r, 0, 0), "t") != 0);
     PQclear(r);
-    if (commit(c))
-        json_out(c->req, 200, CT_JSON, ans);
-    else
-        cJSON_Delete(ans);
+    commit_json(c, 200, ans);
 }

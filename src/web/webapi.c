@@ -196,6 +196,16 @@ static bool begin(struct ctx *c)
 }
 
 /* Commits; on failure the answer becomes the database's refusal. */
+/* Commits, then answers o (taken) as JSON; o is dropped if the commit
+ * failed (its answer is set). */
+void commit_json(struct ctx *c, unsigned status, cJSON *o)
+{
+    if (commit(c))
+        json_out(c->req, status, CT_JSON, o);
+    else
+        cJSON_Delete(o);
+}
+
 bool commit(struct ctx *c)
 {
     c->in_tx = false;
@@ -628,10 +638,7 @@ static void me(struct ctx *c)
             cJSON_AddStringToObject(o, "csrf_token", c->csrf);
         cJSON_AddStringToObject(o, "address", c->addr);
     }
-    if (commit(c))
-        json_out(c->req, 200, CT_JSON, o);
-    else
-        cJSON_Delete(o);
+    commit_json(c, 200, o);
 }
 
 /* ------------------------------------------------------------ jobs */
@@ -953,10 +960,7 @@ static void kill_job(struct ctx *c, const char *id)
     cJSON_AddStringToObject(o, "state", PQgetvalue(r, 0, 0));
     cJSON_AddBoolToObject(o, "kill_requested", true);
     PQclear(r);
-    if (commit(c))
-        json_out(c->req, 202, CT_JSON, o);
-    else
-        cJSON_Delete(o);
+    commit_json(c, 202, o);
 }
 
 /* ------------------------------------------------------------ connections, alerts */
@@ -1013,10 +1017,7 @@ static void set_comm(struct ctx *c, const char *name)
         cJSON_AddStringToObject(ans, "connection", name);
         cJSON_AddStringToObject(ans, "from", PQgetvalue(r, 0, 0));
         cJSON_AddStringToObject(ans, "to", p[1]);
-        if (commit(c))
-            json_out(c->req, 200, CT_JSON, ans);
-        else
-            cJSON_Delete(ans);
+        commit_json(c, 200, ans);
     }
     PQclear(r);
     cJSON_Delete(o);
@@ -1064,10 +1065,7 @@ static void ack_alert(struct ctx *c, const char *id)
     cJSON_AddBoolToObject(o, "acknowledged", true);
     cJSON_AddBoolToObject(o, "already", strcmp(PQgetvalue(r, 0, 0), "t") != 0);
     PQclear(r);
-    if (commit(c))
-        json_out(c->req, 200, CT_JSON, o);
-    else
-        cJSON_Delete(o);
+    commit_json(c, 200, o);
 }
 
 /* ------------------------------------------------------------ event streams */

@@ -68,6 +68,7 @@ void raw_json(struct httpserv_req *req, unsigned status, const char *text, size_
 PGresult *run(struct ctx *c, const char *sql, int n, const char *const *params);
 bool run0(struct ctx *c, const char *sql);
 bool commit(struct ctx *c);
+void commit_json(struct ctx *c, unsigned status, cJSON *o);
 /* The answer to a statement PostgreSQL refused (its message, the status its
  * SQLSTATE stands for). */
 void sql_problem(struct ctx *c, const PGresult *r);
