@@ -18,8 +18,6 @@ h_sim_start
 h_batch_user amtopcon amtopcon-secret
 h_sql -c "CREATE ROLE admin1 LOGIN IN ROLE acs_admin" >/dev/null
 h_sql -c "CREATE ROLE web1 LOGIN NOINHERIT IN ROLE acs_web" >/dev/null
-conn() { echo "host=$PGHOST port=$PGPORT user=$1 dbname=$PGDATABASE"; }
-ctl_as() { local who=$1; shift; "$CTL_BIN" --db "$(conn "$who")" "$@"; }
 
 # The simulator knows a second Batch User whose password only the test knows:
 # it reaches the database only sealed by amtacs-web.
@@ -53,9 +51,6 @@ done
 TOKEN=$(ctl_as admin1 token create --name robot --role scheduler 2>/dev/null)
 
 req() { h_web_req "$@"; }
-body() { cat "$H_TMP/body"; }
-detail() { jq -r .detail "$H_TMP/body" 2>/dev/null; }
-hdr() { grep -i "^$1:" "$H_TMP/hdr" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
 login() {
     local st
     st=$(req POST /api/v1/login -c "$H_TMP/jar.$1" -H 'Content-Type: application/json' \

@@ -16,8 +16,6 @@ h_sim_start
 h_batch_user amtopcon amtopcon-secret
 h_sql -c "CREATE ROLE admin1 LOGIN IN ROLE acs_admin" >/dev/null
 h_sql -c "CREATE ROLE web1 LOGIN NOINHERIT IN ROLE acs_web" >/dev/null
-conn() { echo "host=$PGHOST port=$PGPORT user=$1 dbname=$PGDATABASE"; }
-ctl_as() { local who=$1; shift; "$CTL_BIN" --db "$(conn "$who")" "$@"; }
 
 CFG="$H_TMP/amtacs.yaml"
 H_CONN_EXTRA="    allow_kill: true" h_daemon_config "$CFG"
@@ -67,9 +65,6 @@ TOKEN=$(ctl_as admin1 token create --name robot --role scheduler 2>/dev/null)
 
 # req METHOD PATH [curl args]: prints the status; body in $H_TMP/body, headers in $H_TMP/hdr
 req() { h_web_req "$@"; }
-body() { cat "$H_TMP/body"; }
-detail() { jq -r .detail "$H_TMP/body" 2>/dev/null; }
-hdr() { grep -i "^$1:" "$H_TMP/hdr" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
 # login USER [PASSWORD]: a session in the cookie jar $H_TMP/jar.USER, its CSRF
 # token in $H_TMP/csrf.USER; prints the status
 login() {

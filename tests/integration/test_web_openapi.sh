@@ -13,7 +13,6 @@ h_pg_start
 h_ctl migrate >/dev/null
 h_sql -c "CREATE ROLE admin1 LOGIN IN ROLE acs_admin" >/dev/null
 h_sql -c "CREATE ROLE web1 LOGIN NOINHERIT IN ROLE acs_web" >/dev/null
-conn() { echo "host=$PGHOST port=$PGPORT user=$1 dbname=$PGDATABASE"; }
 CFG="$H_TMP/amtacs.yaml"
 h_daemon_config "$CFG" AMTDEMO "http://127.0.0.1:9"
 cat >>"$CFG" <<CONF
@@ -25,8 +24,6 @@ CONF
 h_web_start "$CFG"
 TOKEN=$("$CTL_BIN" --db "$(conn admin1)" token create --name looker --role viewer 2>/dev/null)
 req() { h_web_req "$@"; }
-detail() { jq -r .detail "$H_TMP/body" 2>/dev/null; }
-hdr() { grep -i "^$1:" "$H_TMP/hdr" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
 PY=$(h_web_python) || exit 1
 DOC="$H_TMP/openapi.json"
 

@@ -20,8 +20,6 @@ h_sim_start --catalog "$H_TMP/catalog.yaml"
 h_batch_user amtopcon amtopcon-secret
 h_sql -c "CREATE ROLE admin1 LOGIN IN ROLE acs_admin" >/dev/null
 h_sql -c "CREATE ROLE web1 LOGIN NOINHERIT IN ROLE acs_web" >/dev/null
-conn() { echo "host=$PGHOST port=$PGPORT user=$1 dbname=$PGDATABASE"; }
-ctl_as() { local who=$1; shift; "$CTL_BIN" --db "$(conn "$who")" "$@"; }
 
 CFG="$H_TMP/amtacs.yaml"
 H_CONN_EXTRA="    allow_kill: true" h_daemon_config "$CFG"

@@ -12,6 +12,9 @@
 #                          OpenAPI document (tests/lib/openapi_check.py):
 #                          one h_ok, or h_not_ok with each failure
 #   h_web_python           a python3 with jsonschema (python3-jsonschema)
+#   conn USER              the conninfo of USER on the test cluster
+#   ctl_as USER ARGS...    amtacsctl as USER
+#   body, detail, hdr NAME the last answer's body, its problem detail, a header
 H_WEB_BIN="$AMTACS_BIN/src/web/amtacs-web"
 H_WEB_ANSWERS="$H_TMP/web-answers"
 H_WEB_N=0
@@ -67,3 +70,9 @@ h_web_check_answers() {
         printf '#   %s\n' "${out//$'\n'/$'\n'#   }"
     fi
 }
+
+conn() { echo "host=$PGHOST port=$PGPORT user=$1 dbname=$PGDATABASE"; }
+ctl_as() { local who=$1; shift; "$CTL_BIN" --db "$(conn "$who")" "$@"; }
+body() { cat "$H_TMP/body"; }
+detail() { jq -r .detail "$H_TMP/body" 2>/dev/null; }
+hdr() { grep -i "^$1:" "$H_TMP/hdr" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
