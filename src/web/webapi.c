@@ -171,8 +171,7 @@ enum prep {
     PREP_COMMIT,
     PREP_AUTH_TOKEN,
     PREP_AUTH_SESSION,
-    PREP_SUBMIT_BATCH,
-    PREP_SUBMIT_SCRIPT,
+    PREP_SUBMIT,
     PREP_IDEM_CLAIM,
     PREP_IDEM_RECORD,
 };
@@ -1042,6 +1041,8 @@ static void get_job_log(struct ctx *c, const char *id)
     PQclear(r);
 }
 
+#define SUBMIT_SQL "SELECT n, id FROM acs.submit_jobs(jsonb_build_array($1::jsonb))"
+
 static void submit(struct ctx *c)
 {
     static const struct fspec spec[] = {
@@ -1051,34 +1052,20 @@ static void submit(struct ctx *c)
         {"amt_user", F_STRING_OR_NULL, false}, {"external_ref", F_STRING_OR_NULL, false},
     };
     cJSON *o = body_object(c, false);
-    char *params = NULL;
     PGresult *r = NULL;
     if (!o || !check_fields(c, o, spec, sizeof spec / sizeof spec[0]))
         goto out;
     const char *kind = str_field(o, "kind");
-    const char *fn;
-    enum prep prep;
-    if (!strcmp(kind, "batch"))
-        prep = PREP_SUBMIT_BATCH, fn = "SELECT acs.submit_batch_job($1, $2, $3, "
-             "ARRAY(SELECT jsonb_array_elements_text(coalesce($4::jsonb, '[]'))), $5, $6, $7)";
-    else if (!strcmp(kind, "script"))
-        prep = PREP_SUBMIT_SCRIPT, fn = "SELECT acs.submit_script_job($1, $2, $3, "
-             "ARRAY(SELECT jsonb_array_elements_text(coalesce($4::jsonb, '[]'))), $5, $6, $7)";
-    else {
+    if (strcmp(kind, "batch") && strcmp(kind, "script")) {
         problem(c->req, 400, "field 'kind' must be \"batch\" or \"script\"");
-        goto out;
-    }
-    const cJSON *pa = cJSON_GetObjectItemCaseSensitive(o, "parameters");
-    if (cJSON_IsArray(pa) && !(params = cJSON_PrintUnformatted(pa))) {
-        problem(c->req, 500, "out of memory");
         goto out;
     }
     /* The key's body is the request's bytes: a retry sends the same. */
     const char *key = httpserv_header(c->req, "Idempotency-Key");
     char bhash[WEBAUTH_HASH_HEX];
+    size_t blen;
+    const char *body = httpserv_body(c->req, &blen);
     if (key) {
-        size_t blen;
-        const char *body = httpserv_body(c->req, &blen);
         unsigned char d[crypto_hash_sha256_BYTES];
         crypto_hash_sha256(d, (const unsigned char *)body, blen);
         bhash[0] = '\\';
@@ -1114,15 +1101,14 @@ static void submit(struct ctx *c)
         PQclear(r);
         r = NULL;
     }
-    const char *ps[7] = {str_field(o, "connection"), str_field(o, "application"),
-                         str_field(o, "name"),       params,
-                         str_field(o, "queue_name"), str_field(o, "amt_user"),
-                         str_field(o, "external_ref")};
+    /* The body, checked above, is the job as acs.submit_jobs takes it. */
+    const char *ps[1] = {body};
     /* Without a key the submit is the last statement: it goes with COMMIT. */
-    if (!(r = key ? run_prep(c, prep, fn, 7, ps) : run_commit(c, prep, fn, 7, ps)))
+    if (!(r = key ? run_prep(c, PREP_SUBMIT, SUBMIT_SQL, 1, ps)
+                  : run_commit(c, PREP_SUBMIT, SUBMIT_SQL, 1, ps)))
         goto out;
     char id[24];
-    snprintf(id, sizeof id, "%s", PQgetvalue(r, 0, 0));
+    snprintf(id, sizeof id, "%s", PQgetvalue(r, 0, 1));
     PQclear(r);
     r = NULL;
     if (key) {
@@ -1142,7 +1128,6 @@ static void submit(struct ctx *c)
     log_event(c->a->lg, LOG_INFO, "web.submit", NULL, "job %s by %s", id, c->actor);
 out:
     PQclear(r);
-    free(params);
     cJSON_Delete(o);
 }
 
