@@ -34,6 +34,7 @@ try:
     c.eq('Wrong user name or password.', message()[1], 'a wrong password: a clear message')
     c.ok(c.find(t('login-password')).get_attribute('value') == '', 'the password field is emptied')
     c.ok(c.find(t('login-message')).get_attribute('role') == 'alert', 'the message is announced (role=alert)')
+    c.ok(not c.find(t('logout')).is_displayed(), 'no Log out button before login')
     c.screenshot('login-wrong')
 
     # --- repeated failures: throttled ------------------------------------------------------
@@ -90,7 +91,8 @@ try:
          'with the target kept', c.hash())
     c.wait(lambda: message()[0] == 'expired', what='the session-ended message')
     c.eq('Your session has ended; log in again.', message()[1], 'saying the session has ended')
-    c.ok(not c.find(t('me')).is_displayed(), 'nobody is shown as logged in')
+    c.ok(not c.find(t('me')).is_displayed() and not c.find(t('logout')).is_displayed(),
+         'nobody is shown as logged in, no Log out')
     c.screenshot('login-expired')
     c.login(USER, PW)
     c.wait_text(t('job-title'), f'Job {JOB}')
