@@ -140,10 +140,39 @@ try:
     c.screenshot('job-killed')
     c.no_csp_violations('the killed job\'s page: no CSP violation')
 
+    # --- Run again: a new job that links back ---------------------------------------------------
+    c.click(t('rerun'))
+    c.wait_visible(t('confirm-dialog'))
+    c.click(t('confirm-ok'))
+    c.wait(lambda: c.hash() not in ('', f'#/jobs/{JOB2}'), what='the new job\'s page')
+    rerun = c.hash().split('/')[-1]
+    c.ok(rerun.isdigit() and int(rerun) > int(JOB2), f'Run again opens the new job ({c.hash()})')
+    c.wait_text(t('job-title'), f'Job {rerun}')
+    c.eq(f'#/jobs/{JOB2}', c.driver.execute_script('return arguments[0].getAttribute("href")',
+                                                    c.find(t('rerun-of'))),
+         'the new job links back to the old one')
+    c.eq('to-kill', c.text_of(t('field-ref')), 'with the same reference')
+    c.click(t('rerun-of'))
+    c.wait_text(t('job-title'), f'Job {JOB2}')
+    c.wait_for(t('rerun-link'))
+    c.ok(c.text_of(t('rerun-link')) == f'job {rerun}', 'and the old job lists its rerun')
+
     # --- the Jobs page again: the two ended jobs changed live -------------------------------
     c.go('#/jobs')
     c.wait_for(f'{t("job-row")}[data-id="{JOB2}"][data-state="finished"]')
     c.ok(True, 'the Jobs page shows the killed job as finished')
+
+    # --- 360 px wide: nothing wider than the screen but the table, which scrolls ------------
+    c.driver.set_window_size(360, 800)
+    c.wait(lambda: c.driver.execute_script('return window.innerWidth') <= 400, what='a narrow window')
+    width = c.driver.execute_script('return [document.documentElement.scrollWidth, window.innerWidth]')
+    c.ok(width[0] <= width[1], f'at 360 px the page is no wider than the window ({width[0]} <= {width[1]})')
+    c.screenshot('jobs-360')
+    c.go(f'#/jobs/{JOB1}')
+    c.wait_text(t('job-title'), f'Job {JOB1}')
+    width = c.driver.execute_script('return [document.documentElement.scrollWidth, window.innerWidth]')
+    c.ok(width[0] <= width[1], f'and so is a job\'s page ({width[0]} <= {width[1]})')
+    c.screenshot('job-360')
     c.no_csp_violations('every page visited: no CSP violation')
 except Exception:  # a wait that ran out, an element missing: the scenario fails, saying where
     c.ok(False, 'the scenario ran to its end', traceback.format_exc())
