@@ -21,6 +21,12 @@ c = Console()
 t = c.t
 
 
+def sim(method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f'{SIM}{path}', data=data, method=method)
+    return urllib.request.urlopen(req, timeout=30).read()
+
+
 def log_lines():
     return int(c.find(t('log')).get_attribute('data-lines') or 0)
 
@@ -157,10 +163,37 @@ try:
     c.wait_for(t('rerun-link'))
     c.ok(c.text_of(t('rerun-link')) == f'job {rerun}', 'and the old job lists its rerun')
 
-    # --- the Jobs page again: the two ended jobs changed live -------------------------------
+    # --- a Kill the server refuses: "kill failed, still running", then it goes through --------
+    c.go(f'#/jobs/{rerun}')
+    c.wait_text(t('job-title'), f'Job {rerun}')
+    c.wait(lambda: c.find(t('job-state')).get_attribute('data-state') == 'running', what='the rerun running')
+    sim('PUT', '/sim/faults', {'error_rate': 1, 'error_status': 503, 'routes': ['kill']})
+    c.click(t('kill'))
+    c.click(t('confirm-ok'))
+    c.wait(lambda: c.find(t('kill-result')).get_attribute('data-state') == 'failed',
+           what='the failed kill on screen')
+    text = c.text_of(t('kill-result'))
+    c.ok(text.startswith('Kill failed, still running: ') and len(text) > 28,
+         'a Kill the server refused: "Kill failed, still running" with the server\'s error', text)
+    c.eq('running', c.find(t('job-state')).get_attribute('data-state'), 'the job still runs')
+    c.screenshot('job-kill-failed')
+    sim('DELETE', '/sim/faults')
+    c.wait_text(t('job-code'), 'KILLED', timeout=120)
+    c.ok(c.find(t('kill-result')).get_attribute('data-state') == 'killed',
+         'once the server takes the Kill (the daemon sends it again), the page shows KILLED')
+
+    # --- the Jobs page again: live without a reload ------------------------------------------
     c.go('#/jobs')
     c.wait_for(f'{t("job-row")}[data-id="{JOB2}"][data-state="finished"]')
     c.ok(True, 'the Jobs page shows the killed job as finished')
+    c.driver.execute_script('window.__noReload = 2')
+    status, made = c.api('POST', '/jobs', {'kind': 'batch', 'connection': 'AMTDEMO',
+                                           'application': 'DEMO2', 'name': 'INSTANT',
+                                           'external_ref': 'live-row'})
+    c.eq(200, status, 'a job submitted (through the API) while the Jobs page is open')
+    c.wait_for(f'{t("job-row")}[data-id="{made["id"]}"][data-state="finished"]')
+    c.eq(2, c.driver.execute_script('return window.__noReload'),
+         'appears on the page and runs to its end there, without a reload')
 
     # --- 360 px wide: nothing wider than the screen but the table, which scrolls ------------
     c.driver.set_window_size(360, 800)
@@ -174,6 +207,14 @@ try:
     c.ok(width[0] <= width[1], f'and so is a job\'s page ({width[0]} <= {width[1]})')
     c.screenshot('job-360')
     c.no_csp_violations('every page visited: no CSP violation')
+
+    # the check above can fail: an inline script (what the policy forbids) is reported
+    c.driver.execute_script("const s = document.createElement('script');"
+                            "s.textContent = 'window.__inline = 1'; document.body.appendChild(s);")
+    c.wait(lambda: (c.browser_log() or True) and c.csp_seen, what='the CSP report of an inline script')
+    c.ok(c.driver.execute_script('return window.__inline') is None and c.csp_seen,
+         'an inline script is refused, and the refusal is in the browser log the check reads',
+         c.csp_seen[:1])
 except Exception:  # a wait that ran out, an element missing: the scenario fails, saying where
     c.ok(False, 'the scenario ran to its end', traceback.format_exc())
     c.screenshot('operator-failure')
