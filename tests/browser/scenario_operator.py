@@ -117,6 +117,15 @@ try:
     c.eq('false', c.find(t('log')).get_attribute('data-replaced'),
          'the lines shown live were the stored log\'s (none replaced at the end)')
     c.ok(stored.count('\n"tick ') >= first + 3, 'the stored log holds the lines that streamed')
+    # the timeline: what the document holds (claimed, states reported: when the API gives them)
+    status, doc = c.api('GET', f'/jobs/{JOB1}')
+    for key, hook in (('enqueued_at', 'tl-enqueued'), ('started_at', 'tl-started'),
+                      ('finished_at', 'tl-ended'), ('claimed_at', 'tl-claimed')):
+        if doc.get(key):
+            c.ok(c.finds(t(hook)), f'the timeline shows {key}')
+    if doc.get('states'):
+        c.eq(len(doc['states']), len(c.finds(t('tl-reported'))),
+             'the timeline shows each state the server reported')
     c.ok(c.finds(t('download-log')), 'the log can be downloaded')
     c.eq(f'/api/v1/jobs/{JOB1}/log', c.find(t('download-log')).get_attribute('href').split(c.url)[-1],
          'from the API')
