@@ -26,8 +26,8 @@
 #include "amtacs/webapi.h"
 #include "amtacs/webpool.h"
 
-/* The newest function amtacs-web calls (migration 0015). */
-#define NEEDS_FUNCTION "acs.rerun_job(bigint)"
+/* The newest function amtacs-web calls (migration 0020). */
+#define NEEDS_FUNCTION "acs.submit_jobs(jsonb)"
 #define LOOPBACK_RESERVE 8
 #define SPARE_FDS 64 /* descriptors besides the connections: database, log, epoll */
 
