@@ -16,7 +16,8 @@
  * - every answer carries X-Content-Type-Options: nosniff, a
  *   Content-Security-Policy that allows nothing (default-src 'none';
  *   frame-ancestors 'none'), Referrer-Policy: no-referrer and
- *   Cache-Control: no-store;
+ *   Cache-Control: no-store (a handler may set these last two itself: the
+ *   reply then carries the handler's alone);
  * - with a certificate and key, HTTPS only (TLS 1.2 and 1.3); the key is read
  *   with secfile_read into locked memory and wiped once handed over.
  *

@@ -525,6 +525,15 @@ static void owned_free(void *cls)
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max);
 static void stream_freed(void *cls);
 
+/* Did the handler set this reply header? */
+static bool reply_has(const struct httpserv_req *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_headers; i++)
+        if (!strcasecmp(r->headers[i].name, name))
+            return true;
+    return false;
+}
+
 static enum MHD_Result send_reply(struct httpserv_req *r)
 {
     size_t len = r->reply.len, cap = r->reply.cap;
@@ -558,12 +567,17 @@ static enum MHD_Result send_reply(struct httpserv_req *r)
 headers:
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             r->ctype ? r->ctype : "text/plain; charset=utf-8");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    /* The handler may set these two itself (amtacs-web's console pages: their
+     * own policy, cached until they change); a second header would not
+     * replace the first, the browser would enforce both. */
+    if (!reply_has(r, MHD_HTTP_HEADER_CACHE_CONTROL))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     /* Nothing served here is a page: a browser must not sniff an answer into
      * HTML, run anything in it, frame it or tell another site where it was. */
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Content-Security-Policy",
-                            "default-src 'none'; frame-ancestors 'none'");
+    if (!reply_has(r, "Content-Security-Policy"))
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'none'; frame-ancestors 'none'");
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
     for (size_t i = 0; i < r->n_headers; i++)
         MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);

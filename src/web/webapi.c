@@ -18,6 +18,7 @@
 #include "amtacs/openapi.h"
 #include "amtacs/webauth.h"
 #include "amtacs/webpool.h"
+#include "amtacs/webstatic.h"
 #include "webint.h"
 
 #define API "/api/v1/"
@@ -1513,6 +1514,10 @@ static void work(void *cls, struct webpool_conn *pc, void *job)
 void webapi_handle(void *cls, struct httpserv_req *req)
 {
     struct webapi *a = cls;
+    if (webstatic_owns(httpserv_path(req))) {
+        webstatic_serve(req); /* memory only: answered on the server's thread */
+        return;
+    }
     httpserv_defer(req);
     if (!webpool_submit(a->pool, req)) {
         problem(req, 503, "the server is busy or stopping; try again");
