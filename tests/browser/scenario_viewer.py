@@ -7,6 +7,8 @@ AMTACS_EVIL_URL (a page of another origin with forms posting to amtacs-web).
 import os
 import traceback
 
+from selenium.common.exceptions import StaleElementReferenceException
+
 from console import Console
 
 PW = os.environ['AMTACS_PASSWORD']
@@ -16,6 +18,20 @@ EVIL = os.environ['AMTACS_EVIL_URL']
 
 c = Console()
 t = c.t
+
+
+def text(selector):
+    """The element's text, None while it is missing or being replaced (the
+    pages redraw parts of themselves as events arrive)."""
+    try:
+        return c.text_of(selector)
+    except StaleElementReferenceException:
+        return None
+
+
+def wait_text(selector, want, timeout=None):
+    return c.wait(lambda: (lambda v: v if v is not None and want in v else False)(text(selector)),
+                  timeout, f'{selector} to show {want!r}')
 
 
 def cross_site(who):
@@ -47,7 +63,7 @@ try:
     c.no_csp_violations('the Jobs page: no CSP violation')
 
     c.go(f'#/jobs/{JOB}')
-    c.wait_text(t('job-title'), f'Job {JOB}')
+    wait_text(t('job-title'), f'Job {JOB}')
     c.wait(lambda: c.find(t('job-state')).get_attribute('data-state') == 'running' or
            bool(c.finds(f'{t("job-state")} [data-state="running"]')), what='the job running')
     c.ok(not c.finds(t('kill')), 'a running job\'s page has no Kill for a viewer')
@@ -59,11 +75,11 @@ try:
 
     c.go('#/connections')
     c.wait_for(f'{t("connection")}[data-name="AMTDEMO"]')
-    c.wait_text(f'{t("connection")}[data-name="AMTDEMO"] {t("comm-state")}', 'enabled')
+    wait_text(f'{t("connection")}[data-name="AMTDEMO"] {t("comm-state")}', 'enabled')
     c.ok(True, 'the Connections page shows AMTDEMO with Full Comm enabled')
     c.ok(not c.finds(t('comm-enable')) and not c.finds(t('comm-limit')) and not c.finds(t('comm-disable')),
          'no Full Comm button for a viewer')
-    c.wait_text(f'{t("connection")}[data-name="AMTDEMO"] {t("in-flight")}', '1')
+    wait_text(f'{t("connection")}[data-name="AMTDEMO"] {t("in-flight")}', '1')
     c.ok(True, 'one job in flight on AMTDEMO')
     c.wait_for(t('chart'))
     label = c.find(t('chart')).get_attribute('aria-label')
@@ -89,7 +105,7 @@ try:
     c.ok(not c.finds('[data-test^="admin-section-"]') and not c.finds(t('bu-table')),
          'no admin page for a viewer', c.hash())
     if c.finds(t('admins-only')):
-        c.ok('Admins only' in c.text_of(t('admins-only')), 'it says "admins only"')
+        c.ok('Admins only' in text(t('admins-only')), 'it says "admins only"')
     else:
         c.note(f'the shell sent #/admin to {c.hash()} (no "admins only" message shown)')
     for path in ('/users', '/tokens', '/batch-users', '/audit'):
@@ -119,7 +135,7 @@ try:
     c.wait_for(f'{t("job-row")}[data-id="{JOB}"]')
     cross_site('olga (an operator, who may kill)')
     c.open(f'#/jobs/{JOB}')
-    c.wait_text(t('job-title'), f'Job {JOB}')
+    wait_text(t('job-title'), f'Job {JOB}')
     c.wait_for(t('kill'))
     c.ok(c.find(t('job-state')).get_attribute('data-state') == 'running' or
          bool(c.finds(f'{t("job-state")} [data-state="running"]')),

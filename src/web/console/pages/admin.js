@@ -18,17 +18,18 @@ const SECTIONS = [
 const ROLES = ['viewer', 'scheduler', 'operator', 'admin'];
 
 let uid = 0;
-// A labelled input: [label element, input element].
-function field(label, attrs) {
+// A labelled input: [label element, input element]. In a table row the
+// label is for screen readers only (the column's header says it).
+function field(label, attrs, inRow = false) {
   const id = `adm-${++uid}`;
   const input = el(attrs.tag || 'input', { id, ...attrs, tag: null });
-  return [el('label', { for: id }, label, input), input];
+  return [el('label', { for: id }, el('span', { class: inRow ? 'sr-only' : null }, label), input), input];
 }
-function roleSelect(label, value, test) {
+function roleSelect(label, value, test, inRow = false) {
   const id = `adm-${++uid}`;
   const s = el('select', { id, 'data-test': test },
     ...ROLES.map((r) => el('option', { value: r, selected: r === value }, r)));
-  return [el('label', { for: id }, label, s), s];
+  return [el('label', { for: id }, el('span', { class: inRow ? 'sr-only' : null }, label), s), s];
 }
 function table(head, rows, test) {
   return el('div', { class: 'table-wrap' },
@@ -44,7 +45,7 @@ async function batchUsers(box) {
   const rows = r.batch_users.map((b) => {
     const [lab, pw] = field(`New password for ${b.name}`, {
       type: 'password', autocomplete: 'new-password', required: true, maxlength: 1024,
-      'data-test': 'bu-password' });
+      'data-test': 'bu-password' }, true);
     const send = el('button', { type: 'submit', class: 'primary', 'data-test': 'bu-set' }, 'Set password');
     const form = el('form', { class: 'row', 'data-test': 'bu-form', 'data-name': b.name }, lab, send);
     form.addEventListener('submit', async (ev) => {
@@ -78,7 +79,7 @@ async function batchUsers(box) {
 async function users(box, ctx) {
   const r = await api('GET', '/users');
   const rows = r.users.map((u) => {
-    const [rl, rs] = roleSelect(`Role of ${u.name}`, u.role, 'user-role');
+    const [rl, rs] = roleSelect(`Role of ${u.name}`, u.role, 'user-role', true);
     rs.addEventListener('change', async () => {
       const to = rs.value;
       const yes = await confirmDialog({ title: `Change the role of ${u.name}?`,
@@ -108,7 +109,7 @@ async function users(box, ctx) {
       } catch (e) { failed(e); }
     });
     const [pl, pw] = field(`New password for ${u.name}`, { type: 'password', autocomplete: 'new-password',
-                                                           minlength: 12, 'data-test': 'user-password' });
+                                                           minlength: 12, 'data-test': 'user-password' }, true);
     const pf = el('form', { class: 'row' }, pl,
                   el('button', { type: 'submit', 'data-test': 'user-password-set' }, 'Set'));
     pf.addEventListener('submit', async (ev) => {
