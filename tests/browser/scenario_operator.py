@@ -33,15 +33,47 @@ try:
     c.login(os.environ['AMTACS_USER'], os.environ['AMTACS_PASSWORD'])
     c.wait_for(f'{t("job-row")}[data-id="{JOB2}"][data-state="running"]')
     c.ok(c.hash().startswith('#/jobs'), 'after login the Jobs page shows', c.hash())
-    rows = c.finds(t('job-row'))
-    c.ok(len(rows) >= 6, f'the Jobs page lists the jobs ({len(rows)} rows)')
-    c.ok(c.finds(f'{t("job-row")}[data-state="finished"].attn'),
-         'a failed job stands out (the ERROR script)')
+    c.eq(50, len(c.finds(t('job-row'))), 'the Jobs page lists the newest 50 of 66 jobs')
+    c.eq(JOB2, c.finds(t('job-row'))[0].get_attribute('data-id'), 'newest first')
     c.eq('true', c.find(t('count-all')).get_attribute('aria-pressed'), 'the "All" filter is on')
     c.wait(lambda: c.text_of(t('count-running-n')) == '2', what='2 running in the counts')
     c.ok(True, 'the counts by state show 2 running')
     c.ok(not c.finds(t('nav-admin')), 'an operator has no Admin in the navigation')
     c.screenshot('jobs')
+
+    # paging (keyset: before=the last id shown), and back
+    last = c.finds(t('job-row'))[-1].get_attribute('data-id')
+    c.click(t('page-older'))
+    c.wait(lambda: len(c.finds(t('job-row'))) == 16, what='the second page (16 jobs)')
+    c.ok(f'before={last}' in c.hash(), 'Older: the next page continues after the last job shown', c.hash())
+    c.eq(str(int(last) - 1), c.finds(t('job-row'))[0].get_attribute('data-id'), 'from the job below it')
+    c.ok(not c.find(t('page-older')).is_enabled(), 'the last page has no Older')
+    failed = c.finds(f'{t("job-row")}.attn')
+    c.ok(len(failed) == 1 and 'RUN_FILENAMETEST.ps1' in failed[0].text and
+         failed[0].find_element('css selector', t('row-badge')).text == 'failed',
+         'a failed job stands out (the ERROR script: its row marked, its badge "failed")')
+    c.click(t('page-newer'))
+    c.wait(lambda: len(c.finds(t('job-row'))) == 50 and
+           c.finds(t('job-row'))[0].get_attribute('data-id') == JOB2, what='the first page again')
+    c.ok(True, 'Newer goes back to the first page')
+
+    # filters: a count button, kept across a reload; a search
+    c.click(t('count-failed'))
+    c.wait(lambda: len(c.finds(t('job-row'))) == 1, what='the one failed job')
+    c.ok('state=finished' in c.hash() and 'result=failure' in c.hash(), 'the filter is in the URL', c.hash())
+    c.driver.refresh()
+    c.wait(lambda: len(c.finds(t('job-row'))) == 1 and
+           c.find(t('count-failed')).get_attribute('aria-pressed') == 'true', what='the filter after a reload')
+    c.ok('RUN_FILENAMETEST.ps1' in c.text_of(t('row-name')), 'a reload keeps the filter (the failed script)')
+    c.click(t('filter-clear'))
+    c.wait(lambda: len(c.finds(t('job-row'))) == 50, what='all jobs again')
+    c.type(t('filter-q'), 'TO-KILL')
+    c.click(t('filter-apply'))
+    c.wait(lambda: [r.get_attribute('data-id') for r in c.finds(t('job-row'))] == [JOB2],
+           what='the search by reference')
+    c.ok('q=TO-KILL' in c.hash(), 'a search by reference (any case) finds the job', c.hash())
+    c.click(t('filter-clear'))
+    c.wait_for(f'{t("job-row")}[data-id="{JOB1}"]')
     c.no_csp_violations('the Jobs page: no CSP violation')
 
     # --- a running job: the log grows without a reload --------------------------------------
@@ -108,10 +140,39 @@ try:
     c.screenshot('job-killed')
     c.no_csp_violations('the killed job\'s page: no CSP violation')
 
+    # --- Run again: a new job that links back ---------------------------------------------------
+    c.click(t('rerun'))
+    c.wait_visible(t('confirm-dialog'))
+    c.click(t('confirm-ok'))
+    c.wait(lambda: c.hash() not in ('', f'#/jobs/{JOB2}'), what='the new job\'s page')
+    rerun = c.hash().split('/')[-1]
+    c.ok(rerun.isdigit() and int(rerun) > int(JOB2), f'Run again opens the new job ({c.hash()})')
+    c.wait_text(t('job-title'), f'Job {rerun}')
+    c.eq(f'#/jobs/{JOB2}', c.driver.execute_script('return arguments[0].getAttribute("href")',
+                                                    c.find(t('rerun-of'))),
+         'the new job links back to the old one')
+    c.eq('to-kill', c.text_of(t('field-ref')), 'with the same reference')
+    c.click(t('rerun-of'))
+    c.wait_text(t('job-title'), f'Job {JOB2}')
+    c.wait_for(t('rerun-link'))
+    c.ok(c.text_of(t('rerun-link')) == f'job {rerun}', 'and the old job lists its rerun')
+
     # --- the Jobs page again: the two ended jobs changed live -------------------------------
     c.go('#/jobs')
     c.wait_for(f'{t("job-row")}[data-id="{JOB2}"][data-state="finished"]')
     c.ok(True, 'the Jobs page shows the killed job as finished')
+
+    # --- 360 px wide: nothing wider than the screen but the table, which scrolls ------------
+    c.driver.set_window_size(360, 800)
+    c.wait(lambda: c.driver.execute_script('return window.innerWidth') <= 400, what='a narrow window')
+    width = c.driver.execute_script('return [document.documentElement.scrollWidth, window.innerWidth]')
+    c.ok(width[0] <= width[1], f'at 360 px the page is no wider than the window ({width[0]} <= {width[1]})')
+    c.screenshot('jobs-360')
+    c.go(f'#/jobs/{JOB1}')
+    c.wait_text(t('job-title'), f'Job {JOB1}')
+    width = c.driver.execute_script('return [document.documentElement.scrollWidth, window.innerWidth]')
+    c.ok(width[0] <= width[1], f'and so is a job\'s page ({width[0]} <= {width[1]})')
+    c.screenshot('job-360')
     c.no_csp_violations('every page visited: no CSP violation')
 except Exception:  # a wait that ran out, an element missing: the scenario fails, saying where
     c.ok(False, 'the scenario ran to its end', traceback.format_exc())

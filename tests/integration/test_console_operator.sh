@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The console in a real browser (headless Chromium, tests/browser/scenario_operator.py),
 # as an operator, against a real PostgreSQL, simulator, daemon and amtacs-web:
-# logs in, sees the Jobs page, opens a job that is held running (a catalog job
+# logs in, sees the Jobs page (two pages, filters kept in the URL), opens a job that is held running (a catalog job
 # that writes a line every 0.5 s until the server is told to end it); its log
 # grows on screen without a reload; once the job ends the text on screen is
 # the stored log (GET /api/v1/jobs/ID/log), and the live lines were that log's.
@@ -47,6 +47,8 @@ h_ctl submit batch -C AMTDEMO -a DEMO2 -j REPORTTEST01 -r order-7 >/dev/null
 h_ctl submit script -C AMTDEMO -a DEMO2 -s RUN_FILENAMETEST.ps1 >/dev/null
 h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT >/dev/null
 h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANTMSG -v NAME=value >/dev/null
+# and 60 more, so that the jobs take two pages (50 a page)
+for i in $(seq 1 60); do h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT -r "bulk-$i" >/dev/null; done
 h_wait_sql 120 0 "SELECT count(*) FROM acs.jobs WHERE state <> 'finished'" || h_not_ok "the first jobs ended"
 # the two held jobs
 JOB1=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j CONSOLETICKER -r live-log)

@@ -232,6 +232,25 @@ export async function render(main, ctx) {
   }
 
   // ---- drawing the document -------------------------------------------------------------
+  function drawActions(ended, key) {
+    actions.dataset.key = key;
+    actions.replaceChildren();
+    if (ctx.can.operate && !ended) {
+      actions.appendChild(el('button', { type: 'button', class: 'danger', 'data-test': 'kill',
+                                         onclick: kill }, doc.kill_requested_at ? 'Kill again' : 'Kill'));
+    }
+    if (ctx.can.operate && doc.state === 'in_doubt') actions.appendChild(resolveForm());
+    if (ctx.can.operate && ended) {
+      actions.appendChild(el('button', { type: 'button', 'data-test': 'rerun', onclick: rerun },
+                             'Run again'));
+    }
+    if (doc.log === 'available') {
+      actions.appendChild(el('a', { class: 'button', href: `/api/v1/jobs/${doc.id}/log`,
+                                    download: `job-${doc.id}.log`, 'data-test': 'download-log' },
+                             'Download the log'));
+    }
+  }
+
   function draw() {
     const ended = doc.state === 'finished';
     badge.replaceChildren(stateBadge(doc.state, doc.result,
@@ -260,21 +279,9 @@ export async function render(main, ctx) {
       }
     }
 
-    actions.replaceChildren();
-    if (ctx.can.operate && !ended) {
-      actions.appendChild(el('button', { type: 'button', class: 'danger', 'data-test': 'kill',
-                                         onclick: kill }, doc.kill_requested_at ? 'Kill again' : 'Kill'));
-    }
-    if (ctx.can.operate && doc.state === 'in_doubt') actions.appendChild(resolveForm());
-    if (ctx.can.operate && ended) {
-      actions.appendChild(el('button', { type: 'button', 'data-test': 'rerun', onclick: rerun },
-                             'Run again'));
-    }
-    if (doc.log === 'available') {
-      actions.appendChild(el('a', { class: 'button', href: `/api/v1/jobs/${doc.id}/log`,
-                                    download: `job-${doc.id}.log`, 'data-test': 'download-log' },
-                             'Download the log'));
-    }
+    // rebuilt only when they change: a form being filled in stays as it is
+    const actionsKey = [doc.state, !!doc.kill_requested_at, doc.log].join('|');
+    if (actions.dataset.key !== actionsKey) drawActions(ended, actionsKey);
 
     links.replaceChildren();
     if (doc.rerun_of) {

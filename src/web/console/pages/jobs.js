@@ -281,9 +281,13 @@ export async function render(main, ctx) {
   const offReady = ctx.events.on('ready', () => { status.textContent = 'Live: changes show as they happen.'; });
   status.textContent = 'Live: changes show as they happen.';
 
-  // durations of running jobs tick
+  // durations of running jobs tick (the cell's text alone: links stay put under a pointer)
   const tick = setInterval(() => {
-    for (const { tr, job } of rows.values()) if (job.state === 'running') fill(tr, job);
+    for (const { tr, job } of rows.values()) {
+      if (job.state === 'running' && job.started_at && tr.lastElementChild) {
+        tr.lastElementChild.textContent = fmtDuration(job.started_at, null);
+      }
+    }
   }, 5000);
 
   loadCounts();
