@@ -1026,7 +1026,7 @@ static void set_comm(struct ctx *c, const char *name)
 
 static void list_alerts(struct ctx *c)
 {
-    static const char *const names[] = {"before", "limit", NULL};
+    static const char *const names[] = {"before", "limit", "open", NULL};
     struct list_query q = {c, names, true};
     if (!httpserv_query_each(c->req, known_arg, &q))
         return;
@@ -1034,18 +1034,25 @@ static void list_alerts(struct ctx *c)
     char limit[16];
     if (!page_args(c, &before, limit, sizeof limit))
         return;
-    const char *p[2] = {before, limit};
+    /* open=true: only the unacknowledged (the console lists them first) */
+    const char *open = httpserv_query(c->req, "open");
+    if (open && strcmp(open, "true") && strcmp(open, "false")) {
+        problem(c->req, 400, "open must be true (unacknowledged alerts) or false (acknowledged)");
+        return;
+    }
+    const char *p[3] = {before, limit, open};
     PGresult *r = run(c,
         "WITH page AS (SELECT a.id, a.job_id, a.connection, a.code, a.name, a.raised_at,"
         "                     a.message, a.acknowledged_at, a.acknowledged_by"
         "                FROM acs.alerts AS a WHERE ($1::bigint IS NULL OR a.id < $1::bigint)"
+        "                 AND ($3::boolean IS NULL OR (a.acknowledged_at IS NULL) = $3::boolean)"
         "               ORDER BY a.id DESC LIMIT $2::integer + 1),"
         " shown AS (SELECT * FROM page ORDER BY id DESC LIMIT $2::integer)"
         "SELECT json_build_object("
         " 'alerts', coalesce((SELECT json_agg(s ORDER BY s.id DESC) FROM shown AS s), '[]'::json),"
         " 'next', CASE WHEN (SELECT count(*) FROM page) > $2::integer"
         "              THEN (SELECT min(id) FROM shown) END)",
-        2, p);
+        3, p);
     if (!r)
         return;
     if (commit(c))

@@ -35,9 +35,9 @@ def wait_text(selector, want, timeout=None):
                   timeout, f'{selector} to show {want!r}')
 
 
-def submit(connection, name):
+def submit(connection, name, kind='batch'):
     """A job submitted over the API with the token, as a scheduler would."""
-    body = json.dumps({'kind': 'batch', 'connection': connection, 'application': 'DEMO2',
+    body = json.dumps({'kind': kind, 'connection': connection, 'application': 'DEMO2',
                        'name': name}).encode()
     req = urllib.request.Request(f'{c.url}/api/v1/jobs', data=body, method='POST', headers={
         'Authorization': f'Bearer {TOKEN}', 'Content-Type': 'application/json'})
@@ -106,6 +106,24 @@ try:
     c.ok(True, 'its timeline shows the states the server reported')
     c.screenshot('admin-job-done')
     c.no_csp_violations('Connections, Jobs and the job page: no CSP violation')
+
+    # --- an alert arrives live; acknowledged ---------------------------------------------------
+    c.go('#/alerts')
+    wait_text(t('open-heading'), 'Not acknowledged')
+    failing = submit('AMTDEMO', 'RUN_FILENAMETEST.ps1', 'script')
+    sel = f'{t("alerts-open")} {t("alert")}'
+    c.wait(lambda: any(a.get_attribute('data-open') == 'true' and
+                       a.find_elements('css selector', f'a[href="#/jobs/{failing}"]')
+                       for a in c.finds(sel)), what=f'the alert of job {failing} to arrive live')
+    c.ok(True, f'the alert of failed job {failing} shows among the open ones without a reload, linked to its job')
+    alert = [a for a in c.finds(sel) if a.find_elements('css selector', f'a[href="#/jobs/{failing}"]')][0]
+    aid = alert.get_attribute('data-id')
+    c.screenshot('admin-alerts')
+    c.click(f'{t("alert")}[data-id="{aid}"] {t("ack")}')
+    c.wait_for(f'{t("alerts-acked")} {t("alert")}[data-id="{aid}"]')
+    wait_text(f'{t("alerts-acked")} {t("alert")}[data-id="{aid}"] {t("alert-acked-by")}', 'by adam')
+    c.ok(True, 'acknowledged, it moves below the open ones, acknowledged by adam')
+    c.no_csp_violations('the Alerts page: no CSP violation')
 
     # --- a Batch User's password ---------------------------------------------------------------
     c.go('#/admin/batch-users')
@@ -182,7 +200,7 @@ try:
     c.go('#/admin/audit')
     c.wait_for(t('audit-row'))
     whats = [e.text for e in c.finds(t('audit-what'))]
-    for action in ('comm', 'batch_user_set', 'token_create', 'token_revoke', 'user_add', 'user_disable'):
+    for action in ('comm', 'ack', 'batch_user_set', 'token_create', 'token_revoke', 'user_add', 'user_disable'):
         c.ok(action in whats, f'the audit log shows {action}', whats)
     c.screenshot('admin-audit')
 

@@ -318,6 +318,17 @@ h_eq 200 "$(as vera GET "/api/v1/jobs/$rj")" "the job's document"
 h_eq "$ja|4|DONE|job $rj: a test alert|olga|true" \
     "$(jq -r '.alert | "\(.id)|\(.code)|\(.name)|\(.message)|\(.acknowledged_by)|\(.acknowledged_at != null)"' "$H_TMP/body")" \
     "shows its alert, acknowledged by olga"
+# the alerts, open ones apart (the console lists them first)
+h_eq 200 "$(as olga GET "/api/v1/alerts?open=true&limit=500")" "GET /alerts?open=true"
+h_eq "$(h_sql -c "SELECT count(*) FROM acs.alerts WHERE acknowledged_at IS NULL")|0|0" \
+    "$(jq -r "\"\\(.alerts | length)|\\([.alerts[] | select(.acknowledged_at != null)] | length)|\\([.alerts[] | select(.id == $ja)] | length)\"" "$H_TMP/body")" \
+    "gives every unacknowledged alert and no other"
+h_eq 200 "$(as olga GET "/api/v1/alerts?open=false&limit=500")" "GET /alerts?open=false"
+h_eq "$(h_sql -c "SELECT count(*) FROM acs.alerts WHERE acknowledged_at IS NOT NULL")|0|1" \
+    "$(jq -r "\"\\(.alerts | length)|\\([.alerts[] | select(.acknowledged_at == null)] | length)|\\([.alerts[] | select(.id == $ja)] | length)\"" "$H_TMP/body")" \
+    "gives the acknowledged ones, alert $ja among them"
+h_eq 400 "$(as olga GET "/api/v1/alerts?open=yes")" "open=yes is 400"
+h_eq "open must be true (unacknowledged alerts) or false (acknowledged)" "$(detail)" "saying what it takes"
 
 # --- hostile requests ---------------------------------------------------------------------
 bad() { # bad STATUS DESCRIPTION PATTERN DATA [curl args]

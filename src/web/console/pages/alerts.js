@@ -1,13 +1,15 @@
-// The Alerts page: unacknowledged alerts first (newest first within each
-// group), each linked to its job (#/jobs/ID), with Acknowledge for operators
-// and admins (POST /api/v1/alerts/{id}/ack). GET /api/v1/alerts is read a
-// page at a time (keyset: before/next); a new alert arrives live through the
-// shared event stream ('alert') and is put at the top.
+// The Alerts page: every unacknowledged alert first (GET /api/v1/alerts?open=true,
+// all its pages), then the acknowledged ones a page at a time (open=false,
+// keyset: before/next), newest first in each; each linked to its job
+// (#/jobs/ID), with Acknowledge for operators and admins (POST
+// /api/v1/alerts/{id}/ack). A new alert arrives live through the shared event
+// stream ('alert') and is put at the top.
 import { api } from '../api.js';
 import { el, notify, fmtTime } from '../ui.js';
 import { useStyles } from './parts.js';
 
-const LIMIT = 200;
+const LIMIT = 100;
+const OPEN_MAX = 2000; // unacknowledged alerts read at once (then: a note)
 
 export async function render(main, ctx) {
   useStyles();
@@ -16,13 +18,15 @@ export async function render(main, ctx) {
   const openList = el('ul', { class: 'alerts-list', 'data-test': 'alerts-open' });
   const ackH = el('h2', {}, 'Acknowledged');
   const ackList = el('ul', { class: 'alerts-list', 'data-test': 'alerts-acked' });
-  const more = el('button', { type: 'button', 'data-test': 'alerts-more', hidden: true }, 'Older alerts');
+  const more = el('button', { type: 'button', 'data-test': 'alerts-more', hidden: true },
+                  'Older acknowledged alerts');
   main.append(el('h1', {}, 'Alerts'), status, openH, openList, ackH, ackList,
               el('div', { class: 'pager' }, more));
   if (!ctx.can.operate) status.textContent = 'Alerts are acknowledged by operators and admins.';
 
-  const alerts = new Map(); // id -> alert
-  let next = null;
+  const alerts = new Map(); // id -> alert (open ones, and the acknowledged pages read)
+  let next = null;          // the before of the next acknowledged page
+  let openMore = false;     // more than OPEN_MAX unacknowledged
   let gone = false;
 
   function item(a) {
@@ -47,7 +51,7 @@ export async function render(main, ctx) {
           a.acknowledged_at = new Date().toISOString();
           a.acknowledged_by = r.already ? a.acknowledged_by : ctx.me.user;
           notify(r.already ? `Alert ${a.id} was acknowledged already` : `Alert ${a.id} acknowledged`, 'ok');
-          load(); // the stored time and name
+          load().catch(() => {}); // the stored time and name
           draw();
         } catch (e) {
           b.disabled = false;
@@ -69,30 +73,45 @@ export async function render(main, ctx) {
     const all = [...alerts.values()].sort((x, y) => y.id - x.id);
     const open = all.filter((a) => !a.acknowledged_at);
     const acked = all.filter((a) => a.acknowledged_at);
-    openH.textContent = `Not acknowledged (${open.length}${next ? '+' : ''})`;
+    openH.textContent = `Not acknowledged (${open.length}${openMore ? '+' : ''})`;
     openList.replaceChildren(...(open.length ? open.map(item)
       : [el('li', { class: 'muted', 'data-test': 'no-open-alerts' }, 'No open alert.')]));
+    if (openMore) {
+      openList.appendChild(el('li', { class: 'muted' },
+        `Only the newest ${OPEN_MAX} are shown; acknowledge some to see the others.`));
+    }
     ackList.replaceChildren(...(acked.length ? acked.map(item)
       : [el('li', { class: 'muted' }, 'None.')]));
     more.hidden = !next;
   }
 
-  async function load(before) {
-    const r = await api('GET', `/alerts?limit=${LIMIT}${before ? `&before=${before}` : ''}`);
+  // every unacknowledged alert, and the first page of the acknowledged ones
+  async function load() {
+    const open = [];
+    let before = null;
+    do {
+      const r = await api('GET', `/alerts?open=true&limit=500${before ? `&before=${before}` : ''}`);
+      open.push(...r.alerts);
+      before = r.next;
+    } while (before && open.length < OPEN_MAX);
+    const acked = await api('GET', `/alerts?open=false&limit=${LIMIT}`);
     if (gone) return;
-    if (!before) {
-      // the first page again: keep what older pages brought
-      const oldest = r.alerts.length ? r.alerts[r.alerts.length - 1].id : Infinity;
-      for (const id of alerts.keys()) if (id >= oldest) alerts.delete(id);
-      if (next === null || !alerts.size) next = r.next;
-    } else {
-      next = r.next;
-    }
-    for (const a of r.alerts) alerts.set(a.id, a);
+    openMore = !!before;
+    alerts.clear();
+    for (const a of [...open, ...acked.alerts]) alerts.set(a.id, a);
+    next = acked.next;
     draw();
   }
 
-  more.addEventListener('click', () => load(next).catch((e) => notify(e.message, 'error')));
+  async function older() {
+    const r = await api('GET', `/alerts?open=false&limit=${LIMIT}&before=${next}`);
+    if (gone) return;
+    for (const a of r.alerts) alerts.set(a.id, a);
+    next = r.next;
+    draw();
+  }
+
+  more.addEventListener('click', () => older().catch((e) => notify(e.message, 'error')));
   await load();
   const offs = [
     ctx.events.on('alert', (a) => {
