@@ -113,6 +113,17 @@ try:
         c.ok(st == 403 and str(detail).startswith('permission denied'),
              f'GET {path} from the page: 403 from PostgreSQL ({detail})')
 
+    # --- 360 px wide: nothing runs off the side --------------------------------------------
+    c.driver.set_window_size(360, 800)
+    for route, ready in (('#/connections', t('chart')), ('#/alerts', t('alert'))):
+        c.go(route)
+        c.wait_for(ready)
+        wide = c.driver.execute_script(
+            'return [document.documentElement.scrollWidth, document.documentElement.clientWidth]')
+        c.ok(wide[0] <= wide[1], f'{route} at 360 px: no horizontal scrolling', wide)
+        c.screenshot(f'viewer-{route[2:]}-360')
+    c.driver.set_window_size(1280, 900)
+
     # --- forged requests with the viewer's own session and CSRF token --------------------------
     st, detail = c.api('POST', f'/jobs/{JOB}/kill')
     c.eq([403, 'permission denied for function request_kill'], [st, detail],

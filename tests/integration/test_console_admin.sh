@@ -62,7 +62,8 @@ AMTACS_WEB_URL=$H_WEB_URL AMTACS_SIM_URL=$H_SIM_URL AMTACS_PASSWORD=$PW AMTACS_T
 
 h_eq "adam|comm|AMTDEMO|disabled adam|comm|AMTDEMO|enabled adam|batch_user_set|webbu" \
     "$(h_sql -c "SELECT string_agg(concat_ws('|', actor, action, target, detail->>'to'), ' ' ORDER BY id)
-                   FROM acs.audit WHERE action IN ('comm', 'batch_user_set') AND actor = 'adam'")" \
+                   FROM acs.audit WHERE action IN ('comm', 'batch_user_set') AND actor = 'adam'
+                    AND target <> 'WEBCONN'")" \
     "the audit has adam's two Full Comm changes and the Batch User's password, in that order"
 h_eq 1 "$(h_sql -c "SELECT count(*) FROM acs.batch_users WHERE name = 'webbu'
                      AND position(convert_to('$BU_PW', 'UTF8') IN sealed_password) = 0

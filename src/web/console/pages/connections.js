@@ -184,13 +184,41 @@ export async function render(main, ctx) {
   }
 
   let gone = false;
+  const shown = new Map(); // name -> { sig, node }: a card is rebuilt only when its data changed
   async function load() {
     const r = await api('GET', '/connections');
     if (gone) return;
-    cards.replaceChildren(...(r.connections.length
-      ? r.connections.map((c) => card(c, ctx, later))
-      : [el('p', { class: 'muted', 'data-test': 'no-connections' },
-            'No connection yet: the daemon registers each one it serves when it starts.')]));
+    if (!r.connections.length) {
+      shown.clear();
+      cards.replaceChildren(el('p', { class: 'muted', 'data-test': 'no-connections' },
+        'No connection yet: the daemon registers each one it serves when it starts.'));
+      return;
+    }
+    const nodes = r.connections.map((c) => {
+      const sig = JSON.stringify(c);
+      const old = shown.get(c.name);
+      if (old && old.sig === sig) return old.node;
+      const node = card(c, ctx, later);
+      // keep the keyboard where it was: the same control in the new card
+      if (old && old.node.contains(document.activeElement)) {
+        const test = document.activeElement.getAttribute('data-test');
+        setTimeout(() => {
+          const again = test && node.querySelector(`[data-test="${CSS.escape(test)}"]`);
+          if (again && !again.disabled) again.focus();
+        }, 0);
+      }
+      shown.set(c.name, { sig, node });
+      return node;
+    });
+    for (const name of [...shown.keys()]) {
+      if (!r.connections.some((c) => c.name === name)) shown.delete(name);
+    }
+    // in place: a card that did not change stays in the page (and keeps the focus)
+    const keep = new Set(nodes);
+    for (const child of [...cards.children]) if (!keep.has(child)) child.remove();
+    nodes.forEach((n, i) => {
+      if (cards.children[i] !== n) cards.insertBefore(n, cards.children[i] || null);
+    });
   }
   async function loadChart() {
     try {
