@@ -36,6 +36,11 @@ struct webpool *webpool_start(const struct webpool_options *o, char *err, size_t
 /* Queues a job; false when the queue is full or the pool stops (the caller
  * answers it). */
 bool webpool_submit(struct webpool *p, void *job);
+/* Takes out of the queue, in order, up to max jobs that match (match(cls,
+ * job) true) into out, for the worker c to carry out with the one it holds;
+ * the others keep their places. The count taken. */
+size_t webpool_take(struct webpool_conn *c, bool (*match)(void *cls, void *job), void *cls,
+                    void **out, size_t max);
 /* Runs the jobs queued, then joins the workers and closes the connections;
  * webpool_submit refuses from then on. NULL is a no-op. */
 void webpool_stop(struct webpool *p);

@@ -173,6 +173,7 @@ enum prep {
     PREP_AUTH_TOKEN,
     PREP_AUTH_SESSION,
     PREP_SUBMIT,
+    PREP_SUBMIT_MANY,
     PREP_IDEM_CLAIM,
     PREP_IDEM_RECORD,
 };
@@ -1044,7 +1045,9 @@ static void get_job_log(struct ctx *c, const char *id)
 
 #define SUBMIT_SQL "SELECT n, id FROM acs.submit_jobs(jsonb_build_array($1::jsonb))"
 
-static void submit(struct ctx *c)
+/* A submit's body, checked (fields, types, kind); false with the answer
+ * set if it is not one. */
+static bool submit_body_ok(struct ctx *c)
 {
     static const struct fspec spec[] = {
         {"kind", F_STRING, true},           {"connection", F_STRING, true},
@@ -1053,14 +1056,33 @@ static void submit(struct ctx *c)
         {"amt_user", F_STRING_OR_NULL, false}, {"external_ref", F_STRING_OR_NULL, false},
     };
     cJSON *o = body_object(c, false);
-    PGresult *r = NULL;
-    if (!o || !check_fields(c, o, spec, sizeof spec / sizeof spec[0]))
-        goto out;
-    const char *kind = str_field(o, "kind");
-    if (strcmp(kind, "batch") && strcmp(kind, "script")) {
+    bool ok = o && check_fields(c, o, spec, sizeof spec / sizeof spec[0]);
+    if (ok && strcmp(str_field(o, "kind"), "batch") && strcmp(str_field(o, "kind"), "script")) {
         problem(c->req, 400, "field 'kind' must be \"batch\" or \"script\"");
-        goto out;
+        ok = false;
     }
+    cJSON_Delete(o);
+    return ok;
+}
+
+/* 201 with the new job's id. */
+static void submitted(struct ctx *c, const char *id)
+{
+    char loc[64];
+    snprintf(loc, sizeof loc, "/api/v1/jobs/%s", id);
+    cJSON *ans = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ans, "id", atof(id));
+    cJSON_AddBoolToObject(ans, "repeated", false);
+    json_out(c->req, 201, CT_JSON, ans);
+    httpserv_reply_header(c->req, "Location", loc);
+    log_event(c->a->lg, LOG_INFO, "web.submit", NULL, "job %s by %s", id, c->actor);
+}
+
+static void submit(struct ctx *c)
+{
+    PGresult *r = NULL;
+    if (!submit_body_ok(c))
+        return;
     /* The key's body is the request's bytes: a retry sends the same. */
     const char *key = httpserv_header(c->req, "Idempotency-Key");
     char bhash[WEBAUTH_HASH_HEX];
@@ -1119,17 +1141,9 @@ static void submit(struct ctx *c)
                              pr)))
             goto out;
     }
-    char loc[64];
-    snprintf(loc, sizeof loc, "/api/v1/jobs/%s", id);
-    cJSON *ans = cJSON_CreateObject();
-    cJSON_AddNumberToObject(ans, "id", atof(id));
-    cJSON_AddBoolToObject(ans, "repeated", false);
-    json_out(c->req, 201, CT_JSON, ans);
-    httpserv_reply_header(c->req, "Location", loc);
-    log_event(c->a->lg, LOG_INFO, "web.submit", NULL, "job %s by %s", id, c->actor);
+    submitted(c, id);
 out:
     PQclear(r);
-    cJSON_Delete(o);
 }
 
 /* A body that must be empty or {}. */
@@ -1737,11 +1751,134 @@ static bool process(struct webapi *a, struct webpool_conn *pc, struct httpserv_r
     return c.streamed;
 }
 
+/* ------------------------------------------------------------ submits together
+ *
+ * Submits queued at the same time by one token from one address are carried
+ * out together: one transaction, one lookup of the token, one call of
+ * acs.submit_jobs with all their bodies, so that PostgreSQL sets up one
+ * INSERT for all of them (0020). Each still gets its own answer, and the
+ * audit names the same token and address it would have alone. A body that
+ * is not a submit is answered on its own before; if the database refuses
+ * the call (one of the jobs fails its checks), nothing of it is kept and
+ * each request is carried out alone, so that each gets its own answer. */
+
+#define GROUP_MAX 64
+
+static bool same_header(const struct httpserv_req *a, const struct httpserv_req *b,
+                        const char *name)
+{
+    const char *x = httpserv_header(a, name), *y = httpserv_header(b, name);
+    return x == y || (x && y && !strcmp(x, y));
+}
+
+/* A plain submit by an API token: POST /api/v1/jobs without an
+ * Idempotency-Key (a keyed submit has statements of its own). */
+static bool groupable(const struct httpserv_req *r)
+{
+    const char *auth = httpserv_header(r, "Authorization");
+    return !strcmp(httpserv_method(r), "POST") && !strcmp(httpserv_path(r), API "jobs") &&
+           auth && !strncasecmp(auth, "Bearer ", 7) && !httpserv_header(r, "Idempotency-Key");
+}
+
+/* job is a submit by the same token from the same address as cls. */
+static bool same_caller(void *cls, void *job)
+{
+    const struct httpserv_req *a = cls, *b = job;
+    return groupable(b) && !strcmp(httpserv_client(a), httpserv_client(b)) &&
+           same_header(a, b, "Authorization") && same_header(a, b, "X-Forwarded-For") &&
+           same_header(a, b, "Forwarded") && same_header(a, b, "Content-Type");
+}
+
+static void alone(struct webapi *a, struct webpool_conn *pc, struct httpserv_req *req)
+{
+    if (!process(a, pc, req))
+        httpserv_finish(req);
+}
+
+static void submit_group(struct webapi *a, struct webpool_conn *pc, struct httpserv_req **reqs,
+                         size_t n)
+{
+    struct httpserv_req *good[GROUP_MAX];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct ctx t = {.a = a, .req = reqs[i], .pc = pc, .method = "POST", .unsafe = true};
+        if (submit_body_ok(&t))
+            good[k++] = reqs[i];
+        else
+            httpserv_finish(reqs[i]);
+    }
+    if (k < 2) {
+        for (size_t i = 0; i < k; i++)
+            alone(a, pc, good[i]);
+        return;
+    }
+    struct ctx c = {.a = a, .req = good[0], .pc = pc, .method = "POST", .unsafe = true};
+    char err[300];
+    /* a refusal of the caller is the same for all: the first has its answer,
+     * the others get theirs alone */
+    bool addressed = client_address(&c);
+    if (addressed && !(c.db = webpool_db(pc, err, sizeof err)))
+        problem(good[0], 503, "the database is not reachable; try again");
+    if (!addressed || !c.db || !authenticate(&c)) {
+        if (c.db && c.in_tx)
+            PQclear(PQexec(c.db, "ROLLBACK"));
+        httpserv_finish(good[0]);
+        for (size_t i = 1; i < k; i++)
+            alone(a, pc, good[i]);
+        return;
+    }
+    struct buf all;
+    buf_init(&all, 0);
+    bool built = buf_putc(&all, '[') == BUF_OK;
+    for (size_t i = 0; i < k && built; i++) {
+        size_t len;
+        const char *body = httpserv_body(good[i], &len);
+        built = (!i || buf_putc(&all, ',') == BUF_OK) && buf_append(&all, body, len) == BUF_OK;
+    }
+    built = built && buf_putc(&all, ']') == BUF_OK;
+    PGresult *r[2] = {NULL, NULL};
+    bool done = false;
+    if (built) {
+        const char *ps[1] = {all.data};
+        const struct stmt s[2] = {
+            {PREP_SUBMIT_MANY, "SELECT n, id FROM acs.submit_jobs($1::jsonb) ORDER BY n", 1, ps},
+            COMMIT_STMT};
+        done = pipeline(&c, s, 2, r) && ok_result(r[0]) && ok_result(r[1]) &&
+               PQntuples(r[0]) == (int)k;
+    }
+    if (done) {
+        log_event(a->lg, LOG_DEBUG, "web.submit_group", NULL,
+                  "%zu submits by %s in one transaction", k, c.actor);
+        for (size_t i = 0; i < k; i++) {
+            struct ctx t = c;
+            t.req = good[i];
+            submitted(&t, PQgetvalue(r[0], (int)i, 1));
+            httpserv_finish(good[i]);
+        }
+    } else {
+        if (c.db && PQtransactionStatus(c.db) != PQTRANS_IDLE)
+            PQclear(PQexec(c.db, "ROLLBACK"));
+        for (size_t i = 0; i < k; i++)
+            alone(a, pc, good[i]);
+    }
+    PQclear(r[0]);
+    PQclear(r[1]);
+    buf_free(&all);
+}
+
 static void work(void *cls, struct webpool_conn *pc, void *job)
 {
     struct httpserv_req *req = job;
-    if (!process(cls, pc, req))
-        httpserv_finish(req);
+    struct webapi *a = cls;
+    if (groupable(req)) {
+        struct httpserv_req *reqs[GROUP_MAX] = {req};
+        size_t n = 1 + webpool_take(pc, same_caller, req, (void **)reqs + 1, GROUP_MAX - 1);
+        if (n > 1) {
+            submit_group(a, pc, reqs, n);
+            return;
+        }
+    }
+    alone(a, pc, req);
 }
 
 void webapi_handle(void *cls, struct httpserv_req *req)
@@ -1756,6 +1893,9 @@ void webapi_handle(void *cls, struct httpserv_req *req)
         problem(req, 503, "the server is busy or stopping; try again");
         httpserv_reply_header(req, "Retry-After", "1");
         httpserv_finish(req);
+    } else if (log_on(a->lg, LOG_DEBUG)) {
+        log_event(a->lg, LOG_DEBUG, "web.queued", NULL, "%s %s", httpserv_method(req),
+                  httpserv_path(req));
     }
 }
 

@@ -182,6 +182,24 @@ bool webpool_submit(struct webpool *p, void *job)
     return ok;
 }
 
+size_t webpool_take(struct webpool_conn *c, bool (*match)(void *cls, void *job), void *cls,
+                    void **out, size_t max)
+{
+    struct webpool *p = c->p;
+    size_t taken = 0, kept = 0;
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->count; i++) {
+        void *job = p->queue[(p->head + i) % p->max_queue];
+        if (taken < max && match(cls, job))
+            out[taken++] = job;
+        else
+            p->queue[(p->head + kept++) % p->max_queue] = job;
+    }
+    p->count = kept;
+    pthread_mutex_unlock(&p->mu);
+    return taken;
+}
+
 void webpool_stop(struct webpool *p)
 {
     if (!p)

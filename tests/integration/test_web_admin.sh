@@ -219,7 +219,7 @@ SUBMIT='{"kind":"batch","connection":"NODAEMON","application":"DEMO2","name":"IN
 for u in sam olga adam robot; do
     h_eq 201 "$(as $u POST /api/v1/jobs "${J[@]}" --data "$SUBMIT")" "$u may submit"
 done
-refused POST /api/v1/jobs "$SUBMIT" "permission denied for function submit_batch_job" vera
+refused POST /api/v1/jobs "$SUBMIT" "permission denied for function submit_jobs" vera
 
 # --- console users ------------------------------------------------------------------------
 refused GET /api/v1/users "" "permission denied for view web_user_list" vera sam olga robot
