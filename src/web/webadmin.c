@@ -174,6 +174,40 @@ void webadmin_tokens(struct ctx *c)
             " '[]'::json)) FROM acs.api_token_list AS t");
 }
 
+/* The audit log, a page at a time. acs.audit_page is granted to acs_admin
+ * alone: for any other role PostgreSQL refuses the call (403, its message). */
+void webadmin_audit(struct ctx *c)
+{
+    static const char *const names[] = {"before", "limit", "actor", "action", "since", "until",
+                                        NULL};
+    struct list_query q = {c, names, true};
+    if (!httpserv_query_each(c->req, known_arg, &q))
+        return;
+    const char *before;
+    char limit[16];
+    if (!page_args(c, &before, limit, sizeof limit))
+        return;
+    const char *since = httpserv_query(c->req, "since");
+    const char *until = httpserv_query(c->req, "until");
+    if ((since && !is_rfc3339(since)) || (until && !is_rfc3339(until))) {
+        bool s = since && !is_rfc3339(since);
+        problemf(c->req, 400, "%s must be an RFC 3339 time such as 2026-11-30T02:15:00Z or "
+                              "2026-11-30T03:15:00+01:00 (got '%.40s')",
+                 s ? "since" : "until", s ? since : until);
+        return;
+    }
+    const char *p[6] = {before, limit, httpserv_query(c->req, "actor"),
+                        httpserv_query(c->req, "action"), since, until};
+    PGresult *r = run(c, "SELECT acs.audit_page($1::bigint, $2::integer, $3, $4, "
+                         "$5::timestamptz, $6::timestamptz)",
+                      6, p);
+    if (!r)
+        return;
+    if (commit(c))
+        raw_json(c->req, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+    PQclear(r);
+}
+
 /* ------------------------------------------------------------ Batch Users */
 
 /* The password is sealed with the public key, exactly as amtacsctl

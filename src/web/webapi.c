@@ -875,11 +875,11 @@ bool known_arg(void *cls, const char *name, const char *value)
 }
 
 /* before and limit of a keyset page; false (answer set) if malformed. */
-static bool page_args(struct ctx *c, const char **before, char *limit, size_t limlen)
+bool page_args(struct ctx *c, const char **before, char *limit, size_t limlen)
 {
     *before = httpserv_query(c->req, "before");
     if (*before && !is_id(*before)) {
-        problem(c->req, 400, "before must be a job or alert id (a positive integer)");
+        problem(c->req, 400, "before must be a job, alert or audit id (a positive integer)");
         return false;
     }
     const char *l = httpserv_query(c->req, "limit");
@@ -910,7 +910,7 @@ static int digits(const char *s, int n, int lo, int hi)
 
 /* An RFC 3339 date-time: 2026-11-30T02:15:00Z, with optional fractions of
  * a second and a Z or +HH:MM / -HH:MM offset. */
-static bool is_rfc3339(const char *s)
+bool is_rfc3339(const char *s)
 {
     if (strlen(s) < 20 || digits(s, 4, 0, 9999) < 0 || s[4] != '-' ||
         digits(s + 5, 2, 1, 12) < 0 || s[7] != '-' || digits(s + 8, 2, 1, 31) < 0 ||
@@ -1233,7 +1233,7 @@ static void set_comm(struct ctx *c, const char *name)
 
 static void list_alerts(struct ctx *c)
 {
-    static const char *const names[] = {"before", "limit", NULL};
+    static const char *const names[] = {"before", "limit", "open", NULL};
     struct list_query q = {c, names, true};
     if (!httpserv_query_each(c->req, known_arg, &q))
         return;
@@ -1241,18 +1241,25 @@ static void list_alerts(struct ctx *c)
     char limit[16];
     if (!page_args(c, &before, limit, sizeof limit))
         return;
-    const char *p[2] = {before, limit};
+    /* open=true: only the unacknowledged (the console lists them first) */
+    const char *open = httpserv_query(c->req, "open");
+    if (open && strcmp(open, "true") && strcmp(open, "false")) {
+        problem(c->req, 400, "open must be true (unacknowledged alerts) or false (acknowledged)");
+        return;
+    }
+    const char *p[3] = {before, limit, open};
     PGresult *r = run(c,
         "WITH page AS (SELECT a.id, a.job_id, a.connection, a.code, a.name, a.raised_at,"
         "                     a.message, a.acknowledged_at, a.acknowledged_by"
         "                FROM acs.alerts AS a WHERE ($1::bigint IS NULL OR a.id < $1::bigint)"
+        "                 AND ($3::boolean IS NULL OR (a.acknowledged_at IS NULL) = $3::boolean)"
         "               ORDER BY a.id DESC LIMIT $2::integer + 1),"
         " shown AS (SELECT * FROM page ORDER BY id DESC LIMIT $2::integer)"
         "SELECT json_build_object("
         " 'alerts', coalesce((SELECT json_agg(s ORDER BY s.id DESC) FROM shown AS s), '[]'::json),"
         " 'next', CASE WHEN (SELECT count(*) FROM page) > $2::integer"
         "              THEN (SELECT min(id) FROM shown) END)",
-        2, p);
+        3, p);
     if (!r)
         return;
     if (commit(c))
@@ -1561,6 +1568,7 @@ enum route {
     R_JOB_RESOLVE, R_JOB_RERUN,
     R_BATCH_USERS, R_BATCH_USER_PASSWORD, R_USERS, R_USER_ADD, R_USER_ROLE, R_USER_PASSWORD,
     R_USER_DISABLE, R_USER_ENABLE, R_TOKENS, R_TOKEN_CREATE, R_TOKEN_REVOKE, R_STATS,
+    R_AUDIT,
 };
 
 /* Every route the API serves: the OpenAPI document (webapi_routes) and the
@@ -1599,6 +1607,7 @@ static const struct {
     {"POST", "/tokens", R_TOKEN_CREATE},
     {"DELETE", "/tokens/{name}", R_TOKEN_REVOKE},
     {"GET", "/stats", R_STATS},
+    {"GET", "/audit", R_AUDIT},
 };
 #define NROUTES (sizeof ROUTES / sizeof ROUTES[0])
 
@@ -1733,6 +1742,7 @@ static bool process(struct webapi *a, struct webpool_conn *pc, struct httpserv_r
     case R_TOKEN_CREATE: webadmin_token_create(&c); break;
     case R_TOKEN_REVOKE: webadmin_token_revoke(&c, arg); break;
     case R_STATS: webadmin_stats(&c); break;
+    case R_AUDIT: webadmin_audit(&c); break;
     case R_EVENTS: events(&c); break;
     case R_LOG_STREAM: log_stream(&c, arg); break;
     default: problem(req, 404, "no such resource"); break;

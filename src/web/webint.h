@@ -95,6 +95,10 @@ struct list_query {
 };
 bool known_arg(void *cls, const char *name, const char *value);
 bool is_id(const char *s);
+/* before and limit of a keyset page; false (answer set) if malformed */
+bool page_args(struct ctx *c, const char **before, char *limit, size_t limlen);
+/* an RFC 3339 date-time such as 2026-11-30T02:15:00Z */
+bool is_rfc3339(const char *s);
 
 /* webadmin.c */
 void webadmin_resolve(struct ctx *c, const char *id);
@@ -110,5 +114,6 @@ void webadmin_tokens(struct ctx *c);
 void webadmin_token_create(struct ctx *c);
 void webadmin_token_revoke(struct ctx *c, const char *name);
 void webadmin_stats(struct ctx *c);
+void webadmin_audit(struct ctx *c);
 
 #endif

@@ -373,6 +373,47 @@ h_match "^since must be an RFC 3339 time such as" "$(detail)" "saying what it mu
 h_eq 400 "$(as vera GET "/api/v1/jobs?until=later")" "until=later is 400"
 h_match "^until must be an RFC 3339 time" "$(detail)" "naming until"
 
+# --- the audit log (migration 0019): admins only, paged, filtered -------------------------
+refused GET /api/v1/audit "" "permission denied for function audit_page" vera sam olga robot
+h_eq 200 "$(as adam GET /api/v1/audit)" "adam reads the audit log"
+h_eq "$(h_sql -c "SELECT concat_ws('|', id, actor, coalesce(address, '-'), role, action, coalesce(target, '-'))
+                   FROM acs.audit ORDER BY id DESC LIMIT 1")" \
+    "$(jq -r '.audit[0] | [.id, .actor, (.address // "-"), .role, .action, (.target // "-")] | map(tostring) | join("|")' "$H_TMP/body")" \
+    "newest first: the latest row, with actor, address, role, action and target"
+ids=""; next=""
+for i in $(seq 1 200); do
+    as adam GET "/api/v1/audit?limit=7${next:+&before=$next}" >/dev/null
+    ids="$ids $(jq -r '[.audit[].id] | join(" ")' "$H_TMP/body")"
+    next=$(jq -r '.next // empty' "$H_TMP/body")
+    [ -n "$next" ] || break
+done
+h_eq "$(h_sql -c "SELECT string_agg(id::text, ' ' ORDER BY id DESC) FROM acs.audit")" "$(echo $ids)" \
+    "paging by 7 (next as before) gives every row once, newest first"
+h_eq 200 "$(as adam GET "/api/v1/audit?actor=adam&action=rerun&limit=500")" "filtered by actor and action"
+h_eq "$(h_sql -c "SELECT count(*) FROM acs.audit WHERE actor = 'adam' AND action = 'rerun'")|rerun|adam" \
+    "$(jq -r '"\(.audit | length)|\([.audit[].action] | unique | join(","))|\([.audit[].actor] | unique | join(","))"' "$H_TMP/body")" \
+    "gives exactly adam's reruns"
+t=$(h_sql -c "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM acs.audit
+               ORDER BY id DESC OFFSET 3 LIMIT 1")
+h_eq 200 "$(as adam GET "/api/v1/audit?since=$t&limit=500")" "since=$t"
+h_eq "$(h_sql -c "SELECT count(*) FROM acs.audit WHERE at >= '$t'")" "$(jq '.audit | length' "$H_TMP/body")" \
+    "gives the rows at or after it"
+h_eq 200 "$(as adam GET "/api/v1/audit?until=$t&limit=500")" "until=$t"
+h_eq "$(h_sql -c "SELECT least(count(*), 500) FROM acs.audit WHERE at < '$t'")" "$(jq '.audit | length' "$H_TMP/body")" \
+    "gives the rows before it"
+h_eq 400 "$(as adam GET "/api/v1/audit?since=yesterday")" "a bad since is 400"
+h_match "^since must be an RFC 3339 time" "$(detail)" "saying what it must be"
+h_eq 400 "$(as adam GET "/api/v1/audit?before=x")" "a bad before is 400"
+h_eq 400 "$(as adam GET "/api/v1/audit?limit=501")" "a limit over 500 is 400"
+h_eq 400 "$(as adam GET "/api/v1/audit?who=adam")" "an unknown parameter is 400"
+h_eq "unknown query parameter 'who'; there are before, limit, actor, action, since, until" "$(detail)" \
+    "naming the known ones"
+h_eq 0 "$(h_sql -c "SELECT count(*) FROM information_schema.role_routine_grants
+                     WHERE routine_name = 'audit_page' AND grantee <> 'acs_admin'
+                       AND grantee <> (SELECT r.rolname FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner
+                                        WHERE p.proname = 'audit_page')")" \
+    "acs.audit_page is granted to acs_admin alone"
+
 # --- the client address: forwarded headers only behind a proxy ---------------------------
 h_eq 200 "$(as adam GET /api/v1/me -H 'X-Forwarded-For: 203.0.113.9')" "X-Forwarded-For without behind_proxy"
 h_eq 127.0.0.1 "$(jq -r .address "$H_TMP/body")" "is ignored: the address is the peer's"

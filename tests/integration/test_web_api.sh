@@ -273,6 +273,63 @@ h_eq 200 "$(as vera GET "/api/v1/jobs/$rj/log")" "its log is served"
 h_match "^text/plain" "$(hdr Content-Type)" "as text/plain"
 h_eq "$(h_sql -c "SELECT log FROM acs.job_log_text($rj)")" "$(body)" "the JORS log, as stored"
 
+# --- its timeline (migration 0019): claimed, started, each state the server reported ------
+h_eq 200 "$(as vera GET "/api/v1/jobs/$rj")" "the document again"
+tl=$(python3 - "$H_TMP/body" <<'PY'
+import json, sys
+from datetime import datetime
+d = json.load(open(sys.argv[1]))
+t = lambda s: datetime.fromisoformat(s)
+st = d["states"]
+bad = []
+if not (t(d["enqueued_at"]) < t(d["claimed_at"]) <= t(d["started_at"])):
+    bad.append("enqueued < claimed <= started")
+if any(not (t(d["started_at"]) <= t(s["at"]) <= t(d["finished_at"])) for s in st):
+    bad.append("started <= each state <= ended")
+if any(t(a["at"]) > t(b["at"]) for a, b in zip(st, st[1:])):
+    bad.append("states in time order")
+if any(a["code"] == b["code"] for a, b in zip(st, st[1:])):
+    bad.append("one state per change")
+if not st or st[-1]["code"] != d["completion_code"] or t(st[-1]["at"]) != t(d["finished_at"]):
+    bad.append("the last state is the completion code, at finished_at")
+print(" ".join(bad) or "ok", d["batch_request_id"], d["attempt"], bool(d["owner"]),
+      st[-1]["name"] if st else "-", d["alert"])
+PY
+)
+h_eq "ok $(h_sql -c "SELECT batch_request_id FROM acs.jobs WHERE id = $rj") 1 True DONE None" "$tl" \
+    "enqueued < claimed (attempt 1, by a daemon) <= started (with its BatchRequestId) <= each state <= ended at DONE; no alert"
+h_eq "$(h_sql -c "SELECT string_agg(code::text, ' ' ORDER BY n) FROM acs.job_states WHERE job_id = $rj")" \
+    "$(jq -r '[.states[].code | tostring] | join(" ")' "$H_TMP/body")" "the states are acs.job_states' rows"
+polls=$(h_sql -c "SELECT count(*) FROM acs.job_states")
+h_sql -c "UPDATE acs.jobs SET last_code = last_code WHERE id = $rj" >/dev/null
+h_eq "$polls" "$(h_sql -c "SELECT count(*) FROM acs.job_states")" "a code stored again unchanged records nothing"
+# retention: the states go with the log
+h_sql -c "UPDATE acs.job_logs SET written_at = now() - interval '10 years' WHERE job_id = $rj" >/dev/null
+h_sql -c "SELECT acs.purge_job_logs()" >/dev/null
+h_eq "0|purged" "$(h_sql -c "SELECT count(*) || '|' || (acs.job_document($rj)->>'log') FROM acs.job_states WHERE job_id = $rj")" \
+    "purging the job's log (retention) purges its states"
+h_eq 200 "$(as vera GET "/api/v1/jobs/$rj")" "its document"
+h_eq "[]" "$(jq -c .states "$H_TMP/body")" "shows no states"
+# the job's alert, with who acknowledged it
+ja=$(h_sql -c "INSERT INTO acs.alerts (job_id, connection, code, name, message)
+                VALUES ($rj, 'AMTDEMO', 4, 'DONE', 'job $rj: a test alert') RETURNING id")
+h_eq 200 "$(as olga POST "/api/v1/alerts/$ja/ack")" "olga acknowledges alert $ja of job $rj"
+h_eq 200 "$(as vera GET "/api/v1/jobs/$rj")" "the job's document"
+h_eq "$ja|4|DONE|job $rj: a test alert|olga|true" \
+    "$(jq -r '.alert | "\(.id)|\(.code)|\(.name)|\(.message)|\(.acknowledged_by)|\(.acknowledged_at != null)"' "$H_TMP/body")" \
+    "shows its alert, acknowledged by olga"
+# the alerts, open ones apart (the console lists them first)
+h_eq 200 "$(as olga GET "/api/v1/alerts?open=true&limit=500")" "GET /alerts?open=true"
+h_eq "$(h_sql -c "SELECT count(*) FROM acs.alerts WHERE acknowledged_at IS NULL")|0|0" \
+    "$(jq -r "\"\\(.alerts | length)|\\([.alerts[] | select(.acknowledged_at != null)] | length)|\\([.alerts[] | select(.id == $ja)] | length)\"" "$H_TMP/body")" \
+    "gives every unacknowledged alert and no other"
+h_eq 200 "$(as olga GET "/api/v1/alerts?open=false&limit=500")" "GET /alerts?open=false"
+h_eq "$(h_sql -c "SELECT count(*) FROM acs.alerts WHERE acknowledged_at IS NOT NULL")|0|1" \
+    "$(jq -r "\"\\(.alerts | length)|\\([.alerts[] | select(.acknowledged_at == null)] | length)|\\([.alerts[] | select(.id == $ja)] | length)\"" "$H_TMP/body")" \
+    "gives the acknowledged ones, alert $ja among them"
+h_eq 400 "$(as olga GET "/api/v1/alerts?open=yes")" "open=yes is 400"
+h_eq "open must be true (unacknowledged alerts) or false (acknowledged)" "$(detail)" "saying what it takes"
+
 # --- hostile requests ---------------------------------------------------------------------
 bad() { # bad STATUS DESCRIPTION PATTERN DATA [curl args]
     local want=$1 what=$2 pat=$3 data=$4 st
