@@ -180,9 +180,15 @@ try:
     c.driver.set_window_size(360, 800)
     for name, route in PAGES:
         settle(c, name, route)
-        sw, iw = c.driver.execute_script(
-            'return [document.documentElement.scrollWidth, window.innerWidth]')
-        c.ok(sw <= iw + 1, f'{name} at 360 px: the page does not scroll sideways ({sw} px in {iw})')
+        sw, iw, wide = c.driver.execute_script(
+            'const w = window.innerWidth, out = [];'
+            'for (const e of document.querySelectorAll("body *")) {'
+            '  const r = e.getBoundingClientRect();'
+            '  if (r.right > w + 1 && !(e.parentElement && e.parentElement.getBoundingClientRect().right > w + 1)'
+            '      ) out.push(`<${e.tagName.toLowerCase()} class="${e.className}" data-test="${e.dataset.test || ""}"> in <${e.parentElement.tagName.toLowerCase()} class="${e.parentElement.className}"> right ${Math.round(r.right)}`); }'
+            'return [document.documentElement.scrollWidth, w, out.slice(0, 6)]')
+        c.ok(sw <= iw + 1, f'{name} at 360 px: the page does not scroll sideways ({sw} px in {iw})',
+             'too wide: ' + '; '.join(wide))
     c.screenshot('a11y-360-connections')
     c.no_csp_violations()
 

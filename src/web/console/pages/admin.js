@@ -7,7 +7,6 @@
 // then, whatever the answer.
 import { api } from '../api.js';
 import { el, confirmDialog, notify, fmtTime } from '../ui.js';
-import { useStyles } from './parts.js';
 
 const SECTIONS = [
   { id: 'batch-users', label: 'Batch Users' },
@@ -266,7 +265,6 @@ async function show(box, section, ctx) {
 }
 
 export async function render(main, ctx) {
-  useStyles();
   main.appendChild(el('h1', {}, 'Admin'));
   if (!ctx.can.admin) {
     main.appendChild(el('p', { class: 'notice-box', 'data-test': 'admins-only', role: 'alert' },

@@ -6,13 +6,11 @@
 // stream ('alert') and is put at the top.
 import { api } from '../api.js';
 import { el, notify, fmtTime } from '../ui.js';
-import { useStyles } from './parts.js';
 
 const LIMIT = 100;
 const OPEN_MAX = 2000; // unacknowledged alerts read at once (then: a note)
 
 export async function render(main, ctx) {
-  useStyles();
   const status = el('p', { class: 'live', 'data-test': 'live-status', 'aria-live': 'polite' }, '');
   const openH = el('h2', { 'data-test': 'open-heading' }, 'Not acknowledged');
   const openList = el('ul', { class: 'alerts-list', 'data-test': 'alerts-open' });

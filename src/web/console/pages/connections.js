@@ -9,7 +9,7 @@
 // with a table by hour as its text alternative.
 import { api } from '../api.js';
 import { el, confirmDialog, notify, fmtTime } from '../ui.js';
-import { useStyles, svg } from './parts.js';
+import { svg } from './parts.js';
 
 // What each Full Comm state means, in the words of docs/operations.md.
 const COMM = {
@@ -173,7 +173,6 @@ function chart(stats) {
 }
 
 export async function render(main, ctx) {
-  useStyles();
   const status = el('p', { class: 'live', 'data-test': 'live-status', 'aria-live': 'polite' }, '');
   const cards = el('div', { class: 'conn-cards', 'data-test': 'connections' });
   const chartBox = el('div', { 'data-test': 'chart-box' });

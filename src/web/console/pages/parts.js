@@ -1,16 +1,8 @@
 // parts.js: what the Connections, Alerts and Admin pages share. Their styles
-// are a stylesheet of their own (pages.css, served from 'self' as the CSP
-// allows), linked once; SVG is built with DOM methods, text through
-// textContent, as ui.js's el() does for HTML.
-
-export function useStyles() {
-  if (document.getElementById('pages-css')) return;
-  const link = document.createElement('link');
-  link.id = 'pages-css';
-  link.rel = 'stylesheet';
-  link.href = '/console/pages/pages.css';
-  document.head.appendChild(link);
-}
+// are pages.css, linked by index.html beside style.css (linked later, by a
+// page, they arrived after the page was drawn: it showed unstyled first);
+// SVG is built with DOM methods, text through textContent, as ui.js's el()
+// does for HTML.
 
 const SVG = 'http://www.w3.org/2000/svg';
 
