@@ -25,7 +25,7 @@ import time
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -118,9 +118,13 @@ class Console:
             EC.visibility_of_element_located((By.CSS_SELECTOR, selector)))
 
     def text_of(self, selector):
-        """textContent, exactly (WebDriver's .text trims and folds white space)."""
-        els = self.finds(selector)
-        return self.driver.execute_script('return arguments[0].textContent', els[0]) if els else None
+        """textContent, exactly (WebDriver's .text trims and folds white space);
+        None while there is no such element (or the page is redrawing it)."""
+        try:
+            els = self.finds(selector)
+            return self.driver.execute_script('return arguments[0].textContent', els[0]) if els else None
+        except StaleElementReferenceException:
+            return None
 
     def wait_text(self, selector, text, timeout=None):
         """Waits until the element's text contains text; returns the text."""
@@ -130,10 +134,17 @@ class Console:
         return self.wait(cond, timeout, f'{selector} to show {text!r}')
 
     def click(self, selector, timeout=None):
-        el = WebDriverWait(self.driver, timeout or WAIT, poll_frequency=0.05).until(
-            EC.element_to_be_clickable((By.CSS_SELECTOR, selector)))
-        el.click()
-        return el
+        """Clicks the element once it can be; one the page redraws between
+        finding and clicking is found again."""
+        def clicked(d):
+            try:
+                el = EC.element_to_be_clickable((By.CSS_SELECTOR, selector))(d)
+                if el:
+                    el.click()
+                return el
+            except StaleElementReferenceException:
+                return False
+        return WebDriverWait(self.driver, timeout or WAIT, poll_frequency=0.05).until(clicked)
 
     def type(self, selector, text):
         el = self.wait_visible(selector)
