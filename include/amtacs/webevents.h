@@ -35,12 +35,16 @@ struct webevents_options {
 };
 
 /* The position in /events: every job state change with (state_xid, id) up to
- * (xid, job) and every alert up to alert has been sent. As an event id:
- * "XID.JOB.ALERT". */
+ * (xid, job) and every alert with (raised_xid, id) up to (axid, alert) has
+ * been sent. As an event id: "XID.JOB.AXID.ALERT". A stream from a server
+ * before migration 18 sent "XID.JOB.ALERT": such an id parses with
+ * alert_id_only set (the alert's raised_xid is to be looked up). */
 struct webevents_pos {
     uint64_t xid;
     int64_t job;
+    uint64_t axid;
     int64_t alert;
+    bool alert_id_only;
 };
 
 /* Who a stream is for: the SHA-256 (hex) of its session cookie or token, the
@@ -78,6 +82,9 @@ void webevents_cancel(struct webevents_sub *sub);
 
 /* "XID.JOB.ALERT" into *pos; false if malformed. */
 bool webevents_parse_id(const char *s, struct webevents_pos *pos);
+/* The event id of a position (WEBEVENTS_ID_MAX bytes at most). */
+#define WEBEVENTS_ID_MAX 96
+void webevents_pos_id(const struct webevents_pos *p, char *out, size_t len);
 /* One event: "id: ID\n" (when id), "event: NAME\ndata: DATA\n\n". data must
  * be one line (JSON). 0 or -1 (out of room). */
 int webevents_put(struct buf *b, const char *id, const char *name, const char *data, size_t len);

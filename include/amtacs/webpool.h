@@ -47,6 +47,11 @@ void webpool_free(struct webpool *p);
  * and in role acs_web. */
 PGconn *webpool_db(struct webpool_conn *c, char *err, size_t errlen);
 
+/* The statements (numbered 0..63 by the caller) this connection has
+ * prepared: a connection made anew has none. */
+bool webpool_is_prepared(const struct webpool_conn *c, unsigned id);
+void webpool_mark_prepared(struct webpool_conn *c, unsigned id);
+
 /* Closes the worker's connection (one that failed in a way that may have
  * left it unusable); webpool_db makes a new one. */
 void webpool_drop(struct webpool_conn *c);

@@ -155,45 +155,225 @@ bool run0(struct ctx *c, const char *sql)
     return r != NULL;
 }
 
-/* The first statement of a request. A connection the database dropped
- * (a restart, a failover) is noticed only when used: then it is made anew and
- * the statement, which has changed nothing, is tried once more. */
-static PGresult *run_first(struct ctx *c, const char *sql, int n, const char *const *params)
+/* ------------------------------------------------------------ pipelines
+ *
+ * A request's statements go out together where they can: BEGIN with the
+ * statement that finds the caller, a handler's last statement with COMMIT.
+ * Each round trip to PostgreSQL costs both processes a wake-up, and a
+ * submit went from five to two. The statements run on every request are
+ * prepared once per connection: parsing and planning them again each time
+ * cost more than running them. */
+
+/* The statements prepared once per connection; the number is the bit in
+ * webpool's prepared set and the name "s<number>". */
+enum prep {
+    PREP_NONE = -1,
+    PREP_BEGIN,
+    PREP_COMMIT,
+    PREP_AUTH_TOKEN,
+    PREP_AUTH_SESSION,
+    PREP_SUBMIT_BATCH,
+    PREP_SUBMIT_SCRIPT,
+    PREP_IDEM_CLAIM,
+    PREP_IDEM_RECORD,
+};
+
+struct stmt {
+    enum prep prep;
+    const char *sql;
+    int n;
+    const char *const *params;
+};
+
+static const struct stmt BEGIN_STMT = {PREP_BEGIN, "BEGIN", 0, NULL};
+static const struct stmt COMMIT_STMT = {PREP_COMMIT, "COMMIT", 0, NULL};
+
+/* The next result of a statement in the pipeline, and the NULL that ends
+ * it; NULL if the connection broke. */
+static PGresult *next_result(PGconn *db)
 {
-    PGresult *r = PQexecParams(c->db, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType s = PQresultStatus(r);
-    const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK &&
-        (PQstatus(c->db) == CONNECTION_BAD || !st || !strncmp(st, "57P", 3) ||
-         !strncmp(st, "08", 2))) {
-        char err[300];
-        PQclear(r);
-        r = NULL;
-        webpool_drop(c->pc);
-        log_event(c->a->lg, LOG_INFO, "web.db_reconnect", NULL,
-                  "the database connection was lost; connecting again");
-        if (!(c->db = webpool_db(c->pc, err, sizeof err))) {
-            problem(c->req, 503, "the database is not reachable; try again");
+    PGresult *r = PQgetResult(db);
+    if (r) {
+        PGresult *end = PQgetResult(db);
+        if (end) { /* not a pipeline's answer: the connection is unusable */
+            PQclear(end);
+            PQclear(r);
             return NULL;
         }
-        r = PQexecParams(c->db, sql, n, NULL, params, NULL, NULL, 0);
-        s = PQresultStatus(r);
     }
-    if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
-        return r;
-    sql_problem(c, r);
-    PQclear(r);
-    return NULL;
+    return r;
+}
+
+/* Sends n statements in one round trip and reads their results into out
+ * (each a result the caller clears, or NULL). Once one fails, the rest
+ * are not run (PGRES_PIPELINE_ABORTED). false if the connection failed
+ * underway; then it is dropped and out holds what was read. */
+static bool pipeline(struct ctx *c, const struct stmt *s, size_t n, PGresult **out)
+{
+    char name[8];
+    bool sent_prepare[8] = {false};
+    for (size_t i = 0; i < n; i++)
+        out[i] = NULL;
+    if (n > sizeof sent_prepare || !PQenterPipelineMode(c->db))
+        goto broken;
+    for (size_t i = 0; i < n; i++) {
+        int ok;
+        if (s[i].prep == PREP_NONE) {
+            ok = PQsendQueryParams(c->db, s[i].sql, s[i].n, NULL, s[i].params, NULL, NULL, 0);
+        } else {
+            snprintf(name, sizeof name, "s%d", (int)s[i].prep);
+            if (!webpool_is_prepared(c->pc, (unsigned)s[i].prep)) {
+                if (!PQsendPrepare(c->db, name, s[i].sql, s[i].n, NULL))
+                    goto broken;
+                sent_prepare[i] = true;
+            }
+            ok = PQsendQueryPrepared(c->db, name, s[i].n, s[i].params, NULL, NULL, 0);
+        }
+        if (!ok)
+            goto broken;
+    }
+    if (!PQpipelineSync(c->db))
+        goto broken;
+    for (size_t i = 0; i < n; i++) {
+        if (sent_prepare[i]) {
+            PGresult *p = next_result(c->db);
+            if (!p)
+                goto broken;
+            if (PQresultStatus(p) == PGRES_COMMAND_OK) {
+                webpool_mark_prepared(c->pc, (unsigned)s[i].prep);
+                PQclear(p);
+            } else { /* its statement is aborted: the reason is the prepare's */
+                out[i] = p;
+                PGresult *skipped = next_result(c->db);
+                PQclear(skipped);
+                if (!skipped)
+                    goto broken;
+                continue;
+            }
+        }
+        if (!(out[i] = next_result(c->db)))
+            goto broken;
+    }
+    PGresult *sync = PQgetResult(c->db);
+    bool synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    PQclear(sync);
+    if (synced && PQexitPipelineMode(c->db))
+        return true;
+broken:
+    log_event(c->a->lg, LOG_WARN, "web.db_failed", NULL, "%s", PQerrorMessage(c->db));
+    webpool_drop(c->pc);
+    c->db = NULL;
+    return false;
+}
+
+static bool ok_result(const PGresult *r)
+{
+    ExecStatusType s = PQresultStatus(r);
+    return r && (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK);
+}
+
+/* The first failure among n results as the answer (a pipeline stops at its
+ * first failure: the later ones were not run). */
+static void pipeline_problem(struct ctx *c, PGresult **r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!ok_result(r[i]) && PQresultStatus(r[i]) != PGRES_PIPELINE_ABORTED) {
+            sql_problem(c, r[i]);
+            return;
+        }
+    problem(c->req, 503, "the database is not reachable; try again");
+}
+
+static bool lost_connection(const struct ctx *c, const PGresult *r)
+{
+    const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    return !c->db || PQstatus(c->db) == CONNECTION_BAD || !st || !strncmp(st, "57P", 3) ||
+           !strncmp(st, "08", 2);
+}
+
+/* The first statements of a request. A connection the database dropped
+ * (a restart, a failover) is noticed only when used: then it is made anew
+ * and the statements, which changed nothing, are sent once more. true when
+ * all succeeded (results in out, cleared by the caller); false with the
+ * answer set and out cleared. */
+static bool run_first(struct ctx *c, const struct stmt *s, size_t n, PGresult **out)
+{
+    for (int attempt = 0;; attempt++) {
+        bool sent = pipeline(c, s, n, out);
+        size_t good = 0;
+        while (sent && good < n && ok_result(out[good]))
+            good++;
+        if (good == n)
+            return true;
+        PGresult *failed = sent ? out[good] : NULL;
+        if (attempt == 0 && lost_connection(c, failed)) {
+            char err[300];
+            for (size_t i = 0; i < n; i++)
+                PQclear(out[i]), out[i] = NULL;
+            if (c->db)
+                webpool_drop(c->pc);
+            log_event(c->a->lg, LOG_INFO, "web.db_reconnect", NULL,
+                      "the database connection was lost; connecting again");
+            if (!(c->db = webpool_db(c->pc, err, sizeof err))) {
+                problem(c->req, 503, "the database is not reachable; try again");
+                return false;
+            }
+            continue;
+        }
+        if (sent)
+            pipeline_problem(c, out, n);
+        else
+            problem(c->req, 503, "the database is not reachable; try again");
+        for (size_t i = 0; i < n; i++)
+            PQclear(out[i]), out[i] = NULL;
+        return false;
+    }
+}
+
+/* BEGIN, then stmt, in one round trip; stmt's result (the caller clears
+ * it), or NULL with the answer set. */
+static PGresult *begin_with(struct ctx *c, const struct stmt *stmt)
+{
+    const struct stmt s[2] = {BEGIN_STMT, *stmt};
+    PGresult *r[2];
+    if (!run_first(c, s, 2, r))
+        return NULL;
+    PQclear(r[0]);
+    c->in_tx = true;
+    return r[1];
 }
 
 static bool begin(struct ctx *c)
 {
-    PGresult *r = run_first(c, "BEGIN", 0, NULL);
-    if (!r)
-        return false;
+    PGresult *r = run(c, "BEGIN", 0, NULL);
     PQclear(r);
-    c->in_tx = true;
-    return true;
+    c->in_tx = r != NULL;
+    return r != NULL;
+}
+
+/* The request's last statement and COMMIT in one round trip: the
+ * statement's result (the caller clears it), or NULL with the answer set to
+ * the database's refusal of either. */
+static PGresult *run_commit(struct ctx *c, enum prep prep, const char *sql, int n,
+                            const char *const *params)
+{
+    const struct stmt s[2] = {{prep, sql, n, params}, COMMIT_STMT};
+    PGresult *r[2];
+    if (!pipeline(c, s, 2, r)) {
+        PQclear(r[0]);
+        PQclear(r[1]);
+        problem(c->req, 503, "the database is not reachable; try again");
+        return NULL;
+    }
+    if (ok_result(r[0]) && ok_result(r[1])) {
+        c->in_tx = false;
+        PQclear(r[1]);
+        return r[0];
+    }
+    pipeline_problem(c, r, 2);
+    PQclear(r[0]);
+    PQclear(r[1]);
+    return NULL;
 }
 
 /* Commits; on failure the answer becomes the database's refusal. */
@@ -211,6 +391,24 @@ bool commit(struct ctx *c)
 {
     c->in_tx = false;
     return run0(c, "COMMIT");
+}
+
+/* A statement prepared once per connection; as run(). */
+static PGresult *run_prep(struct ctx *c, enum prep prep, const char *sql, int n,
+                          const char *const *params)
+{
+    const struct stmt st = {prep, sql, n, params};
+    PGresult *r;
+    if (!pipeline(c, &st, 1, &r)) {
+        PQclear(r);
+        problem(c->req, 503, "the database is not reachable; try again");
+        return NULL;
+    }
+    if (ok_result(r))
+        return r;
+    sql_problem(c, r);
+    PQclear(r);
+    return NULL;
 }
 
 /* ------------------------------------------------------------ who asks */
@@ -326,15 +524,30 @@ static const char *pg_role(const char *role)
     return NULL;
 }
 
-/* Inside the request's transaction: finds the caller by its API token or
- * session cookie (as acs_web), checks the CSRF token of a session's unsafe
- * request, then takes the caller's role and names it for the audit. */
+/* Opens the request's transaction and finds the caller by its API token or
+ * session cookie (as acs_web); in the same statement takes the caller's
+ * role (set_config('role', R, true) is SET LOCAL ROLE R, PostgreSQL's
+ * membership check included) and names it for the audit. Then checks the
+ * CSRF token of a session's unsafe request: on a refusal the transaction,
+ * role and all, is rolled back before anything ran in it. */
 static bool authenticate(struct ctx *c)
 {
+    /* the role's PostgreSQL name is acs_<role>: the roles of 0004_roles.sql */
+#define TAKE_ROLE(ROLE, ACTOR)                                                                  \
+    "set_config('role', 'acs_' || " ROLE ", true), set_config('acs.actor', " ACTOR ", true), " \
+    "set_config('acs.actor_address', $2, true)"
+    static const char token_sql[] =
+        "SELECT t.name, t.role, " TAKE_ROLE("t.role", "'token:' || t.name")
+        " FROM acs.api_token_get($1::bytea) AS t";
+    static const char session_sql[] =
+        "SELECT s.user_name, s.role, " TAKE_ROLE("s.role", "s.user_name") ", s.csrf_token"
+        " FROM acs.web_session_get($1::bytea) AS s";
+#undef TAKE_ROLE
     const char *auth = httpserv_header(c->req, "Authorization");
     char hash[WEBAUTH_HASH_HEX];
-    const char *params[2] = {hash, NULL};
+    const char *params[2] = {hash, c->addr};
     PGresult *r = NULL;
+    bool ok = false;
     if (auth) {
         if (strncasecmp(auth, "Bearer ", 7)) {
             problem(c->req, 401, "the Authorization header must be \"Bearer amtacs_...\" "
@@ -349,16 +562,15 @@ static bool authenticate(struct ctx *c)
                                  "(amtacs_ and 43 characters of base64url)");
             return false;
         }
-        if (!(r = run(c, "SELECT name, role FROM acs.api_token_get($1::bytea)", 1, params)))
+        const struct stmt st = {PREP_AUTH_TOKEN, token_sql, 2, params};
+        if (!(r = begin_with(c, &st)))
             return false;
         if (PQntuples(r) != 1) {
-            PQclear(r);
             problem(c->req, 401, "unknown or revoked API token");
-            return false;
+            goto out;
         }
         snprintf(c->actor, sizeof c->actor, "token:%s", PQgetvalue(r, 0, 0));
         memcpy(c->cred_hash, hash, sizeof hash);
-        snprintf(c->role, sizeof c->role, "%s", PQgetvalue(r, 0, 1));
     } else {
         const char *cookies = httpserv_header(c->req, "Cookie");
         char secret[WEBAUTH_SECRET_TEXT + 8];
@@ -370,18 +582,16 @@ static bool authenticate(struct ctx *c)
                                  "API token (Authorization: Bearer amtacs_...)");
             return false;
         }
-        if (!(r = run(c, "SELECT user_name, role, csrf_token FROM acs.web_session_get($1::bytea)",
-                      1, params)))
+        const struct stmt st = {PREP_AUTH_SESSION, session_sql, 2, params};
+        if (!(r = begin_with(c, &st)))
             return false;
         if (PQntuples(r) != 1) {
-            PQclear(r);
             problem(c->req, 401, "the session has ended (logged out, idle or past its "
                                  "lifetime, or the user was disabled): log in again");
-            return false;
+            goto out;
         }
         snprintf(c->actor, sizeof c->actor, "%s", PQgetvalue(r, 0, 0));
-        snprintf(c->role, sizeof c->role, "%s", PQgetvalue(r, 0, 1));
-        snprintf(c->csrf, sizeof c->csrf, "%s", PQgetvalue(r, 0, 2));
+        snprintf(c->csrf, sizeof c->csrf, "%s", PQgetvalue(r, 0, 5));
         memcpy(c->session_hash, hash, sizeof hash);
         memcpy(c->cred_hash, hash, sizeof hash);
         c->by_session = true;
@@ -390,28 +600,24 @@ static bool authenticate(struct ctx *c)
         if (c->unsafe) {
             const char *got = httpserv_header(c->req, "X-CSRF-Token");
             if (!got || !webauth_equal(got, c->csrf)) {
-                PQclear(r);
                 problem(c->req, 403, "the X-CSRF-Token header is missing or does not match "
                                      "this session's token (csrf_token of the login's answer "
                                      "or of GET /api/v1/me)");
-                return false;
+                goto out;
             }
         }
     }
-    PQclear(r);
+    snprintf(c->role, sizeof c->role, "%s", PQgetvalue(r, 0, 1));
+    /* Only the four roles are ever taken (the tables' CHECKs say so too). */
     const char *role = pg_role(c->role);
-    if (!role) {
+    if (!role || strcmp(PQgetvalue(r, 0, 2), role)) {
         problemf(c->req, 403, "the role '%s' is not one amtacs-web knows", c->role);
-        return false;
+        goto out;
     }
-    /* set_config('role', R, true) is SET LOCAL ROLE R, membership check
-     * included; one statement for the role and the actor saves a round trip
-     * on every request. */
-    const char *ap[3] = {role, c->actor, c->addr};
-    PGresult *s = run(c, "SELECT set_config('role', $1, true), set_config('acs.actor', $2, true), "
-                         "set_config('acs.actor_address', $3, true)", 3, ap);
-    PQclear(s);
-    return s != NULL;
+    ok = true;
+out:
+    PQclear(r);
+    return ok;
 }
 
 /* ------------------------------------------------------------ bodies */
@@ -528,7 +734,8 @@ static void login(struct ctx *c)
     }
     const char *addr = c->addr;
     const char *p2[2] = {user, addr};
-    if (!(r = run_first(c, "SELECT acs.web_login_wait($1, $2)", 2, p2)))
+    const struct stmt wait_stmt = {PREP_NONE, "SELECT acs.web_login_wait($1, $2)", 2, p2};
+    if (!run_first(c, &wait_stmt, 1, &r))
         goto out;
     long wait = atol(PQgetvalue(r, 0, 0));
     PQclear(r);
@@ -790,23 +997,22 @@ static void list_jobs(struct ctx *c)
                   "s.enqueued_at DESC, s.id DESC",
                   "(SELECT s.id FROM shown AS s ORDER BY s.enqueued_at, s.id LIMIT 1)");
 #undef JOBS_PAGE
-    PGresult *r = run(c, by_time ? by_time_sql : by_id_sql, 9, p);
+    PGresult *r = run_commit(c, PREP_NONE, by_time ? by_time_sql : by_id_sql, 9, p);
     if (!r)
         return;
-    if (commit(c))
-        raw_json(c->req, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+    raw_json(c->req, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
     PQclear(r);
 }
 
 static void get_job(struct ctx *c, const char *id)
 {
     const char *p[1] = {id};
-    PGresult *r = run(c, "SELECT acs.job_document($1::bigint)", 1, p);
+    PGresult *r = run_commit(c, PREP_NONE, "SELECT acs.job_document($1::bigint)", 1, p);
     if (!r)
         return;
     if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0))
         problemf(c->req, 404, "no job %s", id);
-    else if (commit(c))
+    else
         raw_json(c->req, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
     PQclear(r);
 }
@@ -852,11 +1058,12 @@ static void submit(struct ctx *c)
         goto out;
     const char *kind = str_field(o, "kind");
     const char *fn;
+    enum prep prep;
     if (!strcmp(kind, "batch"))
-        fn = "SELECT acs.submit_batch_job($1, $2, $3, "
+        prep = PREP_SUBMIT_BATCH, fn = "SELECT acs.submit_batch_job($1, $2, $3, "
              "ARRAY(SELECT jsonb_array_elements_text(coalesce($4::jsonb, '[]'))), $5, $6, $7)";
     else if (!strcmp(kind, "script"))
-        fn = "SELECT acs.submit_script_job($1, $2, $3, "
+        prep = PREP_SUBMIT_SCRIPT, fn = "SELECT acs.submit_script_job($1, $2, $3, "
              "ARRAY(SELECT jsonb_array_elements_text(coalesce($4::jsonb, '[]'))), $5, $6, $7)";
     else {
         problem(c->req, 400, "field 'kind' must be \"batch\" or \"script\"");
@@ -879,9 +1086,10 @@ static void submit(struct ctx *c)
         bhash[1] = 'x';
         sodium_bin2hex(bhash + 2, sizeof bhash - 2, d, sizeof d);
         const char *pk[2] = {key, bhash};
-        if (!(r = run(c, "SELECT job_id, same_body FROM acs.web_idempotency_claim($1, "
-                         "$2::bytea)",
-                      2, pk)))
+        if (!(r = run_prep(c, PREP_IDEM_CLAIM,
+                           "SELECT job_id, same_body FROM acs.web_idempotency_claim($1, "
+                           "$2::bytea)",
+                           2, pk)))
             goto out;
         if (PQntuples(r) == 1) {
             if (strcmp(PQgetvalue(r, 0, 1), "t")) {
@@ -911,7 +1119,8 @@ static void submit(struct ctx *c)
                          str_field(o, "name"),       params,
                          str_field(o, "queue_name"), str_field(o, "amt_user"),
                          str_field(o, "external_ref")};
-    if (!(r = run(c, fn, 7, ps)))
+    /* Without a key the submit is the last statement: it goes with COMMIT. */
+    if (!(r = key ? run_prep(c, prep, fn, 7, ps) : run_commit(c, prep, fn, 7, ps)))
         goto out;
     char id[24];
     snprintf(id, sizeof id, "%s", PQgetvalue(r, 0, 0));
@@ -919,20 +1128,19 @@ static void submit(struct ctx *c)
     r = NULL;
     if (key) {
         const char *pr[3] = {key, bhash, id};
-        if (!(r = run(c, "SELECT acs.web_idempotency_record($1, $2::bytea, $3::bigint)", 3,
-                      pr)))
+        if (!(r = run_commit(c, PREP_IDEM_RECORD,
+                             "SELECT acs.web_idempotency_record($1, $2::bytea, $3::bigint)", 3,
+                             pr)))
             goto out;
     }
-    if (commit(c)) {
-        char loc[64];
-        snprintf(loc, sizeof loc, "/api/v1/jobs/%s", id);
-        cJSON *ans = cJSON_CreateObject();
-        cJSON_AddNumberToObject(ans, "id", atof(id));
-        cJSON_AddBoolToObject(ans, "repeated", false);
-        json_out(c->req, 201, CT_JSON, ans);
-        httpserv_reply_header(c->req, "Location", loc);
-        log_event(c->a->lg, LOG_INFO, "web.submit", NULL, "job %s by %s", id, c->actor);
-    }
+    char loc[64];
+    snprintf(loc, sizeof loc, "/api/v1/jobs/%s", id);
+    cJSON *ans = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ans, "id", atof(id));
+    cJSON_AddBoolToObject(ans, "repeated", false);
+    json_out(c->req, 201, CT_JSON, ans);
+    httpserv_reply_header(c->req, "Location", loc);
+    log_event(c->a->lg, LOG_INFO, "web.submit", NULL, "job %s by %s", id, c->actor);
 out:
     PQclear(r);
     free(params);
@@ -1098,6 +1306,106 @@ static void go_live(struct ctx *c, struct webevents_sub *sub)
         httpserv_stream_release(st); /* a finished job's log: all of it is queued */
 }
 
+/* What changed between a resumed stream's position (from) and the hub's
+ * (to), into b: every row in that range is final, below the horizon the hub
+ * read. Job state changes, then alerts, then the Full Comm state of every
+ * connection: a console shows states, and a state sent again is harmless,
+ * while a change missed would leave a wrong one on screen. false (answer
+ * set) if the database refused. */
+static bool replay(struct ctx *c, const struct webevents_pos *from, const struct webevents_pos *to,
+                   const struct webevents_who *who, struct buf *b)
+{
+    char fx[24], fj[24], tx[24], tj[24], fax[24], fa[24], tax[24], ta[24];
+    char id[WEBEVENTS_ID_MAX];
+    bool bad = false;
+    snprintf(fx, sizeof fx, "%llu", (unsigned long long)from->xid);
+    snprintf(fj, sizeof fj, "%lld", (long long)from->job);
+    snprintf(tx, sizeof tx, "%llu", (unsigned long long)to->xid);
+    snprintf(tj, sizeof tj, "%lld", (long long)to->job);
+    snprintf(fax, sizeof fax, "%llu", (unsigned long long)from->axid);
+    snprintf(fa, sizeof fa, "%lld", (long long)from->alert);
+    snprintf(tax, sizeof tax, "%llu", (unsigned long long)to->axid);
+    snprintf(ta, sizeof ta, "%lld", (long long)to->alert);
+    const char *pj[4] = {fx, fj, tx, tj};
+    PGresult *r = run(c,
+            "SELECT j.state_xid::text, j.id, json_build_object('id', j.id, 'state', j.state,"
+            " 'connection', j.connection, 'kind', j.kind,"
+            " 'name', coalesce(j.job_name, j.script_name), 'external_ref', j.external_ref,"
+            " 'completion_code', j.completion_code, 'result', j.result,"
+            " 'at', CASE j.state WHEN 'queued' THEN j.enqueued_at"
+            "  WHEN 'starting' THEN j.claimed_at WHEN 'running' THEN j.started_at"
+            "  WHEN 'finished' THEN j.finished_at END)::text"
+            "  FROM acs.jobs AS j"
+            " WHERE (j.state_xid, j.id) > ($1::xid8, $2::bigint)"
+            "   AND (j.state_xid, j.id) <= ($3::xid8, $4::bigint)"
+            " ORDER BY j.state_xid, j.id LIMIT 1001",
+            4, pj);
+    if (!r)
+        return false;
+    if (PQntuples(r) > CATCH_UP_MAX) {
+        static const char reset[] = "{\"reason\":\"more changes happened since "
+                                    "Last-Event-ID than are replayed; read the lists "
+                                    "again\"}";
+        webevents_pos_id(to, id, sizeof id);
+        bad = webevents_put(b, id, "reset", reset, sizeof reset - 1);
+        PQclear(r);
+        return bad ? (problem(c->req, 500, "out of memory"), false) : true;
+    }
+    struct webevents_pos at = *from;
+    for (int i = 0; i < PQntuples(r); i++) {
+        at.xid = strtoull(PQgetvalue(r, i, 0), NULL, 10);
+        at.job = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+        webevents_pos_id(&at, id, sizeof id);
+        bad = bad || webevents_put(b, id, "job", PQgetvalue(r, i, 2),
+                                   (size_t)PQgetlength(r, i, 2));
+    }
+    PQclear(r);
+    at.xid = to->xid;
+    at.job = to->job;
+    if (who->alerts) {
+        /* an id from before migration 18 holds the alert's id alone: its
+         * transaction is looked up (none: the alerts are where the hub is) */
+        const char *pa[5] = {from->alert_id_only ? NULL : fax, fa, tax, ta, tax};
+        r = run(c,
+                "SELECT a.raised_xid::text, a.id, json_build_object('id', a.id,"
+                " 'job_id', a.job_id, 'connection', a.connection, 'code', a.code,"
+                " 'name', a.name, 'raised_at', a.raised_at, 'message', a.message)::text"
+                "  FROM acs.alerts AS a"
+                " WHERE (a.raised_xid, a.id) > (coalesce($1::xid8, (SELECT f.raised_xid"
+                "          FROM acs.alerts AS f WHERE f.id = $2::bigint), $5::xid8), $2::bigint)"
+                "   AND (a.raised_xid, a.id) <= ($3::xid8, $4::bigint)"
+                " ORDER BY a.raised_xid, a.id LIMIT 1000",
+                5, pa);
+        if (!r)
+            return false;
+        for (int i = 0; i < PQntuples(r); i++) {
+            at.axid = strtoull(PQgetvalue(r, i, 0), NULL, 10);
+            at.alert = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+            webevents_pos_id(&at, id, sizeof id);
+            bad = bad || webevents_put(b, id, "alert", PQgetvalue(r, i, 2),
+                                       (size_t)PQgetlength(r, i, 2));
+        }
+        PQclear(r);
+    }
+    if (who->comm) {
+        r = run(c,
+                "SELECT json_build_object('connection', c.name, 'comm_state', c.comm_state,"
+                " 'changed_at', c.comm_changed_at, 'changed_by', c.comm_changed_by)::text"
+                "  FROM acs.connections AS c ORDER BY c.name",
+                0, NULL);
+        if (!r)
+            return false;
+        webevents_pos_id(to, id, sizeof id);
+        for (int i = 0; i < PQntuples(r); i++)
+            bad = bad || webevents_put(b, id, "comm", PQgetvalue(r, i, 0),
+                                       (size_t)PQgetlength(r, i, 0));
+        PQclear(r);
+    }
+    if (bad)
+        problem(c->req, 500, "out of memory");
+    return !bad;
+}
+
 static void events(struct ctx *c)
 {
     struct webevents_who who;
@@ -1121,7 +1429,7 @@ static void events(struct ctx *c)
     struct webevents_pos from, pos;
     if (lei && !webevents_parse_id(lei, &from)) {
         problem(c->req, 400, "Last-Event-ID must be the id of an event of this stream "
-                             "(XID.JOB.ALERT)");
+                             "(XID.JOB.AXID.ALERT)");
         return;
     }
     struct webevents_sub *sub = webevents_subscribe(c->a->events, &who, &pos);
@@ -1132,77 +1440,12 @@ static void events(struct ctx *c)
     struct buf *b = httpserv_reply_body(c->req);
     buf_reset(b);
     bool bad = buf_puts(b, "retry: 3000\n\n") != BUF_OK;
-    char id[80];
-    if (lei) {
-        /* What changed between the client's position and the hub's: every
-         * row in that range is final (below the horizon the hub read). */
-        char fx[24], fj[24], tx[24], tj[24], fa[24], ta[24];
-        snprintf(fx, sizeof fx, "%llu", (unsigned long long)from.xid);
-        snprintf(fj, sizeof fj, "%lld", (long long)from.job);
-        snprintf(tx, sizeof tx, "%llu", (unsigned long long)pos.xid);
-        snprintf(tj, sizeof tj, "%lld", (long long)pos.job);
-        snprintf(fa, sizeof fa, "%lld", (long long)from.alert);
-        snprintf(ta, sizeof ta, "%lld", (long long)pos.alert);
-        const char *pj[4] = {fx, fj, tx, tj};
-        bool too_many = false;
-        r = run(c,
-                "SELECT j.state_xid::text, j.id, json_build_object('id', j.id, 'state', j.state,"
-                " 'connection', j.connection, 'kind', j.kind,"
-                " 'name', coalesce(j.job_name, j.script_name), 'external_ref', j.external_ref,"
-                " 'completion_code', j.completion_code, 'result', j.result,"
-                " 'at', CASE j.state WHEN 'queued' THEN j.enqueued_at"
-                "  WHEN 'starting' THEN j.claimed_at WHEN 'running' THEN j.started_at"
-                "  WHEN 'finished' THEN j.finished_at END)::text"
-                "  FROM acs.jobs AS j"
-                " WHERE (j.state_xid, j.id) > ($1::xid8, $2::bigint)"
-                "   AND (j.state_xid, j.id) <= ($3::xid8, $4::bigint)"
-                " ORDER BY j.state_xid, j.id LIMIT 1001",
-                4, pj);
-        if (!r) {
-            webevents_cancel(sub);
-            return;
-        }
-        if (PQntuples(r) > CATCH_UP_MAX) {
-            snprintf(id, sizeof id, "%llu.%lld.%lld", (unsigned long long)pos.xid,
-                     (long long)pos.job, (long long)pos.alert);
-            static const char reset[] = "{\"reason\":\"more changes happened since "
-                                        "Last-Event-ID than are replayed; read the lists "
-                                        "again\"}";
-            bad = bad || webevents_put(b, id, "reset", reset, sizeof reset - 1);
-            from = pos;
-            too_many = true;
-        }
-        for (int i = 0; i < PQntuples(r) && !too_many; i++) {
-            snprintf(id, sizeof id, "%s.%s.%lld", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-                     (long long)from.alert);
-            bad = bad || webevents_put(b, id, "job", PQgetvalue(r, i, 2),
-                                       (size_t)PQgetlength(r, i, 2));
-        }
-        PQclear(r);
-        if (who.alerts) {
-            const char *pa[2] = {fa, ta};
-            r = run(c,
-                    "SELECT a.id, json_build_object('id', a.id, 'job_id', a.job_id,"
-                    " 'connection', a.connection, 'code', a.code, 'name', a.name,"
-                    " 'raised_at', a.raised_at, 'message', a.message)::text"
-                    "  FROM acs.alerts AS a WHERE a.id > $1::bigint AND a.id <= $2::bigint"
-                    " ORDER BY a.id LIMIT 1000",
-                    2, pa);
-            if (!r) {
-                webevents_cancel(sub);
-                return;
-            }
-            for (int i = 0; i < PQntuples(r); i++) {
-                snprintf(id, sizeof id, "%llu.%lld.%s", (unsigned long long)pos.xid,
-                         (long long)pos.job, PQgetvalue(r, i, 0));
-                bad = bad || webevents_put(b, id, "alert", PQgetvalue(r, i, 1),
-                                           (size_t)PQgetlength(r, i, 1));
-            }
-            PQclear(r);
-        }
+    char id[WEBEVENTS_ID_MAX];
+    if (lei && !replay(c, &from, &pos, &who, b)) {
+        webevents_cancel(sub);
+        return;
     }
-    snprintf(id, sizeof id, "%llu.%lld.%lld", (unsigned long long)pos.xid, (long long)pos.job,
-             (long long)pos.alert);
+    webevents_pos_id(&pos, id, sizeof id);
     char ready[128];
     int rl = snprintf(ready, sizeof ready, "{\"role\":\"%s\",\"alerts\":%s,\"comm\":%s}", c->role,
                       who.alerts ? "true" : "false", who.comm ? "true" : "false");
@@ -1463,8 +1706,6 @@ static bool process(struct webapi *a, struct webpool_conn *pc, struct httpserv_r
         login(&c);
         return false;
     }
-    if (!begin(&c))
-        return false;
     if (!authenticate(&c))
         return false;
     switch (rt) {

@@ -67,30 +67,35 @@ struct webevents {
 
 bool webevents_parse_id(const char *s, struct webevents_pos *pos)
 {
-    char *end;
-    if (!s || strspn(s, "0123456789.") != strlen(s) || strlen(s) > 64)
+    if (!s || !*s || strspn(s, "0123456789.") != strlen(s) || strlen(s) > 80)
         return false;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (errno || end == s || *end != '.')
+    unsigned long long v[4];
+    size_t n = 0;
+    const char *p = s;
+    for (;;) {
+        char *end;
+        if (n == 4 || !(*p >= '0' && *p <= '9'))
+            return false;
+        errno = 0;
+        v[n++] = strtoull(p, &end, 10);
+        if (errno)
+            return false;
+        if (!*end)
+            break;
+        p = end + 1; /* a '.' */
+    }
+    if (n < 3 || v[1] > INT64_MAX || v[n - 1] > INT64_MAX)
         return false;
-    const char *p = end + 1;
-    long long j = strtoll(p, &end, 10);
-    if (errno || end == p || *end != '.' || j < 0)
-        return false;
-    p = end + 1;
-    long long a = strtoll(p, &end, 10);
-    if (errno || end == p || *end || a < 0)
-        return false;
-    pos->xid = x;
-    pos->job = j;
-    pos->alert = a;
+    *pos = (struct webevents_pos){.xid = v[0], .job = (int64_t)v[1],
+                                  .axid = n == 4 ? v[2] : 0, .alert = (int64_t)v[n - 1],
+                                  .alert_id_only = n == 3};
     return true;
 }
 
-static void pos_id(const struct webevents_pos *p, char *out, size_t len)
+void webevents_pos_id(const struct webevents_pos *p, char *out, size_t len)
 {
-    snprintf(out, len, "%" PRIu64 ".%" PRId64 ".%" PRId64, p->xid, p->job, p->alert);
+    snprintf(out, len, "%" PRIu64 ".%" PRId64 ".%" PRIu64 ".%" PRId64, p->xid, p->job, p->axid,
+             p->alert);
 }
 
 int webevents_put(struct buf *b, const char *id, const char *name, const char *data, size_t len)
@@ -339,9 +344,9 @@ static bool read_comm(struct webevents *h)
         if (was && !strcmp(was, now[i].state))
             continue;
         buf_reset(&b);
-        char id[80];
+        char id[WEBEVENTS_ID_MAX];
         pthread_mutex_lock(&h->mu);
-        pos_id(&h->pos, id, sizeof id);
+        webevents_pos_id(&h->pos, id, sizeof id);
         if (!webevents_put(&b, id, "comm", PQgetvalue(r, i, 2), (size_t)PQgetlength(r, i, 2)))
             fan_out(h, b.data, b.len, false, true);
         pthread_mutex_unlock(&h->mu);
@@ -412,8 +417,8 @@ static bool read_jobs(struct webevents *h, uint64_t *target, bool notified, bool
         for (int i = 0; i < rows; i++) {
             h->pos.xid = strtoull(PQgetvalue(r, i, 3), NULL, 10);
             h->pos.job = strtoll(PQgetvalue(r, i, 2), NULL, 10);
-            char id[80];
-            pos_id(&h->pos, id, sizeof id);
+            char id[WEBEVENTS_ID_MAX];
+            webevents_pos_id(&h->pos, id, sizeof id);
             buf_reset(&b);
             if (!webevents_put(&b, id, "job", PQgetvalue(r, i, 4), (size_t)PQgetlength(r, i, 4)))
                 fan_out(h, b.data, b.len, false, false);
@@ -433,41 +438,62 @@ static bool read_jobs(struct webevents *h, uint64_t *target, bool notified, bool
     return ok;
 }
 
-static bool read_alerts(struct webevents *h)
+/* The alerts past the cursor and below the horizon, as read_jobs reads
+ * the job state changes (0018: an alert's id is not the order in which it
+ * commits). */
+static bool read_alerts(struct webevents *h, uint64_t target, bool *behind)
 {
     struct buf b;
     buf_init(&b, 0);
     bool ok = true;
+    *behind = false;
     for (;;) {
-        char a[24];
+        char x[24], a[24];
         pthread_mutex_lock(&h->mu);
+        snprintf(x, sizeof x, "%" PRIu64, h->pos.axid);
         snprintf(a, sizeof a, "%" PRId64, h->pos.alert);
         pthread_mutex_unlock(&h->mu);
-        const char *p[1] = {a};
+        const char *p[2] = {x, a};
         PGresult *r = q(h,
-                        "SELECT a.id, json_build_object('id', a.id, 'job_id', a.job_id,"
-                        " 'connection', a.connection, 'code', a.code, 'name', a.name,"
-                        " 'raised_at', a.raised_at, 'message', a.message)::text"
-                        "  FROM acs.alerts AS a WHERE a.id > $1::bigint ORDER BY a.id LIMIT 500",
-                        1, p);
+                        "SELECT pg_snapshot_xmin(s.s)::text, c.id, c.xid, c.doc"
+                        "  FROM (SELECT pg_current_snapshot() AS s) AS s"
+                        "  LEFT JOIN LATERAL ("
+                        "   SELECT a.id, a.raised_xid::text AS xid,"
+                        "          json_build_object('id', a.id, 'job_id', a.job_id,"
+                        "            'connection', a.connection, 'code', a.code, 'name', a.name,"
+                        "            'raised_at', a.raised_at, 'message', a.message)::text AS doc"
+                        "     FROM acs.alerts AS a"
+                        "    WHERE (a.raised_xid, a.id) > ($1::xid8, $2::bigint)"
+                        "      AND a.raised_xid < pg_snapshot_xmin(s.s)"
+                        "    ORDER BY a.raised_xid, a.id LIMIT 500"
+                        "  ) AS c ON true ORDER BY c.xid::xid8, c.id",
+                        2, p);
         if (!r) {
             ok = false;
             break;
         }
-        int n = PQntuples(r);
+        uint64_t horizon = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        int rows = PQgetisnull(r, 0, 1) ? 0 : PQntuples(r);
         pthread_mutex_lock(&h->mu);
-        for (int i = 0; i < n; i++) {
-            h->pos.alert = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-            char id[80];
-            pos_id(&h->pos, id, sizeof id);
+        for (int i = 0; i < rows; i++) {
+            h->pos.axid = strtoull(PQgetvalue(r, i, 2), NULL, 10);
+            h->pos.alert = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+            char id[WEBEVENTS_ID_MAX];
+            webevents_pos_id(&h->pos, id, sizeof id);
             buf_reset(&b);
-            if (!webevents_put(&b, id, "alert", PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1)))
+            if (!webevents_put(&b, id, "alert", PQgetvalue(r, i, 3), (size_t)PQgetlength(r, i, 3)))
                 fan_out(h, b.data, b.len, true, false);
+        }
+        if (rows < ALERT_BATCH && horizon > h->pos.axid) {
+            h->pos.axid = horizon; /* every alert below has been read */
+            h->pos.alert = 0;
         }
         pthread_mutex_unlock(&h->mu);
         PQclear(r);
-        if (n < ALERT_BATCH)
+        if (rows < ALERT_BATCH) {
+            *behind = horizon < target;
             break;
+        }
     }
     buf_free(&b);
     return ok;
@@ -673,9 +699,7 @@ static bool connect_db(struct webevents *h, char *err, size_t errlen)
 /* The starting position: now (what happened before is the catch-up's). */
 static bool start_position(struct webevents *h)
 {
-    PGresult *r = q(h, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, "
-                       "(SELECT coalesce(max(a.id), 0) FROM acs.alerts AS a)::text",
-                    0, NULL);
+    PGresult *r = q(h, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text", 0, NULL);
     if (!r)
         return false;
     pthread_mutex_lock(&h->mu);
@@ -684,9 +708,10 @@ static bool start_position(struct webevents *h)
         h->pos.xid = x;
         h->pos.job = 0;
     }
-    int64_t a = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-    if (a > h->pos.alert)
-        h->pos.alert = a;
+    if (x > h->pos.axid) {
+        h->pos.axid = x;
+        h->pos.alert = 0;
+    }
     pthread_mutex_unlock(&h->mu);
     PQclear(r);
     return true;
@@ -706,7 +731,7 @@ static bool drain(struct webevents *h, bool *jobs, bool *alerts, bool *comm, boo
         if (!strcmp(nt->relname, "acs_job_state")) {
             *jobs = *notified = true;
         } else if (!strcmp(nt->relname, "acs_alerts")) {
-            *alerts = true;
+            *alerts = *notified = true;
         } else if (!strcmp(nt->relname, "acs_comm")) {
             *comm = true;
         } else {
@@ -763,20 +788,19 @@ static void *hub(void *arg)
         }
         bool failed = false;
         if (h->db) {
-            if (jobs || (retry_at && now >= retry_at)) {
-                bool behind;
+            /* jobs and alerts share the horizon, and a notice of either may
+             * be for a change still below it */
+            if (jobs || alerts || (retry_at && now >= retry_at)) {
+                bool jobs_behind = false, alerts_behind = false;
                 retry_at = 0;
-                failed |= !read_jobs(h, &target, notified, &behind);
+                failed |= !read_jobs(h, &target, notified, &jobs_behind);
+                failed = failed || !read_alerts(h, target, &alerts_behind);
                 notified = false;
-                jobs = false;
-                if (behind)
+                jobs = alerts = false;
+                if (jobs_behind || alerts_behind)
                     retry_at = now_ms() + RETRY_MS;
                 else
                     target = 0;
-            }
-            if (alerts && !failed) {
-                failed |= !read_alerts(h);
-                alerts = false;
             }
             if (comm && !failed) {
                 failed |= !read_comm(h);

@@ -1,6 +1,7 @@
 #include "amtacs/webpool.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@ struct webpool_conn {
     PGconn *db;
     pthread_t thread;
     bool started;
+    uint64_t prepared; /* bit i: statement i is prepared on db */
 };
 
 struct webpool {
@@ -68,6 +70,18 @@ void webpool_drop(struct webpool_conn *c)
 {
     PQfinish(c->db);
     c->db = NULL;
+    c->prepared = 0;
+}
+
+bool webpool_is_prepared(const struct webpool_conn *c, unsigned id)
+{
+    return id < 64 && (c->prepared >> id & 1);
+}
+
+void webpool_mark_prepared(struct webpool_conn *c, unsigned id)
+{
+    if (id < 64)
+        c->prepared |= UINT64_C(1) << id;
 }
 
 PGconn *webpool_db(struct webpool_conn *c, char *err, size_t errlen)
@@ -76,6 +90,7 @@ PGconn *webpool_db(struct webpool_conn *c, char *err, size_t errlen)
         PQtransactionStatus(c->db) == PQTRANS_IDLE)
         return c->db;
     PQfinish(c->db);
+    c->prepared = 0;
     c->db = db_connect(c->p->conninfo, err, errlen);
     if (c->db)
         PQsetNoticeProcessor(c->db, on_notice, c->p);
@@ -110,10 +125,8 @@ static void *worker(void *arg)
         if (c->db && PQtransactionStatus(c->db) != PQTRANS_IDLE) {
             PGresult *r = PQexec(c->db, "ROLLBACK");
             PQclear(r);
-            if (PQtransactionStatus(c->db) != PQTRANS_IDLE) {
-                PQfinish(c->db);
-                c->db = NULL;
-            }
+            if (PQtransactionStatus(c->db) != PQTRANS_IDLE)
+                webpool_drop(c);
         }
     }
     return NULL;
@@ -181,8 +194,7 @@ void webpool_stop(struct webpool *p)
         if (p->conns[i].started)
             pthread_join(p->conns[i].thread, NULL);
         p->conns[i].started = false;
-        PQfinish(p->conns[i].db);
-        p->conns[i].db = NULL;
+        webpool_drop(&p->conns[i]);
     }
 }
 

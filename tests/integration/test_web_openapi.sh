@@ -111,5 +111,19 @@ done
 h_eq 405 "$(req DELETE /api/v1/me -H "Authorization: Bearer $TOKEN")" "a method not in the document is 405"
 h_eq "GET, HEAD" "$(hdr Allow)" "with Allow"
 
-# --- every answer above validates against the document ----------------------------------------
+# --- the answers' check can fail on headers: one missing, one malformed --------------------------
+BAD="$H_TMP/bad-answers"
+mkdir -p "$BAD"
+printf 'GET /api/v1/me 401 application/problem+json\n' >"$BAD/1.meta"
+printf '{"type":"about:blank","title":"Unauthorized","status":401,"detail":"x"}' >"$BAD/1.body"
+printf 'HTTP/1.1 401 Unauthorized\r\nContent-Type: application/problem+json\r\n\r\n' >"$BAD/1.hdr"
+printf 'POST /api/v1/jobs 201 application/json\n' >"$BAD/2.meta"
+printf '{"id":7,"repeated":false}' >"$BAD/2.body"
+printf 'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nLocation: /api/v1/jobs/x7\r\n\r\n' >"$BAD/2.hdr"
+out=$("$PY" "$H_WEB_CHECK" answers "$H_WEB_OPENAPI" "$BAD" 2>&1) && h_not_ok "the check refuses wrong headers (it passed: $out)" ||
+    h_ok "the check refuses wrong headers"
+h_match "answer 1: .*the required header WWW-Authenticate is missing" "$out" "naming a required header that is missing"
+h_match "answer 2: .*header Location: '/api/v1/jobs/x7'" "$out" "and a header whose value is not as documented"
+
+# --- every answer above validates against the document (status, type, headers, body) --------------
 h_web_check_answers

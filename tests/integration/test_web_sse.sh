@@ -71,7 +71,9 @@ events() {
 }
 has() { events "$H_TMP/$1.sse" | grep -q "$2"; }
 # has_ev NAME EVENT JQ-CONDITION: the stream NAME holds such an event
-has_ev() { events "$H_TMP/$1.sse" | awk -F'\t' -v e="$2" '$1 == e' | cut -f3 | jq -e "select($3)" 2>/dev/null | grep -q .; }
+# (not jq -e | grep -q: under pipefail jq -e fails when the LAST event does
+# not match, and grep -q may leave jq a broken pipe)
+has_ev() { [ -n "$(events "$H_TMP/$1.sse" | awk -F'\t' -v e="$2" '$1 == e' | cut -f3 | jq -c "select($3)" 2>/dev/null)" ]; }
 has_job() { has_ev "$1" job ".id == $2 and .state == \"$3\""; }
 job_states() { events "$H_TMP/$1.sse" | awk -F'\t' '$1 == "job"' | cut -f3 | jq -r "select(.id == $2) | .state" | paste -sd' '; }
 gone() { ! kill -0 "$1" 2>/dev/null; }
@@ -161,7 +163,7 @@ h_eq adam "$(events "$H_TMP/vera.sse" | awk -F'\t' '$1 == "comm"' | cut -f3 | jq
 # --- Last-Event-ID on /events ---------------------------------------------------------------
 from=$(events "$H_TMP/vera.sse" | awk -F'\t' '$1 == "job" {print $2 "\t" $3}' | while IFS=$'\t' read -r id data; do
     if [ "$(jq -r "select(.id == $JOB) | .state" <<<"$data")" = running ]; then echo "$id"; fi; done | tail -n1)
-h_match '^[0-9]+\.[0-9]+\.[0-9]+$' "$from" "events carry ids (XID.JOB.ALERT)"
+h_match '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$' "$from" "events carry ids (XID.JOB.AXID.ALERT)"
 events "$H_TMP/vera.sse" | awk -F'\t' -v id="$from" 'seen && ($1 == "job" || $1 == "alert") {print $1 "\t" $3} $2 == id {seen = 1}' >"$H_TMP/rest.live"
 stream resume /api/v1/events -b "$H_TMP/jar.vera" -H "Last-Event-ID: $from"
 h_wait_until 30 has resume '^ready' && h_ok "a stream resumes with Last-Event-ID" || h_not_ok "a stream resumes with Last-Event-ID"
@@ -169,6 +171,36 @@ events "$H_TMP/resume.sse" | awk -F'\t' '$1 == "job" || $1 == "alert" {print $1 
 h_eq "$(cat "$H_TMP/rest.live")" "$(cat "$H_TMP/rest.replayed")" \
     "and gets exactly the job and alert events after that id, then goes on live"
 h_eq 2 "$(grep -c . "$H_TMP/rest.replayed")" "(the job's end and the alert)"
+h_eq "$(h_sql -c "SELECT count(*) FROM acs.connections")" "$(events "$H_TMP/resume.sse" | awk -F'\t' '$1 == "comm"' | grep -c .)" \
+    "and the Full Comm state of every connection (a change while away is not lost)"
+h_wait_until 30 has_ev resume comm '.connection == "AMTDEMO" and .comm_state == "limited" and .changed_by == "adam"' &&
+    h_ok "AMTDEMO's is limited, by adam" || h_not_ok "AMTDEMO's is limited, by adam"
+kill "$PID_resume" 2>/dev/null || true
+
+# --- an alert that commits after a newer one is not skipped ------------------------------------
+# Alert ids are taken when the row is made: the open transaction's alert has
+# the lower id but ends last. The stream shows both, in the order their
+# transactions ended, and so does a stream resumed from before them.
+before_late=$(events "$H_TMP/vera.sse" | awk -F'\t' '$2 != "" {id = $2} END {print id}')
+coproc HOLD { psql -X -q -At -v ON_ERROR_STOP=1 2>&1; }
+echo "BEGIN; INSERT INTO acs.alerts (connection, name, message) VALUES ('AMTDEMO', 'SSE_LATE', 'raised first, committed last') RETURNING id;" >&"${HOLD[1]}"
+read -r LATE <&"${HOLD[0]}"
+EARLY=$(h_sql -c "INSERT INTO acs.alerts (connection, name, message) VALUES ('AMTDEMO', 'SSE_EARLY', 'raised second, committed first') RETURNING id")
+[ "$LATE" -lt "$EARLY" ] && h_ok "the open transaction's alert $LATE has the lower id ($EARLY committed first)" ||
+    h_not_ok "the open transaction's alert $LATE has the lower id ($EARLY committed first)"
+echo "COMMIT;" >&"${HOLD[1]}"
+echo "\\q" >&"${HOLD[1]}"
+wait "$HOLD_PID" 2>/dev/null || true
+h_wait_until 30 has_ev vera alert ".id == $EARLY" && h_wait_until 30 has_ev vera alert ".id == $LATE" &&
+    h_ok "the live stream shows both alerts" || h_not_ok "the live stream shows both alerts"
+h_eq "SSE_LATE SSE_EARLY" "$(events "$H_TMP/vera.sse" | awk -F'\t' '$1 == "alert"' | cut -f3 | jq -r 'select(.name | startswith("SSE_") and . != "SSE_TEST") | .name' | tail -n2 | paste -sd' ')" \
+    "in the order their transactions ended"
+stream resume2 /api/v1/events -b "$H_TMP/jar.vera" -H "Last-Event-ID: $before_late"
+h_wait_until 30 has resume2 '^ready' && h_ok "a stream resumed from before them starts" || h_not_ok "a stream resumed from before them starts"
+h_eq "$LATE $EARLY" "$(events "$H_TMP/resume2.sse" | awk -F'\t' '$1 == "alert"' | cut -f3 | jq -r .id | paste -sd' ')" \
+    "and replays both alerts, neither skipped"
+kill "$PID_resume2" 2>/dev/null || true
+h_eq 400 "$(h_web_req GET /api/v1/events -b "$H_TMP/jar.vera" -H 'Last-Event-ID: 1.2.3.4.5')" "an id of five numbers is 400"
 
 # --- 50 streams, one LISTENing connection ----------------------------------------------------
 for i in $(seq 1 50); do stream "many$i" /api/v1/events -b "$H_TMP/jar.vera"; done

@@ -11,13 +11,16 @@ against it (python3-jsonschema, JSON Schema Draft 2020-12 as OpenAPI 3.1 uses).
 
   openapi_check.py answers DOC DIR
       Every answer h_web_req (tests/lib/web.sh) recorded in DIR: N.meta is
-      "METHOD PATH STATUS CONTENT-TYPE", N.body the body. The operation is
+      "METHOD PATH STATUS CONTENT-TYPE", N.body the body, N.hdr the headers
+      as curl -D wrote them. The operation is
       found by path template (a parameter must also match its schema's
       pattern, as the router's does) and method (HEAD: GET's, body not
       checked); the status and content type must be declared for it, and a
       JSON body must validate against the schema. A path no template takes
       must be a 404 problem "no such resource ...", a method a path does not
-      take a 405 problem. text/plain and text/event-stream are checked for
+      take a 405 problem. Each header the document declares for the answer
+      must be there when required, and every value of it must validate
+      against its schema. text/plain and text/event-stream are checked for
       their content type only.
 
 Prints one line per failure; exits 1 if there is any, 2 on a usage error.
@@ -214,7 +217,7 @@ def problem_schema(doc, status):
             "properties": {"status": {"const": status}}}
 
 
-def check_answer(doc, tmpls, prefix, meta, body):
+def check_answer(doc, tmpls, prefix, meta, body, headers=None):
     parts = meta.rstrip("\n").split(" ", 3)
     if len(parts) < 3:
         return ["malformed meta %r" % meta]
@@ -256,21 +259,54 @@ def check_answer(doc, tmpls, prefix, meta, body):
         return ["%s: status %s is not declared (declared: %s)"
                 % (what, status, ", ".join(sorted(responses)))]
     r = deref(doc, r)
+    errs = check_headers(doc, r, headers, what)
     content = r.get("content", {})
     if not content:
         if body and method != "HEAD":
-            return ["%s: the document declares no body, but one came: %.200r" % (what, body)]
-        return []
+            errs.append("%s: the document declares no body, but one came: %.200r" % (what, body))
+        return errs
     media = content.get(ctype)
     if media is None:
         matches = [v for k, v in content.items() if essence(k) == essence(ctype)]
         media = matches[0] if matches else None
     if media is None:
-        return ["%s: content type %r is not declared for %s (declared: %s)"
-                % (what, ctype, status, ", ".join(content))]
+        return errs + ["%s: content type %r is not declared for %s (declared: %s)"
+                       % (what, ctype, status, ", ".join(content))]
     if method == "HEAD" or not is_json(ctype) or "schema" not in media:
+        return errs
+    return errs + validate_body(doc, media["schema"], body, what)
+
+
+def parse_headers(raw):
+    """{lower-case name: [values]} of the last header block curl -D wrote
+    (an interim 100 Continue comes before the answer's)."""
+    blocks = re.split(r"\r?\n\r?\n", raw.strip())
+    out = {}
+    for line in blocks[-1].splitlines()[1:] if blocks else []:
+        name, sep, value = line.partition(":")
+        if sep:
+            out.setdefault(name.strip().lower(), []).append(value.strip())
+    return out
+
+
+def check_headers(doc, response, headers, what):
+    """The headers the document declares for this response: there when
+    required, each value valid against its schema. None: not recorded."""
+    if headers is None:
         return []
-    return validate_body(doc, media["schema"], body, what)
+    errs = []
+    for name, h in response.get("headers", {}).items():
+        h = deref(doc, h)
+        values = headers.get(name.lower(), [])
+        if not values:
+            if h.get("required"):
+                errs.append("%s: the required header %s is missing" % (what, name))
+            continue
+        v = validator(doc, deref(doc, h.get("schema", {})))
+        for value in values:
+            for e in v.iter_errors(value):
+                errs.append("%s: header %s: %r: %s" % (what, name, value, e.message))
+    return errs
 
 
 def check_answers(doc, directory):
@@ -289,7 +325,13 @@ def check_answers(doc, directory):
                 body = fh.read()
         except FileNotFoundError:
             body = b""
-        errs += ["answer %s: %s" % (f[:-5], e) for e in check_answer(doc, tmpls, prefix, meta, body)]
+        try:
+            with open(base + ".hdr", encoding="latin-1") as fh:
+                headers = parse_headers(fh.read())
+        except FileNotFoundError:
+            headers = None
+        errs += ["answer %s: %s" % (f[:-5], e)
+                 for e in check_answer(doc, tmpls, prefix, meta, body, headers)]
     return n, errs
 
 

@@ -6,8 +6,9 @@
 #                          one request; prints the status, the body is in
 #                          $H_TMP/body and the headers in $H_TMP/hdr. Each
 #                          answer is also kept in $H_TMP/web-answers/ so
-#                          the test can check every body it received against
-#                          the OpenAPI document.
+#                          the test can check every answer it received (status,
+#                          content type, headers, body) against the OpenAPI
+#                          document.
 #   h_web_check_answers    checks every answer kept so far against the
 #                          OpenAPI document (tests/lib/openapi_check.py):
 #                          one h_ok, or h_not_ok with each failure
@@ -38,6 +39,7 @@ h_web_req() {
     # counter would not survive
     H_WEB_N=$(($(find "$H_WEB_ANSWERS" -name '*.meta' | wc -l) + 1))
     cp "$H_TMP/body" "$H_WEB_ANSWERS/$H_WEB_N.body"
+    cp "$H_TMP/hdr" "$H_WEB_ANSWERS/$H_WEB_N.hdr"
     printf '%s %s %s %s\n' "$m" "${p%%\?*}" "$st" \
         "$(grep -i '^content-type:' "$H_TMP/hdr" | tail -1 | cut -d' ' -f2- | tr -d '\r')" \
         >"$H_WEB_ANSWERS/$H_WEB_N.meta"
