@@ -76,6 +76,14 @@ OBSERVER = r'''
       requestAnimationFrame(() => setTimeout(() => { rec.painted = performance.now(); }, 0));
     }
   }).observe({ type: 'mark', buffered: true });
+  // for the record (the waterfall): what the browser painted, and when
+  window.__lcp = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      window.__lcp.push([e.renderTime || e.startTime, e.size,
+                         e.element ? e.element.tagName + '.' + (e.element.dataset.test || '') : '']);
+    }
+  }).observe({ type: 'largest-contentful-paint', buffered: true });
 })();
 '''
 
@@ -167,6 +175,21 @@ def main():
             r = wait_record(0, hash_route, f'{kind} render {i + 1}')
             check_page(r, f'{kind} render {i + 1}', flt, None)
             sample(kind, r, 0.0)  # startTime counts from the navigation's start
+        # the last load's requests, for where a first render's time goes
+        w = d.execute_script('''
+            return performance.getEntriesByType('navigation').concat(
+                performance.getEntriesByType('resource')).map((e) => [
+                  e.name.replace(location.origin, ''), e.startTime, e.responseStart, e.responseEnd,
+                  e.transferSize]);''')
+        with open(f'{a.out}.{kind}.waterfall', 'w') as f:
+            f.write(f'# the last {kind} load: request, start, first byte, end (ms from the navigation), bytes\n')
+            for name, st, fb, en, size in w:
+                f.write(f'{name} {st:.1f} {fb:.1f} {en:.1f} {size}\n')
+            f.write(f'amtacs-jobs-rendered {r["rendered"]:.1f}; painted {r["painted"]:.1f}\n')
+            for e in d.execute_script("return performance.getEntriesByType('paint').map((e) => [e.name, e.startTime])"):
+                f.write(f'{e[0]} {e[1]:.1f}\n')
+            for e in d.execute_script('return window.__lcp'):
+                f.write(f'largest-contentful-paint {e[0]:.1f} {e[1]} {e[2]}\n')
         return r
 
     def turns(kind, r, flt):
