@@ -33,7 +33,8 @@ Output: --out FILE gets one line per sample, "KIND PAINTED RENDERED BEFORE_READ
 READ AFTER_READ" (ms: to the table painted, to the rows in the DOM; the
 parts: until the page's GET /api/v1/jobs began, that read (Resource Timing),
 from its answer to the table painted).
---screenshots DIR also saves DIR/console-jobs.png of the first page.
+The first page is saved as build/screenshots/console-scale-jobs.png
+($AMTACS_SCREENSHOTS); --screenshots DIR saves it as DIR/console-jobs.png too.
 
   bench/console_scale.py --url URL --user U --password-file F --newest ID
       --connection C --q Q --out FILE [--turns 30] [--reloads 15] [--screenshots DIR]
@@ -222,6 +223,7 @@ def main():
         c.wait_for(c.t('job-row'))
         plain = '#/jobs'
         r = first('first', plain, False)
+        c.screenshot('console-scale-jobs')  # $AMTACS_SCREENSHOTS, build/screenshots by default
         if a.screenshots:
             os.makedirs(a.screenshots, exist_ok=True)
             d.save_screenshot(os.path.join(a.screenshots, 'console-jobs.png'))
