@@ -160,9 +160,31 @@ async function route() {
   }
 }
 
+function routeOf(path) {
+  for (const rt of ROUTES) if (rt.re.test(path)) return rt;
+  return null;
+}
+
 async function start() {
   onUnauthorized(sessionEnded);
   document.getElementById('logout').addEventListener('click', logout);
+  // the first page's module loads while /me is asked, not after
+  const first = routeOf(parseHash().path);
+  if (first) import(`./pages/${first.page}.js`).catch(() => {});
+  // Left for another page, the console may be kept in the back/forward
+  // cache: its streams close (the page's and the shared one), and open again
+  // if the user comes back to it.
+  window.addEventListener('pagehide', (e) => {
+    if (!e.persisted) return;
+    if (shell.cleanup) { try { shell.cleanup(); } catch (err) { console.error(err); } }
+    shell.cleanup = null;
+    if (shell.events) shell.events.pause();
+  });
+  window.addEventListener('pageshow', (e) => {
+    if (!e.persisted) return;
+    if (shell.events) shell.events.reopen();
+    route();
+  });
   try {
     loggedIn(await api('GET', '/me'));
   } catch (e) {

@@ -59,6 +59,9 @@ export function createEvents({ onEnded }) {
       return () => handlers[type].delete(fn);
     },
     reopen() { if (es) es.close(); open(); },
+    // a page kept in the browser's back/forward cache must not hold its
+    // connection: a browser gives one server 6 over HTTP/1.1
+    pause() { if (es) es.close(); es = null; },
     close() { closed = true; if (es) es.close(); },
   };
 }

@@ -70,6 +70,20 @@ export function fmtTime(iso) {
          `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
+// Today: 05:12:07; another day: 2026-11-28 05:12 (fmtTime in full).
+export function fmtShortTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  const now = new Date();
+  if (d.getFullYear() === now.getFullYear() && d.getMonth() === now.getMonth() &&
+      d.getDate() === now.getDate()) {
+    return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+         `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
 // From a to b (or now): "4.2 s", "3m 05s", "2h 07m", "3d 04h".
 export function fmtDuration(a, b) {
   if (!a) return '';

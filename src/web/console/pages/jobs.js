@@ -5,7 +5,7 @@
 // page's position live in the hash (#/jobs?state=failed&q=PAY&before=123),
 // so a reload or a link shows the same.
 import { api } from '../api.js';
-import { el, fmtTime, fmtDuration, stateBadge, codeName } from '../ui.js';
+import { el, fmtTime, fmtShortTime, fmtDuration, stateBadge, codeName } from '../ui.js';
 
 const LIMIT = 50;
 const FILTERS = ['state', 'result', 'connection', 'q', 'since', 'until'];
@@ -57,6 +57,10 @@ function fits(ev, f) {
   }
   return true;
 }
+
+// The counts last read, for the next drawing of the page.
+const STATS_FRESH_MS = 10000;
+let statsCache = null;
 
 export async function render(main, ctx) {
   const params = ctx.route.params;
@@ -148,6 +152,12 @@ export async function render(main, ctx) {
   let alive = true;
 
   function cell(text, attrs = {}) { return el('td', attrs, text); }
+  // today's times as 06:43:30, older ones with their date; the full time in
+  // a <time> for screen readers and a tooltip (the table fits 1280 px)
+  function when(iso) {
+    if (!iso) return el('td', {}, '');
+    return el('td', {}, el('time', { datetime: iso, title: fmtTime(iso) }, fmtShortTime(iso)));
+  }
 
   function rowFor(job) {
     const tr = el('tr', { 'data-test': 'job-row', 'data-id': job.id });
@@ -175,15 +185,22 @@ export async function render(main, ctx) {
       el('td', { 'data-test': 'row-name' }, job.name || '',
          job.external_ref ? el('span', { class: 'muted' }, ` (${job.external_ref})`) : null),
       cell(code, { 'data-test': 'row-code' }),
-      cell(fmtTime(job.enqueued_at)),
-      cell(fmtTime(job.started_at)),
-      cell(fmtTime(end)),
+      when(job.enqueued_at),
+      when(job.started_at),
+      when(end),
       cell(job.started_at ? fmtDuration(job.started_at, end) : '', { class: 'num' }));
   }
 
-  async function loadCounts() {
+  async function loadCounts(fresh = false) {
     try {
-      const s = await api('GET', '/stats');
+      // a page turn or a filter draws the page anew: the counts of a moment
+      // ago serve (they are kept up by the event stream below), so that
+      // /stats, which counts a day of jobs, does not run beside each /jobs
+      let s = statsCache && !fresh && Date.now() - statsCache.at < STATS_FRESH_MS ? statsCache.s : null;
+      if (!s) {
+        s = await api('GET', '/stats');
+        statsCache = { at: Date.now(), s };
+      }
       if (!alive) return;
       for (const c of COUNTS) {
         if (c.stat) countButtons[c.id].textContent = String(s.states[c.stat] ?? '');
@@ -254,7 +271,7 @@ export async function render(main, ctx) {
       }, 1000);
     }
     if (which === 'counts' && !countsTimer) {
-      countsTimer = setTimeout(() => { countsTimer = null; loadCounts(); }, 2000);
+      countsTimer = setTimeout(() => { countsTimer = null; loadCounts(true); }, 2000);
     }
   }
   function onJob(ev) {
@@ -290,7 +307,7 @@ export async function render(main, ctx) {
     }
   }, 5000);
 
-  loadCounts();
+  // the jobs first: the counts are asked for once the page is drawn
   try {
     await loadPage();
   } catch (e) {
@@ -298,6 +315,7 @@ export async function render(main, ctx) {
     tbody.replaceChildren(el('tr', {}, el('td', { colspan: 10, class: 'error', 'data-test': 'jobs-error' },
                                           `The jobs cannot be read: ${e.detail}`)));
   }
+  loadCounts();
   return () => {
     alive = false;
     offJob(); offReset(); offReady();
