@@ -757,6 +757,7 @@ static void *hub(void *arg)
     int64_t next_beat = now + h->heartbeat_ms, next_check = now + h->session_check_ms;
     int64_t retry_at = 0;
     bool jobs = false, alerts = false, comm = false, notified = false;
+    bool unreachable = false; /* said so already */
     uint64_t target = 0;
     for (;;) {
         now = now_ms();
@@ -765,13 +766,16 @@ static void *hub(void *arg)
         pthread_mutex_unlock(&h->mu);
         if (stop)
             break;
-        if (!h->db) {
+        /* without its connection the hub tries again every RECONNECT_MS,
+         * not at every turn of the loop (it spun, logging a line each time) */
+        if (!h->db && now >= retry_at) {
             char err[300] = "cannot read the connections";
             /* the cursor stays: what changed while the connection was down
              * is read from where the hub was */
             if (connect_db(h, err, sizeof err) && read_comm(h)) {
                 log_event(h->lg, LOG_INFO, "web.events_listening", NULL,
                           "the event hub listens on its database connection");
+                unreachable = false;
                 jobs = alerts = true;
                 pthread_mutex_lock(&h->mu);
                 for (struct webevents_sub *s = h->subs; s; s = s->next)
@@ -779,8 +783,12 @@ static void *hub(void *arg)
                 pthread_mutex_unlock(&h->mu);
                 logs = true;
             } else {
-                log_event(h->lg, LOG_WARN, "web.events_db", NULL,
-                          "the event hub cannot reach the database: %s", err);
+                /* said once until it is reached again, then at debug level */
+                log_event(h->lg, unreachable ? LOG_DEBUG : LOG_WARN, "web.events_db", NULL,
+                          "the event hub cannot reach the database: %s; trying again every "
+                          "%d ms",
+                          err, RECONNECT_MS);
+                unreachable = true;
                 PQfinish(h->db);
                 h->db = NULL;
                 retry_at = now + RECONNECT_MS;
@@ -832,7 +840,8 @@ static void *hub(void *arg)
             continue;
         }
         pthread_mutex_lock(&h->mu);
-        bool more = jobs || alerts || comm || h->log_check || h->stopping;
+        /* what waits to be read waits for the connection, too */
+        bool more = (h->db && (jobs || alerts || comm || h->log_check)) || h->stopping;
         pthread_mutex_unlock(&h->mu);
         int64_t until = next_beat < next_check ? next_beat : next_check;
         if (retry_at && retry_at < until)

@@ -237,6 +237,24 @@ kill -0 "$PID_vera" 2>/dev/null && h_ok "the first session's stream goes on" || 
 ctl_as admin1 token revoke robot >/dev/null
 h_wait_until 30 gone "$PID_robot" && h_ok "a revoked token's stream ends" || h_not_ok "a revoked token's stream ends"
 
+# --- the database is down a while: the hub tries again every second, saying so once ------------
+warns() { grep -c 'level=warn event=web.events_db msg="the event hub cannot reach the database' "$H_TMP/web.log" || true; }
+w0=$(warns)
+l0=$(grep -c 'event=web.events_listening' "$H_TMP/web.log" || true)
+h_as_pg "$H_PG_BINDIR/pg_ctl" -D "$H_PG_DATA" -m immediate -w stop >/dev/null
+h_wait_until 60 eval '[ "$(warns)" -gt "$w0" ]' && h_ok "with the database down, the hub says it cannot reach it" ||
+    h_not_ok "with the database down, the hub says it cannot reach it"
+# (the log is at debug level here: the tries after the first are there as debug lines)
+retries() { grep -c 'level=debug event=web.events_db msg="the event hub cannot reach the database' "$H_TMP/web.log" || true; }
+h_wait_until 60 eval '[ "$(retries)" -ge 2 ]' && h_ok "it tries again while the database is down" ||
+    h_not_ok "it tries again while the database is down"
+h_as_pg "$H_PG_BINDIR/pg_ctl" -D "$H_PG_DATA" -l "$H_PG_DATA/server.log" -w -t 60 start >/dev/null
+h_wait_until 60 eval '[ "$(grep -c "event=web.events_listening" "$H_TMP/web.log")" -gt "$l0" ]' &&
+    h_ok "once it is back, the hub listens again" || h_not_ok "once it is back, the hub listens again"
+h_eq 1 "$(($(warns) - w0))" "having said so once, not at every turn of its loop (it spun, a line each time)"
+ALERT3=$(h_sql -c "INSERT INTO acs.alerts (connection, name, message) VALUES ('AMTDEMO', 'SSE_BACK', 'after the restart') RETURNING id")
+h_wait_until 60 has_ev vera alert ".id == $ALERT3" && h_ok "and the stream goes on" || h_not_ok "and the stream goes on"
+
 # --- the server stops: streams end --------------------------------------------------------------
 kill -TERM "$H_WEB_PID"
 h_wait_until 30 gone "$PID_vera" && h_ok "streams end when amtacs-web stops" || h_not_ok "streams end when amtacs-web stops"
