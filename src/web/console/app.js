@@ -169,8 +169,13 @@ async function start() {
   onUnauthorized(sessionEnded);
   document.getElementById('logout').addEventListener('click', logout);
   // the first page's module loads while /me is asked, not after
-  const first = routeOf(parseHash().path);
-  if (first) import(`./pages/${first.page}.js`).catch(() => {});
+  const r = parseHash();
+  const first = routeOf(r.path);
+  if (first) {
+    import(`./pages/${first.page}.js`)
+      .then((m) => { if (typeof m.prefetch === 'function') m.prefetch(r.params); })
+      .catch(() => {});
+  }
   // Left for another page, the console may be kept in the back/forward
   // cache: its streams close (the page's and the shared one), and open again
   // if the user comes back to it.

@@ -58,6 +58,33 @@ function fits(ev, f) {
   return true;
 }
 
+// The read of a page of jobs the route asks for.
+function pageQuery(params) {
+  const q = new URLSearchParams();
+  for (const k of FILTERS) if (params.get(k)) q.set(k, params.get(k));
+  if (params.get('before')) q.set('before', params.get('before'));
+  q.set('limit', String(LIMIT));
+  return q.toString();
+}
+
+// A first load reads the page's jobs while the shell asks who is logged in
+// (app.js calls prefetch), not after: the page then takes that answer if it
+// is for the same read and fresh. A plain fetch: a 401 here is not the
+// session's end (a visitor not logged in yet), the page's own read says so.
+let prefetched = null; // {q, at, answer: Promise of the page or null}
+export function prefetch(params) {
+  const q = pageQuery(params);
+  const answer = fetch(`/api/v1/jobs?${q}`, { credentials: 'same-origin' })
+    .then((r) => (r.ok ? r.json() : null))
+    .catch(() => null);
+  prefetched = { q, at: Date.now(), answer };
+}
+async function early(q) {
+  const p = prefetched;
+  prefetched = null;
+  return p && p.q === q && Date.now() - p.at < 5000 ? p.answer : null;
+}
+
 // The counts last read, for the next drawing of the page.
 const STATS_FRESH_MS = 10000;
 let statsCache = null;
@@ -215,12 +242,9 @@ export async function render(main, ctx) {
   }
 
   async function loadPage() {
-    const q = new URLSearchParams();
-    for (const k of FILTERS) if (f[k]) q.set(k, f[k]);
-    if (before) q.set('before', before);
-    q.set('limit', String(LIMIT));
+    const q = pageQuery(params);
     const t0 = performance.now();
-    const page = await api('GET', `/jobs?${q}`);
+    const page = (await early(q)) || await api('GET', `/jobs?${q}`);
     if (!alive) return;
     rows.clear();
     const trs = page.jobs.map((job) => {
