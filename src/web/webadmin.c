@@ -187,15 +187,9 @@ void webadmin_audit(struct ctx *c)
     char limit[16];
     if (!page_args(c, &before, limit, sizeof limit))
         return;
-    const char *since = httpserv_query(c->req, "since");
-    const char *until = httpserv_query(c->req, "until");
-    if ((since && !is_rfc3339(since)) || (until && !is_rfc3339(until))) {
-        bool s = since && !is_rfc3339(since);
-        problemf(c->req, 400, "%s must be an RFC 3339 time such as 2026-11-30T02:15:00Z or "
-                              "2026-11-30T03:15:00+01:00 (got '%.40s')",
-                 s ? "since" : "until", s ? since : until);
+    const char *since, *until;
+    if (!time_args(c, &since, &until))
         return;
-    }
     const char *p[6] = {before, limit, httpserv_query(c->req, "actor"),
                         httpserv_query(c->req, "action"), since, until};
     PGresult *r = run(c, "SELECT acs.audit_page($1::bigint, $2::integer, $3, $4, "

@@ -910,7 +910,7 @@ static int digits(const char *s, int n, int lo, int hi)
 
 /* An RFC 3339 date-time: 2026-11-30T02:15:00Z, with optional fractions of
  * a second and a Z or +HH:MM / -HH:MM offset. */
-bool is_rfc3339(const char *s)
+static bool is_rfc3339(const char *s)
 {
     if (strlen(s) < 20 || digits(s, 4, 0, 9999) < 0 || s[4] != '-' ||
         digits(s + 5, 2, 1, 12) < 0 || s[7] != '-' || digits(s + 8, 2, 1, 31) < 0 ||
@@ -930,6 +930,20 @@ bool is_rfc3339(const char *s)
            digits(p + 4, 2, 0, 59) >= 0 && !p[6];
 }
 
+bool time_args(struct ctx *c, const char **since, const char **until)
+{
+    *since = httpserv_query(c->req, "since");
+    *until = httpserv_query(c->req, "until");
+    bool bad_since = *since && !is_rfc3339(*since);
+    if (bad_since || (*until && !is_rfc3339(*until))) {
+        problemf(c->req, 400, "%s must be an RFC 3339 time such as 2026-11-30T02:15:00Z or "
+                              "2026-11-30T03:15:00+01:00 (got '%.40s')",
+                 bad_since ? "since" : "until", bad_since ? *since : *until);
+        return false;
+    }
+    return true;
+}
+
 static void list_jobs(struct ctx *c)
 {
     static const char *const names[] = {"state", "connection", "result", "code", "q",
@@ -946,15 +960,9 @@ static void list_jobs(struct ctx *c)
         problem(c->req, 400, "code must be a completion code (a non-negative integer)");
         return;
     }
-    const char *since = httpserv_query(c->req, "since");
-    const char *until = httpserv_query(c->req, "until");
-    if ((since && !is_rfc3339(since)) || (until && !is_rfc3339(until))) {
-        problemf(c->req, 400, "%s must be an RFC 3339 time such as 2026-11-30T02:15:00Z or "
-                              "2026-11-30T03:15:00+01:00 (got '%.40s')",
-                 since && !is_rfc3339(since) ? "since" : "until",
-                 since && !is_rfc3339(since) ? since : until);
+    const char *since, *until;
+    if (!time_args(c, &since, &until))
         return;
-    }
     const char *p[9] = {httpserv_query(c->req, "state"), httpserv_query(c->req, "connection"),
                         httpserv_query(c->req, "result"), code, httpserv_query(c->req, "q"),
                         before, limit, since, until};

@@ -97,8 +97,9 @@ bool known_arg(void *cls, const char *name, const char *value);
 bool is_id(const char *s);
 /* before and limit of a keyset page; false (answer set) if malformed */
 bool page_args(struct ctx *c, const char **before, char *limit, size_t limlen);
-/* an RFC 3339 date-time such as 2026-11-30T02:15:00Z */
-bool is_rfc3339(const char *s);
+/* the since and until of a time range (NULL when not given); false (answer
+ * set) if one is not an RFC 3339 date-time such as 2026-11-30T02:15:00Z */
+bool time_args(struct ctx *c, const char **since, const char **until);
 
 /* webadmin.c */
 void webadmin_resolve(struct ctx *c, const char *id);
