@@ -13,15 +13,38 @@ bool webstatic_owns(const char *path)
     return strcmp(path, "/api") && strncmp(path, "/api/", 5);
 }
 
-const struct webstatic_file *webstatic_find(const char *path)
+/* "v-" and 16 lowercase hex digits and '/': the length of the prefix, else 0 */
+static size_t version_prefix(const char *name)
+{
+    if (strncmp(name, "v-", 2))
+        return 0;
+    for (size_t i = 2; i < 18; i++)
+        if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+            return 0;
+    return name[18] == '/' ? 19 : 0;
+}
+
+const struct webstatic_file *webstatic_find(const char *path, bool *current)
 {
     const char *name;
-    if (!strcmp(path, "/") || !strcmp(path, "/index.html"))
+    bool cur = false;
+    if (!strcmp(path, "/") || !strcmp(path, "/index.html")) {
         name = "index.html";
-    else if (!strncmp(path, PREFIX, strlen(PREFIX)))
+    } else if (!strncmp(path, PREFIX, strlen(PREFIX))) {
         name = path + strlen(PREFIX);
-    else
+        size_t v = version_prefix(name);
+        if (v) {
+            cur = !strncmp(name, webstatic_version, v - 1);
+            name += v;
+            /* index.html changes with every build: never under a version */
+            if (!strcmp(name, "index.html"))
+                return NULL;
+        }
+    } else {
         return NULL;
+    }
+    if (current)
+        *current = cur;
     /* an exact name of the table: "..", "//" or "%2e" can only miss */
     for (size_t i = 0; i < webstatic_files_count; i++)
         if (!strcmp(webstatic_files[i].path, name))
@@ -48,7 +71,8 @@ static bool etag_matches(const char *inm, const char *etag)
 void webstatic_serve(struct httpserv_req *req)
 {
     const char *m = httpserv_method(req);
-    const struct webstatic_file *f = webstatic_find(httpserv_path(req));
+    bool current = false;
+    const struct webstatic_file *f = webstatic_find(httpserv_path(req), &current);
     if (!f) {
         /* as the API's: one kind of error from the whole server */
         problemf(req, 404, "no such resource: %.200s (the console is at /, the API at /api/v1)",
@@ -61,7 +85,8 @@ void webstatic_serve(struct httpserv_req *req)
         return;
     }
     httpserv_reply_header(req, "Content-Security-Policy", WEBSTATIC_CSP);
-    httpserv_reply_header(req, "Cache-Control", "no-cache");
+    httpserv_reply_header(req, "Cache-Control",
+                          current ? "public, max-age=31536000, immutable" : "no-cache");
     httpserv_reply_header(req, "ETag", f->etag);
     if (etag_matches(httpserv_header(req, "If-None-Match"), f->etag)) {
         httpserv_reply(req, 304, f->ctype);

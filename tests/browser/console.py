@@ -172,7 +172,10 @@ class Console:
         token): [status, parsed JSON or text]."""
         return self.driver.execute_async_script('''
             const [method, path, body, done] = arguments;
-            import('/console/api.js').then(async (m) => {
+            // the page's own api.js (its URL carries the build's version), so
+            // that the call has the session's CSRF token that module holds
+            const src = document.querySelector('script[type=module]').src;
+            import(new URL('api.js', src).href).then(async (m) => {
               try { done([200, await m.api(method, path, body === null ? undefined : body)]); }
               catch (e) { done([e.status || 0, e.detail || String(e)]); }
             });''', method, path, body)

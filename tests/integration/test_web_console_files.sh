@@ -31,6 +31,13 @@ get() { local p=$1; shift; rm -f "$H_TMP/body"; : >"$H_TMP/body"; curl -sS -o "$
 # every CSP header of the answer, one a line (there must be exactly one)
 csps() { grep -i '^content-security-policy:' "$H_TMP/hdr" | cut -d' ' -f2- | tr -d '\r'; }
 
+# The build's version: the embedded index.html names every file under /console/v-<16 hex>/
+get / >/dev/null
+VER=$(grep -oE '"/console/v-[0-9a-f]{16}/' "$H_TMP/body" | head -n1 | cut -d/ -f3)
+h_match '^v-[0-9a-f]{16}$' "$VER" "index.html names its files under a version ($VER)"
+# the source's index.html as it is served: each "/console/ under the version
+sed "s|\"/console/|\"/console/$VER/|g" "$SRC/index.html" >"$H_TMP/index.served"
+
 # --- every file of the console, as it is in the source tree ---------------------------------
 n=0
 while IFS= read -r f; do
@@ -41,8 +48,10 @@ while IFS= read -r f; do
     *) continue ;;
     esac
     n=$((n + 1))
+    want="$SRC/$f"
+    [ "$f" = index.html ] && want="$H_TMP/index.served"
     st=$(get "/console/$f")
-    if [ "$st" = 200 ] && cmp -s "$H_TMP/body" "$SRC/$f" && [ "$(hdr Content-Type)" = "$type" ] &&
+    if [ "$st" = 200 ] && cmp -s "$H_TMP/body" "$want" && [ "$(hdr Content-Type)" = "$type" ] &&
         [ "$(csps)" = "$CSP" ] && [ "$(hdr X-Content-Type-Options)" = nosniff ] &&
         [ "$(hdr Cache-Control)" = no-cache ] && [ -n "$(hdr ETag)" ]; then
         h_ok "/console/$f: 200, $type, the console's CSP (one header), byte for byte"
@@ -55,13 +64,44 @@ done < <(cd "$SRC" && find . -type f | sed 's|^\./||' | sort)
 
 for p in / /index.html; do
     st=$(get "$p")
-    if [ "$st" = 200 ] && cmp -s "$H_TMP/body" "$SRC/index.html" && [ "$(csps)" = "$CSP" ] &&
-        [ "$(hdr Content-Type)" = "text/html; charset=utf-8" ]; then
-        h_ok "GET $p is index.html with the console's CSP"
+    if [ "$st" = 200 ] && cmp -s "$H_TMP/body" "$H_TMP/index.served" && [ "$(csps)" = "$CSP" ] &&
+        [ "$(hdr Content-Type)" = "text/html; charset=utf-8" ] && [ "$(hdr Cache-Control)" = no-cache ]; then
+        h_ok "GET $p is index.html (its files under $VER) with the console's CSP, no-cache"
     else
-        h_not_ok "GET $p: $st $(hdr Content-Type) [$(csps)]"
+        h_not_ok "GET $p: $st $(hdr Content-Type) [$(csps)] cache $(hdr Cache-Control)"
     fi
 done
+if grep -qE '"/console/[^v]' "$H_TMP/index.served"; then
+    h_not_ok "index.html names a file outside the version: $(grep -oE '"/console/[^v][^"]*' "$H_TMP/index.served" | head -n1)"
+else
+    h_ok "index.html names no file outside $VER"
+fi
+
+# --- under the version: the same bytes, cached for good; what index.html names is all there -------
+bad=0
+while IFS= read -r f; do
+    st=$(get "/console/$VER/$f")
+    if [ "$st" != 200 ] || ! cmp -s "$H_TMP/body" "$SRC/$f" || [ "$(csps)" != "$CSP" ] ||
+        [ "$(hdr Cache-Control)" != "public, max-age=31536000, immutable" ]; then
+        h_not_ok "/console/$VER/$f: $st, cache $(hdr Cache-Control)"
+        bad=1
+    fi
+done < <(cd "$SRC" && find . -type f \( -name '*.js' -o -name '*.css' \) | sed 's|^\./||' | sort)
+[ $bad = 0 ] && h_ok "every module and style sheet under $VER: 200, byte for byte, Cache-Control immutable for a year"
+named=$(grep -oE "\"/console/$VER/[^\"]+\"" "$H_TMP/index.served" | tr -d '"' | sort -u)
+bad=0
+for p in $named; do
+    [ "$(get "$p")" = 200 ] || { h_not_ok "index.html names $p, which answers $(get "$p")"; bad=1; }
+done
+[ $bad = 0 ] && h_ok "the $(echo "$named" | wc -l) files index.html names all answer 200"
+other=v-0000000000000000
+[ "$VER" = $other ] && other=v-1111111111111111
+st=$(get "/console/$other/app.js")
+if [ "$st" = 200 ] && cmp -s "$H_TMP/body" "$SRC/app.js" && [ "$(hdr Cache-Control)" = no-cache ]; then
+    h_ok "another version's path (a page from before an upgrade) gets the file, not cached for good"
+else
+    h_not_ok "/console/$other/app.js: $st, cache $(hdr Cache-Control)"
+fi
 
 # --- ETag: the same file again is a 304 without a body; another tag gets it all ---------------
 get /console/app.js >/dev/null
@@ -78,7 +118,8 @@ h_eq 200 "$(curl -sS -o /dev/null -w '%{http_code}' --head "$H_WEB_URL/console/s
 for p in /nothing /console/ /console /console/nothing.js /console/README.md /console/../index.html \
     /console/%2e%2e/index.html /console/pages/../app.js /console//app.js /console/./app.js \
     /console/app.js/ /console/APP.JS /index.htm /openapi.json /etc/passwd /console/..%2f..%2fetc/passwd \
-    /src/web/console/app.js /console/pages /console/pages/; do
+    /src/web/console/app.js /console/pages /console/pages/ "/console/$VER/index.html" "/console/$VER/" \
+    "/console/$VER/../app.js" /console/v-0123456789ABCDEF/app.js /console/v-12/app.js; do
     st=$(get "$p" --path-as-is)
     if [ "$st" = 404 ] && [[ "$(detail)" == "no such resource"* ]] &&
         [ "$(hdr Content-Type)" = application/problem+json ] && [ "$(csps)" = "$API_CSP" ]; then

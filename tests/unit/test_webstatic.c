@@ -41,34 +41,34 @@ static void test_table(void **state)
         assert_int_equal(f->etag[0], '"');
         assert_true(f->len > 0);
         assert_int_equal(f->data[f->len], 0);
-        assert_null(webstatic_find(f->path)); /* without /console/ in front: no file */
+        assert_null(webstatic_find(f->path, NULL)); /* without /console/ in front: no file */
         char url[512];
         snprintf(url, sizeof url, "/console/%s", f->path);
-        assert_ptr_equal(webstatic_find(url), f);
+        assert_ptr_equal(webstatic_find(url, NULL), f);
     }
     for (const char *const *n = needed; *n; n++) {
         char url[128];
         snprintf(url, sizeof url, "/console/%s", *n);
-        if (!webstatic_find(url))
+        if (!webstatic_find(url, NULL))
             fail_msg("%s is not embedded", *n);
     }
-    assert_null(webstatic_find("/console/README.md"));
+    assert_null(webstatic_find("/console/README.md", NULL));
 }
 
 static void test_paths(void **state)
 {
     (void)state;
-    const struct webstatic_file *index = webstatic_find("/console/index.html");
+    const struct webstatic_file *index = webstatic_find("/console/index.html", NULL);
     assert_non_null(index);
-    assert_ptr_equal(webstatic_find("/"), index);
-    assert_ptr_equal(webstatic_find("/index.html"), index);
+    assert_ptr_equal(webstatic_find("/", NULL), index);
+    assert_ptr_equal(webstatic_find("/index.html", NULL), index);
     static const char *const misses[] = {
         "", "/console", "/console/", "/console/../index.html", "/console/./app.js",
         "/console//app.js", "/console/pages/../app.js", "/console/app.js/", "/console/APP.JS",
         "/console/%2e%2e/index.html", "/app.js", "/pages/jobs.js", "/console/pages",
         "/console/pages/", "//console/app.js", "/console/app.js\n", "/index.html/", NULL};
     for (const char *const *m = misses; *m; m++)
-        if (webstatic_find(*m))
+        if (webstatic_find(*m, NULL))
             fail_msg("%s found a file", *m);
 }
 
@@ -86,12 +86,45 @@ static void test_owns(void **state)
     assert_true(webstatic_owns("/openapi.json"));
 }
 
+/* Under this build's version a file is the same entry and may be cached for
+ * good; under another version it is still found but not "current"; the
+ * prefix is exactly "v-", 16 lowercase hex digits and '/'. index.html is
+ * never versioned, and the embedded one names its files under the version. */
+static void test_versioned(void **state)
+{
+    (void)state;
+    assert_int_equal(strlen(webstatic_version), 18);
+    assert_memory_equal(webstatic_version, "v-", 2);
+    char url[256];
+    bool cur = true;
+    assert_non_null(webstatic_find("/console/app.js", &cur));
+    assert_false(cur);
+    snprintf(url, sizeof url, "/console/%s/pages/jobs.js", webstatic_version);
+    assert_ptr_equal(webstatic_find(url, &cur), webstatic_find("/console/pages/jobs.js", NULL));
+    assert_true(cur);
+    assert_non_null(webstatic_find("/console/v-0123456789abcdef/app.js", &cur));
+    assert_true(!strcmp(webstatic_version, "v-0123456789abcdef") || !cur);
+    static const char *const misses[] = {
+        "/console/v-0123456789ABCDEF/app.js", "/console/v-0123456789abcde/app.js",
+        "/console/v-0123456789abcdef0/app.js", "/console/v-0123456789abcdef/",
+        "/console/v-0123456789abcdef/index.html", "/console/v-0123456789abcdef//app.js",
+        "/console/v-0123456789abcdef/../app.js", "/console/v-/app.js", "/console/v-", NULL};
+    for (const char *const *m = misses; *m; m++)
+        if (webstatic_find(*m, NULL))
+            fail_msg("%s found a file", *m);
+    const struct webstatic_file *index = webstatic_find("/", NULL);
+    snprintf(url, sizeof url, "\"/console/%s/app.js\"", webstatic_version);
+    assert_non_null(strstr((const char *)index->data, url));
+    assert_null(strstr((const char *)index->data, "\"/console/app.js\""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_owns),
+        cmocka_unit_test(test_versioned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
