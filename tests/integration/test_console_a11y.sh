@@ -12,27 +12,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/browser.sh"
 
 h_browser_check || exit 77
 
-h_pg_start
-h_ctl migrate >/dev/null
 # a job that runs until it is killed: the scenario needs one running
-sed 's/^      - name: LONGRUNNINGREPORT$/      - name: HELDREPORT\n        duration: forever\n        messages:\n          - {at: 0, every: 500, count: 10000, text: "step {n}"}\n&/' \
-    "$AMTACS_SRC/config/amt-catalog.yaml" >"$H_TMP/catalog.yaml"
-grep -q HELDREPORT "$H_TMP/catalog.yaml" || { echo "catalog edit failed" >&2; exit 1; }
-h_sim_start --catalog "$H_TMP/catalog.yaml"
-h_batch_user amtopcon amtopcon-secret
-h_sql -c "CREATE ROLE admin1 LOGIN IN ROLE acs_admin" >/dev/null
-h_sql -c "CREATE ROLE web1 LOGIN NOINHERIT IN ROLE acs_web" >/dev/null
-CFG="$H_TMP/amtacs.yaml"
-H_CONN_EXTRA="    allow_kill: true" h_daemon_config "$CFG"
-cat >>"$CFG" <<CONF
-web:
-  listen: "127.0.0.1:0"
-  conninfo: "$(conn web1) application_name=amtacs-web"
-  db_pool: 2
-CONF
-h_daemon_start "$CFG"
-h_daemon_ready
-h_web_start "$CFG"
+h_console_services HELDREPORT 500 "step {n}"
+H_CONN_EXTRA="    allow_kill: true" h_console_start
 
 PW=correct-horse-battery
 printf '%s\n' "$PW" | ctl_as admin1 user add ada --role admin >/dev/null

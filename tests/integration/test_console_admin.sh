@@ -16,12 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/browser.sh"
 
 h_browser_check || exit 77
 
-h_pg_start
-h_ctl migrate >/dev/null
-h_sim_start
-h_batch_user amtopcon amtopcon-secret
-h_sql -c "CREATE ROLE admin1 LOGIN IN ROLE acs_admin" >/dev/null
-h_sql -c "CREATE ROLE web1 LOGIN NOINHERIT IN ROLE acs_web" >/dev/null
+h_console_services
 # webbu: the database holds an old password, the simulator only the new one,
 # which the test types into the Admin page
 BU_OLD='webbu-Old-Secret-1'
@@ -30,7 +25,6 @@ h_batch_user webbu "$BU_OLD"
 curl -fsS --max-time 5 -X POST "$H_SIM_URL/sim/users" \
     --data "{\"name\":\"webbu\",\"password\":\"$BU_PW\"}" >/dev/null
 
-CFG="$H_TMP/amtacs.yaml"
 H_CONN_EXTRA="    allow_kill: true
   - name: WEBCONN
     url: $H_SIM_URL
@@ -38,17 +32,7 @@ H_CONN_EXTRA="    allow_kill: true
     poll:
       initial_delay: 20ms
       interval: 50ms
-      max_interval: 200ms" h_daemon_config "$CFG"
-cat >>"$CFG" <<CONF
-web:
-  listen: "127.0.0.1:0"
-  conninfo: "$(conn web1) application_name=amtacs-web"
-  public_key_file: $H_TMP/secret.key.pub
-  db_pool: 4
-CONF
-h_daemon_start "$CFG"
-h_daemon_ready
-h_web_start "$CFG"
+      max_interval: 200ms" h_console_start "public_key_file: $H_TMP/secret.key.pub"
 
 PW=correct-horse-battery
 printf '%s\n' "$PW" | ctl_as admin1 user add adam --role admin >/dev/null

@@ -32,3 +32,54 @@ h_browser_run() {
         h_not_ok "$script ran to its end (exit $rc)"
     fi
 }
+
+# The console tests' common set-up, in two steps (a test may do its own
+# between them, e.g. another Batch User):
+#   h_console_services [HELD EVERY TEXT]
+#       PostgreSQL (migrated), the simulator, Batch User amtopcon, the roles
+#       admin1 (acs_admin, for amtacsctl) and web1 (amtacs-web's login). With
+#       HELD, the simulator's catalog gets a job of that name that runs until
+#       it is killed or told to end, writing TEXT every EVERY simulated
+#       seconds ({n}: the line's number), so that a scenario has a job running
+#       as long as it needs.
+#   h_console_start [WEB_LINE...]
+#       $CFG (the daemon's connections: h_daemon_config's, with H_CONN_EXTRA;
+#       a web: section on web1, db_pool 4, and each WEB_LINE), then the daemon
+#       (ready) and amtacs-web.
+h_console_services() {
+    h_pg_start
+    h_ctl migrate >/dev/null
+    if [ $# -ge 3 ]; then
+        # TEXT goes into the catalog as it is, between double quotes (YAML escapes allowed)
+        python3 - "$1" "$2" "$3" "$AMTACS_SRC/config/amt-catalog.yaml" >"$H_TMP/catalog.yaml" <<'PY'
+import sys
+name, every, text, path = sys.argv[1:5]
+held = ("      - name: %s\n        duration: forever\n        messages:\n"
+        "          - {at: 0, every: %s, count: 10000, text: \"%s\"}\n" % (name, every, text))
+for line in open(path, encoding="utf-8"):
+    if line == "      - name: LONGRUNNINGREPORT\n":
+        sys.stdout.write(held)
+    sys.stdout.write(line)
+PY
+        grep -q "name: $1\$" "$H_TMP/catalog.yaml" || { echo "h_console_services: catalog edit failed" >&2; exit 1; }
+        h_sim_start --catalog "$H_TMP/catalog.yaml"
+    else
+        h_sim_start
+    fi
+    h_batch_user amtopcon amtopcon-secret
+    h_sql -c "CREATE ROLE admin1 LOGIN IN ROLE acs_admin" >/dev/null
+    h_sql -c "CREATE ROLE web1 LOGIN NOINHERIT IN ROLE acs_web" >/dev/null
+}
+
+h_console_start() {
+    CFG="$H_TMP/amtacs.yaml"
+    h_daemon_config "$CFG"
+    {
+        printf 'web:\n  listen: "127.0.0.1:0"\n  conninfo: "%s application_name=amtacs-web"\n  db_pool: 4\n' "$(conn web1)"
+        local l
+        for l in "$@"; do printf '  %s\n' "$l"; done
+    } >>"$CFG"
+    h_daemon_start "$CFG"
+    h_daemon_ready
+    h_web_start "$CFG"
+}
