@@ -5,6 +5,10 @@
 import { api, setCsrf, onUnauthorized } from './api.js';
 import { createEvents } from './sse.js';
 import { el, notify } from './ui.js';
+// the Jobs page is the usual first page: its module comes with the shell
+// (index.html preloads it anyway), so that its first read goes out in the
+// same task as /me instead of after a dynamic import resolves
+import { prefetch as prefetchJobs } from './pages/jobs.js';
 
 const ROUTES = [
   { re: /^\/login$/, page: 'login', open: true },
@@ -171,7 +175,9 @@ async function start() {
   // the first page's module loads while /me is asked, not after
   const r = parseHash();
   const first = routeOf(r.path);
-  if (first) {
+  if (first && first.page === 'jobs') {
+    prefetchJobs(r.params);
+  } else if (first) {
     import(`./pages/${first.page}.js`)
       .then((m) => { if (typeof m.prefetch === 'function') m.prefetch(r.params); })
       .catch(() => {});
