@@ -937,6 +937,60 @@ static void report_unknown(struct loader *ld, int kid, const char *tprefix, cons
 static void walk_connections(struct loader *ld, const struct config_key *k, int val,
                              struct amtacs_config *cfg);
 
+/* True (and said so) if the i-th key of map repeats an earlier one. */
+static bool duplicate_key(struct yd_doc *doc, int map, size_t i, const char *dprefix,
+                          const char *name)
+{
+    for (size_t j = 0; j < i; j++) {
+        int pk = yd_map_key(doc, map, j);
+        const char *prev = yd_scalar(doc, pk);
+        if (prev && !strcmp(prev, name)) {
+            char sh[SHOWN_LEN];
+            yd_errorf(doc, yd_map_key(doc, map, i),
+                      "%s%s: duplicate key (first given on line %zu)", dprefix,
+                      shown(name, sh, sizeof sh), yd_line(doc, pk));
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The key `name` of the scope tprefix: the leaf of that name, or NULL with
+ * *section set if it names a section of keys below. */
+static const struct config_key *find_key(const char *tprefix, const char *name, bool *section)
+{
+    size_t nl = strlen(name);
+    *section = false;
+    if (strchr(name, '.')) /* "poll.interval: 5s" is not a spelling of poll: {interval: 5s} */
+        return NULL;
+    for (size_t j = 0; j < NKEYS; j++) {
+        const char *rest = in_scope(&keys[j], tprefix);
+        if (!rest || strncmp(rest, name, nl) != 0)
+            continue;
+        if (rest[nl] == '\0')
+            return &keys[j];
+        if (rest[nl] == '.')
+            *section = true;
+    }
+    return NULL;
+}
+
+/* Required keys of the scope absent from map (0: none given), and from
+ * absent sections below it; reported at `at`. */
+static void report_missing(struct yd_doc *doc, const char *tprefix, const char *dprefix, int map,
+                           int at)
+{
+    for (size_t j = 0; j < NKEYS; j++) {
+        const char *rest = in_scope(&keys[j], tprefix);
+        if (!rest || !keys[j].required)
+            continue;
+        char child[80];
+        snprintf(child, sizeof child, "%.*s", (int)first_len(rest), rest);
+        if (!map || !yd_map_get(doc, map, child))
+            yd_errorf(doc, at, "%s%s: required key is missing", dprefix, rest);
+    }
+}
+
 /* Reads the mapping `map` holding the keys of the table below tprefix into base. */
 static void walk_map(struct loader *ld, const char *tprefix, const char *dprefix, int map,
                      void *base, struct amtacs_config *cfg)
@@ -963,33 +1017,10 @@ static void walk_map(struct loader *ld, const char *tprefix, const char *dprefix
                       type_word(doc, kid));
             continue;
         }
-        bool dup = false;
-        for (size_t j = 0; j < i && !dup; j++) {
-            int pk = yd_map_key(doc, map, j);
-            const char *prev = yd_scalar(doc, pk);
-            if (prev && !strcmp(prev, name)) {
-                char sh[SHOWN_LEN];
-                yd_errorf(doc, kid, "%s%s: duplicate key (first given on line %zu)", dprefix,
-                          shown(name, sh, sizeof sh), yd_line(doc, pk));
-                dup = true;
-            }
-        }
-        if (dup)
+        if (duplicate_key(doc, map, i, dprefix, name))
             continue;
-
-        const struct config_key *leaf = NULL;
         bool section = false;
-        size_t nl = strlen(name);
-        /* "poll.interval: 5s" is not a spelling of poll: {interval: 5s} */
-        for (size_t j = 0; j < NKEYS && !leaf && !strchr(name, '.'); j++) {
-            const char *rest = in_scope(&keys[j], tprefix);
-            if (!rest || strncmp(rest, name, nl) != 0)
-                continue;
-            if (rest[nl] == '\0')
-                leaf = &keys[j];
-            else if (rest[nl] == '.')
-                section = true;
-        }
+        const struct config_key *leaf = find_key(tprefix, name, &section);
         char path[192], sub_t[96], sub_d[192];
         snprintf(path, sizeof path, "%s%s", dprefix, name);
         if (leaf && leaf->type == CONFIG_T_CONNECTIONS) {
@@ -1005,16 +1036,7 @@ static void walk_map(struct loader *ld, const char *tprefix, const char *dprefix
         }
     }
 
-    /* Required keys absent from this mapping (and from absent sections below it). */
-    for (size_t j = 0; j < NKEYS; j++) {
-        const char *rest = in_scope(&keys[j], tprefix);
-        if (!rest || !keys[j].required)
-            continue;
-        char child[80];
-        snprintf(child, sizeof child, "%.*s", (int)first_len(rest), rest);
-        if (empty || !yd_map_get(doc, map, child))
-            yd_errorf(doc, map, "%s%s: required key is missing", dprefix, rest);
-    }
+    report_missing(doc, tprefix, dprefix, empty ? 0 : map, map);
 }
 
 /* The node at a dotted path below map, or the deepest mapping on the way. */
