@@ -100,6 +100,9 @@ static void histograms_are_cumulative(void **state)
     has_line(t, "amtacs_http_requests_total{connection=\"A\",call=\"start\",outcome=\"ok\"} 2");
     has_line(t, "amtacs_http_requests_total{connection=\"A\",call=\"start\",outcome=\"server\"} 1");
     has_line(t, "amtacs_http_requests_total{connection=\"A\",call=\"start\",outcome=\"transport\"} 1");
+    /* the outcomes in the HELP line come from the labels, the unlabelled left out */
+    has_line(t, "# HELP amtacs_http_requests_total Calls to the Batch Server by call and outcome "
+                "(ok, transport, server, protocol, auth, rejected, no-password).");
     has_line(t, "amtacs_database_statement_seconds_count 2");
     has_line(t, "amtacs_database_errors_total 1");
     free(t);
