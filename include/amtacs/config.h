@@ -2,8 +2,10 @@
  * config: one YAML file -> a validated, immutable struct amtacs_config. The
  * struct is built only when the whole file is valid; otherwise every problem is
  * listed as "file:line:column: key: problem". All keys, their types, defaults and
- * ranges live in one table in config.c (config_keys()), from which validation,
- * the dump and the reference in docs/configuration.md are made.
+ * ranges live in one table in config.c (config_keys()), and what each type
+ * means (how it is read, kept, compared, written and worded in messages) in a
+ * second one beside it; validation, defaults, messages, the dump and the
+ * references in docs/configuration.md are all made from the two.
  *
  * Relative paths in the file (key_file, tls.ca_file) are taken relative to the
  * directory of the configuration file and stored resolved.
@@ -188,5 +190,8 @@ const char *config_key_type_name(enum config_key_type type);
 /* Writes the Markdown table of all keys (as in docs/configuration.md). Returns
  * false if writing failed. */
 bool config_write_reference(FILE *out) __attribute__((warn_unused_result));
+/* Writes the Markdown table of the value types, how each is written (as in
+ * docs/configuration.md). Returns false if writing failed. */
+bool config_write_types(FILE *out) __attribute__((warn_unused_result));
 
 #endif

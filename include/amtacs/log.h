@@ -19,7 +19,8 @@ enum log_level {
 
 struct logger {
     FILE *out;             /* not owned */
-    enum log_level level;  /* lines above this level are skipped at no cost */
+    enum log_level level;  /* lines above this level are skipped at no cost; set it, once
+                              others may be logging, with log_set_level() */
 };
 
 /* Optional context of a line; zero/NULL fields are left out. */
@@ -29,11 +30,16 @@ struct log_ctx {
     int request; /* BatchRequestId */
 };
 
-/* True if a line at `level` would be written. */
+/* True if a line at `level` would be written. The level is read without a
+ * lock (a relaxed atomic load: a plain load on the targets we build for): a
+ * reload may change it while another thread logs. */
 static inline int log_on(const struct logger *lg, enum log_level level)
 {
-    return lg && level <= lg->level;
+    return lg && level <= __atomic_load_n(&lg->level, __ATOMIC_RELAXED);
 }
+
+/* Changes the level of a logger other threads may be using (a reload). */
+void log_set_level(struct logger *lg, enum log_level level);
 
 /* Writes one line: event is a dotted word, msg a printf format. */
 void log_event(const struct logger *lg, enum log_level level, const char *event,

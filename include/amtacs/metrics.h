@@ -11,9 +11,9 @@
 #define AMTACS_METRICS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "amtacs/amt.h"
 #include "amtacs/buf.h"
 
 struct metrics;
@@ -21,8 +21,20 @@ struct metrics;
  * metrics_free(), so the engine may keep the pointer across reloads. */
 struct metrics_conn;
 
-/* NULL when out of memory. */
-struct metrics *metrics_new(void);
+/* The label values of the calls to the Batch Server and of their outcomes,
+ * indexed by the numbers metrics_http_call() is given: the client's enums
+ * (amt.h), which the registry need not know; the daemon wires the two. An
+ * outcome whose label is NULL is not counted. The arrays and strings are
+ * borrowed and must outlive the registry. */
+struct metrics_http_labels {
+    const char *const *calls;
+    size_t n_calls;
+    const char *const *outcomes;
+    size_t n_outcomes;
+};
+
+/* NULL when out of memory. labels may be NULL: no call series then. */
+struct metrics *metrics_new(const struct metrics_http_labels *labels);
 void metrics_free(struct metrics *m);
 
 /* The series of the named connection, created on first use; NULL when out of
@@ -38,9 +50,10 @@ void metrics_job_started(struct metrics_conn *mc);
 /* A job's final result written; code is its completion code. */
 void metrics_job_finished(struct metrics_conn *mc, int code);
 void metrics_alert(struct metrics_conn *mc, int code);
-/* One call to the Batch Server: its duration and how it ended. */
-void metrics_http_call(struct metrics_conn *mc, enum amt_call call, double seconds,
-                       enum amt_status status);
+/* One call to the Batch Server: its duration and how it ended (indexes into
+ * the labels given to metrics_new; others are ignored). */
+void metrics_http_call(struct metrics_conn *mc, unsigned call, double seconds,
+                       unsigned outcome);
 
 /* One database statement's round trip (queue to result). */
 void metrics_db_statement(struct metrics *m, double seconds, bool ok);

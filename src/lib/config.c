@@ -200,6 +200,7 @@ static const struct config_key keys[] = {
 #define CONN_PREFIX "connections[]."
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
+#define NLEVELS (sizeof level_names / sizeof level_names[0])
 
 const struct config_key *config_keys(size_t *count)
 {
@@ -208,48 +209,11 @@ const struct config_key *config_keys(size_t *count)
     return keys;
 }
 
-const char *config_key_type_name(enum config_key_type type)
-{
-    switch (type) {
-    case CONFIG_T_STRING:
-        return "string";
-    case CONFIG_T_CONNINFO:
-        return "conninfo";
-    case CONFIG_T_PATH:
-        return "path";
-    case CONFIG_T_FILE:
-        return "readable file";
-    case CONFIG_T_NAME:
-        return "name";
-    case CONFIG_T_URL:
-        return "URL";
-    case CONFIG_T_LOG_LEVEL:
-        return "level";
-    case CONFIG_T_INT:
-        return "integer";
-    case CONFIG_T_NUMBER:
-        return "number";
-    case CONFIG_T_BOOL:
-        return "boolean";
-    case CONFIG_T_DURATION:
-        return "duration";
-    case CONFIG_T_CONNECTIONS:
-        return "list";
-    }
-    return "?";
-}
-
 const char *config_log_level_name(enum config_log_level level)
 {
-    if ((unsigned)level < sizeof level_names / sizeof level_names[0])
+    if ((unsigned)level < NLEVELS)
         return level_names[level];
     return "?";
-}
-
-static bool is_text_type(enum config_key_type t)
-{
-    return t == CONFIG_T_STRING || t == CONFIG_T_CONNINFO || t == CONFIG_T_PATH ||
-           t == CONFIG_T_FILE || t == CONFIG_T_NAME || t == CONFIG_T_URL;
 }
 
 /* ---- errors ---- */
@@ -380,60 +344,6 @@ static const char *type_word(const struct yd_doc *doc, int id)
         return "a mapping";
     default:
         return "nothing";
-    }
-}
-
-static void fmt_range_value(const struct config_key *k, double v, char *buf, size_t len)
-{
-    if (k->type == CONFIG_T_DURATION)
-        duration_format((int64_t)v, buf, len);
-    else if (k->type == CONFIG_T_NUMBER)
-        snprintf(buf, len, "%.1f", v);
-    else
-        snprintf(buf, len, "%.0f", v);
-}
-
-/* What a key expects, for messages: "an integer from 1 to 3650". */
-static void expectation(const struct config_key *k, char *buf, size_t len)
-{
-    char lo[32], hi[32];
-    fmt_range_value(k, k->min, lo, sizeof lo);
-    fmt_range_value(k, k->max, hi, sizeof hi);
-    switch (k->type) {
-    case CONFIG_T_STRING:
-        snprintf(buf, len, "a string of %s to %s characters", lo, hi);
-        break;
-    case CONFIG_T_CONNINFO:
-        snprintf(buf, len, "a libpq connection string");
-        break;
-    case CONFIG_T_PATH:
-    case CONFIG_T_FILE:
-        snprintf(buf, len, "a file path");
-        break;
-    case CONFIG_T_NAME:
-        snprintf(buf, len, "a name of %s to %s characters A-Z a-z 0-9 _ . -", lo, hi);
-        break;
-    case CONFIG_T_URL:
-        snprintf(buf, len, "an http:// or https:// URL");
-        break;
-    case CONFIG_T_LOG_LEVEL:
-        snprintf(buf, len, "one of error, warn, info, debug");
-        break;
-    case CONFIG_T_INT:
-        snprintf(buf, len, "an integer from %s to %s", lo, hi);
-        break;
-    case CONFIG_T_NUMBER:
-        snprintf(buf, len, "a number from %s to %s", lo, hi);
-        break;
-    case CONFIG_T_BOOL:
-        snprintf(buf, len, "a boolean (true/false)");
-        break;
-    case CONFIG_T_DURATION:
-        snprintf(buf, len, "a duration from %s to %s", lo, hi);
-        break;
-    case CONFIG_T_CONNECTIONS:
-        snprintf(buf, len, "a non-empty list of connections");
-        break;
     }
 }
 
@@ -575,201 +485,363 @@ static bool set_text(struct loader *ld, void *field, char *value)
     return true;
 }
 
+/* ---- the types of keys ---- */
+
+/* How a key's value is kept at its offset. */
+enum store {
+    ST_NONE = 0, /* not a value (the connections list) */
+    ST_TEXT,     /* char *, malloc'd; NULL = unset */
+    ST_LONG,     /* long */
+    ST_DOUBLE,   /* double */
+    ST_BOOL,     /* bool */
+    ST_MS,       /* int64_t milliseconds */
+    ST_LEVEL,    /* enum config_log_level, one of level_names */
+};
+
+/* One value being read: what messages about it need. */
+struct leaf {
+    struct loader *ld;
+    const struct config_key *k;
+    const char *path; /* as written, "connections[0].poll.interval" */
+    int node;
+    void *field;             /* where the value goes */
+    char want[160];          /* the key's expectation, "an integer from 1 to 3650" */
+    char shown[SHOWN_LEN];   /* the value as a message may quote it */
+};
+
+/* Records "path: message" at the value's position. */
+__attribute__((format(printf, 2, 3))) static void leaf_error(const struct leaf *lf,
+                                                            const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    yd_errorf(lf->ld->doc, lf->node, "%s: %s", lf->path, msg);
+}
+
+static void leaf_bad(const struct leaf *lf)
+{
+    leaf_error(lf, "expected %s, got '%s'", lf->want, lf->shown);
+}
+
+static void leaf_out_of_range(const struct leaf *lf)
+{
+    leaf_error(lf, "%s is out of range: expected %s", lf->shown, lf->want);
+}
+
+static bool leaf_in_range(const struct leaf *lf, double v)
+{
+    if (v < lf->k->min || v > lf->k->max) {
+        leaf_out_of_range(lf);
+        return false;
+    }
+    return true;
+}
+
+static void parse_level(struct leaf *lf, const char *s)
+{
+    for (size_t i = 0; i < NLEVELS; i++)
+        if (!strcmp(s, level_names[i])) {
+            *(enum config_log_level *)lf->field = (enum config_log_level)i;
+            return;
+        }
+    leaf_bad(lf);
+}
+
+static void parse_int(struct leaf *lf, const char *s)
+{
+    long long v;
+    if (!parse_integer(s, &v))
+        leaf_bad(lf);
+    else if (leaf_in_range(lf, (double)v))
+        *(long *)lf->field = (long)v;
+}
+
+static void parse_num(struct leaf *lf, const char *s)
+{
+    double v;
+    if (!parse_number(s, &v))
+        leaf_bad(lf);
+    else if (leaf_in_range(lf, v))
+        *(double *)lf->field = v;
+}
+
+static void parse_bool(struct leaf *lf, const char *s)
+{
+    if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))
+        *(bool *)lf->field = true;
+    else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
+        *(bool *)lf->field = false;
+    else
+        leaf_bad(lf);
+}
+
+static void parse_duration(struct leaf *lf, const char *s)
+{
+    int64_t ms = 0;
+    switch (duration_parse(s, &ms)) {
+    case DURATION_OK:
+        if (leaf_in_range(lf, (double)ms))
+            *(int64_t *)lf->field = ms;
+        return;
+    case DURATION_SYNTAX:
+        leaf_error(lf, "expected a duration, %s, got '%s'", DURATION_FORMS, lf->shown);
+        return;
+    case DURATION_NEGATIVE:
+    case DURATION_TOOBIG:
+        leaf_out_of_range(lf);
+        return;
+    case DURATION_FRACTION:
+        leaf_error(lf, "%s is not a whole number of milliseconds", lf->shown);
+        return;
+    }
+}
+
+static void parse_string(struct leaf *lf, const char *s) { set_text(lf->ld, lf->field, strdup(s)); }
+
+static void parse_name(struct leaf *lf, const char *s)
+{
+    for (const char *q = s; *q; q++)
+        if (!name_char(*q)) {
+            leaf_bad(lf);
+            return;
+        }
+    set_text(lf->ld, lf->field, strdup(s));
+}
+
+static void parse_url(struct leaf *lf, const char *s)
+{
+    bool https = false;
+    const char *why = url_problem(s, &https);
+    if (why) {
+        hide_userinfo(lf->shown);
+        leaf_error(lf, "'%s' %s", lf->shown, why);
+        return;
+    }
+    set_text(lf->ld, lf->field, strdup(s));
+}
+
+static void parse_conninfo(struct leaf *lf, const char *s)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(s, &err);
+    if (!opts) {
+        if (!err) {
+            lf->ld->oom = true;
+            return;
+        }
+        size_t el = strlen(err);
+        while (el > 0 && (err[el - 1] == '\n' || err[el - 1] == ' '))
+            err[--el] = '\0';
+        leaf_error(lf, "invalid libpq connection string: %s", err);
+        PQfreemem(err);
+        return;
+    }
+    /* A URI's %XX escapes can decode to bytes that are not UTF-8, or to
+     * control characters: the same rules as for the text itself, else such
+     * a value could not be logged, shown or written back (config dump). */
+    const char *bad = NULL, *why = NULL;
+    for (PQconninfoOption *o = opts; o->keyword && !bad; o++) {
+        if (!o->val)
+            continue;
+        if (!text_utf8_valid(o->val, strlen(o->val)))
+            bad = o->keyword, why = "is not valid UTF-8";
+        for (const char *q = o->val; *q && !bad; q++)
+            if (iscntrl((unsigned char)*q))
+                bad = o->keyword, why = "contains control characters";
+    }
+    if (bad)
+        leaf_error(lf, "the value of %s %s (after %%-decoding)", bad, why);
+    else
+        set_text(lf->ld, lf->field, strdup(s));
+    PQconninfoFree(opts);
+}
+
+/* A path, resolved against the file's directory; readable if must_read. */
+static void store_path(struct leaf *lf, const char *s, bool must_read)
+{
+    if (!*s) {
+        leaf_error(lf, "expected %s, got an empty string", lf->want);
+        return;
+    }
+    char *full = resolve_path(lf->ld, s);
+    if (!full) {
+        lf->ld->oom = true;
+        return;
+    }
+    if (must_read && access(full, R_OK) != 0) {
+        leaf_error(lf, "cannot read '%s': %s", full, strerror(errno));
+        free(full);
+        return;
+    }
+    set_text(lf->ld, lf->field, full);
+}
+
+static void parse_path(struct leaf *lf, const char *s) { store_path(lf, s, false); }
+static void parse_file(struct leaf *lf, const char *s) { store_path(lf, s, true); }
+
+/*
+ * The one table of types: how a value is kept and read, what a message says
+ * the key expects, what the reference says of its range, and how a value is
+ * written (the "Value types" table of docs/configuration.md). In expect and
+ * range, {lo} and {hi} stand for the key's min and max (a duration's as a
+ * duration), {levels} for the level names. Every text type first passes
+ * text_ok().
+ */
+static const struct type_def {
+    const char *name;
+    enum store store;
+    void (*parse)(struct leaf *lf, const char *s);
+    const char *expect;
+    const char *range;
+    const char *doc;
+} types[] = {
+    [CONFIG_T_STRING] = {"string", ST_TEXT, parse_string,
+                         "a string of {lo} to {hi} characters", "{lo} .. {hi} chars",
+                         "text without control characters, as long as the key's range says"},
+    [CONFIG_T_CONNINFO] = {"conninfo", ST_TEXT, parse_conninfo, "a libpq connection string", "-",
+                           "a libpq connection string (`host=... dbname=...`) or URI "
+                           "(`postgresql://...`), see the PostgreSQL manual, \"Connection "
+                           "Strings\""},
+    [CONFIG_T_PATH] = {"path", ST_TEXT, parse_path, "a file path", "-",
+                       "a file path; a relative path is relative to the directory of the "
+                       "configuration file"},
+    [CONFIG_T_FILE] = {"readable file", ST_TEXT, parse_file, "a file path", "-",
+                       "a path as above that must be readable when the file is loaded"},
+    [CONFIG_T_NAME] = {"name", ST_TEXT, parse_name,
+                       "a name of {lo} to {hi} characters A-Z a-z 0-9 _ . -",
+                       "{lo} .. {hi} chars",
+                       "characters of `A-Z a-z 0-9 _ . -`, as many as the key's range says; "
+                       "case-sensitive"},
+    [CONFIG_T_URL] = {"URL", ST_TEXT, parse_url, "an http:// or https:// URL",
+                      "http:// or https://",
+                      "`http://` or `https://`, a host name, IPv4 or `[IPv6]` address, an "
+                      "optional `:port` (1-65535) and path; no user name, password, query or "
+                      "fragment. `http://` works but the daemon warns about it"},
+    [CONFIG_T_LOG_LEVEL] = {"level", ST_LEVEL, parse_level, "one of {levels}", "{levels}",
+                            "one of the words in the key's range"},
+    [CONFIG_T_INT] = {"integer", ST_LONG, parse_int, "an integer from {lo} to {hi}",
+                      "{lo} .. {hi}", "decimal digits (`30`)"},
+    [CONFIG_T_NUMBER] = {"number", ST_DOUBLE, parse_num, "a number from {lo} to {hi}",
+                         "{lo} .. {hi}", "a decimal number (`1.0`, `2.5`)"},
+    [CONFIG_T_BOOL] = {"boolean", ST_BOOL, parse_bool, "a boolean (true/false)", "true, false",
+                       "`true` or `false`"},
+    [CONFIG_T_DURATION] = {"duration", ST_MS, parse_duration, "a duration from {lo} to {hi}",
+                           "{lo} .. {hi}",
+                           "a number of seconds (`5`, `0.5`) or a number with a unit `ms`, `s`, "
+                           "`m`, `h` (`500ms`, `10s`, `2m`, `1.5h`); whole milliseconds; no "
+                           "spaces, no negative values"},
+    [CONFIG_T_CONNECTIONS] = {"list", ST_NONE, NULL, "a non-empty list of connections",
+                              "1 or more", "a YAML list (`connections`: one mapping per item)"},
+};
+#define NTYPES (sizeof types / sizeof types[0])
+_Static_assert(NTYPES == CONFIG_T_CONNECTIONS + 1, "a row in types[] for every config_key_type");
+
+static const struct type_def *type_of(const struct config_key *k)
+{
+    static const struct type_def none = {"?", ST_NONE, NULL, "?", "?", "?"};
+    return (unsigned)k->type < NTYPES && types[k->type].name ? &types[k->type] : &none;
+}
+
+const char *config_key_type_name(enum config_key_type type)
+{
+    return (unsigned)type < NTYPES && types[type].name ? types[type].name : "?";
+}
+
+static void fmt_range_value(const struct config_key *k, double v, char *buf, size_t len)
+{
+    if (k->type == CONFIG_T_DURATION)
+        duration_format((int64_t)v, buf, len);
+    else if (k->type == CONFIG_T_NUMBER)
+        snprintf(buf, len, "%.1f", v);
+    else
+        snprintf(buf, len, "%.0f", v);
+}
+
+/* A text of the type table with {lo}, {hi} and {levels} filled in for k. */
+static void fill(const struct config_key *k, const char *tmpl, char *buf, size_t len)
+{
+    char lo[32], hi[32], levels[64] = "";
+    fmt_range_value(k, k->min, lo, sizeof lo);
+    fmt_range_value(k, k->max, hi, sizeof hi);
+    for (size_t i = 0; i < NLEVELS; i++)
+        snprintf(levels + strlen(levels), sizeof levels - strlen(levels), "%s%s",
+                 i ? ", " : "", level_names[i]);
+    size_t j = 0;
+    for (const char *p = tmpl; *p && j + 1 < len;) {
+        const char *put = NULL;
+        size_t skip = 0;
+        if (!strncmp(p, "{lo}", 4))
+            put = lo, skip = 4;
+        else if (!strncmp(p, "{hi}", 4))
+            put = hi, skip = 4;
+        else if (!strncmp(p, "{levels}", 8))
+            put = levels, skip = 8;
+        if (!put) {
+            buf[j++] = *p++;
+            continue;
+        }
+        for (; *put && j + 1 < len; put++)
+            buf[j++] = *put;
+        p += skip;
+    }
+    buf[j] = '\0';
+}
+
+/* What a key expects, for messages: "an integer from 1 to 3650". */
+static void expectation(const struct config_key *k, char *buf, size_t len)
+{
+    fill(k, type_of(k)->expect, buf, len);
+}
+
+/* The checks every text passes before its type's own. */
+static bool text_ok(const struct leaf *lf, const char *s)
+{
+    for (const char *q = s; *q; q++)
+        if (iscntrl((unsigned char)*q)) {
+            leaf_error(lf, "must not contain control characters");
+            return false;
+        }
+    size_t len = strlen(s);
+    if (lf->k->max > 0 && (double)len > lf->k->max) {
+        leaf_error(lf, "longer than %.0f characters", lf->k->max);
+        return false;
+    }
+    if (len == 0 && lf->k->min > 0) {
+        leaf_error(lf, "expected %s, got an empty string", lf->want);
+        return false;
+    }
+    return true;
+}
+
 /* Reads one leaf value into base + k->offset, recording an error if it is bad. */
 static void parse_leaf(struct loader *ld, const struct config_key *k, const char *path, int val,
                        void *base)
 {
     struct yd_doc *doc = ld->doc;
-    void *field = (char *)base + k->offset;
-    char want[160], sh[SHOWN_LEN];
-    expectation(k, want, sizeof want);
+    const struct type_def *t = type_of(k);
+    struct leaf lf = {.ld = ld, .k = k, .path = path, .node = val,
+                      .field = (char *)base + k->offset};
+    expectation(k, lf.want, sizeof lf.want);
 
     if (yd_is_null(doc, val)) {
         if (k->required)
-            yd_errorf(doc, val, "%s: expected %s, got an empty value", path, want);
+            leaf_error(&lf, "expected %s, got an empty value", lf.want);
         return; /* optional: empty means the default */
     }
     if (yd_type(doc, val) != YD_SCALAR) {
-        yd_errorf(doc, val, "%s: expected %s, got %s", path, want, type_word(doc, val));
+        leaf_error(&lf, "expected %s, got %s", lf.want, type_word(doc, val));
         return;
     }
     const char *s;
     if (!yd_get_string(doc, val, &s))
         return; /* an embedded NUL; yamldoc said so */
-    shown(s, sh, sizeof sh);
-    size_t len = strlen(s);
-
-    switch (k->type) {
-    case CONFIG_T_STRING:
-    case CONFIG_T_CONNINFO:
-    case CONFIG_T_PATH:
-    case CONFIG_T_FILE:
-    case CONFIG_T_NAME:
-    case CONFIG_T_URL:
-        break;
-    case CONFIG_T_LOG_LEVEL:
-        for (size_t i = 0; i < sizeof level_names / sizeof level_names[0]; i++)
-            if (!strcmp(s, level_names[i])) {
-                *(enum config_log_level *)field = (enum config_log_level)i;
-                return;
-            }
-        yd_errorf(doc, val, "%s: expected %s, got '%s'", path, want, sh);
+    shown(s, lf.shown, sizeof lf.shown);
+    if (!t->parse || (t->store == ST_TEXT && !text_ok(&lf, s)))
         return;
-    case CONFIG_T_INT: {
-        long long v;
-        if (!parse_integer(s, &v)) {
-            yd_errorf(doc, val, "%s: expected %s, got '%s'", path, want, sh);
-            return;
-        }
-        if ((double)v < k->min || (double)v > k->max) {
-            yd_errorf(doc, val, "%s: %s is out of range: expected %s", path, sh, want);
-            return;
-        }
-        *(long *)field = (long)v;
-        return;
-    }
-    case CONFIG_T_NUMBER: {
-        double v;
-        if (!parse_number(s, &v)) {
-            yd_errorf(doc, val, "%s: expected %s, got '%s'", path, want, sh);
-            return;
-        }
-        if (v < k->min || v > k->max) {
-            yd_errorf(doc, val, "%s: %s is out of range: expected %s", path, sh, want);
-            return;
-        }
-        *(double *)field = v;
-        return;
-    }
-    case CONFIG_T_BOOL:
-        if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))
-            *(bool *)field = true;
-        else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
-            *(bool *)field = false;
-        else
-            yd_errorf(doc, val, "%s: expected %s, got '%s'", path, want, sh);
-        return;
-    case CONFIG_T_DURATION: {
-        int64_t ms = 0;
-        switch (duration_parse(s, &ms)) {
-        case DURATION_OK:
-            if ((double)ms < k->min || (double)ms > k->max)
-                yd_errorf(doc, val, "%s: %s is out of range: expected %s", path, sh, want);
-            else
-                *(int64_t *)field = ms;
-            return;
-        case DURATION_SYNTAX:
-            yd_errorf(doc, val, "%s: expected a duration, %s, got '%s'", path, DURATION_FORMS,
-                      sh);
-            return;
-        case DURATION_NEGATIVE:
-        case DURATION_TOOBIG:
-            yd_errorf(doc, val, "%s: %s is out of range: expected %s", path, sh, want);
-            return;
-        case DURATION_FRACTION:
-            yd_errorf(doc, val, "%s: %s is not a whole number of milliseconds", path, sh);
-            return;
-        }
-        return;
-    }
-    case CONFIG_T_CONNECTIONS:
-        return; /* handled by the caller */
-    }
-
-    /* text types */
-    for (const char *q = s; *q; q++)
-        if (iscntrl((unsigned char)*q)) {
-            yd_errorf(doc, val, "%s: must not contain control characters", path);
-            return;
-        }
-    if (k->max > 0 && (double)len > k->max) {
-        yd_errorf(doc, val, "%s: longer than %.0f characters", path, k->max);
-        return;
-    }
-    if (len == 0 && k->min > 0) {
-        yd_errorf(doc, val, "%s: expected %s, got an empty string", path, want);
-        return;
-    }
-    switch (k->type) {
-    case CONFIG_T_NAME:
-        for (const char *q = s; *q; q++)
-            if (!name_char(*q)) {
-                yd_errorf(doc, val, "%s: expected %s, got '%s'", path, want, sh);
-                return;
-            }
-        set_text(ld, field, strdup(s));
-        return;
-    case CONFIG_T_URL: {
-        bool https = false;
-        const char *why = url_problem(s, &https);
-        if (why) {
-            hide_userinfo(sh);
-            yd_errorf(doc, val, "%s: '%s' %s", path, sh, why);
-            return;
-        }
-        set_text(ld, field, strdup(s));
-        return;
-    }
-    case CONFIG_T_CONNINFO: {
-        char *err = NULL;
-        PQconninfoOption *opts = PQconninfoParse(s, &err);
-        if (!opts) {
-            if (!err) {
-                ld->oom = true;
-                return;
-            }
-            size_t el = strlen(err);
-            while (el > 0 && (err[el - 1] == '\n' || err[el - 1] == ' '))
-                err[--el] = '\0';
-            yd_errorf(doc, val, "%s: invalid libpq connection string: %s", path, err);
-            PQfreemem(err);
-            return;
-        }
-        /* A URI's %XX escapes can decode to bytes that are not UTF-8, or to
-         * control characters: the same rules as for the text itself, else such
-         * a value could not be logged, shown or written back (config dump). */
-        const char *bad = NULL, *why = NULL;
-        for (PQconninfoOption *o = opts; o->keyword && !bad; o++) {
-            if (!o->val)
-                continue;
-            if (!text_utf8_valid(o->val, strlen(o->val)))
-                bad = o->keyword, why = "is not valid UTF-8";
-            for (const char *q = o->val; *q && !bad; q++)
-                if (iscntrl((unsigned char)*q))
-                    bad = o->keyword, why = "contains control characters";
-        }
-        if (bad) {
-            yd_errorf(doc, val, "%s: the value of %s %s (after %%-decoding)", path, bad, why);
-            PQconninfoFree(opts);
-            return;
-        }
-        PQconninfoFree(opts);
-        set_text(ld, field, strdup(s));
-        return;
-    }
-    case CONFIG_T_PATH:
-    case CONFIG_T_FILE: {
-        if (len == 0) {
-            yd_errorf(doc, val, "%s: expected %s, got an empty string", path, want);
-            return;
-        }
-        char *full = resolve_path(ld, s);
-        if (!full) {
-            ld->oom = true;
-            return;
-        }
-        if (k->type == CONFIG_T_FILE && access(full, R_OK) != 0) {
-            yd_errorf(doc, val, "%s: cannot read '%s': %s", path, full, strerror(errno));
-            free(full);
-            return;
-        }
-        set_text(ld, field, full);
-        return;
-    }
-    default:
-        set_text(ld, field, strdup(s));
-        return;
-    }
+    t->parse(&lf, s);
 }
 
 /* Levenshtein distance of two short lowercase-compared strings. */
@@ -865,6 +937,60 @@ static void report_unknown(struct loader *ld, int kid, const char *tprefix, cons
 static void walk_connections(struct loader *ld, const struct config_key *k, int val,
                              struct amtacs_config *cfg);
 
+/* True (and said so) if the i-th key of map repeats an earlier one. */
+static bool duplicate_key(struct yd_doc *doc, int map, size_t i, const char *dprefix,
+                          const char *name)
+{
+    for (size_t j = 0; j < i; j++) {
+        int pk = yd_map_key(doc, map, j);
+        const char *prev = yd_scalar(doc, pk);
+        if (prev && !strcmp(prev, name)) {
+            char sh[SHOWN_LEN];
+            yd_errorf(doc, yd_map_key(doc, map, i),
+                      "%s%s: duplicate key (first given on line %zu)", dprefix,
+                      shown(name, sh, sizeof sh), yd_line(doc, pk));
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The key `name` of the scope tprefix: the leaf of that name, or NULL with
+ * *section set if it names a section of keys below. */
+static const struct config_key *find_key(const char *tprefix, const char *name, bool *section)
+{
+    size_t nl = strlen(name);
+    *section = false;
+    if (strchr(name, '.')) /* "poll.interval: 5s" is not a spelling of poll: {interval: 5s} */
+        return NULL;
+    for (size_t j = 0; j < NKEYS; j++) {
+        const char *rest = in_scope(&keys[j], tprefix);
+        if (!rest || strncmp(rest, name, nl) != 0)
+            continue;
+        if (rest[nl] == '\0')
+            return &keys[j];
+        if (rest[nl] == '.')
+            *section = true;
+    }
+    return NULL;
+}
+
+/* Required keys of the scope absent from map (0: none given), and from
+ * absent sections below it; reported at `at`. */
+static void report_missing(struct yd_doc *doc, const char *tprefix, const char *dprefix, int map,
+                           int at)
+{
+    for (size_t j = 0; j < NKEYS; j++) {
+        const char *rest = in_scope(&keys[j], tprefix);
+        if (!rest || !keys[j].required)
+            continue;
+        char child[80];
+        snprintf(child, sizeof child, "%.*s", (int)first_len(rest), rest);
+        if (!map || !yd_map_get(doc, map, child))
+            yd_errorf(doc, at, "%s%s: required key is missing", dprefix, rest);
+    }
+}
+
 /* Reads the mapping `map` holding the keys of the table below tprefix into base. */
 static void walk_map(struct loader *ld, const char *tprefix, const char *dprefix, int map,
                      void *base, struct amtacs_config *cfg)
@@ -891,33 +1017,10 @@ static void walk_map(struct loader *ld, const char *tprefix, const char *dprefix
                       type_word(doc, kid));
             continue;
         }
-        bool dup = false;
-        for (size_t j = 0; j < i && !dup; j++) {
-            int pk = yd_map_key(doc, map, j);
-            const char *prev = yd_scalar(doc, pk);
-            if (prev && !strcmp(prev, name)) {
-                char sh[SHOWN_LEN];
-                yd_errorf(doc, kid, "%s%s: duplicate key (first given on line %zu)", dprefix,
-                          shown(name, sh, sizeof sh), yd_line(doc, pk));
-                dup = true;
-            }
-        }
-        if (dup)
+        if (duplicate_key(doc, map, i, dprefix, name))
             continue;
-
-        const struct config_key *leaf = NULL;
         bool section = false;
-        size_t nl = strlen(name);
-        /* "poll.interval: 5s" is not a spelling of poll: {interval: 5s} */
-        for (size_t j = 0; j < NKEYS && !leaf && !strchr(name, '.'); j++) {
-            const char *rest = in_scope(&keys[j], tprefix);
-            if (!rest || strncmp(rest, name, nl) != 0)
-                continue;
-            if (rest[nl] == '\0')
-                leaf = &keys[j];
-            else if (rest[nl] == '.')
-                section = true;
-        }
+        const struct config_key *leaf = find_key(tprefix, name, &section);
         char path[192], sub_t[96], sub_d[192];
         snprintf(path, sizeof path, "%s%s", dprefix, name);
         if (leaf && leaf->type == CONFIG_T_CONNECTIONS) {
@@ -933,16 +1036,7 @@ static void walk_map(struct loader *ld, const char *tprefix, const char *dprefix
         }
     }
 
-    /* Required keys absent from this mapping (and from absent sections below it). */
-    for (size_t j = 0; j < NKEYS; j++) {
-        const char *rest = in_scope(&keys[j], tprefix);
-        if (!rest || !keys[j].required)
-            continue;
-        char child[80];
-        snprintf(child, sizeof child, "%.*s", (int)first_len(rest), rest);
-        if (empty || !yd_map_get(doc, map, child))
-            yd_errorf(doc, map, "%s%s: required key is missing", dprefix, rest);
-    }
+    report_missing(doc, tprefix, dprefix, empty ? 0 : map, map);
 }
 
 /* The node at a dotted path below map, or the deepest mapping on the way. */
@@ -991,27 +1085,27 @@ static void set_defaults(struct loader *ld, const char *tprefix, void *base)
         if (!in_scope(k, tprefix))
             continue;
         void *field = (char *)base + k->offset;
-        switch (k->type) {
-        case CONFIG_T_LOG_LEVEL:
+        switch (type_of(k)->store) {
+        case ST_LEVEL:
             *(enum config_log_level *)field = (enum config_log_level)k->def;
             break;
-        case CONFIG_T_INT:
+        case ST_LONG:
             *(long *)field = (long)k->def;
             break;
-        case CONFIG_T_NUMBER:
+        case ST_DOUBLE:
             *(double *)field = k->def;
             break;
-        case CONFIG_T_BOOL:
+        case ST_BOOL:
             *(bool *)field = k->def != 0;
             break;
-        case CONFIG_T_DURATION:
+        case ST_MS:
             *(int64_t *)field = (int64_t)k->def;
             break;
-        case CONFIG_T_CONNECTIONS:
-            break;
-        default:
+        case ST_TEXT:
             if (k->def_s)
                 set_text(ld, field, strdup(k->def_s));
+            break;
+        case ST_NONE:
             break;
         }
     }
@@ -1024,7 +1118,7 @@ static void walk_connections(struct loader *ld, const struct config_key *k, int 
     size_t n = yd_type(doc, val) == YD_SEQ ? yd_len(doc, val) : 0;
     if (n == 0) {
         const char *got = yd_type(doc, val) == YD_SEQ ? "an empty list" : type_word(doc, val);
-        yd_errorf(doc, val, "%s: expected a non-empty list of connections, got %s", k->path, got);
+        yd_errorf(doc, val, "%s: expected %s, got %s", k->path, type_of(k)->expect, got);
         return;
     }
     cfg->connections = calloc(n, sizeof *cfg->connections);
@@ -1061,7 +1155,7 @@ static void walk_connections(struct loader *ld, const struct config_key *k, int 
 static void free_texts(const char *tprefix, void *base)
 {
     for (size_t i = 0; i < NKEYS; i++)
-        if (in_scope(&keys[i], tprefix) && is_text_type(keys[i].type))
+        if (in_scope(&keys[i], tprefix) && type_of(&keys[i])->store == ST_TEXT)
             free(*(char **)((char *)base + keys[i].offset));
 }
 
@@ -1348,35 +1442,33 @@ static void put_value(FILE *out, const struct config_key *k, const void *base)
 {
     const void *field = (const char *)base + k->offset;
     char buf[DURATION_FMT_LEN];
-    switch (k->type) {
-    case CONFIG_T_LOG_LEVEL:
+    switch (type_of(k)->store) {
+    case ST_LEVEL:
         fputs(config_log_level_name(*(const enum config_log_level *)field), out);
         break;
-    case CONFIG_T_INT:
+    case ST_LONG:
         fprintf(out, "%ld", *(const long *)field);
         break;
-    case CONFIG_T_NUMBER:
+    case ST_DOUBLE:
         put_number(out, *(const double *)field);
         break;
-    case CONFIG_T_BOOL:
+    case ST_BOOL:
         fputs(*(const bool *)field ? "true" : "false", out);
         break;
-    case CONFIG_T_DURATION:
+    case ST_MS:
         fputs(duration_format(*(const int64_t *)field, buf, sizeof buf), out);
         break;
-    case CONFIG_T_CONNECTIONS:
-        break;
-    case CONFIG_T_CONNINFO:
-        if (*(char *const *)field)
-            put_conninfo(out, *(char *const *)field);
-        else
+    case ST_TEXT: {
+        const char *v = *(char *const *)field;
+        if (!v)
             fputs("~", out);
-        break;
-    default:
-        if (*(char *const *)field)
-            put_quoted(out, *(char *const *)field);
+        else if (k->type == CONFIG_T_CONNINFO)
+            put_conninfo(out, v); /* its password hidden */
         else
-            fputs("~", out);
+            put_quoted(out, v);
+        break;
+    }
+    case ST_NONE:
         break;
     }
 }
@@ -1384,23 +1476,23 @@ static void put_value(FILE *out, const struct config_key *k, const void *base)
 static bool same_value(const struct config_key *k, const void *a, const void *b)
 {
     const void *x = (const char *)a + k->offset, *y = (const char *)b + k->offset;
-    switch (k->type) {
-    case CONFIG_T_LOG_LEVEL:
+    switch (type_of(k)->store) {
+    case ST_LEVEL:
         return *(const enum config_log_level *)x == *(const enum config_log_level *)y;
-    case CONFIG_T_INT:
+    case ST_LONG:
         return *(const long *)x == *(const long *)y;
-    case CONFIG_T_NUMBER:
+    case ST_DOUBLE:
         return *(const double *)x == *(const double *)y;
-    case CONFIG_T_BOOL:
+    case ST_BOOL:
         return *(const bool *)x == *(const bool *)y;
-    case CONFIG_T_DURATION:
+    case ST_MS:
         return *(const int64_t *)x == *(const int64_t *)y;
-    case CONFIG_T_CONNECTIONS:
-        return true;
-    default: {
+    case ST_TEXT: {
         const char *p = *(char *const *)x, *q = *(char *const *)y;
         return p == q || (p && q && !strcmp(p, q));
     }
+    case ST_NONE:
+        return true;
     }
     return false;
 }
@@ -1494,64 +1586,32 @@ bool config_dump(const struct amtacs_config *cfg, FILE *out)
     return !ferror(out) && fflush(out) == 0;
 }
 
-static void range_text(const struct config_key *k, char *buf, size_t len)
-{
-    char lo[32], hi[32];
-    switch (k->type) {
-    case CONFIG_T_INT:
-    case CONFIG_T_NUMBER:
-    case CONFIG_T_DURATION:
-        fmt_range_value(k, k->min, lo, sizeof lo);
-        fmt_range_value(k, k->max, hi, sizeof hi);
-        snprintf(buf, len, "%s .. %s", lo, hi);
-        break;
-    case CONFIG_T_STRING:
-    case CONFIG_T_NAME:
-        snprintf(buf, len, "%.0f .. %.0f chars", k->min, k->max);
-        break;
-    case CONFIG_T_LOG_LEVEL:
-        snprintf(buf, len, "error, warn, info, debug");
-        break;
-    case CONFIG_T_URL:
-        snprintf(buf, len, "http:// or https://");
-        break;
-    case CONFIG_T_CONNECTIONS:
-        snprintf(buf, len, "1 or more");
-        break;
-    case CONFIG_T_BOOL:
-        snprintf(buf, len, "true, false");
-        break;
-    default:
-        snprintf(buf, len, "-");
-        break;
-    }
-}
-
 static void default_text(const struct config_key *k, char *buf, size_t len)
 {
     if (k->required) {
         snprintf(buf, len, "*required*");
         return;
     }
-    switch (k->type) {
-    case CONFIG_T_LOG_LEVEL:
+    switch (type_of(k)->store) {
+    case ST_LEVEL:
         snprintf(buf, len, "`%s`", config_log_level_name((enum config_log_level)k->def));
         break;
-    case CONFIG_T_INT:
+    case ST_LONG:
         snprintf(buf, len, "`%.0f`", k->def);
         break;
-    case CONFIG_T_NUMBER:
+    case ST_DOUBLE:
         snprintf(buf, len, "`%.1f`", k->def);
         break;
-    case CONFIG_T_BOOL:
+    case ST_BOOL:
         snprintf(buf, len, "`%s`", k->def != 0 ? "true" : "false");
         break;
-    case CONFIG_T_DURATION: {
+    case ST_MS: {
         char d[DURATION_FMT_LEN];
         snprintf(buf, len, "`%s`", duration_format((int64_t)k->def, d, sizeof d));
         break;
     }
-    default:
+    case ST_TEXT:
+    case ST_NONE:
         if (k->def_s)
             snprintf(buf, len, "`\"%s\"`", k->def_s);
         else
@@ -1568,10 +1628,19 @@ bool config_write_reference(FILE *out)
         const struct config_key *k = &keys[i];
         char def[64], range[96];
         default_text(k, def, sizeof def);
-        range_text(k, range, sizeof range);
+        fill(k, type_of(k)->range, range, sizeof range);
         fprintf(out, "| `%s` | %s | %s | %s | %s | %s |\n", k->path,
                 config_key_type_name(k->type), def, range, k->reload ? "yes" : "restart",
                 k->help);
     }
+    return !ferror(out) && fflush(out) == 0;
+}
+
+bool config_write_types(FILE *out)
+{
+    fprintf(out, "| type | written as |\n");
+    fprintf(out, "|---|---|\n");
+    for (size_t i = 0; i < NTYPES; i++)
+        fprintf(out, "| %s | %s |\n", types[i].name, types[i].doc);
     return !ferror(out) && fflush(out) == 0;
 }

@@ -2387,7 +2387,7 @@ static void reload(struct engine *e)
     }
     e->cfg = next;
     e->lease_s = (int)next->daemon.lease_seconds;
-    e->lg->level = (enum log_level)next->log_level;
+    log_set_level(e->lg, (enum log_level)next->log_level);
     for (size_t k = 0; k < e->nconns; k++)
         claim(e->conns[k]); /* max_in_flight may have grown */
     metrics_reload(e->metrics, true);

@@ -17,6 +17,11 @@ int log_level_parse(const char *s)
     return -1;
 }
 
+void log_set_level(struct logger *lg, enum log_level level)
+{
+    __atomic_store_n(&lg->level, level, __ATOMIC_RELAXED);
+}
+
 /* A logfmt value: bare when it is a simple word, else a JSON-style quoted string
  * in which C1 and bidi controls are escaped too (text_escape). */
 static enum buf_rc value(struct buf *b, const char *v)

@@ -1,14 +1,13 @@
 #include "amtacs/metrics.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "amtacs/codes.h"
 
-#define NCALLS (AMT_CALL_MESSAGES + 1)
-#define NSTATUS (AMT_ERR_CANCELLED + 1)
 #define NCODES 101 /* 0..99, and one slot for any other code a server invents */
 
 static const double http_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -35,12 +34,13 @@ struct metrics_conn {
     uint64_t starts;
     uint64_t finished[NCODES];
     uint64_t alerts[NCODES];
-    struct hist http[NCALLS];
-    uint64_t http_outcomes[NCALLS][NSTATUS];
+    struct hist *http;        /* [labels.n_calls] */
+    uint64_t *http_outcomes; /* [call * labels.n_outcomes + outcome] */
 };
 
 struct metrics {
     pthread_mutex_t mu;
+    struct metrics_http_labels labels; /* n_calls 0: none */
     struct metrics_conn *conns; /* in order of first use */
     struct metrics_conn **tail;
     struct hist db;
@@ -63,11 +63,13 @@ static void observe(struct hist *h, const double *bounds, double v)
 
 static int code_slot(int code) { return code >= 0 && code < NCODES - 1 ? code : NCODES - 1; }
 
-struct metrics *metrics_new(void)
+struct metrics *metrics_new(const struct metrics_http_labels *labels)
 {
     struct metrics *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
+    if (labels && labels->n_calls && labels->n_outcomes)
+        m->labels = *labels;
     if (pthread_mutex_init(&m->mu, NULL)) {
         free(m);
         return NULL;
@@ -87,6 +89,8 @@ void metrics_free(struct metrics *m)
     while (mc) {
         struct metrics_conn *next = mc->next;
         free(mc->name);
+        free(mc->http);
+        free(mc->http_outcomes);
         free(mc);
         mc = next;
     }
@@ -106,8 +110,14 @@ struct metrics_conn *metrics_conn_get(struct metrics *m, const char *name)
     mc = calloc(1, sizeof *mc);
     if (!mc)
         goto out;
+    size_t nc = m->labels.n_calls;
     mc->name = strdup(name);
-    if (!mc->name) {
+    mc->http = calloc(nc ? nc : 1, sizeof *mc->http);
+    mc->http_outcomes = calloc(nc ? nc * m->labels.n_outcomes : 1, sizeof *mc->http_outcomes);
+    if (!mc->name || !mc->http || !mc->http_outcomes) {
+        free(mc->name);
+        free(mc->http);
+        free(mc->http_outcomes);
         free(mc);
         mc = NULL;
         goto out;
@@ -153,14 +163,17 @@ void metrics_job_finished(struct metrics_conn *mc, int code)
 
 void metrics_alert(struct metrics_conn *mc, int code) { LOCKED(mc, mc->alerts[code_slot(code)]++); }
 
-void metrics_http_call(struct metrics_conn *mc, enum amt_call call, double seconds,
-                       enum amt_status status)
+void metrics_http_call(struct metrics_conn *mc, unsigned call, double seconds,
+                       unsigned outcome)
 {
-    if ((unsigned)call >= NCALLS || (unsigned)status >= NSTATUS || status == AMT_ERR_CANCELLED)
-        return; /* a cancelled call says nothing about the server */
+    if (!mc)
+        return;
+    const struct metrics_http_labels *l = &mc->owner->labels; /* fixed at metrics_new */
+    if (call >= l->n_calls || outcome >= l->n_outcomes || !l->outcomes[outcome])
+        return;
     LOCKED(mc, {
         observe(&mc->http[call], http_bounds, seconds < 0 ? 0 : seconds);
-        mc->http_outcomes[call][status]++;
+        mc->http_outcomes[call * l->n_outcomes + outcome]++;
     });
 }
 
@@ -272,6 +285,47 @@ static bool hist_lines(struct buf *b, const char *name, const struct metrics_con
            !buf_printf(b, "%llu\n", (unsigned long long)h->count);
 }
 
+/* The calls to the Batch Server, under the labels metrics_new was given. */
+static bool render_http(struct metrics *m, struct buf *b)
+{
+    const struct metrics_http_labels *l = &m->labels;
+    char extra[160], help[256] = "Calls to the Batch Server by call and outcome";
+    const char *sep = " (";
+    for (size_t st = 0; st < l->n_outcomes; st++)
+        if (l->outcomes[st]) {
+            snprintf(help + strlen(help), sizeof help - strlen(help), "%s%s", sep,
+                     l->outcomes[st]);
+            sep = ", ";
+        }
+    snprintf(help + strlen(help), sizeof help - strlen(help), "%s.", *sep == ',' ? ")" : "");
+
+    if (!head(b, "amtacs_http_request_seconds", "histogram",
+              "Duration of the calls to the Batch Server, by call."))
+        return false;
+    for (struct metrics_conn *mc = m->conns; mc; mc = mc->next)
+        for (size_t call = 0; call < l->n_calls; call++) {
+            snprintf(extra, sizeof extra, "call=\"%s\"", l->calls[call]);
+            if (!hist_lines(b, "amtacs_http_request_seconds", mc, extra, &mc->http[call],
+                            http_bounds))
+                return false;
+        }
+    if (!head(b, "amtacs_http_requests_total", "counter", help))
+        return false;
+    for (struct metrics_conn *mc = m->conns; mc; mc = mc->next)
+        for (size_t call = 0; call < l->n_calls; call++)
+            for (size_t st = 0; st < l->n_outcomes; st++) {
+                uint64_t n = mc->http_outcomes[call * l->n_outcomes + st];
+                if (!n)
+                    continue;
+                snprintf(extra, sizeof extra, "call=\"%s\",outcome=\"%s\"", l->calls[call],
+                         l->outcomes[st]);
+                if (!series(b, "amtacs_http_requests_total", "", mc, extra) ||
+                    buf_printf(b, "%llu\n", (unsigned long long)n))
+                    return false;
+            }
+    return true;
+}
+
 static bool render_locked(struct metrics *m, struct buf *b)
 {
     struct metrics_conn *mc;
@@ -368,32 +422,7 @@ static bool render_locked(struct metrics *m, struct buf *b)
                 buf_printf(b, "%llu\n", (unsigned long long)mc->alerts[code]))
                 return false;
         }
-    if (!head(b, "amtacs_http_request_seconds", "histogram",
-              "Duration of the calls to the Batch Server, by call."))
-        return false;
-    for (mc = m->conns; mc; mc = mc->next)
-        for (int call = 0; call < NCALLS; call++) {
-            snprintf(extra, sizeof extra, "call=\"%s\"", amt_call_name((enum amt_call)call));
-            if (!hist_lines(b, "amtacs_http_request_seconds", mc, extra, &mc->http[call],
-                            http_bounds))
-                return false;
-        }
-    if (!head(b, "amtacs_http_requests_total", "counter",
-              "Calls to the Batch Server by call and outcome (ok, transport, server, "
-              "protocol, auth, rejected, no-password)."))
-        return false;
-    for (mc = m->conns; mc; mc = mc->next)
-        for (int call = 0; call < NCALLS; call++)
-            for (int st = 0; st < NSTATUS; st++) {
-                if (!mc->http_outcomes[call][st])
-                    continue;
-                snprintf(extra, sizeof extra, "call=\"%s\",outcome=\"%s\"", amt_call_name((enum amt_call)call),
-                         amt_status_name((enum amt_status)st));
-                if (!series(b, "amtacs_http_requests_total", "", mc, extra) ||
-                    buf_printf(b, "%llu\n", (unsigned long long)mc->http_outcomes[call][st]))
-                    return false;
-            }
-    return true;
+    return render_http(m, b);
 }
 
 bool metrics_render(struct metrics *m, struct buf *out)

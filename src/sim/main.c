@@ -20,10 +20,10 @@
 #include <sodium.h>
 
 #include "amtacs/netaddr.h"
-#include "amtacs/sim_catalog.h"
-#include "amtacs/sim_faults.h"
-#include "amtacs/sim_http.h"
-#include "amtacs/sim_world.h"
+#include "sim_catalog.h"
+#include "sim_faults.h"
+#include "sim_http.h"
+#include "sim_world.h"
 
 #define EXIT_USAGE 2
 #define PEM_MAX (1024 * 1024)

@@ -1,5 +1,5 @@
 /* sim_catalog: loads and validates the simulator's YAML job catalog. */
-#include "amtacs/sim_catalog.h"
+#include "sim_catalog.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* sim_faults: run-time fault settings, their PRNG and interruptible sleeps. */
-#include "amtacs/sim_faults.h"
+#include "sim_faults.h"
 
 #include <errno.h>
 #include <pthread.h>

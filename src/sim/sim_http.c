@@ -1,5 +1,5 @@
 /* sim_http: libmicrohttpd handlers, routing, body caps and fault application. */
-#include "amtacs/sim_http.h"
+#include "sim_http.h"
 
 #include <errno.h>
 #include <stdio.h>

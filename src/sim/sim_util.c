@@ -1,5 +1,5 @@
 /* sim_util: min-heap of timed events and an open-addressing string map. */
-#include "amtacs/sim_util.h"
+#include "sim_util.h"
 
 #include <stdlib.h>
 #include <string.h>

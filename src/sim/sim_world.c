@@ -1,5 +1,5 @@
 /* sim_world: requests, queues, controller, messages, users, tokens, counters. */
-#include "amtacs/sim_world.h"
+#include "sim_world.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -16,7 +16,7 @@
 
 #include "amtacs/buf.h"
 #include "amtacs/codes.h"
-#include "amtacs/sim_util.h"
+#include "sim_util.h"
 
 #define NO_TIME INT64_MAX
 #define POLL_EVENT UINT32_MAX

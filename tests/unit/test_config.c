@@ -200,6 +200,76 @@ static void test_defaults_match_table(void **state)
     config_free(cfg);
 }
 
+/* "a.b.c" and value as a YAML flow mapping: {a: {b: {c: value}}} */
+static void nest(char *buf, size_t len, const char *path, const char *value)
+{
+    char open[256] = "", close[64] = "";
+    for (const char *p = path; *p;) {
+        size_t l = strcspn(p, ".");
+        snprintf(open + strlen(open), sizeof open - strlen(open), "{%.*s: ", (int)l, p);
+        snprintf(close + strlen(close), sizeof close - strlen(close), "}");
+        p += l + (p[l] == '.');
+    }
+    snprintf(buf, len, "%s%s%s", open, value, close);
+}
+
+/* Every number, integer and duration key refuses one past its max, at its
+ * place, with the words and the bounds of the table. */
+static void test_bounds_from_table(void **state)
+{
+    (void)state;
+    size_t n;
+    const struct config_key *keys = config_keys(&n);
+    int tried = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct config_key *k = &keys[i];
+        char value[48], lo[DURATION_FMT_LEN], hi[DURATION_FMT_LEN], words[96];
+        switch (k->type) {
+        case CONFIG_T_INT:
+            snprintf(value, sizeof value, "%.0f", k->max + 1);
+            snprintf(words, sizeof words, "an integer from %.0f to %.0f", k->min, k->max);
+            break;
+        case CONFIG_T_NUMBER:
+            snprintf(value, sizeof value, "%.1f", k->max + 1);
+            snprintf(words, sizeof words, "a number from %.1f to %.1f", k->min, k->max);
+            break;
+        case CONFIG_T_DURATION:
+            snprintf(value, sizeof value, "%.0fms", k->max + 1);
+            snprintf(words, sizeof words, "a duration from %s to %s",
+                     duration_format((int64_t)k->min, lo, sizeof lo),
+                     duration_format((int64_t)k->max, hi, sizeof hi));
+            break;
+        default:
+            continue;
+        }
+        bool conn = !strncmp(k->path, "connections[].", 14);
+        const char *rest = conn ? k->path + 14 : k->path;
+        char item[512], text[1024], want[256];
+        nest(item, sizeof item, rest, value);
+        int il = (int)strlen(item) - 2; /* its outer braces off: "poll: {interval: V}" */
+        if (conn)
+            snprintf(text, sizeof text,
+                     "database: {conninfo: 'dbname=x'}\nkey_file: /k\nconnections:\n"
+                     "  - {name: A, url: 'http://h:1', batch_user: u, %.*s}\n",
+                     il, item + 1);
+        else
+            snprintf(text, sizeof text, "%s%.*s\n", minimal, il, item + 1);
+        snprintf(want, sizeof want, "%s%s: %s is out of range: expected %s",
+                 conn ? "connections[0]." : "", rest, value, words);
+        struct config_errors *errs = NULL;
+        const struct amtacs_config *cfg = config_load_string("t", text, strlen(text), &errs);
+        if (cfg)
+            fail_msg("%s: %s was accepted:\n%s", k->path, value, text);
+        const char *got = config_errors_get(errs, 0);
+        if (config_errors_count(errs) != 1 || !strstr(got, want) || strncmp(got, "t:", 2))
+            fail_msg("%s: want one error '...%s', got %zu, the first '%s', for:\n%s", k->path,
+                     want, config_errors_count(errs), got ? got : "", text);
+        config_errors_free(errs);
+        tried++;
+    }
+    assert_true(tried > 20);
+}
+
 static void test_every_key_parses(void **state)
 {
     (void)state;
@@ -845,15 +915,14 @@ static void test_dump_hides_password(void **state)
     }
 }
 
-/* docs/configuration.md carries the table config_write_reference() makes. */
-static void test_reference_matches_docs(void **state)
+/* docs/configuration.md carries the table write() makes. */
+static void doc_carries(bool (*write)(FILE *out), const char *what)
 {
-    (void)state;
     char *ref = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&ref, &len);
     assert_non_null(mem);
-    assert_true(config_write_reference(mem));
+    assert_true(write(mem));
     fclose(mem);
 
     FILE *f = fopen(AMTACS_SOURCE_DIR "/docs/configuration.md", "r");
@@ -864,8 +933,35 @@ static void test_reference_matches_docs(void **state)
     fclose(f);
     assert_true(got > 0);
     if (!strstr(doc, ref))
-        fail_msg("docs/configuration.md is out of date; its table must read:\n%s", ref);
+        fail_msg("docs/configuration.md is out of date; its %s table must read:\n%s", what, ref);
     free(doc);
+    free(ref);
+}
+
+static void test_reference_matches_docs(void **state)
+{
+    (void)state;
+    doc_carries(config_write_reference, "key");
+    doc_carries(config_write_types, "value type");
+}
+
+/* Every type a key has is described in that table. */
+static void test_types_described(void **state)
+{
+    (void)state;
+    char *ref = NULL;
+    size_t len = 0, n;
+    FILE *mem = open_memstream(&ref, &len);
+    assert_non_null(mem);
+    assert_true(config_write_types(mem));
+    fclose(mem);
+    const struct config_key *keys = config_keys(&n);
+    for (size_t i = 0; i < n; i++) {
+        char row[64];
+        snprintf(row, sizeof row, "\n| %s | ", config_key_type_name(keys[i].type));
+        if (!strstr(ref, row))
+            fail_msg("%s: its type is not in the value types table", keys[i].path);
+    }
     free(ref);
 }
 
@@ -952,6 +1048,7 @@ int main(void)
         cmocka_unit_test(test_example_loads_with_defaults),
         cmocka_unit_test(test_example_covers_every_key),
         cmocka_unit_test(test_defaults_match_table),
+        cmocka_unit_test(test_bounds_from_table),
         cmocka_unit_test(test_every_key_parses),
         cmocka_unit_test(test_find_connection),
         cmocka_unit_test(test_bad_files),
@@ -965,6 +1062,7 @@ int main(void)
         cmocka_unit_test(test_dump_escapes_yaml_breaks),
         cmocka_unit_test(test_dump_hides_password),
         cmocka_unit_test(test_reference_matches_docs),
+        cmocka_unit_test(test_types_described),
         cmocka_unit_test(test_table_is_sound),
         cmocka_unit_test(test_free_null),
         cmocka_unit_test(test_reload_rules),

@@ -8,7 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "amtacs/amt.h"
 #include "amtacs/metrics.h"
+
+/* As the daemon wires them: the client's names, a cancelled call not counted. */
+static const char *const calls[] = {"heartbeat", "logon", "start", "kill",
+                                    "monitor", "monitor_jobs", "messages"};
+static const char *const outcomes[] = {"ok", "transport", "server", "protocol", "auth",
+                                       "rejected", "no-password", NULL};
+static const struct metrics_http_labels labels = {calls, 7, outcomes, 8};
+
+static struct metrics *new_metrics(void) { return metrics_new(&labels); }
 
 static char *render(struct metrics *m)
 {
@@ -30,7 +40,7 @@ static void has_line(const char *text, const char *line)
 static void counts_and_codes(void **state)
 {
     (void)state;
-    struct metrics *m = metrics_new();
+    struct metrics *m = new_metrics();
     assert_non_null(m);
     struct metrics_conn *a = metrics_conn_get(m, "AMTDEMO");
     assert_ptr_equal(a, metrics_conn_get(m, "AMTDEMO")); /* one series per name */
@@ -69,7 +79,7 @@ static void counts_and_codes(void **state)
 static void histograms_are_cumulative(void **state)
 {
     (void)state;
-    struct metrics *m = metrics_new();
+    struct metrics *m = new_metrics();
     struct metrics_conn *a = metrics_conn_get(m, "A");
     metrics_http_call(a, AMT_CALL_START, 0.0004, AMT_OK);
     metrics_http_call(a, AMT_CALL_START, 0.003, AMT_OK);
@@ -90,6 +100,9 @@ static void histograms_are_cumulative(void **state)
     has_line(t, "amtacs_http_requests_total{connection=\"A\",call=\"start\",outcome=\"ok\"} 2");
     has_line(t, "amtacs_http_requests_total{connection=\"A\",call=\"start\",outcome=\"server\"} 1");
     has_line(t, "amtacs_http_requests_total{connection=\"A\",call=\"start\",outcome=\"transport\"} 1");
+    /* the outcomes in the HELP line come from the labels, the unlabelled left out */
+    has_line(t, "# HELP amtacs_http_requests_total Calls to the Batch Server by call and outcome "
+                "(ok, transport, server, protocol, auth, rejected, no-password).");
     has_line(t, "amtacs_database_statement_seconds_count 2");
     has_line(t, "amtacs_database_errors_total 1");
     free(t);
@@ -104,7 +117,7 @@ static void labels_escaped(void **state)
     assert_true(metrics_label_value(&b, "a\"b\\c\nd"));
     assert_string_equal(b.data, "\"a\\\"b\\\\c\\nd\"");
     buf_free(&b);
-    struct metrics *m = metrics_new();
+    struct metrics *m = new_metrics();
     metrics_conn_state(metrics_conn_get(m, "we\"ird"), "enabled", -1, 0, false);
     char *t = render(m);
     has_line(t, "amtacs_connection_configured{connection=\"we\\\"ird\"} 0");
@@ -116,7 +129,7 @@ static void labels_escaped(void **state)
 static void health(void **state)
 {
     (void)state;
-    struct metrics *m = metrics_new();
+    struct metrics *m = new_metrics();
     struct metrics_health h;
     metrics_health(m, &h);
     assert_int_equal(h.last_tick_ms, 0);
@@ -134,9 +147,39 @@ static void health(void **state)
     metrics_free(NULL);
 }
 
+/* The labels above are the client's own names, in its enums' order. */
+static void labels_are_the_clients(void **state)
+{
+    (void)state;
+    assert_int_equal(sizeof calls / sizeof calls[0], AMT_CALL_MESSAGES + 1);
+    for (unsigned i = 0; i <= AMT_CALL_MESSAGES; i++)
+        assert_string_equal(calls[i], amt_call_name((enum amt_call)i));
+    assert_int_equal(sizeof outcomes / sizeof outcomes[0], AMT_ERR_CANCELLED + 1);
+    for (unsigned i = 0; i < AMT_ERR_CANCELLED; i++)
+        assert_string_equal(outcomes[i], amt_status_name((enum amt_status)i));
+    /* out of the labels' range: ignored, not a crash */
+    struct metrics *m = new_metrics();
+    struct metrics_conn *a = metrics_conn_get(m, "A");
+    metrics_http_call(a, 7, 1, 0);
+    metrics_http_call(a, 0, 1, 8);
+    char *t = render(m);
+    assert_null(strstr(t, "amtacs_http_requests_total{"));
+    free(t);
+    metrics_free(m);
+    /* without labels: no call series at all */
+    m = metrics_new(NULL);
+    a = metrics_conn_get(m, "A");
+    metrics_http_call(a, 0, 1, 0);
+    t = render(m);
+    assert_null(strstr(t, "amtacs_http_request_seconds_count{"));
+    free(t);
+    metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(labels_are_the_clients),
         cmocka_unit_test(counts_and_codes),
         cmocka_unit_test(histograms_are_cumulative),
         cmocka_unit_test(labels_escaped),

@@ -241,6 +241,29 @@ static void log_lines_escaped(void **state)
     free(text);
 }
 
+/* A reload changes the level through log_set_level(): lines below it go, above it come. */
+static void log_level_set(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    struct logger lg = {f, LOG_INFO};
+    log_event(&lg, LOG_DEBUG, "a.hidden", NULL, "x");
+    log_set_level(&lg, LOG_DEBUG);
+    assert_true(log_on(&lg, LOG_DEBUG));
+    log_event(&lg, LOG_DEBUG, "b.shown", NULL, "x");
+    log_set_level(&lg, LOG_ERROR);
+    assert_false(log_on(&lg, LOG_WARN));
+    log_event(&lg, LOG_WARN, "c.hidden", NULL, "x");
+    fclose(f);
+    assert_null(strstr(text, "a.hidden"));
+    assert_non_null(strstr(text, "event=b.shown"));
+    assert_null(strstr(text, "c.hidden"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +275,7 @@ int main(void)
         cmocka_unit_test(every_code_point),
         cmocka_unit_test(json_quote_keeps_them),
         cmocka_unit_test(log_lines_escaped),
+        cmocka_unit_test(log_level_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

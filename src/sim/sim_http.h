@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "amtacs/sim_faults.h"
-#include "amtacs/sim_world.h"
+#include "sim_faults.h"
+#include "sim_world.h"
 
 /* Largest request body accepted; larger bodies answer 413. */
 #define SIM_HTTP_BODY_MAX (1024 * 1024)

@@ -18,7 +18,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "amtacs/sim_catalog.h"
+#include "sim_catalog.h"
 
 /* errorCode of every authentication failure (AMT's AUTHENTICATION_ERROR). */
 #define SIM_ERR_AUTH 24
