@@ -13,8 +13,11 @@ D=$H_TMP/alerts
 mkdir -p "$D"
 # Inline, not a script file: a shell running a script holds the file open, and
 # the descriptors looked at must be the ones the daemon handed over. The
-# command holds until $D/release exists, so that the test sees it running.
-cmd="echo \\\"\$AMTACS_JOB_ID \$\$\\\" >>$D/started; touch $D/run.\$\$; ls $D | grep -c '^run[.]' >>$D/conc; while [ ! -e $D/release ]; do sleep 0.05; done; rm $D/run.\$\$; echo \$AMTACS_JOB_ID >>$D/ended"
+# command first notes its signal mask as it got it, with the shell's builtins
+# alone (/proc/PID/status read later may catch the shell forking one of its
+# sleeps, when it blocks every signal for a moment). It holds until
+# $D/release exists, so that the test sees it running.
+cmd="while read -r l; do case \$l in Sig*) echo \$l;; esac; done </proc/\$\$/status >$D/sig.\$\$; echo \\\"\$AMTACS_JOB_ID \$\$\\\" >>$D/started; touch $D/run.\$\$; ls $D | grep -c '^run[.]' >>$D/conc; while [ ! -e $D/release ]; do sleep 0.05; done; rm $D/run.\$\$; echo \$AMTACS_JOB_ID >>$D/ended"
 H_DAEMON_EXTRA="  alert_command: \"$cmd\"
   alert_command_max: 2" h_daemon_config "$H_TMP/amtacs.yaml"
 # The daemon's environment holds what the command must not get.
@@ -58,7 +61,7 @@ has_var "AMTACS_BATCH_REQUEST_ID=[0-9]+" "AMTACS_BATCH_REQUEST_ID"
 # SigIgn leaves out bits 32 and 33: glibc's own two signals (SIGCANCEL,
 # SIGSETXID), which posix_spawn sets ignored in any child it starts and every
 # glibc program takes back at its start; no signal a script knows of is ignored.
-sigs=$(grep -E '^Sig(Blk|Ign):' "/proc/$pid/status" | tr -d ' \t')
+sigs=$(grep -E '^Sig(Blk|Ign):' "$D/sig.$pid" | tr -d ' \t')
 h_eq "SigBlk:0000000000000000" "$(grep SigBlk <<<"$sigs")" \
     "no signal blocked (the daemon blocks TERM, INT and HUP)"
 ign=$(grep SigIgn <<<"$sigs" | cut -d: -f2)
