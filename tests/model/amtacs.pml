@@ -56,11 +56,9 @@
  */
 
 #ifndef FAULTS
-#define FAULTS 2              /* faults in a run (at most 3: NINC) */
+#define FAULTS 2              /* faults in a run (at most 2: the orphan slots) */
 #endif
 #define ATTEMPTS 2            /* start_retry.attempts */
-#define NINC 4                /* incarnations of a daemon: a crash starts a new one
-                                 (the server's slots below are written out for 4) */
 #define NTID 6                /* taskIds: a resolve --restart gives a new one */
 #define NREQ 4                /* requests the server can make for the job */
 
@@ -124,14 +122,15 @@ bit  up[3];             /* the process runs */
 bit  sess[3];           /* its statement session lives: it holds its advisory lock */
 bit  dbup[3];           /* the daemon believes that session up (db_up) */
 bit  lok[3];            /* lease_holds: its renewal covering the job succeeded less than a lease ago */
-byte inc[3];            /* incarnation: answers for an earlier one go nowhere */
 byte feat[3];           /* F_* */
 
-/* calls on the wire: one Start and one Kill per daemon incarnation at most */
-byte ws_tid[3 * NINC];   /* a Start for this taskId (0: none) */
-byte wk_brid[3 * NINC];  /* a Kill of this request (0: none) */
-byte wk_att[3 * NINC];   /* for the machine of this attempt */
-/* answers to the current incarnation */
+/* calls on the wire: [1] and [2] those of daemons 1 and 2 (one Start and one
+ * Kill at a time each), [3] and [4] those of daemons that died since: they
+ * still reach the server, their answers go nowhere */
+byte ws_tid[5];          /* a Start for this taskId (0: none) */
+byte wk_brid[5];         /* a Kill of this request (0: none) */
+byte wk_att[5];          /* for the machine of this attempt */
+/* answers, to the daemon that called */
 byte as_ans[3];  byte as_brid[3];
 byte ak_ans[3];  byte ak_att[3];
 
@@ -166,7 +165,6 @@ hidden byte requested_kill_carried_out;
 #define HOLDING       (ph != PH_NEW && ph != PH_DROPPED)
 #define ACTIVE(s)     ((s) == STARTING || (s) == RUNNING)
 #define FENCED        (db_owner == d && db_att == att)
-#define IDX           (d * NINC + inc[d])
 
 inline write_applies() {
     CHECK(only_the_holder_writes, holder == d && holder_att == att)
@@ -174,7 +172,7 @@ inline write_applies() {
 
 inline end_job(c) {
     CHECK(ends_at_most_once, ends == 0);
-    db_st = FINISHED; db_code = c; db_lease = 0; ends++; holder = 0
+    db_st = FINISHED; db_code = c; db_lease = 0; ends++; holder = 0; holder_att = 0
 }
 
 /* send_kill(): only while the lease holds; otherwise kept for later */
@@ -182,8 +180,8 @@ inline send_kill() {
     if
     :: lok[d] && dbup[d] && !kb ->
         kw = 0; kb = 1;
-        assert(wk_brid[IDX] == 0);
-        wk_brid[IDX] = brid; wk_att[IDX] = att
+        assert(wk_brid[d] == 0);
+        wk_brid[d] = brid; wk_att[d] = att
     :: else -> kw = 1
     fi
 }
@@ -217,6 +215,20 @@ inline lease_lost() {
     if
     :: busy -> skip                                   /* T: start lease_lost busy -> start */
     :: else -> ph = PH_DROPPED                        /* T: start|start_write|follow|messages|finish_write|doubt_write lease_lost idle -> dropped */
+    fi
+}
+
+/* A daemon died: its calls on the wire still reach the server. */
+inline orphan() {
+    if
+    :: ws_tid[d] != 0 && ws_tid[3] == 0 -> ws_tid[3] = ws_tid[d]; ws_tid[d] = 0
+    :: ws_tid[d] != 0 && ws_tid[3] != 0 -> assert(ws_tid[4] == 0); ws_tid[4] = ws_tid[d]; ws_tid[d] = 0
+    :: else -> skip
+    fi;
+    if
+    :: wk_brid[d] != 0 && wk_brid[3] == 0 -> wk_brid[3] = wk_brid[d]; wk_brid[d] = 0; wk_att[d] = 0
+    :: wk_brid[d] != 0 && wk_brid[3] != 0 -> assert(wk_brid[4] == 0); wk_brid[4] = wk_brid[d]; wk_brid[d] = 0; wk_att[d] = 0
+    :: else -> skip
     fi
 }
 
@@ -258,8 +270,9 @@ end_loop:
     /* ------------------------------------------------------------ faults */
     :: atomic { up[d] && faults > 0 ->                  /* kill -9: its session goes with it */
         faults--; up[d] = 0; sess[d] = 0; dbup[d] = 0; lok[d] = 0;
-        feat[d] = F_NONE; inc[d]++;
-        as_ans[d] = A_NONE; ak_ans[d] = A_NONE;
+        feat[d] = F_NONE;
+        orphan();
+        as_ans[d] = A_NONE; as_brid[d] = 0; ak_ans[d] = A_NONE; ak_att[d] = 0;
         ph = PH_NEW; att = 0; tid = 0; brid = 0; tries = 0; code = 0;
         ms = 0; kw = 0; ks = 0; kb = 0; busy = 0; lost = 0 }
     :: atomic { !up[d] -> up[d] = 1; sess[d] = 1; dbup[d] = 1 }  /* restarted; takes its lock */
@@ -341,8 +354,8 @@ end_loop:
         :: else ->
             CHECK(no_start_again_without_operator, idem || (!reached[tid] && inflight[tid] == 0));
             busy = 1; inflight[tid]++;
-            assert(ws_tid[IDX] == 0);
-            ws_tid[IDX] = tid                         /* T: start due send -> start */
+            assert(ws_tid[d] == 0);
+            ws_tid[d] = tid                           /* T: start due send -> start */
         fi }
 
     /* on_start() */
@@ -354,7 +367,7 @@ end_loop:
         if
         :: ph == PH_DROPPED -> skip                   /* settle(): the job is not ours */
         :: a == A_OK ->
-            brid = as_brid[d];
+            brid = as_brid[d]; as_brid[d] = 0;
             ph = PH_START_WRITE                       /* T: start start_answered any -> start_write */
         :: a == A_REFUSED ->
             code = C_ERROR;
@@ -409,6 +422,7 @@ end_loop:
         a = ak_ans[d];
         ak_ans[d] = A_NONE;
         assert(kb && att == ak_att[d]);               /* a machine is freed only after its Kill answered */
+        ak_att[d] = 0;
         kb = 0;
         if
         :: ph == PH_DROPPED -> skip                   /* its job is gone */
@@ -448,7 +462,7 @@ end_loop:
         if
         :: FENCED && db_st == STARTING ->
             write_applies();
-            db_st = IN_DOUBT; db_lease = 0; holder = 0;
+            db_st = IN_DOUBT; db_lease = 0; holder = 0; holder_att = 0;
             ph = PH_DROPPED                           /* T: doubt_write write_done held -> dropped */
         :: else ->
             ph = PH_DROPPED                           /* T: doubt_write write_done not_held -> dropped */
@@ -465,7 +479,7 @@ end_loop:
 /* The AMT server: answers the calls on the wire in any order, ends requests. */
 inline serve_start(i) {
     t = ws_tid[i]; ws_tid[i] = 0; inflight[t]--;
-    sd = i / NINC; si = i % NINC;
+    sd = (i <= 2 -> i : 0);
     r = 0;
     do
     :: r < nreq && rq_tid[r] != t -> r++
@@ -493,27 +507,27 @@ inline serve_start(i) {
     :: faults > 0 -> faults--; ans = A_NOT_SENT       /* connection refused */
     fi;
     if
-    :: si == inc[sd] -> as_ans[sd] = ans; as_brid[sd] = b
+    :: sd != 0 -> as_ans[sd] = ans; as_brid[sd] = b
     :: else -> skip                                   /* its daemon died meanwhile */
     fi;
-    r = 0; t = 0; sd = 0; si = 0; ans = 0; b = 0
+    r = 0; t = 0; sd = 0; ans = 0; b = 0
 }
 
 inline serve_kill(i) {
     CHECK(kill_only_when_requested, db_kill);
     r = wk_brid[i] - 1; ka = wk_att[i];
     wk_brid[i] = 0; wk_att[i] = 0;
-    sd = i / NINC; si = i % NINC;
+    sd = (i <= 2 -> i : 0);
     if
     :: rq_st[r] == R_RUNNING -> rq_st[r] = R_KILLED; ans = A_OK
     :: rq_st[r] != R_RUNNING -> ans = A_LATE
     :: faults > 0 -> faults--; ans = A_FAILED
     fi;
     if
-    :: si == inc[sd] -> ak_ans[sd] = ans; ak_att[sd] = ka
+    :: sd != 0 -> ak_ans[sd] = ans; ak_att[sd] = ka
     :: else -> skip
     fi;
-    r = 0; sd = 0; si = 0; ans = 0; ka = 0
+    r = 0; sd = 0; ans = 0; ka = 0
 }
 
 #define SERVE(i) \
@@ -522,12 +536,11 @@ inline serve_kill(i) {
 
 proctype server()
 {
-    byte r, t, sd, si, ans, b, ka;
+    byte r, t, sd, ans, b, ka;
 end_loop:
     do
-    /* the slots of daemons 1 and 2 (index d * NINC + incarnation) */
-    SERVE(4) SERVE(5) SERVE(6) SERVE(7)
-    SERVE(8) SERVE(9) SERVE(10) SERVE(11)
+    /* the calls of daemons 1 and 2, and those of daemons that died since */
+    SERVE(1) SERVE(2) SERVE(3) SERVE(4)
     /* a request ends by itself; one that an operator wants killed runs until killed */
     :: atomic { !db_kill && nreq > 0 && rq_st[0] == R_RUNNING -> rq_st[0] = R_DONE }
     :: atomic { !db_kill && nreq > 1 && rq_st[1] == R_RUNNING -> rq_st[1] = R_DONE }
