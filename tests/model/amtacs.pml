@@ -160,6 +160,15 @@ hidden byte requested_kill_carried_out;
 
 #define CHECK(name, cond) name = (cond); assert(name); name = 0
 
+/* Witnesses: MODEL_WITNESS=N in the verifier's environment turns REACH(N)
+ * into a failing assertion, so that spin shows a run that gets there: the
+ * paths the properties are about are really taken (tests/model/test_model.sh). */
+c_decl {
+\#include <stdlib.h>
+}
+byte witness;
+#define REACH(n) assert(witness != n)
+
 #define RUN           up[d]
 #define ONLINE        (RUN && dbup[d] && sess[d])
 #define HOLDING       (ph != PH_NEW && ph != PH_DROPPED)
@@ -213,7 +222,7 @@ inline kill_job() {
 inline lease_lost() {
     lost = 1;
     if
-    :: busy -> skip                                   /* T: start lease_lost busy -> start */
+    :: busy -> REACH(7)                               /* T: start lease_lost busy -> start */
     :: else -> ph = PH_DROPPED                        /* T: start|start_write|follow|messages|finish_write|doubt_write lease_lost idle -> dropped */
     fi
 }
@@ -311,6 +320,10 @@ end_loop:
     :: atomic { ONLINE && ph == PH_NEW && ACTIVE(db_st) &&
                 (!db_lease || (!sess[db_owner] && db_owner != d)) ->
         /* taken over: the lease expired, or its holder is gone */
+        if
+        :: db_lease -> REACH(2)                       /* gone: its lease still ran */
+        :: else -> skip
+        fi;
         db_owner = d; db_att++; db_lease = 1; lok[d] = 1;
 #ifdef BUG_TASKID_AT_CLAIM
         db_tid++;
@@ -353,6 +366,10 @@ end_loop:
 #endif
         :: else ->
             CHECK(no_start_again_without_operator, idem || (!reached[tid] && inflight[tid] == 0));
+            if
+            :: ms && reached[tid] -> REACH(6)         /* sent again: the server is idempotent */
+            :: else -> skip
+            fi;
             busy = 1; inflight[tid]++;
             assert(ws_tid[d] == 0);
             ws_tid[d] = tid                           /* T: start due send -> start */
@@ -455,14 +472,14 @@ end_loop:
             write_applies();
             end_job(code);
             ph = PH_DROPPED                           /* T: finish_write write_done held -> dropped */
-        :: else ->
+        :: else -> REACH(5);
             ph = PH_DROPPED                           /* T: finish_write write_done not_held -> dropped */
         fi }
     :: atomic { ONLINE && ph == PH_DOUBT_WRITE ->     /* T: doubt_write due any -> doubt_write */
         if
         :: FENCED && db_st == STARTING ->
             write_applies();
-            db_st = IN_DOUBT; db_lease = 0; holder = 0; holder_att = 0;
+            db_st = IN_DOUBT; db_lease = 0; holder = 0; holder_att = 0; REACH(1);
             ph = PH_DROPPED                           /* T: doubt_write write_done held -> dropped */
         :: else ->
             ph = PH_DROPPED                           /* T: doubt_write write_done not_held -> dropped */
@@ -520,7 +537,7 @@ inline serve_kill(i) {
     sd = (i <= 2 -> i : 0);
     if
     :: rq_st[r] == R_RUNNING -> rq_st[r] = R_KILLED; ans = A_OK
-    :: rq_st[r] != R_RUNNING -> ans = A_LATE
+    :: rq_st[r] != R_RUNNING -> ans = A_LATE; REACH(3)
     :: faults > 0 -> faults--; ans = A_FAILED
     fi;
     if
@@ -582,7 +599,7 @@ end_loop:
         :: r == nreq ->                                /* --restart: it was not started */
             db_st = QUEUED; db_tid++; db_owner = 0; assert(db_tid < NTID)
         :: r < nreq ->                                 /* --follow BATCHREQUESTID */
-            db_st = RUNNING; db_brid = r + 1; db_lease = 0
+            db_st = RUNNING; db_brid = r + 1; db_lease = 0; REACH(4)
         :: end_job(C_UNDEFINED)                        /* --fail */
         fi;
         r = 0 }
@@ -618,6 +635,7 @@ proctype terminal()
 
 init {
     atomic {
+        c_code { now.witness = getenv("MODEL_WITNESS") ? (uchar) atoi(getenv("MODEL_WITNESS")) : 0; };
 #ifdef IDEM
         idem = IDEM;                                  /* one kind of server only */
 #else

@@ -6,7 +6,9 @@
 #   2. the model with each known bug switched on: spin must find a
 #      counterexample to the property that bug breaks, so that no property
 #      holds only because it checks nothing;
-#   3. the transition markers parse (tests/model/transitions.sh), and once
+#   3. witnesses: a run reaches each of the paths the properties are about
+#      (in doubt, takeover from a gone daemon, a late Kill, ...);
+#   4. the transition markers parse (tests/model/transitions.sh), and once
 #      src/lib/job.c exists, each is a row of its table (job_table).
 # Needs spin (scripts/deps) and gcc. MODEL_KEEP=1 keeps the work directory
 # (the verifiers and any trail: `spin -t -p -DBUG_... amtacs.pml` replays one).
@@ -80,7 +82,29 @@ else
     failed=1
 fi
 
-# 3. the transitions a later test compares with job.c's table
+# 3. witnesses: the paths the properties are about are taken (REACH(N) in the
+# model fails when MODEL_WITNESS=N; the same verifier as 1)
+if [ -x "$work/protocol/pan" ]; then
+    while read -r n what; do
+        (cd "$work/protocol" && MODEL_WITNESS=$n ./pan -m200000 -w21 >"witness-$n" 2>&1) || true
+        if grep -q "assertion violated (witness!=$n)" "$work/protocol/witness-$n"; then
+            echo "ok: reached: $what"
+        else
+            echo "FAIL: no run reaches: $what" >&2
+            failed=1
+        fi
+    done <<'WITNESSES'
+1 a job written in doubt
+2 a job taken over from a gone daemon whose lease still ran
+3 a Kill that finds its request ended (409)
+4 a job in doubt resolved --follow
+5 a finish written by a daemon that lost the job, fenced out
+6 Start sent again for a job that may have been started (idempotent server)
+7 the lease lost while Start is on the wire
+WITNESSES
+fi
+
+# 4. the transitions a later test compares with job.c's table
 transitions=$("$here/transitions.sh")
 n=$(printf '%s\n' "$transitions" | wc -l)
 if [ "$n" -ge 20 ] && printf '%s\n' "$transitions" | awk 'NF != 3 { exit 1 }'; then
@@ -90,7 +114,7 @@ else
     failed=1
 fi
 
-# 4. once src/lib/job.c has its table: every transition of the model is a row
+# 5. once src/lib/job.c has its table: every transition of the model is a row
 # of job_table (the rows the model has none for are what it leaves out,
 # docs/model.md)
 jobc=$here/../../src/lib/job.c
