@@ -16,9 +16,10 @@
  *     them, loses answers and refuses connections;
  *   - an operator who asks for a kill and resolves a job in doubt;
  *   - faults, at most FAULTS in a run: a daemon crashes (kill -9) and is
- *     restarted, pauses (SIGSTOP past its leases) and resumes, loses its
- *     statement session, or cannot renew in time; the server loses an
- *     answer, refuses a connection or fails a Kill; a heartbeat fails.
+ *     restarted, pauses past its leases (SIGSTOP) or cannot renew in time
+ *     (its own lease runs out; it resumes with its next step, whenever it
+ *     likes), loses its statement session; the server loses an answer,
+ *     refuses a connection or fails a Kill; a heartbeat fails.
  *
  * Every transition of a job machine carries a marker on its line,
  *   T: FROM EVENT GUARD -> TO      (FROM may be a|b|c, TO may be '=': same)
@@ -52,7 +53,8 @@
  *                            run on: a kill requested for it reaches nothing
  *                            (the default run accepts 23 as the job ending
  *                            first; this one does not)
- * IDEM=0 or IDEM=1 checks one kind of server (default: both).
+ * IDEM=0 or IDEM=1 checks one kind of server (default: both); MODEL_WITNESS=N
+ * in the verifier's environment asks for a run reaching REACH(N).
  */
 
 #ifndef FAULTS
