@@ -56,6 +56,35 @@ CREATE TRIGGER jobs_check_fields
                                external_ref, task_values, script_parameters
     ON acs.jobs FOR EACH ROW EXECUTE FUNCTION acs.jobs_check_fields();
 
+-- A job's result is success exactly when acs.completion_codes says its code
+-- is (DONE, 4); a code not in the table is a failure. Until migration 22 this
+-- was the CHECK jobs_result_matches_code, which named code 4 (a CHECK cannot
+-- read another table); the trigger reports the same constraint name and
+-- message, and runs only when result or completion_code is written.
+CREATE OR REPLACE FUNCTION acs.jobs_check_result()
+    RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF NEW.completion_code IS NOT NULL
+       AND (NEW.result = 'success') IS DISTINCT FROM
+           coalesce((SELECT c.success FROM acs.completion_codes AS c
+                      WHERE c.code = NEW.completion_code), false) THEN
+        RAISE EXCEPTION 'new row for relation "jobs" violates check constraint "%"',
+                        'jobs_result_matches_code'
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'jobs_result_matches_code',
+                  TABLE = 'jobs', SCHEMA = 'acs';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION acs.jobs_check_result() IS
+    'Trigger: result = success exactly when acs.completion_codes.success is true for the code';
+REVOKE ALL ON FUNCTION acs.jobs_check_result() FROM PUBLIC;
+DROP TRIGGER IF EXISTS jobs_check_result ON acs.jobs;
+CREATE TRIGGER jobs_check_result BEFORE INSERT OR UPDATE OF result, completion_code ON acs.jobs
+    FOR EACH ROW WHEN (NEW.result IS NOT NULL) EXECUTE FUNCTION acs.jobs_check_result();
+
 -- The state machine: refuses every state change but
 --   queued -> starting | finished (killed before it started)
 --   starting -> running | finished | queued (given back before Start was sent)

@@ -107,8 +107,16 @@ $$;
 REVOKE ALL ON FUNCTION acs.takeover_due(text,text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.takeover_due(text,text[]) TO acs_daemon;
 
--- The four-argument form (0002) stays for callers that always take over.
-CREATE OR REPLACE FUNCTION acs.claim_jobs(owner text, connection text, max_jobs integer, lease_seconds integer, take_over boolean)
+-- Claims up to max_jobs jobs of a connection with a lease: with take_over,
+-- first the jobs of gone daemons and expired leases (in id order), then queued
+-- jobs; each claim counts an attempt. Says who asked for a kill (the log of a
+-- job killed while queued names them).
+--
+-- The four-argument form of 0002 (always taking over) is this one with
+-- take_over's default; it was a second function until migration 22.
+DROP FUNCTION IF EXISTS acs.claim_jobs(text, text, integer, integer);
+CREATE OR REPLACE FUNCTION acs.claim_jobs(owner text, connection text, max_jobs integer,
+                                          lease_seconds integer, take_over boolean DEFAULT true)
     RETURNS TABLE(id bigint, attempt integer, state text, kind text, application text, amt_user text, queue_name text, job_name text, script_name text, params json, task_id uuid, batch_request_id integer, kill_requested boolean, taken_over boolean, kill_requested_by text)
     LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog SET lock_timeout = '500ms'
 AS $$
@@ -159,16 +167,6 @@ COMMENT ON FUNCTION acs.claim_jobs(text,text,integer,integer,boolean) IS
 REVOKE ALL ON FUNCTION acs.claim_jobs(text,text,integer,integer,boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.claim_jobs(text,text,integer,integer,boolean) TO acs_daemon;
 
--- The four-argument form (0002) stays for callers that always take over.
-CREATE OR REPLACE FUNCTION acs.claim_jobs(owner text, connection text, max_jobs integer, lease_seconds integer)
-    RETURNS TABLE(id bigint, attempt integer, state text, kind text, application text, amt_user text, queue_name text, job_name text, script_name text, params json, task_id uuid, batch_request_id integer, kill_requested boolean, taken_over boolean, kill_requested_by text)
-    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
-AS $$
-    SELECT * FROM acs.claim_jobs(owner, connection, max_jobs, lease_seconds, true)
-$$;
-REVOKE ALL ON FUNCTION acs.claim_jobs(text,text,integer,integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION acs.claim_jobs(text,text,integer,integer) TO acs_daemon;
-
 -- Renews the leases of held jobs (ids and attempts in pairs). Returns the
 -- jobs it did not renew: busy = false, the caller no longer holds the job
 -- (drop it); busy = true, another session has the row locked this instant
@@ -205,8 +203,12 @@ AS $$
 $$;
 COMMENT ON FUNCTION acs.leases_renew(text,bigint[],integer[],integer) IS
     'Daemon: renews the leases of held jobs in id order, skipping rows locked by others; returns those not renewed (busy: locked, still held)';
+-- (migrations 9 to 21 left it callable by every role: a scheduler could keep
+-- a gone daemon's jobs from being taken over)
+REVOKE ALL ON FUNCTION acs.leases_renew(text,bigint[],integer[],integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION acs.leases_renew(text,bigint[],integer[],integer) TO acs_daemon;
 
--- The form of 0002, for a daemon of an earlier release during an upgrade:
+-- The first form (until migration 9), for a daemon of an earlier release during an upgrade:
 -- the ids no longer held.
 CREATE OR REPLACE FUNCTION acs.renew_leases(owner text, ids bigint[], attempts integer[], lease_seconds integer)
     RETURNS SETOF bigint
@@ -395,10 +397,71 @@ COMMENT ON FUNCTION acs.job_add_messages(bigint,text,integer,json) IS
 REVOKE ALL ON FUNCTION acs.job_add_messages(bigint,text,integer,json) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.job_add_messages(bigint,text,integer,json) TO acs_daemon;
 
--- Finishes a job in one transaction: the final code, the result (success for
--- DONE alone), the error text and the merged log. Returns 'finished', or
--- 'already' when this owner/attempt had finished it before (a retried call
--- after a lost connection), or 'lost' when the caller no longer holds it.
+-- The one place where jobs end (acs.job_finish, acs.jobs_finish and an
+-- operator's acs.resolve_in_doubt all come here). The caller holds each job's
+-- row (locked, its own fence checked) and gives, per job, the final code, the
+-- error text and the merged log. The result is success when
+-- acs.completion_codes says the code is (DONE, 4; a code not in the table is a
+-- failure), and a code whose raises_alert is set raises an alert (a row in
+-- acs.alerts, whose trigger sends NOTIFY acs_alerts). reported: the code is
+-- the last one the Batch Server (or the connector) gave for the job, so it
+-- becomes last_code as well and the lease ends; an operator's decision leaves
+-- both as they were. Returns the ids it finished, in the order given; a job
+-- already finished is left alone.
+CREATE OR REPLACE FUNCTION acs.jobs_end(ids bigint[], codes integer[], errors text[],
+                                        logs text[], reported boolean)
+    RETURNS SETOF bigint
+    LANGUAGE plpgsql SET search_path = pg_catalog SET enable_hashjoin = off
+                     SET enable_mergejoin = off
+AS $$
+BEGIN
+    -- One statement whose UPDATE's RETURNING feeds the log and the alert (a
+    -- join of the items to the updated rows would be planned as a nested
+    -- loop: O(n^2), 357 ms for 2,000 items). Each item is one probe of the
+    -- primary key, whatever the planner thinks of the batch's size against
+    -- the table's (a hash join would read the whole table): hence no hash or
+    -- merge join here.
+    RETURN QUERY
+    WITH x AS (
+        SELECT * FROM unnest(ids, codes, errors, logs) WITH ORDINALITY AS x(id, code, error, log, ord)
+    ), upd AS (
+        UPDATE acs.jobs AS t
+           SET state = 'finished', completion_code = x.code,
+               result = CASE WHEN (SELECT c.success FROM acs.completion_codes AS c
+                                    WHERE c.code = x.code) THEN 'success' ELSE 'failure' END,
+               error = x.error, finished_at = now(),
+               lease_expires = CASE WHEN reported THEN NULL ELSE t.lease_expires END,
+               last_code = CASE WHEN reported THEN x.code ELSE t.last_code END
+          FROM x
+         WHERE t.id = x.id AND t.state <> 'finished'
+        RETURNING t.id, t.connection, t.kind, coalesce(t.job_name, t.script_name) AS job,
+                  x.code, x.error, x.log, x.ord
+    ), logged AS (
+        INSERT INTO acs.job_logs (job_id, connection, log)
+        SELECT upd.id, upd.connection, upd.log FROM upd
+        RETURNING job_id
+    ), alerted AS (
+        INSERT INTO acs.alerts (job_id, connection, code, name, message)
+        SELECT upd.id, upd.connection, upd.code, c.name,
+               format('job %s (%s %s) ended %s (%s)%s', upd.id, upd.kind, upd.job, c.name,
+                      upd.code, coalesce(': ' || upd.error, ''))
+          FROM upd JOIN acs.completion_codes AS c ON c.code = upd.code
+         WHERE c.raises_alert
+        RETURNING 1
+    )
+    SELECT upd.id FROM upd
+     WHERE (SELECT count(*) FROM logged) >= 0 AND (SELECT count(*) FROM alerted) >= 0
+     ORDER BY upd.ord;
+END
+$$;
+COMMENT ON FUNCTION acs.jobs_end(bigint[],integer[],text[],text[],boolean) IS
+    'Internal: ends held jobs (state, code, result from completion_codes.success, error, log, alert from completion_codes.raises_alert); called by job_finish, jobs_finish and resolve_in_doubt';
+REVOKE ALL ON FUNCTION acs.jobs_end(bigint[],integer[],text[],text[],boolean) FROM PUBLIC;
+
+-- Finishes a job in one transaction: the final code, the result, the error
+-- text and the merged log (acs.jobs_end). Returns 'finished', or 'already'
+-- when this owner/attempt had finished it before (a retried call after a lost
+-- connection), or 'lost' when the caller no longer holds it.
 CREATE OR REPLACE FUNCTION acs.job_finish(job_id bigint, owner text, attempt integer, code integer, error text, log text)
     RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog SET lock_timeout = '500ms'
@@ -406,14 +469,10 @@ AS $$
 DECLARE
     j acs.jobs%ROWTYPE;
 BEGIN
-    UPDATE acs.jobs AS t
-       SET state = 'finished', completion_code = code,
-           result = CASE WHEN code = 4 THEN 'success' ELSE 'failure' END,
-           error = job_finish.error, finished_at = now(), lease_expires = NULL,
-           last_code = code
+    PERFORM 1 FROM acs.jobs AS t
      WHERE t.id = job_id AND t.owner = job_finish.owner AND t.attempt = job_finish.attempt
        AND t.state IN ('starting', 'running')
-    RETURNING t.* INTO j;
+       FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         SELECT * INTO j FROM acs.jobs AS t WHERE t.id = job_id;
         IF FOUND AND j.state = 'finished' AND j.owner = job_finish.owner
@@ -422,17 +481,7 @@ BEGIN
         END IF;
         RETURN 'lost';
     END IF;
-    INSERT INTO acs.job_logs (job_id, connection, log) VALUES (j.id, j.connection, job_finish.log);
-    -- the codes the vendor says to watch (ERROR, ABORTED, WEB_SERVER_ERROR,
-    -- AUTHENTICATION_ERROR) raise an alert: a row and a NOTIFY on acs_alerts
-    IF job_finish.code IN (11, 12, 23, 24) THEN
-        INSERT INTO acs.alerts (job_id, connection, code, name, message)
-        SELECT j.id, j.connection, job_finish.code, c.name,
-               format('job %s (%s %s) ended %s (%s)%s', j.id, j.kind,
-                      coalesce(j.job_name, j.script_name), c.name, job_finish.code,
-                      coalesce(': ' || job_finish.error, ''))
-          FROM acs.completion_codes AS c WHERE c.code = job_finish.code;
-    END IF;
+    PERFORM acs.jobs_end(ARRAY[job_id], ARRAY[code], ARRAY[error], ARRAY[log], true);
     RETURN 'finished';
 END
 $$;
@@ -441,23 +490,29 @@ COMMENT ON FUNCTION acs.job_finish(bigint,text,integer,integer,text,text) IS
 REVOKE ALL ON FUNCTION acs.job_finish(bigint,text,integer,integer,text,text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.job_finish(bigint,text,integer,integer,text,text) TO acs_daemon;
 
--- outcome: finished, already (this owner and attempt finished it before),
--- lost, busy (the row is locked by another session: finish it again
--- shortly), or 'error: ...'.
+-- items: [{"id","attempt","code","error","log"}]; returns (id, outcome) per
+-- item, in order. outcome: finished, already (this owner and attempt finished
+-- it before), lost, busy (the row is locked by another session: finish it
+-- again shortly), or 'error: ...'. All items go in two statements (lock, then
+-- acs.jobs_end); should that fail, they go one by one, so that one bad item
+-- cannot hold the others back.
 CREATE OR REPLACE FUNCTION acs.jobs_finish(owner text, items json)
     RETURNS TABLE(id bigint, outcome text)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog SET lock_timeout = '500ms'
 AS $$
 DECLARE
+    ids bigint[];
+    codes integer[];
+    errors text[];
+    logs text[];
+    mine bigint[];
     done bigint[];
     busy bigint[];
     x json;
 BEGIN
     BEGIN
-        -- Lock what is ours first, in id order, skipping what someone else
-        -- holds; then one UPDATE whose RETURNING feeds the log and the alert
-        -- (a join of the items to the updated rows would be planned as a
-        -- nested loop: O(n^2), 357 ms for 2,000 items).
+        -- Lock what is ours, in id order, skipping what someone else holds
+        -- (each item one probe of the primary key).
         WITH x AS (
             SELECT t.id, t.attempt, t.code, t.error, t.log, t.ord
               FROM ROWS FROM (json_to_recordset(items)
@@ -468,43 +523,23 @@ BEGIN
              WHERE t.owner = jobs_finish.owner AND t.attempt = x.attempt
                AND CASE t.state WHEN 'starting' THEN true WHEN 'running' THEN true ELSE false END
         ), locked AS (
-            SELECT t.id FROM acs.jobs AS t JOIN mine ON t.id = mine.id
+            SELECT t.id, x.code, x.error, x.log, x.ord FROM acs.jobs AS t JOIN x ON t.id = x.id
+             WHERE t.owner = jobs_finish.owner AND t.attempt = x.attempt
+               AND CASE t.state WHEN 'starting' THEN true WHEN 'running' THEN true ELSE false END
              ORDER BY t.id
                FOR NO KEY UPDATE OF t SKIP LOCKED
-        ), upd AS (
-            UPDATE acs.jobs AS t
-               SET state = 'finished', completion_code = x.code,
-                   result = CASE WHEN x.code = 4 THEN 'success' ELSE 'failure' END,
-                   error = x.error, finished_at = now(), lease_expires = NULL, last_code = x.code
-              FROM x, locked
-             WHERE t.id = locked.id AND t.id = x.id AND t.owner = jobs_finish.owner
-               AND t.attempt = x.attempt
-               AND CASE t.state WHEN 'starting' THEN true WHEN 'running' THEN true ELSE false END
-            RETURNING t.id, t.connection, t.kind, coalesce(t.job_name, t.script_name) AS name,
-                      x.code, x.error, x.log, x.ord
-        ), logs AS (
-            INSERT INTO acs.job_logs (job_id, connection, log)
-            SELECT upd.id, upd.connection, upd.log FROM upd
-            RETURNING job_id
-        ), alerts AS (
-            INSERT INTO acs.alerts (job_id, connection, code, name, message)
-            SELECT upd.id, upd.connection, upd.code, c.name,
-                   format('job %s (%s %s) ended %s (%s)%s', upd.id, upd.kind, upd.name, c.name,
-                          upd.code, coalesce(': ' || upd.error, ''))
-              FROM upd JOIN acs.completion_codes AS c ON c.code = upd.code
-             WHERE upd.code IN (11, 12, 23, 24)
-            RETURNING 1
         )
-        SELECT coalesce(array_agg(upd.id ORDER BY upd.ord), '{}'),
-               coalesce((SELECT array_agg(m.id) FROM mine AS m
-                          WHERE NOT EXISTS (SELECT 1 FROM upd AS u WHERE u.id = m.id)), '{}')
-          INTO done, busy
-          FROM upd
-         WHERE (SELECT count(*) FROM logs) >= 0 AND (SELECT count(*) FROM alerts) >= 0;
+        SELECT coalesce(array_agg(l.id ORDER BY l.ord), '{}'), array_agg(l.code ORDER BY l.ord),
+               array_agg(l.error ORDER BY l.ord), array_agg(l.log ORDER BY l.ord),
+               coalesce((SELECT array_agg(m.id) FROM mine AS m), '{}')
+          INTO ids, codes, errors, logs, mine
+          FROM locked AS l;
+        done := ARRAY(SELECT acs.jobs_end(ids, codes, errors, logs, true));
         IF cardinality(done) = json_array_length(items) THEN
             RETURN QUERY SELECT d, 'finished'::text FROM unnest(done) AS d;
             RETURN;
         END IF;
+        busy := ARRAY(SELECT m FROM unnest(mine) AS m WHERE m <> ALL (done));
         -- Some were not finished here: each item's own outcome, in order.
         RETURN QUERY
             SELECT t.id, CASE WHEN t.id = ANY (done) THEN 'finished'
@@ -538,6 +573,8 @@ BEGIN
     END LOOP;
 END
 $$;
+COMMENT ON FUNCTION acs.jobs_finish(text,json) IS
+    'Daemon: finishes many held jobs (acs.jobs_end), in id order, skipping rows locked by others; an outcome per item';
 REVOKE ALL ON FUNCTION acs.jobs_finish(text,json) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.jobs_finish(text,json) TO acs_daemon;
 

@@ -5,8 +5,10 @@
 -- The current definition of each function and view here; `amtacsctl migrate`
 -- applies this file after the versioned migrations (docs/schema.md).
 
--- As in 0009_lock_order.sql; request_kills calls it per job, so a bulk kill
--- is audited job by job.
+-- An operator's kill: the row is locked FOR NO KEY UPDATE (lock order: one
+-- job, or many in id order by request_kills), the connection must allow kills,
+-- and the daemon that holds the job is told (NOTIFY). request_kills calls it per
+-- job, so a bulk kill is audited job by job.
 CREATE OR REPLACE FUNCTION acs.request_kill(job_id bigint)
     RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
@@ -74,15 +76,18 @@ COMMENT ON FUNCTION acs.request_kills(bigint[]) IS
 REVOKE ALL ON FUNCTION acs.request_kills(bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.request_kills(bigint[]) TO acs_admin, acs_operator;
 
--- As in 0011_notify_hints.sql.
+-- An operator's decision on a job in doubt (its Start may have reached a
+-- server that is not idempotent): restart it (a new taskId), fail it, or
+-- follow the BatchRequestId the operator found on the server.
 CREATE OR REPLACE FUNCTION acs.resolve_in_doubt(job_id bigint, action text, batch_request_id integer DEFAULT NULL::integer, log text DEFAULT NULL::text)
     RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
 AS $$
 DECLARE
     st text;
+    err text;
 BEGIN
-    SELECT j.state INTO st FROM acs.jobs AS j WHERE j.id = resolve_in_doubt.job_id FOR UPDATE;
+    SELECT j.state, j.error INTO st, err FROM acs.jobs AS j WHERE j.id = resolve_in_doubt.job_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'job % does not exist', job_id USING ERRCODE = 'no_data_found';
     END IF;
@@ -95,15 +100,15 @@ BEGIN
                claimed_at = NULL, error = NULL
          WHERE j.id = resolve_in_doubt.job_id;
     ELSIF action = 'fail' THEN
-        UPDATE acs.jobs AS j SET state = 'finished', completion_code = 19, result = 'failure',
-               finished_at = now(),
-               error = coalesce(j.error || '; ', '') || 'resolved by an operator as failed'
-         WHERE j.id = resolve_in_doubt.job_id;
-        INSERT INTO acs.job_logs (job_id, connection, log)
-        SELECT j.id, j.connection,
-               coalesce(resolve_in_doubt.log, 'job ' || j.id || ' was in doubt and resolved by '
-                        || acs.actor() || ' as failed: ' || coalesce(j.error, '') || E'\n')
-          FROM acs.jobs AS j WHERE j.id = resolve_in_doubt.job_id;
+        -- ends as UNDEFINED (19), a failure, through acs.jobs_end like every job;
+        -- not reported by the server, so last_code and the lease stay
+        err := coalesce(err || '; ', '') || 'resolved by an operator as failed';
+        PERFORM acs.jobs_end(ARRAY[resolve_in_doubt.job_id], ARRAY[19], ARRAY[err],
+                             ARRAY[coalesce(resolve_in_doubt.log,
+                                            'job ' || resolve_in_doubt.job_id
+                                            || ' was in doubt and resolved by ' || acs.actor()
+                                            || ' as failed: ' || err || E'\n')],
+                             false);
     ELSIF action = 'follow' THEN
         IF batch_request_id IS NULL OR batch_request_id <= 0 THEN
             RAISE EXCEPTION 'follow needs the BatchRequestId the server gave the job'
@@ -168,7 +173,7 @@ COMMENT ON FUNCTION acs.rerun_job(bigint) IS
 REVOKE ALL ON FUNCTION acs.rerun_job(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.rerun_job(bigint) TO acs_admin, acs_operator;
 
--- As in 0003_operations.sql.
+-- Acknowledges an alert, once (a second call returns false).
 CREATE OR REPLACE FUNCTION acs.acknowledge_alert(alert_id bigint)
     RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
@@ -191,7 +196,8 @@ $$;
 REVOKE ALL ON FUNCTION acs.acknowledge_alert(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.acknowledge_alert(bigint) TO acs_admin, acs_operator;
 
--- As in 0009_lock_order.sql. The daemon purges on its own schedule: that is
+-- Retention: deletes job logs older than their connection's Retain Log Files
+-- days, max_rows at a time. The daemon purges on its own schedule: that is
 -- its own work, not an action of a person, and is not audited.
 CREATE OR REPLACE FUNCTION acs.purge_job_logs(max_rows integer DEFAULT 1000)
     RETURNS integer
@@ -224,7 +230,8 @@ COMMENT ON FUNCTION acs.purge_job_logs(integer) IS
 REVOKE ALL ON FUNCTION acs.purge_job_logs(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.purge_job_logs(integer) TO acs_admin, acs_daemon, acs_operator;
 
--- As in 0009_lock_order.sql.
+-- Full Comm of a connection (enabled, limited, disabled), with a NOTIFY the
+-- daemon acts on.
 CREATE OR REPLACE FUNCTION acs.set_comm(connection text, comm_state text)
     RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
@@ -384,7 +391,9 @@ COMMENT ON FUNCTION acs.job_stats() IS
 REVOKE ALL ON FUNCTION acs.job_stats() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.job_stats() TO acs_admin, acs_operator, acs_scheduler, acs_viewer;
 
--- As in 0015_web_operate.sql, with the timeline and the alert.
+-- A job as one JSON document (GET /api/v1/jobs/ID): its fields, codes with
+-- their names, whether its log is there, its reruns, its timeline (the states
+-- the server reported) and its latest alert.
 CREATE OR REPLACE FUNCTION acs.job_document(p_id bigint)
     RETURNS json
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog
