@@ -108,6 +108,18 @@ h_eq "$(grep -hoE '^CREATE TRIGGER [a-z_0-9]+' "${fn_files[@]}" | awk '{print $3
 h_eq "" "$(grep -lE '^((CREATE|ALTER|DROP) TABLE|INSERT INTO|UPDATE|DELETE FROM|TRUNCATE) ' "${fn_files[@]}")" \
     "function files change no table and no row (that is what migrations are for)"
 
+# A function that runs as the schema's owner is callable by the roles it is
+# granted to, never by PUBLIC (every role: acs.leases_renew was, until 0022).
+h_eq "" "$(h_sql -c "SELECT string_agg(p.oid::regprocedure::text, ' ') FROM pg_proc AS p
+                      WHERE p.pronamespace = 'acs'::regnamespace AND p.prosecdef
+                        AND EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
+                                     WHERE a.grantee = 0)")" \
+    "no SECURITY DEFINER function of acs can be called by PUBLIC"
+h_eq "acs_daemon" "$(h_sql -c "SELECT string_agg(r.rolname, ' ' ORDER BY r.rolname) FROM pg_roles AS r
+                                WHERE r.rolname LIKE 'acs\_%' AND r.rolname <> 'acs_owner'
+                                  AND has_function_privilege(r.oid, 'acs.leases_renew(text, bigint[], integer[], integer)', 'EXECUTE')")" \
+    "acs.leases_renew is the daemon's alone"
+
 # A changed function file: migrate applies every function file again, in one
 # transaction, and says so; what was changed by hand is as the file says again.
 applied_all=$(for f in "${fn_files[@]}"; do echo "applied ${f#"$AMTACS_SRC"/sql/}"; done)
