@@ -707,20 +707,23 @@ int db_migrate(PGconn *conn, FILE *report, char *err, size_t errlen)
         goto fail;
     if (check_recorded(conn, &version, &next, err, errlen) != 0)
         goto fail;
+    /* First, so that a migrator that is not a superuser is a member of the
+     * owner (it must be, to replace the owner's functions) or is told at once
+     * what it lacks; a schema migrated before the owner role existed is handed
+     * over here too. What the run creates is handed over at its end. */
+    if (hand_over(conn, err, errlen) != 0)
+        goto fail;
     for (long k = next; k >= 0 && (size_t)k < amtacs_migrations_count; k++) {
         if (apply_one(conn, &amtacs_migrations[k], err, errlen) != 0)
             goto fail;
         applied++;
         version = amtacs_migrations[k].version;
     }
-    /* a schema migrated before the owner role existed is handed over here; and
-     * a migrator that is not a superuser becomes a member of the owner, which
-     * it must be to replace the owner's functions */
-    if (hand_over(conn, err, errlen) != 0)
-        goto fail;
     if (applied == 0 && functions_current(conn, &current, err, errlen) != 0)
         goto fail;
-    if (!current && (apply_functions(conn, err, errlen) != 0 || hand_over(conn, err, errlen) != 0))
+    if (!current && apply_functions(conn, err, errlen) != 0)
+        goto fail;
+    if ((applied > 0 || !current) && hand_over(conn, err, errlen) != 0)
         goto fail;
     if (exec_simple(conn, "COMMIT", PGRES_COMMAND_OK, "cannot commit", err, errlen) != 0)
         goto fail;
