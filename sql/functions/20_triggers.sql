@@ -19,6 +19,11 @@ DROP TRIGGER IF EXISTS batch_users_touch ON acs.batch_users;
 CREATE TRIGGER batch_users_touch BEFORE UPDATE ON acs.batch_users
     FOR EACH ROW EXECUTE FUNCTION acs.touch_updated_at();
 
+-- The checks on a job's fields, in a trigger rather than CHECK constraints:
+-- PostgreSQL evaluates every CHECK of a row on every UPDATE, and the daemon
+-- updates each job several times, while a job's fields never change after it
+-- is enqueued. The trigger fires on INSERT and on an UPDATE that names one of
+-- the fields, and reports the very constraint names and messages.
 CREATE OR REPLACE FUNCTION acs.jobs_check_fields()
     RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog
@@ -116,6 +121,9 @@ BEGIN
 END
 $$;
 
+-- The trigger runs only for a transition that is not allowed (to refuse it);
+-- the allowed ones are its WHEN clause, evaluated without a function call.
+-- Keep the two lists in step.
 DROP TRIGGER IF EXISTS jobs_check_transition ON acs.jobs;
 CREATE TRIGGER jobs_check_transition BEFORE UPDATE OF state ON acs.jobs
     FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state AND NOT (
