@@ -164,3 +164,30 @@ h_eq "v8-running running v8-doubt in_doubt v8-later queued" \
     "$(h_sql -c "SELECT string_agg(external_ref || ' ' || state, ' ' ORDER BY id) FROM acs.jobs
                   WHERE external_ref IN ('v8-running', 'v8-doubt', 'v8-later')")" \
     "the jobs of the connection it does not serve are left as they were"
+
+### a database at version 20, the last before the function files #################
+
+psql -X -q -d postgres -c "CREATE DATABASE v20" >/dev/null
+h_sql -d v20 -c "CREATE SCHEMA acs;
+                 CREATE TABLE acs.schema_migrations (
+                     version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+                     applied_at timestamptz NOT NULL DEFAULT now(),
+                     applied_by text NOT NULL DEFAULT session_user);
+                 COMMENT ON TABLE acs.schema_migrations IS
+                     'Applied amtacs migrations (sql/NNNN_*.sql); checksum is the SHA-256 of the file'"
+for f in "$AMTACS_SRC"/sql/00[01][0-9]_*.sql "$AMTACS_SRC"/sql/0020_*.sql; do
+    name=${f##*/}
+    { echo "BEGIN; SET LOCAL search_path = pg_catalog, acs; SET LOCAL client_min_messages = warning;"
+      cat "$f"
+      echo ";"
+      echo "INSERT INTO acs.schema_migrations (version, name, checksum)
+            VALUES (${name:0:4} + 0, '$name', '$(sha256sum <"$f" | cut -d' ' -f1)');"
+      echo "COMMIT;"; } | h_sql -d v20 >/dev/null
+done
+h_eq 20 "$(h_sql -d v20 -c 'SELECT max(version) FROM acs.schema_migrations')" "a second database is at version 20"
+h_eq 2 "$(h_sql -d v20 -c "SELECT count(*) FROM pg_proc WHERE proname = 'claim_jobs'")" \
+    "with the two forms of acs.claim_jobs of version 20"
+h_match "schema is now at version $latest \\(" \
+    "$("$CTL_BIN" --db "${H_PGCONN/dbname=amtacs/dbname=v20}" migrate 2>&1)" "migrate upgrades it"
+diff <(dump fresh) <(dump v20) >"$H_TMP/schema20.diff" || true
+h_eq "" "$(head -n 40 "$H_TMP/schema20.diff")" "to the schema a fresh install makes"
