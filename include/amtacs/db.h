@@ -20,7 +20,7 @@
 /* The role that owns schema acs and everything in it, so that its SECURITY
  * DEFINER functions run as this role: no login, no attributes, no rights
  * outside acs (docs/schema.md). db_migrate creates it and hands everything to
- * it in each migration's transaction. */
+ * it in the migration's transaction. */
 #define DB_SCHEMA_OWNER "acs_owner"
 
 /* Connects (blocking) with a libpq conninfo string or URI, in UTF-8, with
@@ -28,10 +28,11 @@
  * failure with a message in err that never contains the conninfo's password. */
 PGconn *db_connect(const char *conninfo, char *err, size_t errlen);
 
-/* Applies the pending migrations, each in its own transaction under an advisory
- * lock (concurrent runs are safe); refuses a database with a newer or an
- * unknown recorded version or a changed checksum. One line per applied
- * migration and a closing line go to report (may be NULL). 0 or -1. */
+/* Applies the pending migrations and then, if one was applied or a function
+ * file changed, every function file (sql/functions/), all in one transaction
+ * under an advisory lock (concurrent runs are safe); refuses a database with a
+ * newer or an unknown recorded version or a changed checksum. One line per
+ * applied file and a closing line go to report (may be NULL). 0 or -1. */
 int db_migrate(PGconn *conn, FILE *report, char *err, size_t errlen);
 
 /* The highest applied migration version into *version (0 for a database that

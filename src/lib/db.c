@@ -548,7 +548,8 @@ static int hand_over(PGconn *conn, char *err, size_t errlen)
     return rc;
 }
 
-/* Checks that the embedded migrations are usable: versions positive and increasing. */
+/* Checks that the embedded migrations are usable: versions positive and
+ * increasing, and at least one function file. */
 static int check_embedded(char *err, size_t errlen)
 {
     for (size_t i = 0; i < amtacs_migrations_count; i++) {
@@ -561,14 +562,135 @@ static int check_embedded(char *err, size_t errlen)
             return -1;
         }
     }
+    if (amtacs_function_files_count == 0) {
+        set_err(err, errlen, "this build embeds no function file (sql/functions/*.sql)");
+        return -1;
+    }
     return 0;
 }
 
+/*
+ * Whether acs.schema_functions records exactly the embedded function files,
+ * each with its checksum (into *current). A database without the table (a
+ * migration that creates it is pending) is not current. 0 or -1.
+ */
+static int functions_current(PGconn *conn, bool *current, char *err, size_t errlen)
+{
+    char msg[512];
+    char count[32];
+    int rc = -1;
+    PGresult *res = PQexec(conn, "SELECT to_regclass('acs.schema_functions') IS NOT NULL");
+    *current = false;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+        goto failed;
+    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        rc = 0;
+        goto cleanup;
+    }
+    PQclear(res);
+    res = PQexec(conn, "SELECT count(*) FROM acs.schema_functions");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+        goto failed;
+    snprintf(count, sizeof count, "%zu", amtacs_function_files_count);
+    if (strcmp(PQgetvalue(res, 0, 0), count) != 0) {
+        rc = 0;
+        goto cleanup;
+    }
+    for (size_t i = 0; i < amtacs_function_files_count; i++) {
+        const struct amtacs_function_file *f = &amtacs_function_files[i];
+        const Oid types[2] = {OID_TEXT, OID_BYTEA};
+        const char *vals[2] = {f->name, f->sql};
+        const int lens[2] = {0, (int)strlen(f->sql)};
+        const int fmts[2] = {0, 1};
+        PQclear(res);
+        res = PQexecParams(conn,
+                           "SELECT EXISTS (SELECT 1 FROM acs.schema_functions "
+                           "WHERE name = $1 AND checksum = encode(sha256($2), 'hex'))",
+                           2, types, vals, lens, fmts, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+            goto failed;
+        if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+            rc = 0;
+            goto cleanup;
+        }
+    }
+    *current = true;
+    rc = 0;
+    goto cleanup;
+failed:
+    pg_error(msg, sizeof msg, conn, res);
+    set_err(err, errlen, "cannot read acs.schema_functions: %s", msg);
+cleanup:
+    PQclear(res);
+    return rc;
+}
+
+/* Runs every function file, in name order, and records them in
+ * acs.schema_functions (replacing what it held); the transaction is open.
+ * 0 or -1. */
+static int apply_functions(PGconn *conn, char *err, size_t errlen)
+{
+    char msg[512];
+    int rc = -1;
+    PGresult *res = NULL;
+    for (size_t i = 0; i < amtacs_function_files_count; i++) {
+        const struct amtacs_function_file *f = &amtacs_function_files[i];
+        res = PQexec(conn, f->sql);
+        ExecStatusType st = PQresultStatus(res);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+            const char *pos = res ? PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION) : NULL;
+            pg_error(msg, sizeof msg, conn, res);
+            if (pos)
+                set_err(err, errlen, "function file %s failed at line %d: %s", f->name,
+                        line_of(f->sql, strtol(pos, NULL, 10)), msg);
+            else
+                set_err(err, errlen, "function file %s failed: %s", f->name, msg);
+            goto cleanup;
+        }
+        PQclear(res);
+        res = NULL;
+    }
+    if (exec_simple(conn, "DELETE FROM acs.schema_functions", PGRES_COMMAND_OK,
+                    "cannot record the function files", err, errlen) != 0)
+        goto cleanup;
+    for (size_t i = 0; i < amtacs_function_files_count; i++) {
+        const struct amtacs_function_file *f = &amtacs_function_files[i];
+        const Oid types[2] = {OID_TEXT, OID_BYTEA};
+        const char *vals[2] = {f->name, f->sql};
+        const int lens[2] = {0, (int)strlen(f->sql)};
+        const int fmts[2] = {0, 1};
+        res = PQexecParams(conn,
+                           "INSERT INTO acs.schema_functions (name, checksum) "
+                           "VALUES ($1, encode(sha256($2), 'hex'))",
+                           2, types, vals, lens, fmts, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            pg_error(msg, sizeof msg, conn, res);
+            set_err(err, errlen, "cannot record function file %s: %s", f->name, msg);
+            goto cleanup;
+        }
+        PQclear(res);
+        res = NULL;
+    }
+    rc = 0;
+cleanup:
+    PQclear(res);
+    return rc;
+}
+
+/*
+ * One transaction: every pending migration in version order, then, when a
+ * migration was applied or a function file differs from what the database
+ * records, every function file (the versioned files of a fresh install or an
+ * upgrade replay old function bodies; the function files supersede them).
+ * Nothing is visible to others until it all commits, and a failure anywhere
+ * leaves the database as it was.
+ */
 int db_migrate(PGconn *conn, FILE *report, char *err, size_t errlen)
 {
     int applied = 0;
     int version = 0;
     long next = -1;
+    bool current = false;
 
     if (!conn || PQstatus(conn) != CONNECTION_OK) {
         set_err(err, errlen, "not connected to PostgreSQL");
@@ -581,39 +703,45 @@ int db_migrate(PGconn *conn, FILE *report, char *err, size_t errlen)
     if (check_embedded(err, errlen) != 0)
         return -1;
 
-    for (;;) {
-        if (begin_locked(conn, err, errlen) != 0)
+    if (begin_locked(conn, err, errlen) != 0)
+        goto fail;
+    if (check_recorded(conn, &version, &next, err, errlen) != 0)
+        goto fail;
+    /* First, so that a migrator that is not a superuser is a member of the
+     * owner (it must be, to replace the owner's functions) or is told at once
+     * what it lacks; a schema migrated before the owner role existed is handed
+     * over here too. What the run creates is handed over at its end. */
+    if (hand_over(conn, err, errlen) != 0)
+        goto fail;
+    for (long k = next; k >= 0 && (size_t)k < amtacs_migrations_count; k++) {
+        if (apply_one(conn, &amtacs_migrations[k], err, errlen) != 0)
             goto fail;
-        if (check_recorded(conn, &version, &next, err, errlen) != 0)
-            goto fail;
-        if (next < 0) {
-            /* a schema migrated before the owner role existed is handed over here */
-            if (hand_over(conn, err, errlen) != 0 ||
-                exec_simple(conn, "COMMIT", PGRES_COMMAND_OK, "cannot commit", err, errlen) != 0)
-                goto fail;
-            break;
-        }
-        const struct amtacs_migration *m = &amtacs_migrations[next];
-        if (apply_one(conn, m, err, errlen) != 0 || hand_over(conn, err, errlen) != 0)
-            goto fail;
-        if (exec_simple(conn, "COMMIT", PGRES_COMMAND_OK, "cannot commit", err, errlen) != 0) {
-            goto fail;
-        }
         applied++;
-        version = m->version;
-        if (report) {
-            fprintf(report, "applied migration %s (version %d)\n", m->name, m->version);
-            fflush(report);
-        }
+        version = amtacs_migrations[k].version;
     }
-    if (report)
-        warn_owner(conn, report);
+    if (applied == 0 && functions_current(conn, &current, err, errlen) != 0)
+        goto fail;
+    if (!current && apply_functions(conn, err, errlen) != 0)
+        goto fail;
+    if ((applied > 0 || !current) && hand_over(conn, err, errlen) != 0)
+        goto fail;
+    if (exec_simple(conn, "COMMIT", PGRES_COMMAND_OK, "cannot commit", err, errlen) != 0)
+        goto fail;
+
     if (report) {
-        if (applied == 0)
-            fprintf(report, "schema is up to date at version %d\n", version);
-        else
+        for (long k = next; applied > 0 && k < next + applied; k++)
+            fprintf(report, "applied migration %s (version %d)\n", amtacs_migrations[k].name,
+                    amtacs_migrations[k].version);
+        for (size_t i = 0; !current && i < amtacs_function_files_count; i++)
+            fprintf(report, "applied %s\n", amtacs_function_files[i].name);
+        warn_owner(conn, report);
+        if (applied > 0)
             fprintf(report, "schema is now at version %d (%d migration%s applied)\n", version,
                     applied, applied == 1 ? "" : "s");
+        else if (!current)
+            fprintf(report, "schema is at version %d; its functions are now current\n", version);
+        else
+            fprintf(report, "schema is up to date at version %d\n", version);
         fflush(report);
     }
     return 0;

@@ -84,6 +84,74 @@ h_run_fails "migrate with a malformed conninfo fails" "$CTL_BIN" --db "host=x pa
 if [[ "$H_OUT" == *Sekr1tPw* ]]; then h_not_ok "parse error hides the password"; else h_ok "parse error hides the password"; fi
 h_match 'invalid connection string' "$H_OUT" "the parse error says the connection string is invalid"
 
+### function files #############################################################
+
+fn_files=("$AMTACS_SRC"/sql/functions/*.sql)
+h_eq "$(cd "$AMTACS_SRC/sql" && for f in functions/*.sql; do echo "$f $(sha256sum <"$f" | cut -d' ' -f1)"; done)" \
+    "$(h_sql -F ' ' -c 'SELECT name, checksum FROM acs.schema_functions ORDER BY name')" \
+    "acs.schema_functions records each function file with the SHA-256 of the file"
+
+# Every function, view and trigger of acs has one definition, in a function file.
+defined() { grep -hoE "^CREATE OR REPLACE $1 acs\.[a-z_0-9]+" "${fn_files[@]}" | sed 's/.* acs\./acs./' | LC_ALL=C sort; }
+h_eq "" "$(defined '(FUNCTION|VIEW)' | uniq -d)" "no function or view is created twice in the function files"
+h_eq "$(defined FUNCTION)" \
+    "$(h_sql -c "SELECT 'acs.' || proname FROM pg_proc WHERE pronamespace = 'acs'::regnamespace ORDER BY 1")" \
+    "every function of acs is the one a function file defines (no second form, nothing left over)"
+h_eq "$(defined VIEW)" \
+    "$(h_sql -c "SELECT 'acs.' || relname FROM pg_class WHERE relnamespace = 'acs'::regnamespace
+                   AND relkind = 'v' ORDER BY 1")" \
+    "every view of acs is defined in a function file"
+h_eq "$(grep -hoE '^CREATE TRIGGER [a-z_0-9]+' "${fn_files[@]}" | awk '{print $3}' | LC_ALL=C sort)" \
+    "$(h_sql -c "SELECT t.tgname FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid
+                  WHERE c.relnamespace = 'acs'::regnamespace AND NOT t.tgisinternal ORDER BY 1")" \
+    "every trigger of acs is defined in a function file"
+h_eq "" "$(grep -lE '^((CREATE|ALTER|DROP) TABLE|INSERT INTO|UPDATE|DELETE FROM|TRUNCATE) ' "${fn_files[@]}")" \
+    "function files change no table and no row (that is what migrations are for)"
+
+# A function that runs as the schema's owner is callable by the roles it is
+# granted to, never by PUBLIC (every role: acs.leases_renew was, until 0022).
+h_eq "" "$(h_sql -c "SELECT string_agg(p.oid::regprocedure::text, ' ') FROM pg_proc AS p
+                      WHERE p.pronamespace = 'acs'::regnamespace AND p.prosecdef
+                        AND EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
+                                     WHERE a.grantee = 0)")" \
+    "no SECURITY DEFINER function of acs can be called by PUBLIC"
+h_eq "acs_daemon" "$(h_sql -c "SELECT string_agg(r.rolname, ' ' ORDER BY r.rolname) FROM pg_roles AS r
+                                WHERE r.rolname LIKE 'acs\_%' AND r.rolname <> 'acs_owner'
+                                  AND has_function_privilege(r.oid, 'acs.leases_renew(text, bigint[], integer[], integer)', 'EXECUTE')")" \
+    "acs.leases_renew is the daemon's alone"
+
+# A changed function file: migrate applies every function file again, in one
+# transaction, and says so; what was changed by hand is as the file says again.
+applied_all=$(for f in "${fn_files[@]}"; do echo "applied ${f#"$AMTACS_SRC"/sql/}"; done)
+jobs_end='acs.jobs_end(bigint[], integer[], text[], text[], boolean)'
+h_sql -c "UPDATE acs.schema_functions SET checksum = repeat('0', 64) WHERE name = 'functions/40_daemon.sql'"
+h_sql -c "COMMENT ON FUNCTION $jobs_end IS 'changed by hand'"
+h_eq "$applied_all
+schema is at version $max_version; its functions are now current" "$("$CTL_BIN" --db "$H_PGCONN" migrate 2>&1)" \
+    "a changed function file: migrate applies every function file again and says so"
+h_match '^Internal: ends held jobs' "$(h_sql -c "SELECT obj_description('$jobs_end'::regprocedure, 'pg_proc')")" \
+    "what was changed by hand is as the function file says again"
+h_eq "schema is up to date at version $max_version" "$("$CTL_BIN" --db "$H_PGCONN" migrate 2>&1)" \
+    "then migrate has nothing to do"
+
+# A function file that fails fails the whole run, and nothing of it stays
+# (here acs.jobs_end was replaced by hand with another result type).
+h_sql -c "UPDATE acs.schema_functions SET checksum = repeat('0', 64) WHERE name = 'functions/40_daemon.sql'"
+h_sql -c "COMMENT ON FUNCTION acs.is_valid_name(text) IS 'changed by hand'"
+h_sql -c "DROP FUNCTION $jobs_end; CREATE FUNCTION $jobs_end RETURNS integer LANGUAGE sql AS 'SELECT 1'"
+h_run_fails "migrate fails when a function file fails" "$CTL_BIN" --db "$H_PGCONN" migrate
+h_match 'function file functions/40_daemon\.sql failed( at line [0-9]+)?: cannot change return type of existing function' \
+    "$H_OUT" "the error names the function file and PostgreSQL's reason"
+h_eq "changed by hand $(printf '0%.0s' {1..64})" \
+    "$(h_sql -c "SELECT obj_description('acs.is_valid_name(text)'::regprocedure, 'pg_proc') || ' ' || checksum
+                   FROM acs.schema_functions WHERE name = 'functions/40_daemon.sql'")" \
+    "nothing of the failed run stays (not even what the earlier files of the run did)"
+h_sql -c "DROP FUNCTION $jobs_end"
+h_match 'its functions are now current' "$("$CTL_BIN" --db "$H_PGCONN" migrate 2>&1)" \
+    "with the obstacle gone, migrate applies the function files"
+h_eq "acs_owner" "$(h_sql -c "SELECT proowner::regrole FROM pg_proc WHERE oid = '$jobs_end'::regprocedure")" \
+    "a function the function files create belongs to the owner role"
+
 ### completion codes ###########################################################
 
 h_eq "$("$CTL_BIN" codes --tsv)" \
@@ -93,6 +161,43 @@ h_eq "$("$CTL_BIN" codes --tsv)" \
     "acs.completion_codes equals amtacsctl codes --tsv"
 h_eq "4" "$(h_sql -c "SELECT string_agg(code::text, ',') FROM acs.completion_codes WHERE success")" \
     "DONE (4) alone is success"
+h_eq "$("$AMTACS_BIN/tests/codes_dump")" \
+    "$(h_sql -F $'\t' -c "SELECT g, coalesce(c.name, ''),
+                                CASE WHEN c.code IS NULL THEN '-' WHEN c.final THEN 't' ELSE 'f' END,
+                                CASE WHEN coalesce(c.success, false) THEN 't' ELSE 'f' END,
+                                CASE WHEN coalesce(c.raises_alert, false) THEN 't' ELSE 'f' END
+                           FROM generate_series(-1, 100) AS g
+                           LEFT JOIN acs.completion_codes AS c ON c.code = g ORDER BY g")" \
+    "src/lib/codes.c and acs.completion_codes agree on each code from -1 to 100: name, final, success, alert"
+h_eq "11,12,23,24" \
+    "$(h_sql -c "SELECT string_agg(code::text, ',' ORDER BY code) FROM acs.completion_codes WHERE raises_alert")" \
+    "ERROR, ABORTED, WEB_SERVER_ERROR and AUTHENTICATION_ERROR alone raise an alert"
+
+# The functions that end a job take success and the alert from the table, not
+# from numbers of their own: with KILLED (3) made to raise an alert and
+# SKIPPED_BY_OPS (6) made a success (in a transaction that is rolled back).
+h_eq "3 failure alert|6 success -|11 failure alert|4 success -" "$(h_sql <<'SQL'
+\o /dev/null
+BEGIN;
+UPDATE acs.completion_codes SET raises_alert = true WHERE code = 3;
+UPDATE acs.completion_codes SET success = true WHERE code = 6;
+SELECT acs.register_connection('CODES', 'enabled');
+SELECT acs.submit_batch_job('CODES', 'DEMO2', 'J' || g) FROM generate_series(1, 4) AS g;
+SELECT count(*) FROM acs.claim_jobs('codes', 'CODES', 4, 60, false);
+SELECT acs.job_finish(j.id, 'codes', j.attempt, 3, NULL, 'log') FROM acs.jobs AS j
+ WHERE j.connection = 'CODES' AND j.job_name = 'J1';
+SELECT count(*) FROM acs.jobs_finish('codes', (
+    SELECT json_agg(json_build_object('id', j.id, 'attempt', j.attempt, 'log', 'log',
+                                      'code', CASE j.job_name WHEN 'J2' THEN 6 WHEN 'J3' THEN 11 ELSE 4 END))
+      FROM acs.jobs AS j WHERE j.connection = 'CODES' AND j.job_name <> 'J1'));
+\o
+SELECT string_agg(j.completion_code || ' ' || j.result || ' '
+                  || CASE WHEN EXISTS (SELECT 1 FROM acs.alerts AS a WHERE a.job_id = j.id)
+                          THEN 'alert' ELSE '-' END, '|' ORDER BY j.id)
+  FROM acs.jobs AS j WHERE j.connection = 'CODES';
+ROLLBACK;
+SQL
+)" "job_finish and jobs_finish read success and raises_alert from acs.completion_codes"
 
 ### submitting ##################################################################
 
