@@ -20,6 +20,7 @@
 #include "amtacs/buf.h"
 #include "amtacs/codes.h"
 #include "amtacs/joblog.h"
+#include "amtacs/jobspec.h"
 #include "amtacs/metrics.h"
 #include "amtacs/pgconn.h"
 #include "amtacs/sentset.h"
@@ -76,10 +77,7 @@ struct job {
     char *killed_by;    /* who asked for the kill, when the claim said (for the log) */
     bool sent_before;   /* this process sent Start for its taskId under an earlier claim */
     char *doubt;        /* why the job is going in doubt */
-    bool script;
-    char *application, *amt_user, *queue_name, *name;
-    char **values;
-    size_t nvalues;
+    struct jobspec *spec; /* owned (jobspec_dup): the claim's, for the Start and the log */
     char task_id[40];
     int brid;
     long start_tries;
@@ -338,16 +336,10 @@ static void schedule_check(struct job *j, int64_t delay_ms)
 
 static void job_memory_free(struct job *j)
 {
-    for (size_t i = 0; i < j->nvalues; i++)
-        free(j->values[i]);
-    free(j->values);
+    free(j->spec);
     for (size_t i = 0; i < j->nmsgs; i++)
         free(j->msgs[i]);
     free(j->msgs);
-    free(j->application);
-    free(j->amt_user);
-    free(j->queue_name);
-    free(j->name);
     free(j->error);
     free(j->doubt);
     free(j->killed_by);
@@ -388,8 +380,6 @@ static bool settle(struct job *j)
     return true;
 }
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
-
 static struct job *job_new(struct conn *c, const struct store_job *sj)
 {
     struct job *j = calloc(1, sizeof *j);
@@ -398,24 +388,12 @@ static struct job *job_new(struct conn *c, const struct store_job *sj)
     j->c = c;
     j->id = sj->id;
     j->attempt = sj->attempt;
-    j->script = sj->script;
     j->heap_idx = NOT_IN_HEAP;
-    j->application = dup_or_null(sj->application);
-    j->amt_user = dup_or_null(sj->amt_user);
-    j->queue_name = dup_or_null(sj->queue_name);
-    j->name = dup_or_null(sj->name);
+    j->spec = jobspec_dup(&sj->spec);
     snprintf(j->task_id, sizeof j->task_id, "%s", sj->task_id ? sj->task_id : "");
     j->brid = sj->batch_request_id;
     j->last_code = -1;
-    j->values = calloc(sj->nvalues ? sj->nvalues : 1, sizeof *j->values);
-    bool oom = !j->application || !j->name || !j->values || (sj->amt_user && !j->amt_user) ||
-               (sj->queue_name && !j->queue_name);
-    for (size_t i = 0; !oom && i < sj->nvalues; i++) {
-        if (!(j->values[i] = strdup(sj->values[i])))
-            oom = true;
-        else
-            j->nvalues++;
-    }
+    bool oom = !j->spec;
     j->next = c->jobs;
     if (c->jobs)
         c->jobs->prev = j;
@@ -494,9 +472,9 @@ static void run_alert_command(struct job *j)
     snprintf(v[1], sizeof v[1], "AMTACS_CONNECTION=%s", j->c->cfg->name);
     snprintf(v[2], sizeof v[2], "AMTACS_CODE=%d", code);
     snprintf(v[3], sizeof v[3], "AMTACS_CODE_NAME=%s", amt_code_name(code));
-    snprintf(v[4], sizeof v[4], "AMTACS_JOB_KIND=%s", j->script ? "script" : "batch");
-    snprintf(v[5], sizeof v[5], "AMTACS_JOB_NAME=%s", j->name);
-    snprintf(v[6], sizeof v[6], "AMTACS_APPLICATION=%s", j->application);
+    snprintf(v[4], sizeof v[4], "AMTACS_JOB_KIND=%s", jobspec_kind_name(j->spec->kind));
+    snprintf(v[5], sizeof v[5], "AMTACS_JOB_NAME=%s", j->spec->name);
+    snprintf(v[6], sizeof v[6], "AMTACS_APPLICATION=%s", j->spec->application);
     snprintf(v[7], sizeof v[7], "AMTACS_BATCH_REQUEST_ID=%d", j->brid);
     snprintf(v[8], sizeof v[8], "AMTACS_ERROR=%s", j->error ? j->error : "");
     snprintf(v[9], sizeof v[9], "AMTACS_SERVER=%s", j->c->cfg->url);
@@ -571,13 +549,8 @@ static void write_finish(struct job *j)
         snprintf(errline, len, "amtacs: %s", j->error);
         lines[at++] = errline;
     }
-    struct joblog_job hdr = {
-        .server = c->cfg->url, .application = j->application, .submit_user = "BATCH",
-        .station = "OPCON", .queue_name = j->queue_name,
-        .kind = j->script ? JOBLOG_SCRIPT : JOBLOG_BATCH, .name = j->name,
-        .params = (const char *const *)j->values, .nparams = j->nvalues,
-        .completion_code = j->final_code,
-    };
+    struct joblog_job hdr = {.server = c->cfg->url, .spec = j->spec,
+                             .completion_code = j->final_code};
     char *log = joblog_render(&hdr, lines, n);
     if (!log)
         goto retry;
@@ -965,8 +938,8 @@ static void on_started_written(void *ud, bool held, const char *err)
         job_free(j);
         return;
     }
-    log_event(j->c->e->lg, LOG_INFO, "job.started", &x, "%s %s started", j->script ? "script" :
-              "batch job", j->name);
+    log_event(j->c->e->lg, LOG_INFO, "job.started", &x, "%s %s started",
+              jobspec_kind_noun(j->spec->kind), j->spec->name);
     metrics_job_started(j->c->mc);
     crash_point(j->c->e, "after-start-recorded");
     j->phase = PH_FOLLOW;
@@ -1084,12 +1057,8 @@ static void start(struct job *j)
             return;
         }
     }
-    struct amt_start s = {
-        .task_id = j->task_id, .application = j->application, .amt_user = j->amt_user,
-        .queue_name = j->queue_name, .job_name = j->script ? NULL : j->name,
-        .script_name = j->script ? j->name : NULL, .values = (const char *const *)j->values,
-        .nvalues = j->nvalues, .fresh_connection = !(c->features_known && c->idempotent),
-    };
+    struct amt_start s = {.task_id = j->task_id, .spec = j->spec,
+                          .fresh_connection = !(c->features_known && c->idempotent)};
     if (!(c->features_known && c->idempotent) && c->e->sent)
         sentset_add(c->e->sent, j->task_id);
     j->busy = true;
@@ -1291,7 +1260,7 @@ static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const c
             j->sent_before = e->sent && sentset_has(e->sent, j->task_id);
             j->maybe_started = jobs[i].taken_over || j->sent_before;
             log_event(e->lg, LOG_INFO, "job.claimed", &x, "%s %s (attempt %d)",
-                      j->script ? "script" : "batch job", j->name, j->attempt);
+                      jobspec_kind_noun(j->spec->kind), j->spec->name, j->attempt);
         }
         schedule(j, 0);
         if (jobs[i].kill_requested) {
