@@ -17,6 +17,7 @@
 
 #include <curl/curl.h>
 
+#include "amtacs/jobspec.h"
 #include "amtacs/log.h"
 
 struct amt_client;
@@ -137,13 +138,8 @@ typedef void (*amt_cb)(void *ud, const struct amt_reply *reply);
 /* What to start. Strings are copied into the request body at once. */
 struct amt_start {
     const char *task_id; /* UUID recorded before the call: makes Start idempotent */
-    const char *application;
-    const char *amt_user;   /* NULL or "" = the application's user */
-    const char *queue_name; /* NULL or "" = the server's default queue */
-    const char *job_name;   /* batch job, or NULL */
-    const char *script_name;/* script job, or NULL */
-    const char *const *values; /* task values or script parameters */
-    size_t nvalues;
+    const struct jobspec *spec; /* the job: jobName/taskValues or scriptName/scriptParameters
+                                   by its kind */
     bool fresh_connection; /* never reuse a kept-alive connection: libcurl re-sends a
                               request whose reused connection died, which a server
                               without idempotent Start would take as a second Start */

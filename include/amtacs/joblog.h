@@ -7,22 +7,15 @@
 
 #include <stddef.h>
 
-enum joblog_kind {
-    JOBLOG_BATCH,  /* header row "Batch Job" */
-    JOBLOG_SCRIPT, /* header row "Script Job" */
-};
+#include "amtacs/jobspec.h"
 
+/* The header of a job's log: Submit User and Station are always
+ * JOBSPEC_SUBMIT_USER and JOBSPEC_STATION, as in every Start. */
 struct joblog_job {
-    const char *server;      /* the connection's Batch Server URL */
-    const char *application;
-    const char *submit_user; /* always BATCH in practice */
-    const char *station;     /* always OPCON in practice */
-    const char *queue_name;  /* NULL or "" for the server's default queue */
-    enum joblog_kind kind;
-    const char *name;        /* job name or script name */
-    const char *const *params; /* task values (batch) or script parameters (script) */
-    size_t nparams;
-    int completion_code;     /* any integer; unknown ones print as "UNKNOWN (n)" */
+    const char *server;          /* the connection's Batch Server URL */
+    const struct jobspec *spec;  /* the job; its kind names the row ("Batch Job",
+                                    "Script Job"), its values are the Parameters */
+    int completion_code;         /* any integer; unknown ones print as "UNKNOWN (n)" */
 };
 
 /* The merged log of `job` with its messages in server order (the task's and its

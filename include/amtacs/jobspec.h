@@ -17,8 +17,48 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* What every Start carries and every job log's header shows: OpCon's batch
+ * user and station (the reference logs say "Submit User : BATCH", "Station :
+ * OPCON"). One definition for the Start body and the log header. */
+#define JOBSPEC_SUBMIT_USER "BATCH"
+#define JOBSPEC_STATION "OPCON"
+
 #define JOBSPEC_MAX_ITEMS 20   /* items in a list, at most */
 #define JOBSPEC_MAX_CHARS 1024 /* characters (not bytes) in an item, at most */
+
+/* A job's kind: what the database calls it (acs.jobs.kind), what the Start
+ * body's fields are named after and which header row its log has. */
+enum jobspec_kind {
+    JOBSPEC_BATCH,  /* "batch": jobName and taskValues; log row "Batch Job" */
+    JOBSPEC_SCRIPT, /* "script": scriptName and scriptParameters; log row "Script Job" */
+};
+
+/* One job as the claim reads it, the Start request sends it and its log's
+ * header shows it: the same fields from the queue row to the final write.
+ * Who holds one says whether its strings are borrowed or owned
+ * (jobspec_dup). */
+struct jobspec {
+    enum jobspec_kind kind;
+    const char *application;
+    const char *amt_user;      /* NULL or "" = the application's user */
+    const char *queue_name;    /* NULL or "" = the server's default queue */
+    const char *name;          /* job name (batch) or script name (script) */
+    const char *const *values; /* task values (batch) or script parameters (script) */
+    size_t nvalues;
+};
+
+/* The database's word for a kind: "batch" or "script". */
+const char *jobspec_kind_name(enum jobspec_kind kind);
+/* The word a human reads in a log line: "batch job" or "script". */
+const char *jobspec_kind_noun(enum jobspec_kind kind);
+/* The kind the database's word names: "script" is a script, anything else a
+ * batch job (the column's CHECK allows only the two). */
+enum jobspec_kind jobspec_kind_of(const char *name);
+
+/* An owned copy of spec in one allocation (strings and the list with it):
+ * release it with free(). NULL strings stay NULL, NULL items become "".
+ * NULL when out of memory. */
+struct jobspec *jobspec_dup(const struct jobspec *spec);
 
 /* Why an item is refused, in the order the checks run (the database's order). */
 enum jobspec_problem {

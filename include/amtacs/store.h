@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "amtacs/jobspec.h"
 #include "amtacs/pgconn.h"
 
 /* A claimed job. Strings are borrowed for the duration of the callback. */
@@ -19,13 +20,7 @@ struct store_job {
     long long id;
     int attempt;
     bool running;            /* state running: follow it, never start it again */
-    bool script;             /* kind script (else batch) */
-    const char *application;
-    const char *amt_user;    /* NULL = the application's user */
-    const char *queue_name;  /* NULL = default queue */
-    const char *name;        /* job name or script name */
-    const char *const *values; /* task values or script parameters */
-    size_t nvalues;
+    struct jobspec spec;     /* what to start (amt_user, queue_name NULL for the defaults) */
     const char *task_id;
     int batch_request_id;    /* 0 while not started */
     bool kill_requested;

@@ -648,46 +648,27 @@ static char *render_resolved_log(struct ctl *ctl, PGconn *conn, const char *id)
         if (c)
             server = c->url;
     }
-    /* task values come as a text[] literal; the log lists them space-separated */
-    char *values_text = strdup(PQgetvalue(r, 0, 5));
-    const char *params[20];
-    size_t np = 0;
-    if (values_text && strlen(values_text) > 2) {
-        char *q = values_text + 1;
-        values_text[strlen(values_text) - 1] = '\0';
-        while (*q && np < 20) {
-            char *start = q, *w = q;
-            if (*q == '"') {
-                start = w = ++q;
-                while (*q && *q != '"') {
-                    if (*q == '\\' && q[1])
-                        q++;
-                    *w++ = *q++;
-                }
-                if (*q == '"')
-                    q++;
-            } else {
-                while (*q && *q != ',')
-                    *w++ = *q++;
-            }
-            if (*q == ',')
-                q++;
-            *w = '\0';
-            params[np++] = start;
-        }
-    }
+    /* The values come as a text[] literal; one that does not parse (it always
+     * does: PostgreSQL wrote it) leaves the Parameters row empty. */
+    char **values = NULL;
+    size_t nvalues = 0;
+    char why[128];
+    const char *lit = PQgetvalue(r, 0, 5);
+    if (!jobspec_array_parse(lit, strlen(lit), &values, &nvalues, why, sizeof why))
+        nvalues = 0;
     char line[1200];
     snprintf(line, sizeof line, "amtacs: %s%sthe job was in doubt and %s resolved it as failed",
              PQgetvalue(r, 0, 6), *PQgetvalue(r, 0, 6) ? "; " : "", PQgetvalue(r, 0, 7));
     const char *msgs[] = {line};
-    struct joblog_job job = {
-        .server = server, .application = PQgetvalue(r, 0, 1), .submit_user = "BATCH",
-        .station = "OPCON", .queue_name = PQgetisnull(r, 0, 4) ? NULL : PQgetvalue(r, 0, 4),
-        .kind = strcmp(PQgetvalue(r, 0, 2), "script") ? JOBLOG_BATCH : JOBLOG_SCRIPT,
-        .name = PQgetvalue(r, 0, 3), .params = params, .nparams = np, .completion_code = 19,
+    struct jobspec spec = {
+        .application = PQgetvalue(r, 0, 1),
+        .queue_name = PQgetisnull(r, 0, 4) ? NULL : PQgetvalue(r, 0, 4),
+        .kind = jobspec_kind_of(PQgetvalue(r, 0, 2)), .name = PQgetvalue(r, 0, 3),
+        .values = (const char *const *)values, .nvalues = nvalues,
     };
+    struct joblog_job job = {.server = server, .spec = &spec, .completion_code = 19};
     char *log = joblog_render(&job, msgs, 1);
-    free(values_text);
+    jobspec_items_free(values, nvalues);
     config_free(cfg);
     PQclear(r);
     return log;

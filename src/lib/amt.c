@@ -1489,25 +1489,27 @@ static bool put_field(struct buf *b, const char *key, const char *value)
 
 int amt_start_job(struct amt_client *c, const struct amt_start *job, amt_cb cb, void *ud)
 {
-    if (!job->task_id || !job->application || (!job->job_name == !job->script_name))
+    const struct jobspec *spec = job->spec;
+    if (!job->task_id || !spec || !spec->application || !spec->name)
         return -1;
+    bool script = spec->kind == JOBSPEC_SCRIPT;
     struct buf b;
     buf_init(&b, 0);
     bool bad = buf_puts(&b, "{\"action\":\"Start\"") || put_field(&b, "taskId", job->task_id) ||
-               put_field(&b, "applicationName", job->application) ||
-               buf_puts(&b, ",\"amtSubmitUser\":\"BATCH\",\"amtStation\":\"OPCON\"");
-    if (!bad && job->amt_user && *job->amt_user)
-        bad = put_field(&b, "amtUser", job->amt_user);
-    if (!bad && job->queue_name && *job->queue_name)
-        bad = put_field(&b, "amtQueueName", job->queue_name);
+               put_field(&b, "applicationName", spec->application) ||
+               put_field(&b, "amtSubmitUser", JOBSPEC_SUBMIT_USER) ||
+               put_field(&b, "amtStation", JOBSPEC_STATION);
+    if (!bad && spec->amt_user && *spec->amt_user)
+        bad = put_field(&b, "amtUser", spec->amt_user);
+    if (!bad && spec->queue_name && *spec->queue_name)
+        bad = put_field(&b, "amtQueueName", spec->queue_name);
     if (!bad)
-        bad = job->job_name ? put_field(&b, "jobName", job->job_name)
-                            : put_field(&b, "scriptName", job->script_name);
+        bad = put_field(&b, script ? "scriptName" : "jobName", spec->name);
     if (!bad)
-        bad = buf_printf(&b, ",\"%s\":[", job->job_name ? "taskValues" : "scriptParameters");
-    for (size_t i = 0; !bad && i < job->nvalues; i++)
+        bad = buf_printf(&b, ",\"%s\":[", script ? "scriptParameters" : "taskValues");
+    for (size_t i = 0; !bad && i < spec->nvalues; i++)
         bad = (i && buf_putc(&b, ',')) ||
-              text_json_quote(&b, job->values[i], strlen(job->values[i]));
+              text_json_quote(&b, spec->values[i], strlen(spec->values[i]));
     if (!bad)
         bad = buf_puts(&b, "]}");
     if (bad) {

@@ -19,7 +19,9 @@
 #include "amtacs/amt.h"
 #include "amtacs/buf.h"
 #include "amtacs/codes.h"
+#include "amtacs/job.h"
 #include "amtacs/joblog.h"
+#include "amtacs/jobspec.h"
 #include "amtacs/metrics.h"
 #include "amtacs/pgconn.h"
 #include "amtacs/sentset.h"
@@ -34,67 +36,28 @@
 #define TAKEOVER_CHECK_MS 1000 /* how often we look for daemons whose session ended */
 #define SENT_REMEMBERED 100000 /* taskIds of Starts to a non-idempotent server (sentset.h) */
 #define FLUSH_BEHIND 2       /* statements waiting, below which hot writes are sent */
-#define DB_RETRY_MS 1000     /* a failed write is tried again after this */
-#define UNKNOWN_LIMIT 3      /* MonitorJob 404s in a row before the job is UNDEFINED */
+#define DB_RETRY_MS JOB_RETRY_MS /* a failed write is tried again after this */
 #define PURGE_BATCH 500      /* job logs deleted per statement */
-#define KILL_RETRY_MS 1000   /* a failed Kill is sent again after this */
 #define PUBLISH_MS 1000      /* connection gauges handed to the metrics this often */
-
-enum phase {
-    PH_START,        /* send Start (again: it is idempotent per taskId) */
-    PH_START_WRITE,  /* record the BatchRequestId */
-    PH_FOLLOW,       /* MonitorJob until a final code */
-    PH_MESSAGES,     /* read every message of the task and its children */
-    PH_FINISH_WRITE, /* final code, result and merged log in one transaction */
-    PH_DOUBT_WRITE,  /* the Start may have been sent to a non-idempotent server */
-};
 
 struct conn;
 
-/* Full Comm, as OpCon has it. Unknown until the database has told us: then
- * nothing is sent, as under disabled. */
-enum comm {
-    COMM_UNKNOWN,
-    COMM_ENABLED,  /* jobs start and are followed */
-    COMM_LIMITED,  /* no new starts; running jobs are followed to their end */
-    COMM_DISABLED, /* nothing is sent to the server; jobs wait */
-};
-
+/* One job in hand: its machine (job.h: phase, flags, counters, every rule)
+ * and what the I/O needs beside it. */
 struct job {
     struct conn *c;
     long long id;
     int attempt;
-    enum phase phase;
-    bool busy;     /* an HTTP call or a write is in flight for this job */
-    bool lost;     /* the lease is gone: drop the job once it is not busy */
-    bool kill_wanted; /* an operator asked for a kill */
-    bool kill_seen;   /* the operator's kill request reached kill_job() */
-    bool kill_busy;   /* a Kill call is in flight (independent of `busy`) */
-    bool gone;        /* freed while its Kill call was in flight: on_kill frees it */
-    int64_t kill_retry_at; /* a failed Kill is sent again from then on */
-    bool maybe_started; /* an earlier holder may have sent Start already */
+    struct job_machine m;
+    bool gone;          /* freed while its Kill call was in flight: on_kill frees it */
     char *killed_by;    /* who asked for the kill, when the claim said (for the log) */
-    bool sent_before;   /* this process sent Start for its taskId under an earlier claim */
     char *doubt;        /* why the job is going in doubt */
-    bool script;
-    char *application, *amt_user, *queue_name, *name;
-    char **values;
-    size_t nvalues;
+    struct jobspec *spec; /* owned (jobspec_dup): the claim's, for the Start and the log */
     char task_id[40];
-    int brid;
-    long start_tries;
-    int64_t retry_ms;
-    int64_t interval_ms;
-    int last_code;
-    int unknown;
-    long failures;      /* checks in a row that failed */
-    int final_code;
     char *error;        /* text for the job log and the row, or NULL */
     char **msgs;
     size_t nmsgs, capmsgs;
     size_t log_bytes;     /* bytes of the messages kept */
-    long message_count;   /* messages the server says the job has */
-    bool count_known;     /* the last MonitorJob said how many (messageCount) */
     bool truncated;       /* the log reached daemon.max_log_bytes */
     long after;
     int64_t lease_until; /* our lease surely holds until then (monotonic ms) */
@@ -144,7 +107,7 @@ struct conn {
     bool monitor_jobs;   /* the server offers MonitorJobs */
     bool features_known; /* a heartbeat has answered */
     bool heartbeat_failed; /* and before one did, one failed */
-    enum comm comm;      /* Full Comm state, from acs.connections */
+    enum job_comm comm;  /* Full Comm state, from acs.connections */
     bool idempotent;     /* the server's Start is idempotent per taskId */
     bool heartbeat_busy;
     int64_t next_heartbeat;
@@ -202,7 +165,7 @@ struct engine {
 #endif
 };
 
-static void job_due(struct job *j);
+static void job_due_now(struct job *j);
 static void claim(struct conn *c);
 static void reload(struct engine *e);
 static void sweep_retired(struct engine *e, bool all);
@@ -210,8 +173,6 @@ static void load_secret(struct conn *c);
 static void publish_conn(struct conn *c);
 static void send_kill(struct job *j);
 static bool lease_holds(struct job *j);
-static void finish(struct job *j, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* For tests only: AMTACS_CRASH_AT=POINT[:N] makes the daemon die the way
  * kill -9 would, the Nth time (default 1st) it reaches the named point, so a
@@ -240,7 +201,7 @@ static void crash_point(struct engine *e, const char *point)
 
 static struct log_ctx jctx(const struct job *j)
 {
-    struct log_ctx x = {j->c->cfg->name, j->id, j->brid};
+    struct log_ctx x = {j->c->cfg->name, j->id, j->m.brid};
     return x;
 }
 
@@ -338,16 +299,10 @@ static void schedule_check(struct job *j, int64_t delay_ms)
 
 static void job_memory_free(struct job *j)
 {
-    for (size_t i = 0; i < j->nvalues; i++)
-        free(j->values[i]);
-    free(j->values);
+    free(j->spec);
     for (size_t i = 0; i < j->nmsgs; i++)
         free(j->msgs[i]);
     free(j->msgs);
-    free(j->application);
-    free(j->amt_user);
-    free(j->queue_name);
-    free(j->name);
     free(j->error);
     free(j->doubt);
     free(j->killed_by);
@@ -368,27 +323,234 @@ static void job_free(struct job *j)
     if (j->next)
         j->next->prev = j->prev;
     c->njobs--;
-    if (j->kill_busy)
+    if (j->m.kill_busy)
         j->gone = true;
     else
         job_memory_free(j);
     claim(c); /* a slot is free */
 }
 
+/* The rules' view of the connection's settings. */
+static struct job_limits limits(const struct conn *c)
+{
+    const struct amtacs_connection *cc = c->cfg;
+    struct job_limits l = {
+        .start_attempts = cc->start_retry.attempts, .start_backoff = cc->start_retry.backoff,
+        .start_delay_ms = cc->start_retry.delay_ms,
+        .start_max_delay_ms = cc->start_retry.max_delay_ms,
+        .poll_interval_ms = cc->poll.interval_ms, .poll_initial_delay_ms = cc->poll.initial_delay_ms,
+        .poll_max_interval_ms = cc->poll.max_interval_ms, .poll_backoff = cc->poll.backoff,
+        .allow_kill = cc->allow_kill,
+    };
+    return l;
+}
+
+/* What the connection knows now, for the Start rules (the lease is asked
+ * separately: asking logs when it does not hold). */
+static struct job_view view(const struct conn *c)
+{
+    struct job_view v = {
+        .lease_holds = true, .features_known = c->features_known,
+        .heartbeat_failed = c->heartbeat_failed, .idempotent = c->idempotent,
+        .password_loaded = c->cred && c->cred->loaded, .now_ms = now_ms(),
+    };
+    return v;
+}
+
+static void set_error(struct job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The text for the job log and the row (NULL: none). */
+static void set_error(struct job *j, const char *fmt, ...)
+{
+    free(j->error);
+    j->error = NULL;
+    if (fmt) {
+        char text[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof text, fmt, ap);
+        va_end(ap);
+        j->error = strdup(text);
+    }
+}
+
+static void set_doubt(struct job *j, const char *reason)
+{
+    free(j->doubt);
+    j->doubt = strdup(reason); /* NULL: write_doubt says less */
+}
+
+/* Words what the machine decided: the texts for the row and the log, and the
+ * log lines, with the server's error where there is one (err). */
+static void explain(struct job *j, const struct job_out *o, const char *err)
+{
+    struct conn *c = j->c;
+    struct log_ctx x = jctx(j);
+    const char *e = err ? err : "";
+    if (o->refused)
+        return;
+    if ((o->actions & JA_WRITE_FINISH) && o->from != JOB_FINISH_WRITE)
+        set_error(j, NULL); /* the notes below that end the job say why */
+    switch (o->note) {
+    case JN_NONE:
+    case JN_WAIT_LEASE:       /* lease_holds() said so */
+    case JN_WAIT_FEATURES:
+    case JN_WAIT_IDEMPOTENCE:
+    case JN_FOLLOW_RETRY_QUIET:
+        break;
+    case JN_WAIT_PASSWORD:
+        if (!c->secret_pending && c->e->db_up)
+            load_secret(c);
+        break;
+    case JN_DOUBT_SENT_BEFORE:
+        set_doubt(j, "this daemon sent Start for the job's taskId before the database lost the "
+                     "claim (a failover?), and the server does not promise an idempotent Start");
+        break;
+    case JN_DOUBT_EARLIER_HOLDER:
+        set_doubt(j, "an earlier holder of the job may have sent Start, and the server does not "
+                     "promise an idempotent Start");
+        break;
+    case JN_DOUBT_START_FAILED: {
+        char why[700];
+        snprintf(why, sizeof why,
+                 "the Start call failed after it was sent (%s) and the server does not promise "
+                 "an idempotent Start: it may have started the job",
+                 e);
+        set_doubt(j, why);
+        break;
+    }
+    case JN_AUTH:
+        set_error(j, "%s", e);
+        break;
+    case JN_START_REFUSED:
+        set_error(j, "the Batch Server refused the start: %s", e);
+        break;
+    case JN_UNREACHABLE:
+        set_error(j, "the Batch Server could not be reached to start the job (%ld attempts): %s",
+                  j->m.start_tries, e);
+        break;
+    case JN_BAD_REQUEST:
+        set_error(j, "the job could not be turned into a Start request");
+        break;
+    case JN_RETRY_UNSURE:
+        log_event(c->e->lg, LOG_WARN, "job.start_retry", &x,
+                  "attempt %ld failed after it was sent: %s; sent again only if the server's "
+                  "heartbeat says its Start is idempotent", j->m.start_tries, e);
+        break;
+    case JN_RETRY:
+        log_event(c->e->lg, LOG_WARN, "job.start_retry", &x, "attempt %ld failed: %s",
+                  j->m.start_tries, e);
+        break;
+    case JN_UNDEFINED:
+        set_error(j, "the Batch Server does not know BatchRequestId %d (%s)", j->m.brid,
+                  *e ? e : "not listed");
+        break;
+    case JN_FOLLOW_RESUMED:
+        log_event(c->e->lg, LOG_INFO, "job.follow_resumed", &x, "the server answers again after "
+                  "%ld failed check(s)", o->failures);
+        break;
+    case JN_FOLLOW_RETRY:
+        log_event(c->e->lg, LOG_WARN, "job.follow_retry", &x, "check %ld failed: %s",
+                  o->failures, err ? err : "unknown request");
+        break;
+    case JN_MESSAGES_RETRY:
+        log_event(c->e->lg, LOG_WARN, "job.messages_retry", &x, "%s", e);
+        break;
+    case JN_MESSAGES_LOST:
+        set_error(j, "the job's messages could not be read: %s", e);
+        break;
+    case JN_KILLED_QUEUED:
+        set_error(j, "killed by %s while queued; it never reached the AMT server",
+                  j->killed_by ? j->killed_by : "an operator");
+        break;
+    }
+    if (o->state_changed)
+        log_event(c->e->lg, LOG_DEBUG, "job.state", &x, "%s (%d)", amt_code_name(j->m.last_code),
+                  j->m.last_code);
+}
+
+static void send_start(struct job *j);
+static void monitor(struct job *j);
+static void fetch_messages(struct job *j);
+static void write_started(struct job *j);
+static void write_finish(struct job *j);
+static void write_doubt(struct job *j);
+static void on_progress_written(void *ud, bool held, const char *err);
+
+/* Does what the machine asked for, in the order of enum job_action. The job
+ * is freed when the actions include JA_DROP. */
+static void act(struct job *j, const struct job_out *o)
+{
+    struct conn *c = j->c;
+    if (o->refused) {
+        struct log_ctx x = jctx(j);
+        log_event(c->e->lg, LOG_ERROR, "job.refused", &x,
+                  "event %s refused in phase %s: the job's machine has no such transition",
+                  job_event_name(o->event), job_phase_name(o->from));
+        return;
+    }
+    unsigned a = o->actions;
+    if (a & JA_WRITE_PROGRESS)
+        store_batch_progress(c->e->batch, j->id, j->attempt, j->m.last_code, on_progress_written,
+                             NULL);
+    if (a & JA_KILL_REFUSED) {
+        struct log_ctx x = jctx(j);
+        char why[160];
+        snprintf(why, sizeof why, "kill refused: allow_kill is false for connection %s",
+                 c->cfg->name);
+        log_event(c->e->lg, LOG_WARN, "job.kill_refused", &x, "%s", why);
+        store_kill_outcome(c->e->pc, j->id, c->e->owner, j->attempt, why, on_progress_written,
+                           NULL);
+    }
+    if (a & JA_SEND_KILL)
+        send_kill(j);
+    if (a & JA_SEND_START)
+        send_start(j);
+    if (a & JA_MONITOR)
+        monitor(j);
+    if (a & JA_MONITOR_AT)
+        schedule_check(j, o->delay_ms);
+    if (a & JA_READ_MESSAGES)
+        fetch_messages(j);
+    if (a & JA_WRITE_STARTED)
+        write_started(j);
+    if (a & JA_WRITE_FINISH)
+        write_finish(j);
+    if (a & JA_WRITE_DOUBT)
+        write_doubt(j);
+    if (a & JA_AT)
+        schedule(j, o->delay_ms);
+    if (a & JA_DROP)
+        job_free(j);
+}
+
+/* The I/O a job's action started could not even be queued: the step is
+ * tried again shortly. */
+static void io_not_queued(struct job *j)
+{
+    job_settle(&j->m);
+    schedule(j, DB_RETRY_MS);
+}
+
+/* Another daemon holds the job now: dropped at once, or when its I/O is back. */
+static void lose(struct job *j)
+{
+    struct job_out o;
+    job_lease_lost(&j->m, &o);
+    if (!o.refused && (o.actions & JA_DROP))
+        log_event(j->c->e->lg, LOG_WARN, "job.lease_lost", &(struct log_ctx){j->c->cfg->name,
+                  j->id, j->m.brid}, "another daemon holds the job now; dropping it");
+    act(j, &o);
+}
+
 /* The job's callback came back: true if the job is still ours to move on. */
 static bool settle(struct job *j)
 {
-    j->busy = false;
-    if (j->lost) {
-        log_event(j->c->e->lg, LOG_WARN, "job.lease_lost", &(struct log_ctx){j->c->cfg->name,
-                  j->id, j->brid}, "another daemon holds the job now; dropping it");
-        job_free(j);
-        return false;
-    }
-    return true;
+    if (job_settle(&j->m))
+        return true;
+    lose(j);
+    return false;
 }
-
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 static struct job *job_new(struct conn *c, const struct store_job *sj)
 {
@@ -398,24 +560,11 @@ static struct job *job_new(struct conn *c, const struct store_job *sj)
     j->c = c;
     j->id = sj->id;
     j->attempt = sj->attempt;
-    j->script = sj->script;
+    job_init(&j->m);
     j->heap_idx = NOT_IN_HEAP;
-    j->application = dup_or_null(sj->application);
-    j->amt_user = dup_or_null(sj->amt_user);
-    j->queue_name = dup_or_null(sj->queue_name);
-    j->name = dup_or_null(sj->name);
+    j->spec = jobspec_dup(&sj->spec);
     snprintf(j->task_id, sizeof j->task_id, "%s", sj->task_id ? sj->task_id : "");
-    j->brid = sj->batch_request_id;
-    j->last_code = -1;
-    j->values = calloc(sj->nvalues ? sj->nvalues : 1, sizeof *j->values);
-    bool oom = !j->application || !j->name || !j->values || (sj->amt_user && !j->amt_user) ||
-               (sj->queue_name && !j->queue_name);
-    for (size_t i = 0; !oom && i < sj->nvalues; i++) {
-        if (!(j->values[i] = strdup(sj->values[i])))
-            oom = true;
-        else
-            j->nvalues++;
-    }
+    bool oom = !j->spec;
     j->next = c->jobs;
     if (c->jobs)
         c->jobs->prev = j;
@@ -434,7 +583,7 @@ static struct job *job_new(struct conn *c, const struct store_job *sj)
 static bool write_returned(struct job *j, const char *err, const char *what)
 {
     if (j->c->e->stopping == 2) {
-        j->busy = false; /* tearing down: the lease hands the job over */
+        job_settle(&j->m); /* tearing down: the lease hands the job over */
         return false;
     }
     if (!settle(j))
@@ -448,13 +597,14 @@ static bool write_returned(struct job *j, const char *err, const char *what)
             log_event(j->c->e->lg, LOG_WARN, "job.row_locked", &x,
                       "%s waits: another session holds the job's row locked", what);
         }
-        schedule(j, DB_RETRY_MS);
-        return false;
-    }
-    if (err) {
+    } else if (err) {
         log_event(j->c->e->lg, LOG_WARN, "job.write_retry", &x, "%s failed, trying again: %s",
                   what, err);
-        schedule(j, DB_RETRY_MS);
+    }
+    if (err) {
+        struct job_out o;
+        job_write_failed(&j->m, &o);
+        act(j, &o);
         return false;
     }
     if (j->row_locked_since) {
@@ -471,7 +621,7 @@ static bool write_returned(struct job *j, const char *err, const char *what)
 static bool call_returned(struct job *j, const struct amt_reply *r)
 {
     if (r->status == AMT_ERR_CANCELLED) {
-        j->busy = false;
+        job_settle(&j->m);
         return false;
     }
     return settle(j);
@@ -486,7 +636,7 @@ static void run_alert_command(struct job *j)
 {
     struct engine *e = j->c->e;
     const char *cmd = e->cfg->daemon.alert_command;
-    int code = j->final_code;
+    int code = j->m.final_code;
     if (!cmd || !*cmd || !amt_code_raises_alert(code) || !e->alerts)
         return;
     char v[10][1200];
@@ -494,10 +644,10 @@ static void run_alert_command(struct job *j)
     snprintf(v[1], sizeof v[1], "AMTACS_CONNECTION=%s", j->c->cfg->name);
     snprintf(v[2], sizeof v[2], "AMTACS_CODE=%d", code);
     snprintf(v[3], sizeof v[3], "AMTACS_CODE_NAME=%s", amt_code_name(code));
-    snprintf(v[4], sizeof v[4], "AMTACS_JOB_KIND=%s", j->script ? "script" : "batch");
-    snprintf(v[5], sizeof v[5], "AMTACS_JOB_NAME=%s", j->name);
-    snprintf(v[6], sizeof v[6], "AMTACS_APPLICATION=%s", j->application);
-    snprintf(v[7], sizeof v[7], "AMTACS_BATCH_REQUEST_ID=%d", j->brid);
+    snprintf(v[4], sizeof v[4], "AMTACS_JOB_KIND=%s", jobspec_kind_name(j->spec->kind));
+    snprintf(v[5], sizeof v[5], "AMTACS_JOB_NAME=%s", j->spec->name);
+    snprintf(v[6], sizeof v[6], "AMTACS_APPLICATION=%s", j->spec->application);
+    snprintf(v[7], sizeof v[7], "AMTACS_BATCH_REQUEST_ID=%d", j->m.brid);
     snprintf(v[8], sizeof v[8], "AMTACS_ERROR=%s", j->error ? j->error : "");
     snprintf(v[9], sizeof v[9], "AMTACS_SERVER=%s", j->c->cfg->url);
     const char *vars[10];
@@ -521,21 +671,25 @@ static void on_finish_written(void *ud, const char *outcome, const char *err)
     if (!write_returned(j, err, "writing the result"))
         return;
     struct log_ctx x = jctx(j);
-    if (!strcmp(outcome, "lost")) {
+    bool held = strcmp(outcome, "lost") != 0;
+    int code = j->m.final_code;
+    if (!held) {
         log_event(j->c->e->lg, LOG_WARN, "job.lease_lost", &x,
                   "another daemon finished or holds the job; nothing written");
     } else {
-        log_event(j->c->e->lg, LOG_INFO, "job.finished", &x, "%s (%d), %s",
-                  amt_code_name(j->final_code), j->final_code,
-                  amt_code_is_success(j->final_code) ? "success" : "failure");
+        log_event(j->c->e->lg, LOG_INFO, "job.finished", &x, "%s (%d), %s", amt_code_name(code),
+                  code, amt_code_is_success(code) ? "success" : "failure");
         if (!strcmp(outcome, "finished")) {
-            metrics_job_finished(j->c->mc, j->final_code);
-            if (amt_code_raises_alert(j->final_code))
-                metrics_alert(j->c->mc, j->final_code);
+            metrics_job_finished(j->c->mc, code);
+            if (amt_code_raises_alert(code))
+                metrics_alert(j->c->mc, code);
             run_alert_command(j);
         }
     }
-    job_free(j);
+    struct job_limits lim = limits(j->c);
+    struct job_out o;
+    job_write_done(&j->m, &lim, held, &o);
+    act(j, &o);
 }
 
 static void write_finish(struct job *j)
@@ -551,11 +705,11 @@ static void write_finish(struct job *j)
     for (size_t i = 0; i < j->nmsgs; i++)
         lines[at++] = j->msgs[i];
     if (j->truncated) {
-        if (j->message_count > (long)j->nmsgs)
+        if (j->m.message_count > (long)j->nmsgs)
             snprintf(cut, sizeof cut,
                      "amtacs: log cut at %ld bytes (daemon.max_log_bytes): %zu of %ld messages "
                      "kept",
-                     c->e->cfg->daemon.max_log_bytes, j->nmsgs, j->message_count);
+                     c->e->cfg->daemon.max_log_bytes, j->nmsgs, j->m.message_count);
         else
             snprintf(cut, sizeof cut,
                      "amtacs: log cut at %ld bytes (daemon.max_log_bytes): %zu messages kept, "
@@ -571,54 +725,27 @@ static void write_finish(struct job *j)
         snprintf(errline, len, "amtacs: %s", j->error);
         lines[at++] = errline;
     }
-    struct joblog_job hdr = {
-        .server = c->cfg->url, .application = j->application, .submit_user = "BATCH",
-        .station = "OPCON", .queue_name = j->queue_name,
-        .kind = j->script ? JOBLOG_SCRIPT : JOBLOG_BATCH, .name = j->name,
-        .params = (const char *const *)j->values, .nparams = j->nvalues,
-        .completion_code = j->final_code,
-    };
+    struct joblog_job hdr = {.server = c->cfg->url, .spec = j->spec,
+                             .completion_code = j->m.final_code};
     char *log = joblog_render(&hdr, lines, n);
     if (!log)
         goto retry;
     crash_point(c->e, "before-final-write");
-    j->busy = true;
-    int rc = store_batch_finish(c->e->batch, j->id, j->attempt, j->final_code, j->error, log,
+    int rc = store_batch_finish(c->e->batch, j->id, j->attempt, j->m.final_code, j->error, log,
                                 on_finish_written, j);
     free(log);
     free(lines);
     free(errline);
-    if (rc) {
-        j->busy = false;
-        schedule(j, DB_RETRY_MS);
-    }
+    if (rc)
+        io_not_queued(j);
     return;
 retry:
     free(lines);
     free(errline);
-    schedule(j, DB_RETRY_MS);
-}
-
-static void finish(struct job *j, int code, const char *fmt, ...)
-{
-    j->final_code = code;
-    free(j->error);
-    j->error = NULL;
-    if (fmt) {
-        char text[1024];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(text, sizeof text, fmt, ap);
-        va_end(ap);
-        j->error = strdup(text);
-    }
-    j->phase = PH_FINISH_WRITE;
-    write_finish(j);
+    io_not_queued(j);
 }
 
 /* ------------------------------------------------------------ messages */
-
-static void fetch_messages(struct job *j);
 
 static void on_messages_published(void *ud, const char *err)
 {
@@ -652,20 +779,14 @@ static void on_messages(void *ud, const struct amt_reply *r)
     struct job *j = ud;
     if (!call_returned(j, r))
         return;
-    struct log_ctx x = jctx(j);
-    bool running = j->phase == PH_FOLLOW;
+    struct job_out o;
     if (r->status != AMT_OK) {
-        if (running) {
-            schedule(j, j->interval_ms); /* the final read gets them */
-            return;
-        }
-        if (amt_status_transient(r->status) || r->status == AMT_ERR_AUTH ||
-            r->status == AMT_ERR_NOPASSWORD) {
-            log_event(j->c->e->lg, LOG_WARN, "job.messages_retry", &x, "%s", r->error);
-            schedule(j, j->c->cfg->poll.interval_ms);
-            return;
-        }
-        finish(j, j->final_code, "the job's messages could not be read: %s", r->error);
+        struct job_limits lim = limits(j->c);
+        bool transient = amt_status_transient(r->status) || r->status == AMT_ERR_AUTH ||
+                         r->status == AMT_ERR_NOPASSWORD;
+        job_messages_failed(&j->m, &lim, transient, &o);
+        explain(j, &o, r->error);
+        act(j, &o);
         return;
     }
     size_t first_new = j->nmsgs;
@@ -692,14 +813,11 @@ static void on_messages(void *ud, const struct amt_reply *r)
         j->nmsgs++;
     }
     j->after = r->next;
-    if (running)
+    if (j->m.phase == JOB_FOLLOW)
         publish_messages(j, r, first_new);
-    if (r->more && !j->truncated)
-        fetch_messages(j);
-    else if (running)
-        schedule(j, j->interval_ms);
-    else
-        finish(j, j->final_code, NULL);
+    job_messages_read(&j->m, r->more && !j->truncated, &o);
+    explain(j, &o, NULL);
+    act(j, &o);
     return;
 oom:
     schedule(j, DB_RETRY_MS);
@@ -707,11 +825,8 @@ oom:
 
 static void fetch_messages(struct job *j)
 {
-    j->busy = true;
-    if (amt_messages(j->c->amt, j->brid, j->after, MESSAGES_PAGE, on_messages, j)) {
-        j->busy = false;
-        schedule(j, DB_RETRY_MS);
-    }
+    if (amt_messages(j->c->amt, j->m.brid, j->after, MESSAGES_PAGE, on_messages, j))
+        io_not_queued(j);
 }
 
 /* ------------------------------------------------------------ following */
@@ -726,67 +841,22 @@ static void on_progress_written(void *ud, bool held, const char *err)
 /* A code MonitorJob reported for the job. */
 static void observe(struct job *j, int code, long message_count)
 {
-    j->count_known = message_count >= 0;
-    if (message_count > j->message_count)
-        j->message_count = message_count;
-    struct conn *c = j->c;
-    j->unknown = 0;
-    if (j->failures) {
-        struct log_ctx x = jctx(j);
-        log_event(c->e->lg, LOG_INFO, "job.follow_resumed", &x, "the server answers again after "
-                  "%ld failed check(s)", j->failures);
-        j->failures = 0;
-        j->interval_ms = c->cfg->poll.interval_ms;
-    }
-    if (code != j->last_code) {
-        struct log_ctx x = jctx(j);
-        log_event(c->e->lg, LOG_DEBUG, "job.state", &x, "%s (%d)", amt_code_name(code), code);
-        j->last_code = code;
-        if (!amt_code_is_final(code))
-            store_batch_progress(c->e->batch, j->id, j->attempt, code, on_progress_written,
-                                 NULL);
-    }
-    if (amt_code_is_final(code)) {
-        /* Messages read while it ran are kept: reading goes on after them. */
-        j->final_code = code;
-        j->phase = PH_MESSAGES;
-        /* Nothing (more) to read: a zero-length job costs no GetMessages call. */
-        if (j->truncated || (j->count_known && j->message_count <= (long)j->nmsgs))
-            finish(j, j->final_code, NULL);
-        else
-            fetch_messages(j);
-        return;
-    }
-    int64_t next = (int64_t)((double)j->interval_ms * c->cfg->poll.backoff);
-    j->interval_ms = next > c->cfg->poll.max_interval_ms ? c->cfg->poll.max_interval_ms : next;
-    if (j->interval_ms < 1)
-        j->interval_ms = 1;
-    if (j->message_count > (long)j->nmsgs && !j->truncated)
-        fetch_messages(j); /* new messages while it runs; the next check follows */
-    else
-        schedule_check(j, j->interval_ms);
+    struct job_limits lim = limits(j->c);
+    struct job_out o;
+    job_monitor_state(&j->m, &lim, code, message_count, j->nmsgs, j->truncated, &o);
+    explain(j, &o, NULL);
+    act(j, &o);
 }
 
 /* A failed MonitorJob: following goes on; only a request the server no longer
  * knows, several times in a row, ends the job. */
 static void monitor_failed(struct job *j, const struct amt_reply *r, bool unknown)
 {
-    struct conn *c = j->c;
-    struct log_ctx x = jctx(j);
-    if (unknown && ++j->unknown >= UNKNOWN_LIMIT) {
-        finish(j, AMT_UNDEFINED, "the Batch Server does not know BatchRequestId %d (%s)", j->brid,
-               r && r->error && *r->error ? r->error : "not listed");
-        return;
-    }
-    /* Back off while the server is in trouble; say so on the first failure
-     * and then every tenth, not on every check. */
-    j->failures++;
-    if (j->failures == 1 || j->failures % 10 == 0)
-        log_event(c->e->lg, LOG_WARN, "job.follow_retry", &x, "check %ld failed: %s",
-                  j->failures, r && r->error ? r->error : "unknown request");
-    int64_t next = j->interval_ms * 2;
-    j->interval_ms = next > c->cfg->poll.max_interval_ms ? c->cfg->poll.max_interval_ms : next;
-    schedule_check(j, j->interval_ms);
+    struct job_limits lim = limits(j->c);
+    struct job_out o;
+    job_monitor_failed(&j->m, &lim, unknown, &o);
+    explain(j, &o, r ? r->error : NULL);
+    act(j, &o);
 }
 
 static void on_monitor(void *ud, const struct amt_reply *r)
@@ -828,12 +898,12 @@ static void on_monitor_many(void *ud, const struct amt_reply *r)
     for (size_t i = 0; i < b->n; i++) {
         struct job *j = b->jobs[i];
         if (r->status == AMT_ERR_CANCELLED) {
-            j->busy = false;
+            job_settle(&j->m);
             continue;
         }
         if (!settle(j))
             continue;
-        struct amt_job key = {.id = j->brid};
+        struct amt_job key = {.id = j->m.brid};
         const struct amt_job *found =
             sorted ? bsearch(&key, sorted, r->njobs, sizeof *sorted, cmp_job_id) : NULL;
         if (found) {
@@ -841,7 +911,7 @@ static void on_monitor_many(void *ud, const struct amt_reply *r)
         } else if (r->status == AMT_OK) {
             bool listed = false;
             for (size_t k = 0; k < r->nunknown; k++)
-                if (r->unknown[k] == j->brid)
+                if (r->unknown[k] == j->m.brid)
                     listed = true;
             monitor_failed(j, r, listed || !sorted);
         } else {
@@ -868,7 +938,7 @@ static void flush_batch(struct conn *c)
         b->n = n;
         for (size_t i = 0; i < n; i++) {
             b->jobs[i] = c->batch[done + i];
-            ids[i] = b->jobs[i]->brid;
+            ids[i] = b->jobs[i]->m.brid;
         }
         int rc = amt_monitor_many(c->amt, ids, n, on_monitor_many, b);
         free(ids);
@@ -879,38 +949,32 @@ static void flush_batch(struct conn *c)
         done += n;
     }
     /* Whatever could not be sent is tried again shortly. */
-    for (size_t i = done; i < c->nbatch; i++) {
-        c->batch[i]->busy = false;
-        schedule(c->batch[i], DB_RETRY_MS);
-    }
+    for (size_t i = done; i < c->nbatch; i++)
+        io_not_queued(c->batch[i]);
     c->nbatch = 0;
 }
 
-static void follow(struct job *j)
+/* A check now: a place in the connection's next MonitorJobs call, or a
+ * MonitorJob of its own where the server offers no MonitorJobs. */
+static void monitor(struct job *j)
 {
     struct conn *c = j->c;
-    if (j->kill_wanted && !j->kill_busy && j->brid && now_ms() >= j->kill_retry_at)
-        send_kill(j);
     if (c->monitor_jobs) {
         if (c->nbatch == c->capbatch) {
             size_t ncap = c->capbatch ? c->capbatch * 2 : 64;
             struct job **n = realloc(c->batch, ncap * sizeof *n);
             if (!n) {
-                schedule(j, DB_RETRY_MS);
+                io_not_queued(j);
                 return;
             }
             c->batch = n;
             c->capbatch = ncap;
         }
-        j->busy = true;
         c->batch[c->nbatch++] = j;
         return;
     }
-    j->busy = true;
-    if (amt_monitor(c->amt, j->brid, on_monitor, j)) {
-        j->busy = false;
-        schedule(j, DB_RETRY_MS);
-    }
+    if (amt_monitor(c->amt, j->m.brid, on_monitor, j))
+        io_not_queued(j);
 }
 
 /* ------------------------------------------------------------ in doubt */
@@ -924,31 +988,19 @@ static void on_doubt_written(void *ud, bool held, const char *err)
     if (held)
         log_event(j->c->e->lg, LOG_ERROR, "job.in_doubt", &x,
                   "not started again; an operator decides (amtacsctl resolve %lld): %s", j->id,
-                  j->doubt);
-    job_free(j);
+                  j->doubt ? j->doubt : "the Start may have reached the server");
+    struct job_limits lim = limits(j->c);
+    struct job_out o;
+    job_write_done(&j->m, &lim, held, &o);
+    act(j, &o);
 }
 
 static void write_doubt(struct job *j)
 {
-    j->busy = true;
-    if (store_in_doubt(j->c->e->pc, j->id, j->c->e->owner, j->attempt, j->doubt,
-                       on_doubt_written, j)) {
-        j->busy = false;
-        schedule(j, DB_RETRY_MS);
-    }
-}
-
-static void in_doubt(struct job *j, const char *reason)
-{
-    free(j->doubt);
-    free(j->killed_by);
-    j->doubt = strdup(reason);
-    if (!j->doubt) {
-        schedule(j, DB_RETRY_MS);
-        return;
-    }
-    j->phase = PH_DOUBT_WRITE;
-    write_doubt(j);
+    /* Out of memory for the reason: the doubt is still written, in fewer words. */
+    const char *why = j->doubt ? j->doubt : "the Start may have reached the server";
+    if (store_in_doubt(j->c->e->pc, j->id, j->c->e->owner, j->attempt, why, on_doubt_written, j))
+        io_not_queued(j);
 }
 
 /* ------------------------------------------------------------ starting */
@@ -962,28 +1014,22 @@ static void on_started_written(void *ud, bool held, const char *err)
     if (!held) {
         log_event(j->c->e->lg, LOG_WARN, "job.lease_lost", &x,
                   "another daemon holds the job now; dropping it");
-        job_free(j);
-        return;
+    } else {
+        log_event(j->c->e->lg, LOG_INFO, "job.started", &x, "%s %s started",
+                  jobspec_kind_noun(j->spec->kind), j->spec->name);
+        metrics_job_started(j->c->mc);
+        crash_point(j->c->e, "after-start-recorded");
     }
-    log_event(j->c->e->lg, LOG_INFO, "job.started", &x, "%s %s started", j->script ? "script" :
-              "batch job", j->name);
-    metrics_job_started(j->c->mc);
-    crash_point(j->c->e, "after-start-recorded");
-    j->phase = PH_FOLLOW;
-    j->interval_ms = j->c->cfg->poll.interval_ms;
-    schedule_check(j, j->c->cfg->poll.initial_delay_ms);
-    if (j->kill_wanted)
-        send_kill(j);
+    struct job_limits lim = limits(j->c);
+    struct job_out o;
+    job_write_done(&j->m, &lim, held, &o);
+    act(j, &o);
 }
 
 static void write_started(struct job *j)
 {
-    j->phase = PH_START_WRITE;
-    j->busy = true;
-    if (store_batch_started(j->c->e->batch, j->id, j->attempt, j->brid, on_started_written, j)) {
-        j->busy = false;
-        schedule(j, DB_RETRY_MS);
-    }
+    if (store_batch_started(j->c->e->batch, j->id, j->attempt, j->m.brid, on_started_written, j))
+        io_not_queued(j);
 }
 
 static void on_start(void *ud, const struct amt_reply *r)
@@ -992,110 +1038,40 @@ static void on_start(void *ud, const struct amt_reply *r)
     if (!call_returned(j, r))
         return;
     struct conn *c = j->c;
-    struct log_ctx x = jctx(j);
-    switch (r->status) {
-    case AMT_OK:
-        j->brid = r->batch_request_id;
+    struct job_out o;
+    if (r->status == AMT_OK) {
+        job_start_answered(&j->m, r->batch_request_id, &o);
         crash_point(c->e, "after-start-sent");
-        write_started(j);
-        return;
-    case AMT_ERR_AUTH:
-    case AMT_ERR_NOPASSWORD:
-        finish(j, AMT_AUTHENTICATION_ERROR, "%s", r->error);
-        return;
-    case AMT_ERR_REJECTED:
-        finish(j, AMT_ERROR, "the Batch Server refused the start: %s", r->error);
-        return;
-    default:
-        break;
-    }
-    j->start_tries++;
-    if (r->maybe_delivered && !c->features_known) {
-        /* No heartbeat has answered yet (the first one failed), so whether
-         * Start may be sent again is not known: the job used to go in doubt
-         * here even on a server with idempotent Start (found by the fault
-         * matrix). Decide once a heartbeat answers, as for a job taken over
-         * from a holder that may have sent Start (start(): sent again where
-         * Start is idempotent, in doubt where it is not); until then it
-         * neither ends 23 nor goes in doubt. */
-        j->maybe_started = true;
-        log_event(c->e->lg, LOG_WARN, "job.start_retry", &x,
-                  "attempt %ld failed after it was sent: %s; sent again only if the server's "
-                  "heartbeat says its Start is idempotent", j->start_tries, r->error);
-        schedule(j, j->retry_ms);
+        act(j, &o);
         return;
     }
-    if (r->maybe_delivered && !c->idempotent) {
-        char why[700];
-        snprintf(why, sizeof why,
-                 "the Start call failed after it was sent (%s) and the server does not promise "
-                 "an idempotent Start: it may have started the job",
-                 r->error);
-        in_doubt(j, why);
-        return;
-    }
-    if (j->start_tries >= c->cfg->start_retry.attempts) {
-        finish(j, AMT_WEB_SERVER_ERROR,
-               "the Batch Server could not be reached to start the job (%ld attempts): %s",
-               j->start_tries, r->error);
-        return;
-    }
-    log_event(c->e->lg, LOG_WARN, "job.start_retry", &x, "attempt %ld failed: %s",
-              j->start_tries, r->error);
-    schedule(j, j->retry_ms);
-    int64_t next = (int64_t)((double)j->retry_ms * c->cfg->start_retry.backoff);
-    j->retry_ms = next > c->cfg->start_retry.max_delay_ms ? c->cfg->start_retry.max_delay_ms
-                                                          : next;
+    enum job_start_failure why = r->status == AMT_ERR_AUTH || r->status == AMT_ERR_NOPASSWORD
+                                     ? JOB_START_AUTH
+                                 : r->status == AMT_ERR_REJECTED ? JOB_START_REJECTED
+                                                                 : JOB_START_TRANSIENT;
+    struct job_limits lim = limits(c);
+    struct job_view v = view(c);
+    job_start_failed(&j->m, &lim, &v, why, r->maybe_delivered, &o);
+    explain(j, &o, r->error);
+    act(j, &o);
 }
 
-static void start(struct job *j)
+static void send_start(struct job *j)
 {
-    if (!lease_holds(j)) {
-        schedule(j, DB_RETRY_MS);
-        return;
-    }
     struct conn *c = j->c;
-    if (!c->features_known && !c->heartbeat_failed) {
-        /* The first heartbeat is on its way: whether Start is idempotent
-         * decides how it is sent (a kept-alive connection or a fresh one). */
-        schedule(j, 20);
-        return;
-    }
-    if (!c->cred->loaded) {
-        /* A logon now would fail for want of the password, and fail the job. */
-        if (!c->secret_pending && c->e->db_up)
-            load_secret(c);
-        schedule(j, 50);
-        return;
-    }
-    if (j->maybe_started) {
-        /* Sending Start again is safe only where the server says so. */
-        if (!c->features_known) {
-            schedule(j, 200);
-            return;
-        }
-        if (!c->idempotent) {
-            in_doubt(j, j->sent_before
-                            ? "this daemon sent Start for the job's taskId before the database "
-                              "lost the claim (a failover?), and the server does not promise an "
-                              "idempotent Start"
-                            : "an earlier holder of the job may have sent Start, and the server "
-                              "does not promise an idempotent Start");
-            return;
-        }
-    }
-    struct amt_start s = {
-        .task_id = j->task_id, .application = j->application, .amt_user = j->amt_user,
-        .queue_name = j->queue_name, .job_name = j->script ? NULL : j->name,
-        .script_name = j->script ? j->name : NULL, .values = (const char *const *)j->values,
-        .nvalues = j->nvalues, .fresh_connection = !(c->features_known && c->idempotent),
-    };
-    if (!(c->features_known && c->idempotent) && c->e->sent)
+    bool idempotent = c->features_known && c->idempotent;
+    struct amt_start s = {.task_id = j->task_id, .spec = j->spec,
+                          .fresh_connection = !idempotent};
+    if (!idempotent && c->e->sent)
         sentset_add(c->e->sent, j->task_id);
-    j->busy = true;
     if (amt_start_job(j->c->amt, &s, on_start, j)) {
-        j->busy = false;
-        finish(j, AMT_ERROR, "the job could not be turned into a Start request");
+        job_settle(&j->m);
+        struct job_limits lim = limits(c);
+        struct job_view v = view(c);
+        struct job_out o;
+        job_start_failed(&j->m, &lim, &v, JOB_START_UNSENDABLE, false, &o);
+        explain(j, &o, NULL);
+        act(j, &o);
     }
 }
 
@@ -1117,17 +1093,20 @@ static bool lease_holds(struct job *j)
 
 /* ------------------------------------------------------------ killing */
 
+/* The Kill call runs beside the job's phases (the job may be following, or
+ * reading its last messages, when it returns): its flags are the machine's
+ * (job_kill_*), its outcome only logged and recorded. */
 static void on_kill(void *ud, const struct amt_reply *r)
 {
     struct job *j = ud;
-    j->kill_busy = false;
+    job_kill_returned(&j->m);
     if (j->gone) {
         job_memory_free(j); /* it ended while the call was out; nothing else to do */
         return;
     }
     if (r->status == AMT_ERR_CANCELLED)
         return;
-    if (j->lost && !j->busy) {
+    if (j->m.lost && !j->m.busy) {
         settle(j);
         return;
     }
@@ -1137,7 +1116,7 @@ static void on_kill(void *ud, const struct amt_reply *r)
         store_kill_outcome(j->c->e->pc, j->id, j->c->e->owner, j->attempt, NULL,
                            on_progress_written, NULL);
         /* Look at once rather than at the next poll: the job should now be KILLED. */
-        if (!j->busy && j->phase == PH_FOLLOW)
+        if (!j->m.busy && j->m.phase == JOB_FOLLOW)
             schedule(j, 0);
         return;
     }
@@ -1150,107 +1129,54 @@ static void on_kill(void *ud, const struct amt_reply *r)
               r->error);
     store_kill_outcome(j->c->e->pc, j->id, j->c->e->owner, j->attempt, r->error,
                        on_progress_written, NULL);
-    j->kill_wanted = true; /* tried again by a check after KILL_RETRY_MS */
-    j->kill_retry_at = now_ms() + KILL_RETRY_MS;
-    if (!j->busy && j->heap_idx == NOT_IN_HEAP)
+    job_kill_failed(&j->m, now_ms()); /* tried again by a check after JOB_KILL_RETRY_MS */
+    if (!j->m.busy && j->heap_idx == NOT_IN_HEAP)
         schedule(j, j->c->cfg->poll.interval_ms);
 }
 
 static void send_kill(struct job *j)
 {
-    if (j->c->comm == COMM_DISABLED || j->c->comm == COMM_UNKNOWN) {
-        j->kill_wanted = true; /* nothing goes to the server now; sent when comm allows */
+    if (j->c->comm == JOB_COMM_DISABLED || j->c->comm == JOB_COMM_UNKNOWN) {
+        job_kill_deferred(&j->m); /* nothing goes to the server now; sent when comm allows */
         return;
     }
     if (!lease_holds(j)) {
-        j->kill_wanted = true; /* sent once the lease is renewed */
+        job_kill_deferred(&j->m); /* sent once the lease is renewed */
         return;
     }
-    j->kill_wanted = false;
-    j->kill_busy = true;
-    if (amt_kill(j->c->amt, j->brid, on_kill, j)) {
-        j->kill_busy = false;
-        j->kill_wanted = true;
+    job_kill_sending(&j->m);
+    if (amt_kill(j->c->amt, j->m.brid, on_kill, j)) {
+        job_kill_returned(&j->m);
+        job_kill_deferred(&j->m);
     }
 }
 
 /* An operator's kill request for a job this daemon holds. */
 static void kill_job(struct job *j)
 {
+    struct job_limits lim = limits(j->c);
+    struct job_out o;
+    job_kill_requested(&j->m, &lim, &o);
+    if (!o.refused && o.guard == JG_NEVER_SENT)
+        heap_remove(j->c->e, j); /* its Start was due: it never goes now */
+    explain(j, &o, NULL);
+    act(j, &o);
+}
+
+/* The job's timer fired. A job Full Comm does not let act is parked (left
+ * out of the timer heap) until the state changes (on_comm). */
+static void job_due_now(struct job *j)
+{
     struct conn *c = j->c;
-    struct log_ctx x = jctx(j);
-    j->kill_seen = true;
-    if (!c->cfg->allow_kill) {
-        char why[160];
-        snprintf(why, sizeof why, "kill refused: allow_kill is false for connection %s",
-                 c->cfg->name);
-        log_event(c->e->lg, LOG_WARN, "job.kill_refused", &x, "%s", why);
-        store_kill_outcome(c->e->pc, j->id, c->e->owner, j->attempt, why, on_progress_written,
-                           NULL);
+    if (!job_may_act(&j->m, c->comm, c->e->stopping != 0))
         return;
-    }
-    if (j->phase == PH_START && !j->busy && !j->brid && !j->maybe_started && !j->start_tries) {
-        /* Start was never sent (not by us, not by an earlier holder): the job
-         * ends without ever starting. Otherwise Start is (re)sent first, which
-         * is idempotent, and the Kill follows its BatchRequestId. */
-        heap_remove(c->e, j);
-        finish(j, AMT_KILLED, "killed by %s while queued; it never reached the AMT server",
-               j->killed_by ? j->killed_by : "an operator");
-        return;
-    }
-    if (j->phase >= PH_MESSAGES || j->kill_busy)
-        return; /* it has ended already, or a Kill is on its way */
-    if (!j->brid) {
-        j->kill_wanted = true; /* sent as soon as Start has answered */
-        return;
-    }
-    send_kill(j);
-}
-
-/* Whether Full Comm lets the job's next step talk to the server. A job that
- * may not is parked (left out of the timer heap) until the state changes. */
-static bool comm_allows(const struct job *j)
-{
-    switch (j->c->comm) {
-    case COMM_ENABLED:
-        return true;
-    case COMM_LIMITED:
-        return j->phase != PH_START;
-    default:
-        return false;
-    }
-}
-
-static void job_due(struct job *j)
-{
-    struct engine *e = j->c->e;
-    if (e->stopping && j->phase != PH_FINISH_WRITE && j->phase != PH_START_WRITE &&
-        j->phase != PH_DOUBT_WRITE)
-        return; /* draining: only writes in hand are completed */
-    bool writes = j->phase == PH_FINISH_WRITE || j->phase == PH_START_WRITE ||
-                  j->phase == PH_DOUBT_WRITE;
-    if (!writes && !comm_allows(j))
-        return; /* parked: comm_changed() wakes it */
-    switch (j->phase) {
-    case PH_START:
-        start(j);
-        break;
-    case PH_START_WRITE:
-        write_started(j);
-        break;
-    case PH_FOLLOW:
-        follow(j);
-        break;
-    case PH_MESSAGES:
-        fetch_messages(j);
-        break;
-    case PH_FINISH_WRITE:
-        write_finish(j);
-        break;
-    case PH_DOUBT_WRITE:
-        write_doubt(j);
-        break;
-    }
+    struct job_view v = view(c);
+    if (j->m.phase == JOB_START)
+        v.lease_holds = lease_holds(j);
+    struct job_out o;
+    job_due(&j->m, &v, &o);
+    explain(j, &o, NULL);
+    act(j, &o);
 }
 
 /* ------------------------------------------------------------ claiming */
@@ -1268,6 +1194,7 @@ static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const c
                   err);
         return; /* the periodic rescan tries again */
     }
+    struct job_limits lim = limits(c);
     for (size_t i = 0; i < n; i++) {
         struct job *j = job_new(c, &jobs[i]);
         if (!j) {
@@ -1275,25 +1202,22 @@ static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const c
                       jobs[i].id);
             continue;
         }
-        struct log_ctx x = jctx(j);
-        j->retry_ms = c->cfg->start_retry.delay_ms;
         j->lease_until = c->claim_sent_at + e->lease_s * 1000L;
-        if (jobs[i].running) {
-            /* Taken over: follow it again from its BatchRequestId, never restart it. */
-            j->phase = PH_FOLLOW;
-            j->interval_ms = c->cfg->poll.interval_ms;
+        bool running = jobs[i].running;
+        /* A claim the database lost (an asynchronous failover) makes a job
+         * we started look queued and new again: we remember. */
+        bool sent_before = !running && e->sent && sentset_has(e->sent, j->task_id);
+        struct job_out o;
+        job_claimed(&j->m, &lim, running, jobs[i].taken_over, sent_before,
+                    jobs[i].batch_request_id, &o);
+        struct log_ctx x = jctx(j);
+        if (running)
             log_event(e->lg, LOG_INFO, "job.resumed", &x, "following again (attempt %d)",
                       j->attempt);
-        } else {
-            j->phase = PH_START;
-            /* A claim the database lost (an asynchronous failover) makes a
-             * job we started look queued and new again: we remember. */
-            j->sent_before = e->sent && sentset_has(e->sent, j->task_id);
-            j->maybe_started = jobs[i].taken_over || j->sent_before;
+        else
             log_event(e->lg, LOG_INFO, "job.claimed", &x, "%s %s (attempt %d)",
-                      j->script ? "script" : "batch job", j->name, j->attempt);
-        }
-        schedule(j, 0);
+                      jobspec_kind_noun(j->spec->kind), j->spec->name, j->attempt);
+        act(j, &o);
         if (jobs[i].kill_requested) {
             if (jobs[i].kill_requested_by)
                 j->killed_by = strdup(jobs[i].kill_requested_by); /* NULL: said without */
@@ -1381,9 +1305,7 @@ static void on_renewed(void *ud, const long long *lost, size_t nlost, const long
         while (j) {
             struct job *next = j->next; /* settle() may free j */
             if (in_ids(j->id, slost, nlost)) {
-                j->lost = true;
-                if (!j->busy)
-                    settle(j);
+                lose(j); /* dropped now, or when its I/O is back */
             } else if (!in_ids(j->id, sbusy, nbusy) && j->lease_until < until) {
                 j->lease_until = until; /* jobs claimed later hold a newer lease already */
             }
@@ -1417,7 +1339,7 @@ static void renew(struct engine *e)
     if (ids && att) {
         for (size_t k = 0; k < e->nconns; k++)
             for (struct job *j = e->conns[k]->jobs; j; j = j->next)
-                if (!j->lost) {
+                if (!j->m.lost) {
                     ids[n] = j->id;
                     att[n++] = j->attempt;
                 }
@@ -1593,22 +1515,24 @@ static void on_comm(void *ud, const char *value, const char *err)
     }
     if (err)
         return; /* the next reconnect reads it again */
-    enum comm before = c->comm;
-    c->comm = !value                        ? COMM_UNKNOWN
-              : !strcmp(value, "enabled")   ? COMM_ENABLED
-              : !strcmp(value, "limited")   ? COMM_LIMITED
-                                            : COMM_DISABLED;
+    enum job_comm before = c->comm;
+    c->comm = !value                        ? JOB_COMM_UNKNOWN
+              : !strcmp(value, "enabled")   ? JOB_COMM_ENABLED
+              : !strcmp(value, "limited")   ? JOB_COMM_LIMITED
+                                            : JOB_COMM_DISABLED;
     if (c->comm == before)
         return;
     publish_conn(c);
     log_event(e->lg, LOG_INFO, "conn.comm", &(struct log_ctx){c->cfg->name, 0, 0}, "%s",
-              c->comm == COMM_ENABLED   ? "Full Comm enabled: jobs start"
-              : c->comm == COMM_LIMITED ? "limited: no new starts, running jobs are followed"
+              c->comm == JOB_COMM_ENABLED   ? "Full Comm enabled: jobs start"
+              : c->comm == JOB_COMM_LIMITED ? "limited: no new starts, running jobs are followed"
                                         : "disabled: nothing is sent to the server");
-    for (struct job *j = c->jobs; j; j = j->next)
-        if (!j->busy && j->heap_idx == NOT_IN_HEAP)
-            schedule(j, 0);
-    if (c->comm != COMM_DISABLED)
+    for (struct job *j = c->jobs; j; j = j->next) {
+        struct job_out o;
+        job_comm_changed(&j->m, j->heap_idx == NOT_IN_HEAP, &o); /* parked ones wake */
+        act(j, &o);
+    }
+    if (c->comm != JOB_COMM_DISABLED)
         c->next_heartbeat = now_ms();
     c->take_over = true; /* what the old comm state held back may be claimable now */
     claim(c);
@@ -1744,7 +1668,7 @@ static void on_kills_pending(void *ud, const long long *ids, size_t n, const cha
         for (size_t k = 0; k < e->nconns; k++)
             for (struct job *j = e->conns[k]->jobs; j; j = j->next)
                 if (j->id == ids[i]) {
-                    if (!j->lost && !j->kill_seen)
+                    if (!j->m.lost && !j->m.kill_seen)
                         kill_job(j);
                     break;
                 }
@@ -1893,8 +1817,7 @@ static bool drained(struct engine *e)
     bool writes = false;
     for (size_t k = 0; k < e->nconns && !writes; k++)
         for (struct job *j = e->conns[k]->jobs; j; j = j->next)
-            if (j->busy && (j->phase == PH_FINISH_WRITE || j->phase == PH_START_WRITE ||
-                            j->phase == PH_DOUBT_WRITE)) {
+            if (j->m.busy && job_phase_writes(j->m.phase)) {
                 writes = true;
                 break;
             }
@@ -1908,14 +1831,14 @@ static bool drained(struct engine *e)
     return e->released;
 }
 
-static const char *comm_name(enum comm c)
+static const char *comm_name(enum job_comm c)
 {
     switch (c) {
-    case COMM_ENABLED:
+    case JOB_COMM_ENABLED:
         return "enabled";
-    case COMM_LIMITED:
+    case JOB_COMM_LIMITED:
         return "limited";
-    case COMM_DISABLED:
+    case JOB_COMM_DISABLED:
         return "disabled";
     default:
         return "unknown";
@@ -1940,8 +1863,8 @@ static void run_timers(struct engine *e, int64_t now)
     while (e->nheap && e->heap[0]->due <= now) {
         struct job *j = e->heap[0];
         heap_remove(e, j);
-        if (!j->busy)
-            job_due(j);
+        if (!j->m.busy)
+            job_due_now(j);
     }
     if (e->stopping)
         return;
@@ -1971,7 +1894,7 @@ static void run_timers(struct engine *e, int64_t now)
     for (size_t k = 0; k < e->nconns; k++) {
         struct conn *c = e->conns[k];
         if (now >= c->next_heartbeat && !c->heartbeat_busy && c->amt &&
-            c->comm != COMM_DISABLED && c->comm != COMM_UNKNOWN && !(c->removed && !c->njobs)) {
+            c->comm != JOB_COMM_DISABLED && c->comm != JOB_COMM_UNKNOWN && !(c->removed && !c->njobs)) {
             c->heartbeat_busy = !amt_heartbeat(c->amt, on_heartbeat, c);
             c->next_heartbeat = now + e->cfg->daemon.heartbeat_interval_ms;
         }
@@ -2261,66 +2184,89 @@ static void conn_register(struct conn *c, bool fresh)
     claim(c);
 }
 
-/* SIGHUP: the configuration file again. Everything is checked and prepared
- * first; only then is anything changed, so a refused reload changes nothing.
- * Jobs in hand are never dropped: a changed connection's jobs go on with the
- * new settings (calls in flight finish on the old client), a removed
- * connection's jobs are followed to their end without new claims. */
-static void reload(struct engine *e)
+/* A reload checked and prepared, not yet in force: the new configuration and,
+ * per connection in it, a new struct conn (an added one) and a new client
+ * with its credentials (an added one, or one whose client settings changed). */
+struct reload_plan {
+    const struct amtacs_config *next;
+    size_t n;
+    struct conn **made;
+    struct amt_client **amts;
+    struct cred **creds;
+};
+
+/* Releases what a plan holds that was not handed over to the engine. */
+static void reload_abandon(struct reload_plan *p)
+{
+    for (size_t i = 0; p->made && i < p->n; i++) {
+        amt_client_free(p->amts[i]);
+        cred_free(p->creds[i]);
+        free(p->made[i]);
+    }
+    free(p->made);
+    free(p->amts);
+    free(p->creds);
+    config_free(p->next);
+    memset(p, 0, sizeof *p);
+}
+
+/* Everything that can fail: the file, the settings that take a restart, the
+ * memory and the new clients. Changes nothing in the engine (but room in
+ * e->conns); -1 with the reason in err, the plan abandoned. */
+static int reload_prepare(struct engine *e, struct reload_plan *p, char *err, size_t errlen)
 {
     struct config_errors *errs = NULL;
-    const struct amtacs_config *next = NULL;
-    struct conn **made = NULL;       /* per new connection: a new struct conn, or NULL */
-    struct amt_client **amts = NULL; /* per new connection: a new client, or NULL */
-    struct cred **creds = NULL;
-    size_t n = 0, added = 0, changed = 0, removed = 0;
-    char err[512];
-
-    if (!e->config_path) {
-        log_event(e->lg, LOG_WARN, "config.reload_refused", NULL,
-                  "no configuration file to reload");
-        return;
-    }
-    next = config_load(e->config_path, &errs);
-    if (!next) {
+    memset(p, 0, sizeof *p);
+    p->next = config_load(e->config_path, &errs);
+    if (!p->next) {
         for (size_t i = 0; i < config_errors_count(errs); i++)
             log_event(e->lg, LOG_ERROR, "config.reload_refused", NULL, "%s",
                       config_errors_get(errs, i));
-        snprintf(err, sizeof err, "%zu problem(s) in %s", config_errors_count(errs),
+        snprintf(err, errlen, "%zu problem(s) in %s", config_errors_count(errs),
                  e->config_path);
         config_errors_free(errs);
-        goto refuse;
+        return -1;
     }
     const char *fixed[16];
-    size_t nfixed = config_restart_keys(e->cfg, next, fixed, 16);
+    size_t nfixed = config_restart_keys(e->cfg, p->next, fixed, 16);
     if (nfixed) {
         for (size_t i = 0; i < nfixed && i < 16; i++)
             log_event(e->lg, LOG_ERROR, "config.reload_refused", NULL,
                       "%s changed: that takes a restart", fixed[i]);
-        snprintf(err, sizeof err, "%zu setting(s) that take a restart changed", nfixed);
-        goto refuse;
+        snprintf(err, errlen, "%zu setting(s) that take a restart changed", nfixed);
+        goto fail;
     }
-    n = next->n_connections;
-    made = calloc(n, sizeof *made);
-    amts = calloc(n, sizeof *amts);
-    creds = calloc(n, sizeof *creds);
-    if (!made || !amts || !creds || reserve_conns(e, n)) {
-        snprintf(err, sizeof err, "out of memory");
-        goto refuse;
+    p->n = p->next->n_connections;
+    p->made = calloc(p->n, sizeof *p->made);
+    p->amts = calloc(p->n, sizeof *p->amts);
+    p->creds = calloc(p->n, sizeof *p->creds);
+    if (!p->made || !p->amts || !p->creds || reserve_conns(e, p->n)) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
     }
-    for (size_t i = 0; i < n; i++) {
-        const struct amtacs_connection *cc = &next->connections[i];
+    for (size_t i = 0; i < p->n; i++) {
+        const struct amtacs_connection *cc = &p->next->connections[i];
         struct conn *c = find_conn(e, cc->name);
-        if (!c && !(c = made[i] = conn_alloc(e, cc))) {
-            snprintf(err, sizeof err, "out of memory");
-            goto refuse;
+        if (!c && !(c = p->made[i] = conn_alloc(e, cc))) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
         }
-        if ((made[i] || client_changes(c->cfg, cc)) &&
-            client_new(c, cc, made[i] ? NULL : c->cred, &amts[i], &creds[i], err, sizeof err))
-            goto refuse;
+        if ((p->made[i] || client_changes(c->cfg, cc)) &&
+            client_new(c, cc, p->made[i] ? NULL : c->cred, &p->amts[i], &p->creds[i], err,
+                       errlen))
+            goto fail;
     }
+    return 0;
+fail:
+    reload_abandon(p);
+    return -1;
+}
 
-    /* From here on nothing fails. */
+/* Puts a prepared plan in force; nothing here fails. */
+static void reload_commit(struct engine *e, struct reload_plan *p)
+{
+    size_t added = 0, changed = 0, removed = 0;
+    const struct amtacs_config *next = p->next;
     for (size_t k = 0; k < e->nconns; k++) {
         struct conn *c = e->conns[k];
         if (c->removed || config_find_connection(next, c->cfg->name))
@@ -2331,15 +2277,17 @@ static void reload(struct engine *e)
                   0, 0}, "no new claims; the %zu job(s) in hand are followed to their end",
                   c->njobs);
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < p->n; i++) {
         const struct amtacs_connection *cc = &next->connections[i];
-        struct conn *c = made[i] ? made[i] : find_conn(e, cc->name);
+        struct conn *c = p->made[i] ? p->made[i] : find_conn(e, cc->name);
         struct log_ctx x = {cc->name, 0, 0};
-        if (made[i]) {
-            c->amt = amts[i];
-            c->cred = creds[i];
+        if (p->made[i]) {
+            c->amt = p->amts[i];
+            c->cred = p->creds[i];
             e->conns[e->nconns++] = c;
-            made[i] = NULL;
+            p->made[i] = NULL;
+            p->amts[i] = NULL;
+            p->creds[i] = NULL;
             added++;
             warn_transport(e, cc);
             log_event(e->lg, LOG_INFO, "config.connection_added", &x, "%s as Batch User %s",
@@ -2351,10 +2299,13 @@ static void reload(struct engine *e)
         }
         bool was_removed = c->removed, user = strcmp(c->cfg->batch_user, cc->batch_user) != 0;
         bool same = config_connection_same(c->cfg, cc, NULL);
-        if (amts[i]) {
+        bool fresh_client = p->amts[i] != NULL;
+        if (fresh_client) {
             retire_client(e, c->amt, c->cred);
-            c->amt = amts[i];
-            c->cred = creds[i];
+            c->amt = p->amts[i];
+            c->cred = p->creds[i];
+            p->amts[i] = NULL;
+            p->creds[i] = NULL;
             /* The new server (or route to it) says again what it offers. */
             c->features_known = false;
             c->heartbeat_failed = false;
@@ -2371,7 +2322,7 @@ static void reload(struct engine *e)
             log_event(e->lg, LOG_INFO, "config.connection_changed", &x,
                       "%s%s; %zu job(s) in hand go on with the new settings",
                       was_removed ? "back in the configuration" : "settings changed",
-                      amts[i] ? " (new client)" : "", c->njobs);
+                      fresh_client ? " (new client)" : "", c->njobs);
         }
         if (e->db_up)
             conn_register(c, user);
@@ -2386,6 +2337,7 @@ static void reload(struct engine *e)
         log_event(e->lg, LOG_WARN, "engine.oom", NULL, "the old configuration is kept unlisted");
     }
     e->cfg = next;
+    p->next = NULL; /* the engine's now */
     e->lease_s = (int)next->daemon.lease_seconds;
     log_set_level(e->lg, (enum log_level)next->log_level);
     for (size_t k = 0; k < e->nconns; k++)
@@ -2395,23 +2347,31 @@ static void reload(struct engine *e)
     log_event(e->lg, LOG_INFO, "config.reloaded", NULL,
               "%s: %zu connection(s) added, %zu changed, %zu removed; no job dropped",
               e->config_path, added, changed, removed);
-    free(made);
-    free(amts);
-    free(creds);
-    return;
-refuse:
-    for (size_t i = 0; made && i < n; i++) {
-        amt_client_free(amts[i]);
-        cred_free(creds[i]);
-        free(made[i]);
+    reload_abandon(p); /* only the arrays are left */
+}
+
+/* SIGHUP: the configuration file again, in two steps: reload_prepare checks
+ * and prepares everything that can fail, reload_commit puts it in force and
+ * cannot fail, so a refused reload changes nothing. Jobs in hand are never
+ * dropped: a changed connection's jobs go on with the new settings (calls in
+ * flight finish on the old client), a removed connection's jobs are followed
+ * to their end without new claims. */
+static void reload(struct engine *e)
+{
+    struct reload_plan plan;
+    char err[512];
+    if (!e->config_path) {
+        log_event(e->lg, LOG_WARN, "config.reload_refused", NULL,
+                  "no configuration file to reload");
+        return;
     }
-    free(made);
-    free(amts);
-    free(creds);
-    config_free(next);
-    metrics_reload(e->metrics, false);
-    log_event(e->lg, LOG_ERROR, "config.reload_refused", NULL,
-              "%s; the running configuration stays in force", err);
+    if (reload_prepare(e, &plan, err, sizeof err)) {
+        metrics_reload(e->metrics, false);
+        log_event(e->lg, LOG_ERROR, "config.reload_refused", NULL,
+                  "%s; the running configuration stays in force", err);
+        return;
+    }
+    reload_commit(e, &plan);
 }
 
 struct engine *engine_new(const struct engine_options *opt, char *err, size_t errlen)

@@ -46,11 +46,12 @@ char *joblog_render(const struct joblog_job *job, const char *const *messages, s
     buf_init(&params, 0);
     enum buf_rc rc = BUF_OK;
 
-    for (size_t i = 0; !rc && i < job->nparams; i++) {
+    const struct jobspec *spec = job->spec;
+    for (size_t i = 0; !rc && i < spec->nvalues; i++) {
         if (i)
             rc = buf_putc(&params, ' ');
-        if (!rc && job->params[i])
-            rc = buf_puts(&params, job->params[i]);
+        if (!rc && spec->values[i])
+            rc = buf_puts(&params, spec->values[i]);
     }
     if (!rc)
         rc = rule(&b, NULL);
@@ -59,15 +60,15 @@ char *joblog_render(const struct joblog_job *job, const char *const *messages, s
     if (!rc)
         rc = row(&b, "Server", job->server, 1);
     if (!rc)
-        rc = row(&b, "Application", job->application, 1);
+        rc = row(&b, "Application", spec->application, 1);
     if (!rc)
-        rc = row(&b, "Submit User", job->submit_user, 1);
+        rc = row(&b, "Submit User", JOBSPEC_SUBMIT_USER, 1);
     if (!rc)
-        rc = row(&b, "Station", job->station, 1);
+        rc = row(&b, "Station", JOBSPEC_STATION, 1);
     if (!rc)
-        rc = row(&b, "Queue Name", job->queue_name, 1);
+        rc = row(&b, "Queue Name", spec->queue_name, 1);
     if (!rc)
-        rc = row(&b, job->kind == JOBLOG_SCRIPT ? "Script Job" : "Batch Job", job->name, 1);
+        rc = row(&b, spec->kind == JOBSPEC_SCRIPT ? "Script Job" : "Batch Job", spec->name, 1);
     if (!rc)
         rc = row(&b, "Parameters", params.data, 0);
     if (!rc)

@@ -355,3 +355,66 @@ void jobspec_items_free(char **items, size_t n)
         free(items[i]);
     free(items);
 }
+
+const char *jobspec_kind_name(enum jobspec_kind kind)
+{
+    return kind == JOBSPEC_SCRIPT ? "script" : "batch";
+}
+
+const char *jobspec_kind_noun(enum jobspec_kind kind)
+{
+    return kind == JOBSPEC_SCRIPT ? "script" : "batch job";
+}
+
+enum jobspec_kind jobspec_kind_of(const char *name)
+{
+    return name && !strcmp(name, "script") ? JOBSPEC_SCRIPT : JOBSPEC_BATCH;
+}
+
+/* Adds len(s)+1 to *total unless it would overflow. */
+static bool add_size(size_t *total, const char *s)
+{
+    size_t l = s ? strlen(s) + 1 : 0;
+    if (l > SIZE_MAX - *total)
+        return false;
+    *total += l;
+    return true;
+}
+
+/* Copies s to *at and moves *at past it; NULL stays NULL. */
+static const char *put_str(char **at, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t l = strlen(s) + 1;
+    char *d = memcpy(*at, s, l);
+    *at += l;
+    return d;
+}
+
+struct jobspec *jobspec_dup(const struct jobspec *spec)
+{
+    /* One block: the struct, the list of pointers, then every string. */
+    if (spec->nvalues > (SIZE_MAX - sizeof(struct jobspec)) / sizeof(char *))
+        return NULL;
+    size_t total = sizeof(struct jobspec) + spec->nvalues * sizeof(char *);
+    bool ok = add_size(&total, spec->application) && add_size(&total, spec->amt_user) &&
+              add_size(&total, spec->queue_name) && add_size(&total, spec->name);
+    for (size_t i = 0; ok && i < spec->nvalues; i++)
+        ok = add_size(&total, spec->values[i] ? spec->values[i] : "");
+    struct jobspec *d = ok ? malloc(total) : NULL;
+    if (!d)
+        return NULL;
+    const char **list = (const char **)(d + 1);
+    char *at = (char *)(list + spec->nvalues);
+    d->kind = spec->kind;
+    d->application = put_str(&at, spec->application);
+    d->amt_user = put_str(&at, spec->amt_user);
+    d->queue_name = put_str(&at, spec->queue_name);
+    d->name = put_str(&at, spec->name);
+    for (size_t i = 0; i < spec->nvalues; i++)
+        list[i] = put_str(&at, spec->values[i] ? spec->values[i] : "");
+    d->values = list;
+    d->nvalues = spec->nvalues;
+    return d;
+}

@@ -142,11 +142,11 @@ static void on_claim(void *ud, const PGresult *res, const char *err)
         j->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
         j->attempt = (int)strtol(PQgetvalue(res, i, 1), NULL, 10);
         j->running = !strcmp(PQgetvalue(res, i, 2), "running");
-        j->script = !strcmp(PQgetvalue(res, i, 3), "script");
-        j->application = val(res, i, 4);
-        j->amt_user = val(res, i, 5);
-        j->queue_name = val(res, i, 6);
-        j->name = j->script ? val(res, i, 8) : val(res, i, 7);
+        j->spec.kind = jobspec_kind_of(PQgetvalue(res, i, 3));
+        j->spec.application = val(res, i, 4);
+        j->spec.amt_user = val(res, i, 5);
+        j->spec.queue_name = val(res, i, 6);
+        j->spec.name = val(res, i, j->spec.kind == JOBSPEC_SCRIPT ? 8 : 7);
         j->task_id = val(res, i, 10);
         j->batch_request_id = val(res, i, 11) ? (int)strtol(val(res, i, 11), NULL, 10) : 0;
         j->kill_requested = !strcmp(PQgetvalue(res, i, 12), "t");
@@ -172,8 +172,8 @@ static void on_claim(void *ud, const PGresult *res, const char *err)
                 values[i][k++] = cJSON_IsString(it) ? it->valuestring : "";
             }
         }
-        j->values = values[i];
-        j->nvalues = k;
+        j->spec.values = values[i];
+        j->spec.nvalues = k;
     }
     cb(c->ud, bad ? NULL : jobs, bad ? 0 : (size_t)n, bad);
     for (int i = 0; i < n; i++) {

@@ -42,13 +42,13 @@ static char *resolved_log(struct ctx *c, const char *id)
     snprintf(line, sizeof line, "amtacs: %s%sthe job was in doubt and %s resolved it as failed",
              PQgetvalue(r, 0, 5), *PQgetvalue(r, 0, 5) ? "; " : "", c->actor);
     const char *msgs[] = {line};
-    struct joblog_job job = {
-        .server = PQgetvalue(r, 0, 6), .application = PQgetvalue(r, 0, 0),
-        .submit_user = "BATCH", .station = "OPCON",
+    struct jobspec spec = {
+        .application = PQgetvalue(r, 0, 0),
         .queue_name = PQgetisnull(r, 0, 3) ? NULL : PQgetvalue(r, 0, 3),
-        .kind = strcmp(PQgetvalue(r, 0, 1), "script") ? JOBLOG_BATCH : JOBLOG_SCRIPT,
-        .name = PQgetvalue(r, 0, 2), .params = params, .nparams = np, .completion_code = 19,
+        .kind = jobspec_kind_of(PQgetvalue(r, 0, 1)),
+        .name = PQgetvalue(r, 0, 2), .values = params, .nvalues = np,
     };
+    struct joblog_job job = {.server = PQgetvalue(r, 0, 6), .spec = &spec, .completion_code = 19};
     char *log = joblog_render(&job, msgs, 1);
     cJSON_Delete(vals);
     PQclear(r);

@@ -36,7 +36,11 @@ h_wait_until 30 grep -q "NOT idempotent" "$H_DAEMON_LOG" && h_ok "the daemon rea
     h_not_ok "the daemon reads the server's features"
 lose_start_answers 3
 ids=()
-for j in INSTANT INSTANT INSTANT; do ids+=("$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j $j)"); done
+# The second carries values the text[] literal must quote and escape: its
+# log after resolve --fail lists them as they were submitted.
+ids+=("$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)")
+ids+=("$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT -v 'A=1' -v 'B=x, "y" {z}' -v 'C=back\slash' -v 'D=NULL')")
+ids+=("$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)")
 h_wait_sql 60 3 "SELECT count(*) FROM acs.jobs WHERE id IN (${ids[0]}, ${ids[1]}, ${ids[2]}) AND state = 'in_doubt'" &&
     h_ok "each job whose Start answer was lost goes in doubt" || h_not_ok "each job whose Start answer was lost goes in doubt"
 for id in "${ids[@]}"; do
@@ -60,6 +64,8 @@ h_ctl resolve "${ids[1]}" --fail >/dev/null
 h_eq "finished|UNDEFINED|failure" "$(h_sql -c "SELECT state, completion_name, result FROM acs.job_results WHERE id = ${ids[1]}")" \
     "--fail: the job ends as a failure"
 h_match "Completion Code : UNDEFINED" "$(h_ctl log "${ids[1]}")" "with a job log in the reference layout"
+h_eq 'Parameters      : A=1 B=x, "y" {z} C=back\slash D=NULL' "$(h_ctl log "${ids[1]}" | grep '^Parameters')" \
+    "the log lists its task values as submitted (the text[] literal read by jobspec_array_parse)"
 
 created=$(h_sim_counter .requests_created)
 h_ctl resolve "${ids[2]}" --restart >/dev/null
@@ -107,3 +113,24 @@ h_wait_sql 60 in_doubt "SELECT state FROM acs.jobs WHERE id = $id" &&
 task=$(h_sql -c "SELECT task_id FROM acs.jobs WHERE id = $id")
 h_eq 0 "$(curl -fsS "$H_SIM_URL/sim/tasks" | jq "[.tasks[] | select(.taskId == \"$task\")] | length")" \
     "and no further Start was sent"
+
+# A job taken over from a holder that is gone, with a kill requested, on a
+# server without idempotent Start: its Start may have been sent, so it goes
+# in doubt rather than started again, and the daemon lives on (going in doubt
+# used to free the kill requester's name and free it again with the job: a
+# double free, which ASan reports and glibc may or may not catch).
+h_ctl comm disable AMTDEMO >/dev/null
+id=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
+h_sql -c "UPDATE acs.jobs SET state = 'starting', owner = 'a-gone-daemon', attempt = 1,
+                 claimed_at = now(), task_id = gen_random_uuid(),
+                 lease_expires = now() - interval '1 minute', kill_requested_at = now(),
+                 kill_requested_by = 'operator1' WHERE id = $id" >/dev/null
+h_ctl comm enable AMTDEMO >/dev/null
+h_wait_sql 60 in_doubt "SELECT state FROM acs.jobs WHERE id = $id" &&
+    h_ok "a taken-over job with a kill request goes in doubt on a non-idempotent server" ||
+    h_not_ok "a taken-over job with a kill request goes in doubt on a non-idempotent server"
+id2=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT)
+h_wait_sql 60 finished "SELECT state FROM acs.jobs WHERE id = $id2" &&
+    h_ok "and the daemon goes on with the next job" || h_not_ok "and the daemon goes on with the next job"
+kill -0 "$H_DAEMON_PID" 2>/dev/null && h_ok "the daemon is still running" ||
+    h_not_ok "the daemon is still running"

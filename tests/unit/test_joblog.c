@@ -37,11 +37,10 @@ static void reference_done(void **state)
         "Report execution time: 00:00:30:229",
         "Done",
     };
-    struct joblog_job job = {
-        .server = "http://10.1.29.5:9001", .application = "DEMO2", .submit_user = "BATCH",
-        .station = "OPCON", .queue_name = NULL, .kind = JOBLOG_BATCH, .name = "REPORTTEST01",
-        .completion_code = 4,
-    };
+    struct jobspec spec = {.application = "DEMO2", .queue_name = NULL, .kind = JOBSPEC_BATCH,
+                           .name = "REPORTTEST01"};
+    struct joblog_job job = {.server = "http://10.1.29.5:9001", .completion_code = 4,
+                             .spec = &spec};
     char *log = joblog_render(&job, msgs, 10);
     assert_non_null(log);
     assert_string_equal(log, slurp("REPORTTEST01.DONE.log"));
@@ -57,11 +56,10 @@ static void reference_script_error(void **state)
         "[An error occurred trying to start process 'pwsh' with working directory "
         "'F:\\AMT\\SCRIPTS\\DEMO2'. The system cannot find the file specified.]",
     };
-    struct joblog_job job = {
-        .server = "http://10.1.29.5:9001", .application = "DEMO2", .submit_user = "BATCH",
-        .station = "OPCON", .queue_name = "", .kind = JOBLOG_SCRIPT,
-        .name = "F:\\Amt\\Scripts\\DEMO2\\RUN_FILENAMETEST.ps1", .completion_code = 11,
-    };
+    struct jobspec spec = {.application = "DEMO2", .queue_name = "", .kind = JOBSPEC_SCRIPT,
+                           .name = "F:\\Amt\\Scripts\\DEMO2\\RUN_FILENAMETEST.ps1"};
+    struct joblog_job job = {.server = "http://10.1.29.5:9001", .completion_code = 11,
+                             .spec = &spec};
     char *log = joblog_render(&job, msgs, 2);
     assert_non_null(log);
     assert_string_equal(log, slurp("RUN_FILENAMETEST.ERROR.log"));
@@ -71,11 +69,10 @@ static void reference_script_error(void **state)
 static void reference_killed(void **state)
 {
     (void)state;
-    struct joblog_job job = {
-        .server = "http://10.1.29.5:9001", .application = "DEMO2", .submit_user = "BATCH",
-        .station = "OPCON", .kind = JOBLOG_BATCH, .name = "LONGRUNNINGREPORT",
-        .completion_code = 3,
-    };
+    struct jobspec spec = {.application = "DEMO2", .kind = JOBSPEC_BATCH,
+                           .name = "LONGRUNNINGREPORT"};
+    struct joblog_job job = {.server = "http://10.1.29.5:9001", .completion_code = 3,
+                             .spec = &spec};
     char *log = joblog_render(&job, NULL, 0);
     assert_non_null(log);
     assert_string_equal(log, slurp("LONGRUNNINGREPORT.KILLED.log"));
@@ -94,11 +91,10 @@ static void parameters_queue_and_escapes(void **state)
     (void)state;
     const char *params[] = {"A=1", "B=two words"};
     const char *msgs[] = {"tab\there \"quoted\" back\\slash", "bad \xff byte", "nl\nend"};
-    struct joblog_job job = {
-        .server = "https://amt.example:9443", .application = "APP", .submit_user = "BATCH",
-        .station = "OPCON", .queue_name = "NIGHT", .kind = JOBLOG_BATCH, .name = "J",
-        .params = params, .nparams = 2, .completion_code = 12,
-    };
+    struct jobspec spec = {.application = "APP", .queue_name = "NIGHT", .kind = JOBSPEC_BATCH,
+                           .name = "J", .values = params, .nvalues = 2};
+    struct joblog_job job = {.server = "https://amt.example:9443", .completion_code = 12,
+                             .spec = &spec};
     char *log = joblog_render(&job, msgs, 3);
     assert_non_null(log);
     assert_memory_equal(line_of(log, "Queue Name"), "Queue Name      : NIGHT\n", 23);
@@ -113,7 +109,8 @@ static void parameters_queue_and_escapes(void **state)
 static void unknown_code_keeps_number(void **state)
 {
     (void)state;
-    struct joblog_job job = {.kind = JOBLOG_SCRIPT, .name = "S", .completion_code = 17};
+    struct jobspec spec = {.kind = JOBSPEC_SCRIPT, .name = "S"};
+    struct joblog_job job = {.completion_code = 17, .spec = &spec};
     char *log = joblog_render(&job, NULL, 0);
     assert_non_null(log);
     assert_non_null(strstr(log, "Completion Code : UNKNOWN (17)\n"));
@@ -124,8 +121,8 @@ static void unknown_code_keeps_number(void **state)
 static void header_values_stay_on_one_line(void **state)
 {
     (void)state;
-    struct joblog_job job = {.application = "A\nB", .kind = JOBLOG_BATCH, .name = "J\r",
-                             .completion_code = 4};
+    struct jobspec spec = {.application = "A\nB", .kind = JOBSPEC_BATCH, .name = "J\r"};
+    struct joblog_job job = {.completion_code = 4, .spec = &spec};
     char *log = joblog_render(&job, NULL, 0);
     assert_non_null(log);
     assert_non_null(strstr(log, "Application     : A B\n"));

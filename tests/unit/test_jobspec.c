@@ -296,6 +296,54 @@ static void round_trip(void **state)
     }
 }
 
+/* One owned copy of a job: every string and item copied (none shared with
+ * the source), NULL kept NULL, a NULL item made "", in one block free()
+ * releases (ASan's leak check says so). */
+static void dup_copies_everything(void **state)
+{
+    (void)state;
+    char app[] = "APP", name[] = "RUN.ps1", v0[] = "A=1", v1[] = "B=x y";
+    const char *values[] = {v0, v1, NULL};
+    struct jobspec src = {.kind = JOBSPEC_SCRIPT, .application = app, .amt_user = NULL,
+                          .queue_name = "", .name = name, .values = values, .nvalues = 3};
+    struct jobspec *d = jobspec_dup(&src);
+    assert_non_null(d);
+    app[0] = name[0] = v0[0] = v1[0] = 'Z'; /* the copy does not see the source change */
+    assert_int_equal(d->kind, JOBSPEC_SCRIPT);
+    assert_string_equal(d->application, "APP");
+    assert_null(d->amt_user);
+    assert_string_equal(d->queue_name, "");
+    assert_string_equal(d->name, "RUN.ps1");
+    assert_int_equal(d->nvalues, 3);
+    assert_string_equal(d->values[0], "A=1");
+    assert_string_equal(d->values[1], "B=x y");
+    assert_string_equal(d->values[2], "");
+    free(d);
+
+    struct jobspec empty = {.kind = JOBSPEC_BATCH};
+    d = jobspec_dup(&empty);
+    assert_non_null(d);
+    assert_null(d->application);
+    assert_int_equal(d->nvalues, 0);
+    free(d);
+}
+
+/* The kind's one encoding: the database's word, the log's noun, and back. */
+static void kinds(void **state)
+{
+    (void)state;
+    assert_string_equal(jobspec_kind_name(JOBSPEC_BATCH), "batch");
+    assert_string_equal(jobspec_kind_name(JOBSPEC_SCRIPT), "script");
+    assert_string_equal(jobspec_kind_noun(JOBSPEC_BATCH), "batch job");
+    assert_string_equal(jobspec_kind_noun(JOBSPEC_SCRIPT), "script");
+    assert_int_equal(jobspec_kind_of("script"), JOBSPEC_SCRIPT);
+    assert_int_equal(jobspec_kind_of("batch"), JOBSPEC_BATCH);
+    assert_int_equal(jobspec_kind_of(NULL), JOBSPEC_BATCH);
+    assert_int_equal(jobspec_kind_of(jobspec_kind_name(JOBSPEC_SCRIPT)), JOBSPEC_SCRIPT);
+    assert_string_equal(JOBSPEC_SUBMIT_USER, "BATCH");
+    assert_string_equal(JOBSPEC_STATION, "OPCON");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +351,7 @@ int main(void)
         cmocka_unit_test(messages),       cmocka_unit_test(lists),
         cmocka_unit_test(literal),        cmocka_unit_test(parse_literals),
         cmocka_unit_test(parse_errors),   cmocka_unit_test(round_trip),
+        cmocka_unit_test(dup_copies_everything), cmocka_unit_test(kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
