@@ -174,6 +174,7 @@ enum job_note {
     JN_DOUBT_SENT_BEFORE,    /* we sent Start under a claim the database lost */
     JN_DOUBT_EARLIER_HOLDER, /* an earlier holder may have sent Start */
     JN_DOUBT_START_FAILED,   /* Start failed after it was sent */
+    JN_DOUBT_RETRIES_OUT,    /* start_retry.attempts used up after a Start that may have arrived */
     JN_AUTH,                 /* logon refused or no password: 24 */
     JN_START_REFUSED,        /* the server refused the Start: 11 */
     JN_UNREACHABLE,          /* start_retry.attempts used up: 23 */

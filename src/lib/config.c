@@ -163,7 +163,7 @@ static const struct config_key keys[] = {
      .help = "longest interval (at least poll.interval)"},
     {.path = "connections[].start_retry.attempts", .type = CONFIG_T_INT, .reload = true,
      .min = 1, .max = 100, .def = 5, .offset = C(start_retry.attempts),
-     .help = "Start tries before the job ends as WEB_SERVER_ERROR (23)"},
+     .help = "Start tries before the job ends as WEB_SERVER_ERROR (23), or goes in doubt if a Start may have reached the server"},
     {.path = "connections[].start_retry.delay", .type = CONFIG_T_DURATION, .reload = true,
      .min = 0, .max = HOUR, .def = 1 * SEC, .offset = C(start_retry.delay_ms),
      .help = "wait before the second try"},

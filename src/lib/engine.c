@@ -419,6 +419,15 @@ static void explain(struct job *j, const struct job_out *o, const char *err)
         set_doubt(j, why);
         break;
     }
+    case JN_DOUBT_RETRIES_OUT: {
+        char why[700];
+        snprintf(why, sizeof why,
+                 "start_retry.attempts (%ld) are used up and a Start may have reached the server "
+                 "(last: %s): it may be running the job under its taskId",
+                 j->m.start_tries, e);
+        set_doubt(j, why);
+        break;
+    }
     case JN_AUTH:
         set_error(j, "%s", e);
         break;

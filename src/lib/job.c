@@ -346,6 +346,19 @@ void job_start_failed(struct job_machine *m, const struct job_limits *lim,
         transition(m, JEV_START_FAILED, JG_DOUBT, out);
         return;
     }
+    if (maybe_delivered)
+        m->maybe_started = true;
+    if (m->start_tries >= lim->start_attempts && m->maybe_started) {
+        /* An idempotent server may be running the job under its taskId
+         * (a Start that may have arrived, here or at an earlier holder):
+         * ending it 23 would leave that request unfollowed and a kill
+         * unable to reach it, and a rerun would start it twice. An
+         * operator decides, as on a server without idempotent Start (found
+         * by the protocol model, tests/model: FINDING_23). */
+        out->note = JN_DOUBT_RETRIES_OUT;
+        transition(m, JEV_START_FAILED, JG_DOUBT, out);
+        return;
+    }
     if (m->start_tries >= lim->start_attempts) {
         m->final_code = AMT_WEB_SERVER_ERROR;
         out->note = JN_UNREACHABLE;

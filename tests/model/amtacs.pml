@@ -46,13 +46,12 @@
  *   BUG_KILL_ON_NOTIFY       a daemon kills the jobs it holds on a NOTIFY
  *                            alone, without kill_requested_at: a Kill nobody
  *                            asked for
- * and one finding about the code as it is:
- *   FINDING_23               a Start that may have reached an idempotent
+ *   BUG_23_AFTER_MAYBE       a Start that may have reached an idempotent
  *                            server, retried until start_retry.attempts are
  *                            used up, ends the job 23 while its request may
  *                            run on: a kill requested for it reaches nothing
- *                            (the default run accepts 23 as the job ending
- *                            first; this one does not)
+ *                            (the code did this until the model found it;
+ *                            now the job goes in doubt)
  * IDEM=0 or IDEM=1 checks one kind of server (default: both); MODEL_WITNESS=N
  * in the verifier's environment asks for a run reaching REACH(N).
  */
@@ -399,11 +398,24 @@ end_loop:
             :: a == A_MAYBE && feat[d] == F_KNOWN && !idem ->
                 ph = PH_DOUBT_WRITE                   /* T: start start_failed doubt -> doubt_write */
             :: else ->
+#ifndef BUG_23_AFTER_MAYBE
                 if
-                :: tries >= ATTEMPTS -> code = C_WSE;
+                :: a == A_MAYBE -> ms = 1             /* it may run on the server under its taskId */
+                :: else -> skip
+                fi;
+                if
+                :: tries >= ATTEMPTS && ms ->
+                    ph = PH_DOUBT_WRITE               /* T: start start_failed doubt -> doubt_write */
+                :: tries >= ATTEMPTS && !ms -> code = C_WSE;
                     ph = PH_FINISH_WRITE              /* T: start start_failed final -> finish_write */
                 :: else -> skip                       /* T: start start_failed retry -> start */
                 fi
+#else
+                if
+                :: tries >= ATTEMPTS -> code = C_WSE; ph = PH_FINISH_WRITE
+                :: else -> skip
+                fi
+#endif
             fi
         fi;
         a = 0 }
@@ -625,13 +637,7 @@ proctype terminal()
     :: r < nreq && !(rq_tid[r] == db_tid && rq_st[r] == R_RUNNING) -> r++
     :: else -> break
     od;
-    CHECK(requested_kill_carried_out, !db_kill || r == nreq || db_code == C_UNDEFINED
-#ifndef FINDING_23
-          /* the job ended 23 after a Start that may have reached the server:
-           * its request may run on, and nobody follows it (docs/model.md) */
-          || (db_code == C_WSE && reached[db_tid])
-#endif
-          );
+    CHECK(requested_kill_carried_out, !db_kill || r == nreq || db_code == C_UNDEFINED);
     CHECK(every_job_ends, db_st == FINISHED && ends == 1)
 }
 

@@ -68,7 +68,7 @@ BUG_NO_TAKEOVER         every_job_ends                   -DBUG_NO_TAKEOVER
 BUG_FINISH_UNFENCED     only_the_holder_writes           -DBUG_FINISH_UNFENCED
 BUG_KILL_ON_NOTIFY      kill_only_when_requested         -DBUG_KILL_ON_NOTIFY
 BUG_KILL_FORGOTTEN      requested_kill_carried_out       -DBUG_KILL_FORGOTTEN
-FINDING_23              requested_kill_carried_out       -DFINDING_23
+BUG_23_AFTER_MAYBE      requested_kill_carried_out       -DBUG_23_AFTER_MAYBE
 BUGS
 
 wait "$protocol_pid" || true

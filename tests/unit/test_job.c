@@ -350,6 +350,37 @@ static void maybe_delivered_start(void **state)
     assert_int_equal(out.note, JN_DOUBT_EARLIER_HOLDER);
 }
 
+/* On an idempotent server a Start that may have arrived is sent again, and
+ * when start_retry.attempts are used up the job goes in doubt, not 23: the
+ * server may be running it under its taskId (found by the protocol model,
+ * tests/model, BUG_23_AFTER_MAYBE). One such try among failures that never
+ * left is enough. */
+static void maybe_delivered_then_retries_out(void **state)
+{
+    (void)state;
+    struct job_machine m;
+    struct job_out out;
+    claim(&m, false);
+    for (int i = 0; i < 2; i++) {
+        job_due(&m, &ready, &out);
+        assert_int_equal(out.guard, JG_SEND);
+        job_settle(&m);
+        job_start_failed(&m, &lim_default, &ready, JOB_START_TRANSIENT, i == 0, &out);
+        assert_int_equal(out.guard, JG_RETRY);
+        assert_int_equal(m.phase, JOB_START);
+    }
+    assert_true(m.maybe_started);
+    job_due(&m, &ready, &out);
+    assert_int_equal(out.guard, JG_SEND); /* idempotent: sent again */
+    job_settle(&m);
+    job_start_failed(&m, &lim_default, &ready, JOB_START_TRANSIENT, false, &out);
+    assert_int_equal(out.guard, JG_DOUBT);
+    assert_int_equal(out.note, JN_DOUBT_RETRIES_OUT);
+    assert_int_equal(m.phase, JOB_DOUBT_WRITE);
+    assert_int_equal(out.actions, JA_WRITE_DOUBT);
+    assert_int_not_equal(m.final_code, AMT_WEB_SERVER_ERROR);
+}
+
 /* A job followed to its end: states, messages, the finish, the drop. */
 static void follow_to_the_end(void **state)
 {
@@ -564,6 +595,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(every_pair),
         cmocka_unit_test(start_retries_then_23),
         cmocka_unit_test(maybe_delivered_start),
+        cmocka_unit_test(maybe_delivered_then_retries_out),
         cmocka_unit_test(follow_to_the_end),
         cmocka_unit_test(unknown_three_times),
         cmocka_unit_test(kill_before_and_during_start),
