@@ -158,8 +158,80 @@ BEGIN
 END
 $$;
 
+-- Raises a clear error unless the group is defined.
+CREATE OR REPLACE FUNCTION acs.check_group(conn_group text)
+    RETURNS void
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog
+AS $$
+DECLARE
+    known text;
+BEGIN
+    PERFORM acs.check_name('group', conn_group, 64, true);
+    IF NOT EXISTS (SELECT 1 FROM acs.connection_groups AS g WHERE g.name = check_group.conn_group) THEN
+        SELECT string_agg(g.name, ', ' ORDER BY g.name) INTO known FROM acs.connection_groups AS g;
+        RAISE EXCEPTION 'group % is not known; known groups: %',
+            quote_literal(conn_group), coalesce(known, '(none)')
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'groups are defined by admins: amtacsctl group set NAME CONNECTION...';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION acs.check_group(text) IS 'Raises a descriptive error unless the connection group is defined';
+REVOKE ALL ON FUNCTION acs.check_group(text) FROM PUBLIC;
+
+-- Integration Selection: one connection with up to 3 alternates, or a group.
+-- The one definition of what a job may name as its target.
+CREATE OR REPLACE FUNCTION acs.check_targets(connection text, alternates text[], conn_group text)
+    RETURNS void
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog
+AS $$
+DECLARE
+    a text;
+    seen text[];
+BEGIN
+    IF conn_group IS NOT NULL THEN
+        IF connection IS NOT NULL OR cardinality(alternates) > 0 THEN
+            RAISE EXCEPTION 'a job names either a connection (with up to 3 alternates) or a group, not both (got group % and %)',
+                quote_literal(conn_group),
+                CASE WHEN connection IS NOT NULL THEN 'connection ' || quote_literal(connection)
+                     ELSE 'alternates' END
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        PERFORM acs.check_group(conn_group);
+        RETURN;
+    END IF;
+    IF connection IS NULL AND cardinality(alternates) > 0 THEN
+        RAISE EXCEPTION 'alternates need a primary connection: name it as connection'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM acs.check_connection(connection);
+    IF cardinality(alternates) > 3 THEN
+        RAISE EXCEPTION 'at most 3 alternate connections may follow the primary (got %)', cardinality(alternates)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    seen := ARRAY[connection];
+    FOREACH a IN ARRAY coalesce(alternates, '{}') LOOP
+        IF a IS NULL OR a = '' THEN
+            RAISE EXCEPTION 'an alternate connection is empty; name each one'
+                USING ERRCODE = 'null_value_not_allowed';
+        END IF;
+        IF a = ANY (seen) THEN
+            RAISE EXCEPTION 'connection % is listed twice; the primary and its alternates must differ',
+                quote_literal(a)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        PERFORM acs.check_connection(a);
+        seen := seen || a;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION acs.check_targets(text,text[],text) IS
+    'Raises a descriptive error unless a job names one known connection with up to 3 distinct known alternates, or one known group';
+REVOKE ALL ON FUNCTION acs.check_targets(text,text[],text) FROM PUBLIC;
+
 -- The checks of one job, in the order the submit functions made them.
-CREATE OR REPLACE FUNCTION acs.check_job_spec(kind text, connection text, application text, name text, parameters text[], queue_name text, amt_user text, external_ref text)
+DROP FUNCTION IF EXISTS acs.check_job_spec(text,text,text,text,text[],text,text,text);
+CREATE OR REPLACE FUNCTION acs.check_job_spec(kind text, connection text, alternates text[], conn_group text, application text, name text, parameters text[], queue_name text, amt_user text, external_ref text)
     RETURNS void
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog
 AS $$
@@ -168,7 +240,7 @@ BEGIN
         RAISE EXCEPTION 'kind must be batch or script (got %)', coalesce(quote_literal(kind), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM acs.check_connection(connection);
+    PERFORM acs.check_targets(connection, alternates, conn_group);
     IF application IS NULL OR application = '' THEN
         RAISE EXCEPTION 'application is required: name the AMT application the job belongs to (e.g. DEMO2)'
             USING ERRCODE = 'null_value_not_allowed';
@@ -194,9 +266,9 @@ BEGIN
     PERFORM acs.check_name('external_ref', external_ref, 256, false);
 END
 $$;
-COMMENT ON FUNCTION acs.check_job_spec(text,text,text,text,text[],text,text,text) IS
+COMMENT ON FUNCTION acs.check_job_spec(text,text,text[],text,text,text,text[],text,text,text) IS
     'The checks of a submitted job (acs.submit_jobs); raises the first that fails';
-REVOKE ALL ON FUNCTION acs.check_job_spec(text,text,text,text,text[],text,text,text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION acs.check_job_spec(text,text,text[],text,text,text,text[],text,text,text) FROM PUBLIC;
 
 -- A console user's or an API token's name: short, printable, no spaces.
 CREATE OR REPLACE FUNCTION acs.is_valid_web_name(t text)

@@ -107,17 +107,58 @@ $$;
 REVOKE ALL ON FUNCTION acs.takeover_due(text,text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.takeover_due(text,text[]) TO acs_daemon;
 
--- Claims up to max_jobs jobs of a connection with a lease: with take_over,
--- first the jobs of gone daemons and expired leases (in id order), then queued
--- jobs; each claim counts an attempt. Says who asked for a kill (the log of a
--- job killed while queued names them).
+-- Integration Selection (docs/operations.md): a connection is up when its
+-- Full Comm is enabled and its server answered within its failover_after.
+-- The one definition of "up"; the daemon's own view of its server replaces
+-- last_contact for the connection that claims (claim_jobs' server_answers).
+CREATE OR REPLACE FUNCTION acs.connection_up(c acs.connections)
+    RETURNS boolean
+    LANGUAGE sql STABLE SET search_path = pg_catalog
+AS $$
+    SELECT c.comm_state = 'enabled' AND coalesce(c.last_contact >= now() - c.failover_after, false)
+$$;
+COMMENT ON FUNCTION acs.connection_up(acs.connections) IS
+    'Integration Selection: Full Comm enabled and the server answered within failover_after';
+
+-- Whether the job's Start was tried on the connection and never left.
+CREATE OR REPLACE FUNCTION acs.job_tried(tried jsonb, connection text)
+    RETURNS boolean
+    LANGUAGE sql IMMUTABLE SET search_path = pg_catalog
+AS $$
+    SELECT tried @> jsonb_build_array(jsonb_build_object('connection', connection))
+$$;
+COMMENT ON FUNCTION acs.job_tried(jsonb,text) IS
+    'Integration Selection: the connection is in a job''s tried list (its Start never left there)';
+
+-- Claims up to max_jobs jobs for a connection with a lease: with take_over,
+-- first the jobs of gone daemons and expired leases (in id order), then
+-- queued jobs; each claim counts an attempt. Says who asked for a kill (the
+-- log of a job killed while queued names them).
+--
+-- Queued jobs come from three places (Integration Selection):
+--   home:      jobs whose connection is this one (a single connection, or the
+--              first listed one not yet tried). While this connection's
+--              server does not answer (server_answers false), a job that
+--              lists another connection that is up and not yet tried waits
+--              for that one instead.
+--   alternate: jobs whose connection is down (acs.connection_up), that list
+--              this one after it, with every untried one between them down.
+--              A queued job has never had a Start sent (a job whose Start may
+--              have been sent is starting, running or in doubt), so moving it
+--              never runs it on two servers.
+--   group:     jobs of the groups this connection belongs to, while it is up,
+--              at most max_jobs more than the member that is up with the
+--              fewest jobs in flight (least in flight first).
+-- A claimed job's connection becomes this one.
 --
 -- The four-argument form of 0002 (always taking over) is this one with
 -- take_over's default; it was a second function until migration 22.
 DROP FUNCTION IF EXISTS acs.claim_jobs(text, text, integer, integer);
+DROP FUNCTION IF EXISTS acs.claim_jobs(text, text, integer, integer, boolean);
 CREATE OR REPLACE FUNCTION acs.claim_jobs(owner text, connection text, max_jobs integer,
-                                          lease_seconds integer, take_over boolean DEFAULT true)
-    RETURNS TABLE(id bigint, attempt integer, state text, kind text, application text, amt_user text, queue_name text, job_name text, script_name text, params json, task_id uuid, batch_request_id integer, kill_requested boolean, taken_over boolean, kill_requested_by text)
+                                          lease_seconds integer, take_over boolean DEFAULT true,
+                                          server_answers boolean DEFAULT true)
+    RETURNS TABLE(id bigint, attempt integer, state text, kind text, application text, amt_user text, queue_name text, job_name text, script_name text, params json, task_id uuid, batch_request_id integer, kill_requested boolean, taken_over boolean, kill_requested_by text, tried json)
     LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog SET lock_timeout = '500ms'
 AS $$
     WITH comm AS (
@@ -135,20 +176,87 @@ AS $$
          ORDER BY j.id
          LIMIT greatest(max_jobs, 0)
            FOR NO KEY UPDATE OF j SKIP LOCKED
-    ), queued AS (
+    ), home AS (
         SELECT j.id, j.state AS old_state
           FROM acs.jobs AS j
-         WHERE j.connection = claim_jobs.connection AND j.state = 'queued'
+         WHERE j.connection = claim_jobs.connection AND j.state = 'queued' AND j.conn_group IS NULL
            -- a queued job to be killed ends without any traffic: whatever the comm state
            AND ((SELECT comm_state FROM comm) = 'enabled' OR j.kill_requested_at IS NOT NULL)
+           AND (server_answers OR cardinality(j.listed) = 0 OR j.kill_requested_at IS NOT NULL
+                OR NOT EXISTS (SELECT 1 FROM unnest(j.listed) AS l(name)
+                                 JOIN acs.connections AS o ON o.name = l.name
+                                WHERE l.name <> claim_jobs.connection
+                                  AND NOT acs.job_tried(j.tried, l.name) AND acs.connection_up(o)))
          ORDER BY j.id
          LIMIT greatest(max_jobs - (SELECT count(*) FROM expired), 0)
            FOR NO KEY UPDATE OF j SKIP LOCKED
+    ), alternate AS (
+        SELECT a.id, a.old_state
+          FROM acs.connections AS d
+         CROSS JOIN LATERAL (
+                SELECT j.id, j.state AS old_state
+                  FROM acs.jobs AS j
+                 WHERE j.connection = d.name AND j.state = 'queued' AND j.conn_group IS NULL
+                   AND j.listed @> ARRAY[claim_jobs.connection]
+                   AND NOT acs.job_tried(j.tried, claim_jobs.connection)
+                   AND NOT EXISTS (SELECT 1 FROM unnest(j.listed) WITH ORDINALITY AS l(name, i)
+                                     JOIN acs.connections AS o ON o.name = l.name
+                                    WHERE l.i < array_position(j.listed, claim_jobs.connection)
+                                      AND NOT acs.job_tried(j.tried, l.name) AND acs.connection_up(o))
+                 ORDER BY j.id
+                 LIMIT greatest(max_jobs - (SELECT count(*) FROM expired) - (SELECT count(*) FROM home), 0)
+                   FOR NO KEY UPDATE OF j SKIP LOCKED) AS a
+         WHERE server_answers AND (SELECT comm_state FROM comm) = 'enabled'
+           AND d.name <> claim_jobs.connection AND NOT acs.connection_up(d)
+         LIMIT greatest(max_jobs - (SELECT count(*) FROM expired) - (SELECT count(*) FROM home), 0)
+    ), mine AS (
+        SELECT count(*) AS n FROM acs.jobs AS j
+         WHERE j.connection = claim_jobs.connection AND j.state IN ('starting', 'running')
+    ), grouped AS (
+        SELECT g.id, g.old_state
+          FROM acs.connection_group_members AS m
+         CROSS JOIN LATERAL (
+                SELECT j.id, j.state AS old_state
+                  FROM acs.jobs AS j
+                 WHERE j.conn_group = m.group_name AND j.state = 'queued'
+                   AND NOT acs.job_tried(j.tried, claim_jobs.connection)
+                   AND (j.kill_requested_at IS NOT NULL
+                        OR ((SELECT comm_state FROM comm) = 'enabled'
+                            AND (server_answers
+                                 -- no member up and untried: this one tries, so that the job ends
+                                 OR NOT EXISTS (SELECT 1 FROM acs.connection_group_members AS om
+                                                  JOIN acs.connections AS o ON o.name = om.connection
+                                                 WHERE om.group_name = m.group_name
+                                                   AND om.connection <> claim_jobs.connection
+                                                   AND NOT acs.job_tried(j.tried, om.connection)
+                                                   AND acs.connection_up(o)))))
+                 ORDER BY j.id
+                 LIMIT greatest(least(
+                           max_jobs - (SELECT count(*) FROM expired) - (SELECT count(*) FROM home)
+                                    - (SELECT count(*) FROM alternate),
+                           coalesce((SELECT min(f.n) FROM acs.connection_group_members AS om
+                                       JOIN acs.connections AS o ON o.name = om.connection
+                                      CROSS JOIN LATERAL (
+                                            SELECT count(*) AS n FROM acs.jobs AS r
+                                             WHERE r.connection = om.connection
+                                               AND r.state IN ('starting', 'running')) AS f
+                                      WHERE om.group_name = m.group_name
+                                        AND om.connection <> claim_jobs.connection
+                                        AND acs.connection_up(o)), 2147483647)
+                               + max_jobs - (SELECT n FROM mine)), 0)
+                   FOR NO KEY UPDATE OF j SKIP LOCKED) AS g
+         WHERE m.connection = claim_jobs.connection
+         LIMIT greatest(max_jobs - (SELECT count(*) FROM expired) - (SELECT count(*) FROM home)
+                                 - (SELECT count(*) FROM alternate), 0)
     ), candidates AS (
-        SELECT * FROM expired UNION ALL SELECT * FROM queued
+        SELECT * FROM expired
+        UNION ALL SELECT * FROM home
+        UNION ALL SELECT * FROM alternate
+        UNION ALL SELECT * FROM grouped
     )
     UPDATE acs.jobs AS j
        SET state = CASE WHEN j.state = 'queued' THEN 'starting' ELSE j.state END,
+           connection = claim_jobs.connection,
            owner = claim_jobs.owner,
            attempt = j.attempt + 1,
            lease_expires = now() + make_interval(secs => lease_seconds),
@@ -160,12 +268,13 @@ AS $$
               j.job_name, j.script_name,
               array_to_json(CASE WHEN j.kind = 'batch' THEN j.task_values ELSE j.script_parameters END),
               j.task_id, j.batch_request_id, j.kill_requested_at IS NOT NULL,
-              candidates.old_state <> 'queued', j.kill_requested_by
+              candidates.old_state <> 'queued', j.kill_requested_by,
+              CASE WHEN j.tried = '[]' THEN NULL ELSE j.tried::json END
 $$;
-COMMENT ON FUNCTION acs.claim_jobs(text,text,integer,integer,boolean) IS
-    'Daemon: claims up to max_jobs jobs of a connection (with take_over, those of gone daemons and expired leases first; then queued), with a lease';
-REVOKE ALL ON FUNCTION acs.claim_jobs(text,text,integer,integer,boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION acs.claim_jobs(text,text,integer,integer,boolean) TO acs_daemon;
+COMMENT ON FUNCTION acs.claim_jobs(text,text,integer,integer,boolean,boolean) IS
+    'Daemon: claims up to max_jobs jobs for a connection (with take_over, those of gone daemons and expired leases first; then queued: its own, those its alternates-listing jobs may take, its groups''), with a lease';
+REVOKE ALL ON FUNCTION acs.claim_jobs(text,text,integer,integer,boolean,boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION acs.claim_jobs(text,text,integer,integer,boolean,boolean) TO acs_daemon;
 
 -- Renews the leases of held jobs (ids and attempts in pairs). Returns the
 -- jobs it did not renew: busy = false, the caller no longer holds the job
@@ -490,8 +599,58 @@ COMMENT ON FUNCTION acs.job_finish(bigint,text,integer,integer,text,text) IS
 REVOKE ALL ON FUNCTION acs.job_finish(bigint,text,integer,integer,text,text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.job_finish(bigint,text,integer,integer,text,text) TO acs_daemon;
 
--- items: [{"id","attempt","code","error","log"}]; returns (id, outcome) per
--- item, in order. outcome: finished, already (this owner and attempt finished
+-- Integration Selection: each held job among items marked "unreachable" (its
+-- Start never left, on any try; start_retry.attempts are used up) goes back
+-- to the queue for the next connection it lists that was not tried (the
+-- first in its order, or the next member of its group), with this one and
+-- the error recorded in tried. A job with none left stays held, with the
+-- last try recorded too: the caller ends it 23 (acs.jobs_end) in the same
+-- transaction. Returns the jobs given back.
+CREATE OR REPLACE FUNCTION acs.jobs_fail_over(owner text, items json)
+    RETURNS SETOF bigint
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog SET lock_timeout = '500ms'
+AS $$
+    WITH x AS (
+        SELECT t.id, t.attempt, t.error
+          FROM json_to_recordset(items) AS t(id bigint, attempt integer, error text, unreachable boolean)
+         WHERE t.unreachable
+    ), held AS (
+        SELECT j.id, x.error, j.connection AS was,
+               CASE WHEN j.conn_group IS NULL
+                    THEN (SELECT l.name FROM unnest(j.listed) WITH ORDINALITY AS l(name, i)
+                           WHERE l.name <> j.connection AND NOT acs.job_tried(j.tried, l.name)
+                           ORDER BY l.i LIMIT 1)
+                    ELSE (SELECT m.connection FROM acs.connection_group_members AS m
+                           WHERE m.group_name = j.conn_group AND m.connection <> j.connection
+                             AND NOT acs.job_tried(j.tried, m.connection)
+                           ORDER BY m.position LIMIT 1) END AS next
+          FROM acs.jobs AS j JOIN x ON j.id = x.id
+         WHERE j.owner = jobs_fail_over.owner AND j.attempt = x.attempt
+           AND j.state = 'starting' AND j.batch_request_id IS NULL
+         ORDER BY j.id
+           FOR NO KEY UPDATE OF j
+    ), moved AS (
+        UPDATE acs.jobs AS j
+           SET state = CASE WHEN held.next IS NULL THEN j.state ELSE 'queued' END,
+               lease_expires = CASE WHEN held.next IS NULL THEN j.lease_expires END,
+               connection = CASE WHEN held.next IS NULL OR j.conn_group IS NOT NULL
+                                 THEN j.connection ELSE held.next END,
+               tried = j.tried || jsonb_build_array(jsonb_build_object(
+                           'connection', held.was, 'error', coalesce(held.error, 'not reached'),
+                           'at', now()))
+          FROM held
+         WHERE j.id = held.id
+        RETURNING j.id, held.next IS NOT NULL AS requeued
+    )
+    SELECT moved.id FROM moved WHERE moved.requeued
+$$;
+COMMENT ON FUNCTION acs.jobs_fail_over(text,json) IS
+    'Daemon (through jobs_finish): gives held jobs whose Start never left back to the queue for their next untried connection; returns them';
+REVOKE ALL ON FUNCTION acs.jobs_fail_over(text,json) FROM PUBLIC;
+
+-- items: [{"id","attempt","code","error","log"[,"unreachable":true]}]; returns
+-- (id, outcome) per item, in order. outcome: finished, requeued (unreachable,
+-- and given to its next connection), already (this owner and attempt finished
 -- it before), lost, busy (the row is locked by another session: finish it
 -- again shortly), or 'error: ...'. All items go in two statements (lock, then
 -- acs.jobs_end); should that fail, they go one by one, so that one bad item
@@ -509,7 +668,26 @@ DECLARE
     done bigint[];
     busy bigint[];
     x json;
+    requeued bigint[];
+    rest json;
 BEGIN
+    -- Integration Selection: a job whose Start never left goes to its next
+    -- connection, if it lists one not yet tried (acs.jobs_fail_over); the
+    -- daemon marks those items (a text search keeps the common batch fast).
+    IF strpos(items::text, '"unreachable"') > 0 THEN
+        requeued := ARRAY(SELECT acs.jobs_fail_over(jobs_finish.owner, items));
+        IF cardinality(requeued) > 0 THEN
+            rest := (SELECT coalesce(json_agg(e), '[]') FROM json_array_elements(items) AS e
+                      WHERE (e ->> 'id')::bigint <> ALL (requeued));
+            RETURN QUERY
+                WITH others AS (SELECT f.id, f.outcome FROM acs.jobs_finish(jobs_finish.owner, rest) AS f)
+                SELECT t.id, CASE WHEN t.id = ANY (requeued) THEN 'requeued'
+                                  ELSE (SELECT o.outcome FROM others AS o WHERE o.id = t.id) END
+                  FROM ROWS FROM (json_to_recordset(items) AS (id bigint)) WITH ORDINALITY AS t(id, ord)
+                 ORDER BY t.ord;
+            RETURN;
+        END IF;
+    END IF;
     BEGIN
         -- Lock what is ours, in id order, skipping what someone else holds
         -- (each item one probe of the primary key).

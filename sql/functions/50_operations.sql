@@ -281,6 +281,100 @@ COMMENT ON FUNCTION acs.register_connection(text,text) IS
 REVOKE ALL ON FUNCTION acs.register_connection(text,text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.register_connection(text,text) TO acs_admin;
 
+-- Defines a connection group, or changes its members (in the order given:
+-- the order breaks ties between members with as many jobs in flight). A
+-- group's queued jobs are claimed by its members that are up, so a change
+-- applies to them at once; its jobs already claimed stay where they are.
+-- Returns 'created', 'changed' or 'unchanged'.
+CREATE OR REPLACE FUNCTION acs.group_set(name text, connections text[])
+    RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog SET lock_timeout = '5s'
+AS $$
+DECLARE
+    c       text;
+    seen    text[] := '{}';
+    before  text[];
+    existed boolean;
+BEGIN
+    PERFORM acs.check_name('group', group_set.name, 64, true);
+    IF connections IS NULL OR cardinality(connections) = 0 THEN
+        RAISE EXCEPTION 'group % needs at least one member connection', quote_literal(group_set.name)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF cardinality(connections) > 64 THEN
+        RAISE EXCEPTION 'group % may have at most 64 members (got %)', quote_literal(group_set.name),
+            cardinality(connections) USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOREACH c IN ARRAY connections LOOP
+        IF c IS NULL OR c = '' THEN
+            RAISE EXCEPTION 'a member of group % is empty; name each connection', quote_literal(group_set.name)
+                USING ERRCODE = 'null_value_not_allowed';
+        END IF;
+        IF c = ANY (seen) THEN
+            RAISE EXCEPTION 'connection % is listed twice in group %', quote_literal(c),
+                quote_literal(group_set.name) USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        PERFORM acs.check_connection(c);
+        seen := seen || c;
+    END LOOP;
+    SELECT true INTO existed FROM acs.connection_groups AS g WHERE g.name = group_set.name FOR UPDATE;
+    existed := coalesce(existed, false);
+    before := ARRAY(SELECT m.connection FROM acs.connection_group_members AS m
+                     WHERE m.group_name = group_set.name ORDER BY m.position);
+    IF existed AND before = connections THEN
+        RETURN 'unchanged';
+    END IF;
+    IF existed THEN
+        UPDATE acs.connection_groups AS g SET changed_at = now(), changed_by = acs.actor()
+         WHERE g.name = group_set.name;
+        DELETE FROM acs.connection_group_members AS m WHERE m.group_name = group_set.name;
+    ELSE
+        INSERT INTO acs.connection_groups (name) VALUES (group_set.name);
+    END IF;
+    INSERT INTO acs.connection_group_members (group_name, connection, position)
+    SELECT group_set.name, x.c, x.n FROM unnest(connections) WITH ORDINALITY AS x(c, n);
+    PERFORM acs.audit_record('group_set', group_set.name,
+        jsonb_build_object('from', CASE WHEN existed THEN to_jsonb(before) END, 'to', to_jsonb(connections)));
+    PERFORM pg_notify('acs_jobs', ''); -- its queued jobs may have new members to go to
+    RETURN CASE WHEN existed THEN 'changed' ELSE 'created' END;
+END
+$$;
+COMMENT ON FUNCTION acs.group_set(text,text[]) IS
+    'Admin: defines a connection group or sets its members (in order); returns created, changed or unchanged';
+REVOKE ALL ON FUNCTION acs.group_set(text,text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION acs.group_set(text,text[]) TO acs_admin;
+
+-- Deletes a connection group that no unfinished job names (a queued job of a
+-- deleted group could never be claimed). True if it was there.
+CREATE OR REPLACE FUNCTION acs.group_delete(name text)
+    RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog SET lock_timeout = '5s'
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    PERFORM 1 FROM acs.connection_groups AS g WHERE g.name = group_delete.name FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    SELECT count(*) INTO n FROM acs.jobs AS j
+     WHERE j.conn_group = group_delete.name AND j.state <> 'finished';
+    IF n > 0 THEN
+        RAISE EXCEPTION 'group % has % unfinished job(s); it can be deleted once they end',
+            quote_literal(group_delete.name), n
+            USING ERRCODE = 'object_in_use',
+                  HINT = 'amtacsctl list --group ' || group_delete.name || ' shows them; change its members instead with amtacsctl group set';
+    END IF;
+    DELETE FROM acs.connection_groups AS g WHERE g.name = group_delete.name;
+    PERFORM acs.audit_record('group_delete', group_delete.name, NULL);
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION acs.group_delete(text) IS
+    'Admin: deletes a connection group that no unfinished job names; true if it existed';
+REVOKE ALL ON FUNCTION acs.group_delete(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION acs.group_delete(text) TO acs_admin;
+
 -- Jobs not yet finished, by connection and state; each count runs on a
 -- partial index, so a scrape costs the same however many jobs have finished.
 CREATE OR REPLACE FUNCTION acs.active_job_counts(OUT connection text, OUT state text, OUT jobs bigint)
