@@ -34,6 +34,8 @@ struct amtacs_connection {
     long retain_log_days; /* days to keep job logs, 1..3650 */
     bool allow_kill;      /* kill requests are carried out (else refused) */
     long max_in_flight;   /* jobs started and not finished, at most */
+    int64_t failover_after_ms; /* server silent this long: queued jobs go to their next
+                                  listed connection (Integration Selection) */
     struct {
         int64_t initial_delay_ms; /* from start to the first status check */
         int64_t interval_ms;      /* between status checks */

@@ -219,6 +219,8 @@ struct job_machine {
     int final_code;
     long message_count;   /* messages the server says the job has */
     bool count_known;     /* the last check said how many */
+    bool never_left;      /* ends 23 with no Start that can have arrived anywhere: it may
+                             go to its next listed connection (Integration Selection) */
 };
 
 /* What an event produced. */

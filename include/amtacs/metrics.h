@@ -47,6 +47,8 @@ struct metrics_conn *metrics_conn_get(struct metrics *m, const char *name);
 void metrics_conn_state(struct metrics_conn *mc, const char *comm, int server_up,
                         long in_flight, bool configured);
 void metrics_job_started(struct metrics_conn *mc);
+/* A job came to this connection from an earlier listed one (Integration Selection). */
+void metrics_job_failover(struct metrics_conn *mc);
 /* A job's final result written; code is its completion code. */
 void metrics_job_finished(struct metrics_conn *mc, int code);
 void metrics_alert(struct metrics_conn *mc, int code);

@@ -26,6 +26,9 @@ struct store_job {
     bool kill_requested;
     const char *kill_requested_by; /* the role that asked for the kill, or NULL */
     bool taken_over;         /* another holder had it: its Start may have been sent */
+    const char *tried;       /* the connections its Start never left before, with URL and
+                                error ("A (URL): error; ..."), or NULL */
+    bool failover;           /* it came here from an earlier listed connection */
 };
 
 typedef void (*store_claim_cb)(void *ud, const struct store_job *jobs, size_t n, const char *err);
@@ -48,7 +51,7 @@ typedef void (*store_done_cb)(void *ud, const char *err);
 /* Records a configured connection's settings (new ones start with Full Comm enabled). */
 int store_configure_connection(struct pgconn *pc, const char *name, const char *url,
                                const char *batch_user, bool allow_kill, long retain_log_days,
-                               store_done_cb cb, void *ud);
+                               long failover_after_ms, store_done_cb cb, void *ud);
 /* The comm state of a connection: "enabled", "limited", "disabled" (NULL if unknown). */
 typedef void (*store_text_cb)(void *ud, const char *value, const char *err);
 int store_comm_state(struct pgconn *pc, const char *name, store_text_cb cb, void *ud);
@@ -66,8 +69,12 @@ int store_purge(struct pgconn *pc, int max_rows, store_count_cb cb, void *ud);
  * whose lease expired (their daemon died) first. Looking for expired leases
  * scans every job the connection has in hand: ask for it on a rescan, not on
  * every claim. */
+/* server_answers: this daemon's view of the connection's server. While it
+ * does not answer, jobs that can go to another listed connection that is up
+ * are left to it (Integration Selection, acs.claim_jobs). */
 int store_claim(struct pgconn *pc, const char *owner, const char *connection, int max_jobs,
-                int lease_seconds, bool take_over, store_claim_cb cb, void *ud);
+                int lease_seconds, bool take_over, bool server_answers, store_claim_cb cb,
+                void *ud);
 /* Renews the leases of held jobs, in id order, skipping rows others have locked. */
 int store_renew(struct pgconn *pc, const char *owner, const long long *ids, const int *attempts,
                 size_t n, int lease_seconds, store_renew_cb cb, void *ud);
@@ -111,8 +118,12 @@ int store_batch_started(struct store_batch *b, long long id, int attempt, int ba
                         store_bool_cb cb, void *ud);
 int store_batch_progress(struct store_batch *b, long long id, int attempt, int code,
                          store_bool_cb cb, void *ud);
+/* unreachable: the job's Start never left (start_retry.attempts used up, no
+ * try may have arrived). The database then gives it to its next listed
+ * connection not yet tried, if any (outcome "requeued"), else ends it. */
 int store_batch_finish(struct store_batch *b, long long id, int attempt, int code,
-                       const char *error, const char *log, store_finish_cb cb, void *ud);
+                       const char *error, const char *log, bool unreachable, store_finish_cb cb,
+                       void *ud);
 /* Sends what is pending (at most one statement per kind); -1 if it could not. */
 int store_batch_flush(struct store_batch *b, struct pgconn *pc);
 

@@ -149,7 +149,10 @@ COMMENT ON FUNCTION acs.job_tried(jsonb,text) IS
 --   group:     jobs of the groups this connection belongs to, while it is up,
 --              at most max_jobs more than the member that is up with the
 --              fewest jobs in flight (least in flight first).
--- A claimed job's connection becomes this one.
+-- A claimed job's connection becomes this one. tried: each connection its
+-- Start never left before, with its URL and why, for the log of a job that
+-- ends 23 because no listed connection could be reached. failover: the job
+-- came to this connection from an earlier listed one (counted in metrics).
 --
 -- The four-argument form of 0002 (always taking over) is this one with
 -- take_over's default; it was a second function until migration 22.
@@ -158,7 +161,7 @@ DROP FUNCTION IF EXISTS acs.claim_jobs(text, text, integer, integer, boolean);
 CREATE OR REPLACE FUNCTION acs.claim_jobs(owner text, connection text, max_jobs integer,
                                           lease_seconds integer, take_over boolean DEFAULT true,
                                           server_answers boolean DEFAULT true)
-    RETURNS TABLE(id bigint, attempt integer, state text, kind text, application text, amt_user text, queue_name text, job_name text, script_name text, params json, task_id uuid, batch_request_id integer, kill_requested boolean, taken_over boolean, kill_requested_by text, tried json)
+    RETURNS TABLE(id bigint, attempt integer, state text, kind text, application text, amt_user text, queue_name text, job_name text, script_name text, params json, task_id uuid, batch_request_id integer, kill_requested boolean, taken_over boolean, kill_requested_by text, tried text, failover boolean)
     LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog SET lock_timeout = '500ms'
 AS $$
     WITH comm AS (
@@ -166,7 +169,7 @@ AS $$
     ), gone AS (
         SELECT g.owner FROM acs.daemons_gone(claim_jobs.owner) AS g(owner) WHERE take_over
     ), expired AS (
-        SELECT j.id, j.state AS old_state
+        SELECT j.id, j.state AS old_state, 'expired' AS via
           FROM acs.jobs AS j
          WHERE take_over AND j.connection = claim_jobs.connection
            AND j.state IN ('starting', 'running')
@@ -177,7 +180,7 @@ AS $$
          LIMIT greatest(max_jobs, 0)
            FOR NO KEY UPDATE OF j SKIP LOCKED
     ), home AS (
-        SELECT j.id, j.state AS old_state
+        SELECT j.id, j.state AS old_state, 'home' AS via
           FROM acs.jobs AS j
          WHERE j.connection = claim_jobs.connection AND j.state = 'queued' AND j.conn_group IS NULL
            -- a queued job to be killed ends without any traffic: whatever the comm state
@@ -191,7 +194,7 @@ AS $$
          LIMIT greatest(max_jobs - (SELECT count(*) FROM expired), 0)
            FOR NO KEY UPDATE OF j SKIP LOCKED
     ), alternate AS (
-        SELECT a.id, a.old_state
+        SELECT a.id, a.old_state, 'alternate' AS via
           FROM acs.connections AS d
          CROSS JOIN LATERAL (
                 SELECT j.id, j.state AS old_state
@@ -213,7 +216,7 @@ AS $$
         SELECT count(*) AS n FROM acs.jobs AS j
          WHERE j.connection = claim_jobs.connection AND j.state IN ('starting', 'running')
     ), grouped AS (
-        SELECT g.id, g.old_state
+        SELECT g.id, g.old_state, 'group' AS via
           FROM acs.connection_group_members AS m
          CROSS JOIN LATERAL (
                 SELECT j.id, j.state AS old_state
@@ -269,7 +272,14 @@ AS $$
               array_to_json(CASE WHEN j.kind = 'batch' THEN j.task_values ELSE j.script_parameters END),
               j.task_id, j.batch_request_id, j.kill_requested_at IS NOT NULL,
               candidates.old_state <> 'queued', j.kill_requested_by,
-              CASE WHEN j.tried = '[]' THEN NULL ELSE j.tried::json END
+              CASE WHEN j.tried <> '[]' THEN
+                  (SELECT string_agg(format('%s (%s): %s', t.connection,
+                                            coalesce(c.url, 'URL not known'), t.error),
+                                     '; ' ORDER BY t.ord)
+                     FROM ROWS FROM (jsonb_to_recordset(j.tried) AS (connection text, error text))
+                          WITH ORDINALITY AS t(connection, error, ord)
+                     LEFT JOIN acs.connections AS c ON c.name = t.connection) END,
+              candidates.via = 'alternate' OR (candidates.via <> 'expired' AND j.tried <> '[]')
 $$;
 COMMENT ON FUNCTION acs.claim_jobs(text,text,integer,integer,boolean,boolean) IS
     'Daemon: claims up to max_jobs jobs for a connection (with take_over, those of gone daemons and expired leases first; then queued: its own, those its alternates-listing jobs may take, its groups''), with a lease';
@@ -635,6 +645,10 @@ AS $$
                lease_expires = CASE WHEN held.next IS NULL THEN j.lease_expires END,
                connection = CASE WHEN held.next IS NULL OR j.conn_group IS NOT NULL
                                  THEN j.connection ELSE held.next END,
+               -- no server has seen its taskId: the next one gets a new one, so
+               -- that the daemon that tried (and remembers the taskIds it sent
+               -- to servers without idempotent Start) sees a job it never sent
+               task_id = CASE WHEN held.next IS NULL THEN j.task_id END,
                tried = j.tried || jsonb_build_array(jsonb_build_object(
                            'connection', held.was, 'error', coalesce(held.error, 'not reached'),
                            'at', now()))
@@ -831,26 +845,31 @@ GRANT EXECUTE ON FUNCTION acs.batch_user_secret(text) TO acs_daemon;
 -- Daemon: records a configured connection. A new one starts with Full Comm
 -- enabled (the admin configured it for use); an existing one keeps the comm
 -- state an admin chose.
-CREATE OR REPLACE FUNCTION acs.configure_connection(name text, url text, batch_user text, allow_kill boolean, retain_log_days integer)
+DROP FUNCTION IF EXISTS acs.configure_connection(text,text,text,boolean,integer);
+CREATE OR REPLACE FUNCTION acs.configure_connection(name text, url text, batch_user text, allow_kill boolean, retain_log_days integer, failover_after_ms integer DEFAULT NULL)
     RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog SET lock_timeout = '500ms'
 AS $$
 BEGIN
     INSERT INTO acs.connections AS c (name, comm_state, url, batch_user, allow_kill,
-                                      retain_log_days, configured_at)
+                                      retain_log_days, configured_at, failover_after)
     VALUES (configure_connection.name, 'enabled', configure_connection.url,
             configure_connection.batch_user, configure_connection.allow_kill,
-            configure_connection.retain_log_days, now())
+            configure_connection.retain_log_days, now(),
+            coalesce(make_interval(secs => configure_connection.failover_after_ms / 1000.0),
+                     '60 seconds'))
     ON CONFLICT ON CONSTRAINT connections_pkey DO UPDATE
        SET url = excluded.url, batch_user = excluded.batch_user,
            allow_kill = excluded.allow_kill, retain_log_days = excluded.retain_log_days,
-           configured_at = excluded.configured_at;
+           configured_at = excluded.configured_at,
+           failover_after = CASE WHEN configure_connection.failover_after_ms IS NULL
+                                 THEN c.failover_after ELSE excluded.failover_after END;
 END
 $$;
-COMMENT ON FUNCTION acs.configure_connection(text,text,text,boolean,integer) IS
+COMMENT ON FUNCTION acs.configure_connection(text,text,text,boolean,integer,integer) IS
     'Daemon: records a connection''s settings (a new connection starts with Full Comm enabled)';
-REVOKE ALL ON FUNCTION acs.configure_connection(text,text,text,boolean,integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION acs.configure_connection(text,text,text,boolean,integer) TO acs_daemon;
+REVOKE ALL ON FUNCTION acs.configure_connection(text,text,text,boolean,integer,integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION acs.configure_connection(text,text,text,boolean,integer,integer) TO acs_daemon;
 
 -- Daemon: the outcome of a heartbeat (or of a call that failed to reach the server).
 CREATE OR REPLACE FUNCTION acs.connection_checked(name text, ok boolean, amt_version text, error text)

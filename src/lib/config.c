@@ -149,6 +149,11 @@ static const struct config_key keys[] = {
     {.path = "connections[].max_in_flight", .type = CONFIG_T_INT, .reload = true, .min = 1,
      .max = 100000, .def = 100, .offset = C(max_in_flight),
      .help = "jobs started and not yet finished, at most"},
+    {.path = "connections[].failover_after", .type = CONFIG_T_DURATION, .reload = true,
+     .min = 1 * SEC, .max = 24 * HOUR, .def = 60 * SEC, .offset = C(failover_after_ms),
+     .help = "a queued job that lists alternates, or names a group, goes to its next "
+             "connection once this one's server has not answered for this long (at least "
+             "twice daemon.heartbeat_interval)"},
     {.path = "connections[].poll.initial_delay", .type = CONFIG_T_DURATION, .reload = true,
      .min = 0, .max = HOUR, .def = 10 * SEC, .offset = C(poll.initial_delay_ms),
      .help = "from a start to the first status check"},
@@ -1173,6 +1178,30 @@ void config_free(const struct amtacs_config *ccfg)
 }
 
 /* The HTTP settings that only make sense together. */
+/* A connection is up while its server answered within failover_after
+ * (acs.connection_up), and it only learns so at each heartbeat: a shorter
+ * failover_after would send its jobs elsewhere between two good heartbeats. */
+static void check_failover(struct loader *ld, const struct amtacs_config *cfg)
+{
+    struct yd_doc *doc = ld->doc;
+    int conns = yd_map_get(doc, yd_root(doc), "connections");
+    char a[DURATION_FMT_LEN], b[DURATION_FMT_LEN];
+    for (size_t i = 0; i < cfg->n_connections; i++) {
+        const struct amtacs_connection *c = &cfg->connections[i];
+        if (c->failover_after_ms >= 2 * cfg->daemon.heartbeat_interval_ms)
+            continue;
+        int item = yd_seq_at(doc, conns, i);
+        bool given = yd_map_get(doc, item, "failover_after") != 0;
+        yd_errorf(doc, node_at(doc, item, "failover_after"),
+                  "connections[%zu].failover_after: %s%s is less than twice "
+                  "daemon.heartbeat_interval (%s): a server that answers would look down between "
+                  "two heartbeats",
+                  i, duration_format(c->failover_after_ms, a, sizeof a),
+                  given ? "" : " (the default)",
+                  duration_format(cfg->daemon.heartbeat_interval_ms, b, sizeof b));
+    }
+}
+
 static void check_http(struct loader *ld, const struct amtacs_config *cfg)
 {
     struct yd_doc *doc = ld->doc;
@@ -1251,6 +1280,7 @@ static const struct amtacs_config *build(struct yd_doc *doc, char *dir,
         }
     }
     if (cfg && !ld.oom && yd_error_count(doc) == 0) {
+        check_failover(&ld, cfg);
         check_http(&ld, cfg);
         check_web(&ld, cfg);
     }

@@ -55,6 +55,7 @@ struct job {
     struct jobspec *spec; /* owned (jobspec_dup): the claim's, for the Start and the log */
     char task_id[40];
     char *error;        /* text for the job log and the row, or NULL */
+    char *tried;        /* connections its Start never left before (claim's), or NULL */
     char **msgs;
     size_t nmsgs, capmsgs;
     size_t log_bytes;     /* bytes of the messages kept */
@@ -304,6 +305,7 @@ static void job_memory_free(struct job *j)
         free(j->msgs[i]);
     free(j->msgs);
     free(j->error);
+    free(j->tried);
     free(j->doubt);
     free(j->killed_by);
     free(j);
@@ -573,7 +575,8 @@ static struct job *job_new(struct conn *c, const struct store_job *sj)
     j->heap_idx = NOT_IN_HEAP;
     j->spec = jobspec_dup(&sj->spec);
     snprintf(j->task_id, sizeof j->task_id, "%s", sj->task_id ? sj->task_id : "");
-    bool oom = !j->spec;
+    j->tried = sj->tried ? strdup(sj->tried) : NULL;
+    bool oom = !j->spec || (sj->tried && !j->tried);
     j->next = c->jobs;
     if (c->jobs)
         c->jobs->prev = j;
@@ -682,7 +685,13 @@ static void on_finish_written(void *ud, const char *outcome, const char *err)
     struct log_ctx x = jctx(j);
     bool held = strcmp(outcome, "lost") != 0;
     int code = j->m.final_code;
-    if (!held) {
+    if (!strcmp(outcome, "requeued")) {
+        /* Its Start never left: the database gave it to the next connection
+         * it lists (acs.jobs_fail_over), which takes it from the queue. */
+        log_event(j->c->e->lg, LOG_WARN, "job.failover", &x,
+                  "not reached here (%s); given to its next listed connection",
+                  j->error ? j->error : "Start never left");
+    } else if (!held) {
         log_event(j->c->e->lg, LOG_WARN, "job.lease_lost", &x,
                   "another daemon finished or holds the job; nothing written");
     } else {
@@ -727,11 +736,21 @@ static void write_finish(struct job *j)
         lines[at++] = cut;
     }
     if (j->error) {
-        size_t len = strlen(j->error) + 16;
+        /* A job that lists alternates and reached none of them: the last
+         * line names each server tried, in order, and why (the claim's
+         * record of the earlier ones, then this one). */
+        bool all = j->m.never_left && j->tried;
+        size_t len = strlen(j->error) + (all ? strlen(j->tried) + strlen(c->cfg->name) +
+                                                   strlen(c->cfg->url) + 64
+                                             : 16);
         errline = malloc(len);
         if (!errline)
             goto retry;
-        snprintf(errline, len, "amtacs: %s", j->error);
+        if (all)
+            snprintf(errline, len, "amtacs: no listed connection could be reached: %s; %s (%s): %s",
+                     j->tried, c->cfg->name, c->cfg->url, j->error);
+        else
+            snprintf(errline, len, "amtacs: %s", j->error);
         lines[at++] = errline;
     }
     struct joblog_job hdr = {.server = c->cfg->url, .spec = j->spec,
@@ -741,7 +760,7 @@ static void write_finish(struct job *j)
         goto retry;
     crash_point(c->e, "before-final-write");
     int rc = store_batch_finish(c->e->batch, j->id, j->attempt, j->m.final_code, j->error, log,
-                                on_finish_written, j);
+                                j->m.never_left, on_finish_written, j);
     free(log);
     free(lines);
     free(errline);
@@ -1213,6 +1232,8 @@ static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const c
         }
         j->lease_until = c->claim_sent_at + e->lease_s * 1000L;
         bool running = jobs[i].running;
+        if (jobs[i].failover)
+            metrics_job_failover(c->mc);
         /* A claim the database lost (an asynchronous failover) makes a job
          * we started look queued and new again: we remember. */
         bool sent_before = !running && e->sent && sentset_has(e->sent, j->task_id);
@@ -1258,7 +1279,7 @@ static void claim(struct conn *c)
     c->claiming = true;
     c->claim_sent_at = now_ms();
     if (store_claim(e->pc, e->owner, c->cfg->name, (int)room, e->lease_s, c->take_over,
-                    on_claimed, c))
+                    c->server_up != 0, on_claimed, c))
         c->claiming = false;
     else
         c->take_over = false;
@@ -2185,7 +2206,7 @@ static void conn_register(struct conn *c, bool fresh)
 {
     const struct amtacs_connection *cc = c->cfg;
     store_configure_connection(c->e->pc, cc->name, cc->url, cc->batch_user, cc->allow_kill,
-                               cc->retain_log_days, on_registered, c);
+                               cc->retain_log_days, cc->failover_after_ms, on_registered, c);
     if (fresh) {
         load_comm(c);
         load_secret(c);

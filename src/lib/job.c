@@ -361,6 +361,7 @@ void job_start_failed(struct job_machine *m, const struct job_limits *lim,
     }
     if (m->start_tries >= lim->start_attempts) {
         m->final_code = AMT_WEB_SERVER_ERROR;
+        m->never_left = true;
         out->note = JN_UNREACHABLE;
         transition(m, JEV_START_FAILED, JG_FINAL, out);
         return;

@@ -32,6 +32,7 @@ struct metrics_conn {
     long in_flight;
     bool configured;
     uint64_t starts;
+    uint64_t failovers; /* jobs taken from an earlier listed connection */
     uint64_t finished[NCODES];
     uint64_t alerts[NCODES];
     struct hist *http;        /* [labels.n_calls] */
@@ -155,6 +156,7 @@ void metrics_conn_state(struct metrics_conn *mc, const char *comm, int server_up
 }
 
 void metrics_job_started(struct metrics_conn *mc) { LOCKED(mc, mc->starts++); }
+void metrics_job_failover(struct metrics_conn *mc) { LOCKED(mc, mc->failovers++); }
 
 void metrics_job_finished(struct metrics_conn *mc, int code)
 {
@@ -393,6 +395,14 @@ static bool render_locked(struct metrics *m, struct buf *b)
     for (mc = m->conns; mc; mc = mc->next)
         if (!series(b, "amtacs_job_starts_total", "", mc, NULL) ||
             buf_printf(b, "%llu\n", (unsigned long long)mc->starts))
+            return false;
+    if (!head(b, "amtacs_job_failovers_total", "counter",
+              "Jobs this connection took from an earlier listed connection (disabled, silent "
+              "past its failover_after, or its Start never left there)."))
+        return false;
+    for (mc = m->conns; mc; mc = mc->next)
+        if (!series(b, "amtacs_job_failovers_total", "", mc, NULL) ||
+            buf_printf(b, "%llu\n", (unsigned long long)mc->failovers))
             return false;
     if (!head(b, "amtacs_job_completions_total", "counter",
               "Jobs finished by this daemon, by completion code and result."))

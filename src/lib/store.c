@@ -63,13 +63,14 @@ static void on_done(void *ud, const PGresult *res, const char *err)
 
 int store_configure_connection(struct pgconn *pc, const char *name, const char *url,
                                const char *batch_user, bool allow_kill, long retain_log_days,
-                               store_done_cb cb, void *ud)
+                               long failover_after_ms, store_done_cb cb, void *ud)
 {
-    char days[24];
+    char days[24], failover[24];
     snprintf(days, sizeof days, "%ld", retain_log_days);
-    const char *p[] = {name, url, batch_user, allow_kill ? "t" : "f", days};
-    return run(pc, "SELECT acs.configure_connection($1, $2, $3, $4::boolean, $5::int)", 5, p,
-               on_done, (void (*)(void))cb, ud);
+    snprintf(failover, sizeof failover, "%ld", failover_after_ms);
+    const char *p[] = {name, url, batch_user, allow_kill ? "t" : "f", days, failover};
+    return run(pc, "SELECT acs.configure_connection($1, $2, $3, $4::boolean, $5::int, $6::int)",
+               6, p, on_done, (void (*)(void))cb, ud);
 }
 
 static void on_text(void *ud, const PGresult *res, const char *err)
@@ -152,6 +153,8 @@ static void on_claim(void *ud, const PGresult *res, const char *err)
         j->kill_requested = !strcmp(PQgetvalue(res, i, 12), "t");
         j->taken_over = !strcmp(PQgetvalue(res, i, 13), "t");
         j->kill_requested_by = PQnfields(res) > 14 ? val(res, i, 14) : NULL;
+        j->tried = PQnfields(res) > 15 ? val(res, i, 15) : NULL;
+        j->failover = PQnfields(res) > 16 && !strcmp(PQgetvalue(res, i, 16), "t");
         const char *pj = val(res, i, 9);
         parsed[i] = cJSON_Parse(pj ? pj : "[]");
         if (!cJSON_IsArray(parsed[i]) && !cJSON_IsNull(parsed[i])) {
@@ -189,18 +192,20 @@ static void on_claim(void *ud, const PGresult *res, const char *err)
 }
 
 int store_claim(struct pgconn *pc, const char *owner, const char *connection, int max_jobs,
-                int lease_seconds, bool take_over, store_claim_cb cb, void *ud)
+                int lease_seconds, bool take_over, bool server_answers, store_claim_cb cb,
+                void *ud)
 {
     char max[16], lease[16];
     snprintf(max, sizeof max, "%d", max_jobs);
     snprintf(lease, sizeof lease, "%d", lease_seconds);
-    const char *p[] = {owner, connection, max, lease, take_over ? "true" : "false"};
+    const char *p[] = {owner, connection, max, lease, take_over ? "true" : "false",
+                       server_answers ? "true" : "false"};
     return run(pc,
                "SELECT id, attempt, state, kind, application, amt_user, queue_name, job_name, "
                "script_name, params, task_id, batch_request_id, kill_requested, taken_over, "
-               "kill_requested_by "
-               "FROM acs.claim_jobs($1, $2, $3::int, $4::int, $5::boolean)",
-               5, p, on_claim, (void (*)(void))cb, ud);
+               "kill_requested_by, tried, failover "
+               "FROM acs.claim_jobs($1, $2, $3::int, $4::int, $5::boolean, $6::boolean)",
+               6, p, on_claim, (void (*)(void))cb, ud);
 }
 
 /* ------------------------------------------------------------ renew */
@@ -515,7 +520,7 @@ size_t store_batch_pending(const struct store_batch *b)
 
 /* Starts or continues the JSON array; rolls back on failure. */
 static int json_item(struct items *it, enum kind kind, long long id, int attempt, int num,
-                     const char *error, const char *log)
+                     const char *error, const char *log, bool unreachable)
 {
     size_t mark = it->json.len;
     bool bad = buf_puts(&it->json, it->n ? "," : "[") ||
@@ -528,6 +533,8 @@ static int json_item(struct items *it, enum kind kind, long long id, int attempt
                         : buf_puts(&it->json, "null");
         if (!bad)
             bad = buf_puts(&it->json, ",\"log\":") || text_json_quote(&it->json, log, strlen(log));
+        if (!bad && unreachable)
+            bad = buf_puts(&it->json, ",\"unreachable\":true");
     }
     if (!bad)
         bad = buf_putc(&it->json, '}');
@@ -541,10 +548,11 @@ static int json_item(struct items *it, enum kind kind, long long id, int attempt
 }
 
 static int batch_add(struct store_batch *b, enum kind kind, long long id, int attempt, int num,
-                     const char *error, const char *log, void (*fn)(void), void *ud)
+                     const char *error, const char *log, bool unreachable, void (*fn)(void),
+                     void *ud)
 {
     struct items *it = &b->items[kind];
-    if (json_item(it, kind, id, attempt, num, error, log))
+    if (json_item(it, kind, id, attempt, num, error, log, unreachable))
         return -1;
     return items_add(it, id, fn, ud);
 }
@@ -552,20 +560,23 @@ static int batch_add(struct store_batch *b, enum kind kind, long long id, int at
 int store_batch_started(struct store_batch *b, long long id, int attempt, int batch_request_id,
                         store_bool_cb cb, void *ud)
 {
-    return batch_add(b, K_STARTED, id, attempt, batch_request_id, NULL, NULL,
+    return batch_add(b, K_STARTED, id, attempt, batch_request_id, NULL, NULL, false,
                      (void (*)(void))cb, ud);
 }
 
 int store_batch_progress(struct store_batch *b, long long id, int attempt, int code,
                          store_bool_cb cb, void *ud)
 {
-    return batch_add(b, K_PROGRESS, id, attempt, code, NULL, NULL, (void (*)(void))cb, ud);
+    return batch_add(b, K_PROGRESS, id, attempt, code, NULL, NULL, false, (void (*)(void))cb,
+                     ud);
 }
 
 int store_batch_finish(struct store_batch *b, long long id, int attempt, int code,
-                       const char *error, const char *log, store_finish_cb cb, void *ud)
+                       const char *error, const char *log, bool unreachable, store_finish_cb cb,
+                       void *ud)
 {
-    return batch_add(b, K_FINISH, id, attempt, code, error, log, (void (*)(void))cb, ud);
+    return batch_add(b, K_FINISH, id, attempt, code, error, log, unreachable,
+                     (void (*)(void))cb, ud);
 }
 
 static void on_flight(void *ud, const PGresult *res, const char *err)

@@ -311,6 +311,7 @@ static void start_retries_then_23(void **state)
     assert_int_equal(out.guard, JG_FINAL);
     assert_int_equal(out.note, JN_UNREACHABLE);
     assert_int_equal(m.final_code, AMT_WEB_SERVER_ERROR);
+    assert_true(m.never_left); /* may go to its next listed connection */
     assert_int_equal(m.phase, JOB_FINISH_WRITE);
     assert_int_equal(out.actions, JA_WRITE_FINISH);
 }
@@ -378,6 +379,7 @@ static void maybe_delivered_then_retries_out(void **state)
     assert_int_equal(out.note, JN_DOUBT_RETRIES_OUT);
     assert_int_equal(m.phase, JOB_DOUBT_WRITE);
     assert_int_equal(out.actions, JA_WRITE_DOUBT);
+    assert_false(m.never_left); /* never given to another connection */
     assert_int_not_equal(m.final_code, AMT_WEB_SERVER_ERROR);
 }
 
