@@ -828,7 +828,7 @@ static void test_dump_round_trip(void **state)
         "\ndaemon:\n  id: \"\"\n  lease_seconds: 30\n  renew_interval: 0s\n  claim_batch: 100\n",
         "\n  - name: \"AMTTEST\"\n    url: \"http://10.1.29.5:9001\"\n"
         "    batch_user: \"OPCONTEST\"\n    retain_log_days: 30\n    allow_kill: false\n"
-        "    max_in_flight: 100\n    poll:\n      initial_delay: 10s\n      interval: 5s\n"
+        "    max_in_flight: 100\n    failover_after: 1m\n    poll:\n      initial_delay: 10s\n      interval: 5s\n"
         "      backoff: 1.0\n      max_interval: 1m\n    start_retry:\n      attempts: 5\n"
         "      delay: 1s\n      backoff: 2.0\n      max_delay: 30s\n    http:\n"
         "      connect_timeout: 10s\n      timeout: 30s\n      max_body: 1048576\n"
