@@ -154,10 +154,20 @@ BEGIN
         RAISE EXCEPTION 'job % is %; only a job that has ended can be rerun (kill it, or resolve it if it is in doubt, and rerun it then)',
             job_id, o.state USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    INSERT INTO acs.jobs (connection, kind, application, submit_user, station, amt_user,
-                          queue_name, job_name, task_values, script_name, script_parameters,
-                          external_ref, rerun_of)
-    VALUES (o.connection, o.kind, o.application, o.submit_user, o.station, o.amt_user,
+    -- The rerun names what the job named (Integration Selection): its primary
+    -- and alternates, or its group, not the connection that happened to run it.
+    IF o.conn_group IS NOT NULL THEN
+        PERFORM acs.check_group(o.conn_group);
+    END IF;
+    INSERT INTO acs.jobs (connection, listed, conn_group, kind, application, submit_user, station,
+                          amt_user, queue_name, job_name, task_values, script_name,
+                          script_parameters, external_ref, rerun_of)
+    VALUES (CASE WHEN o.conn_group IS NOT NULL
+                 THEN (SELECT m.connection FROM acs.connection_group_members AS m
+                        WHERE m.group_name = o.conn_group ORDER BY m.position LIMIT 1)
+                 WHEN cardinality(o.listed) > 0 THEN o.listed[1]
+                 ELSE o.connection END,
+            o.listed, o.conn_group, o.kind, o.application, o.submit_user, o.station, o.amt_user,
             o.queue_name, o.job_name, o.task_values, o.script_name, o.script_parameters,
             o.external_ref, o.id)
     RETURNING id INTO new_id;

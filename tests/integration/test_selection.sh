@@ -107,6 +107,10 @@ h_sql -c "SELECT acs.set_comm('A', 'enabled'), acs.set_comm('B', 'enabled')" >/d
 j3=$(submit A B,C)
 finished "$j3"
 h_eq "A 4" "$(where "$j3")" "1: A enabled again: the next job runs on its primary"
+rerun=$(h_sql -c "SELECT acs.rerun_job($j1)")
+finished "$rerun"
+h_eq "A 4 {A,B,C}" "$(where "$rerun") $(h_sql -c "SELECT listed FROM acs.jobs WHERE id = $rerun")" \
+    "1: a rerun of the job B ran names what it named: it runs on its primary A, alternates kept"
 
 # --- 2. Primary's server stopped: a job already running on A stays A's and
 #        is followed to its end when A returns; queued jobs go to B once A has
