@@ -4,7 +4,11 @@
 #
 # A scenario is
 #
-#   fm_begin SLUG "description"     a fresh simulator and a connection named SLUG
+#   fm_begin SLUG "description"     a fresh simulator and a connection named SLUG; with
+#                                   FM_ALT=1 a second simulator too, the connection SLUG_alt,
+#                                   which every job lists as its alternate (Integration
+#                                   Selection; started twice then also counts a taskId on
+#                                   both servers, or on another than the job's connection)
 #   fm_daemon [VAR=VALUE...]        one or more daemons (tracked: see "crashes")
 #   fm_submit N                     the next N jobs of the workload, in one transaction
 #   fm_during SECONDS TICK [N]      the rest of the workload in waves over SECONDS,
@@ -75,7 +79,8 @@ CREATE TABLE fm.kinds (seq int PRIMARY KEY, label text NOT NULL, script bool NOT
                        vals text[] NOT NULL DEFAULT '{}', queue text, amt_user text,
                        code int NOT NULL, nlines int NOT NULL, must text[] NOT NULL DEFAULT '{}');
 CREATE TABLE fm.jobs (scenario text NOT NULL, id bigint PRIMARY KEY, seq int NOT NULL, n int NOT NULL);
-CREATE TABLE fm.tasks (task_id uuid NOT NULL, brid int NOT NULL, start_calls int NOT NULL);
+CREATE TABLE fm.tasks (task_id uuid NOT NULL, brid int NOT NULL, start_calls int NOT NULL,
+                       server text NOT NULL);
 INSERT INTO fm.kinds (seq, label, script, app, name, vals, queue, amt_user, code, nlines, must) VALUES
  (0,  'instant',      false, 'DEMO2', 'INSTANT', '{}', NULL, NULL, 4, 0, '{}'),
  (1,  'instant',      false, 'DEMO2', 'INSTANT', '{}', NULL, NULL, 4, 0, '{}'),
@@ -175,6 +180,29 @@ connections:
       timeout: 2s
 ${FM_CONN_EXTRA:-}
 CONF
+    if [ -n "${FM_ALT_NAME:-}" ]; then
+        cat >>"$file" <<CONF
+    failover_after: ${FM_FAILOVER_AFTER:-1s}
+  - name: $FM_ALT_NAME
+    url: $FM_ALT_URL
+    batch_user: amtopcon
+    allow_kill: true
+    max_in_flight: ${FM_MAX_IN_FLIGHT:-150}
+    failover_after: ${FM_FAILOVER_AFTER:-1s}
+    poll:
+      initial_delay: 20ms
+      interval: 50ms
+      max_interval: ${FM_POLL_MAX:-250ms}
+    start_retry:
+      attempts: ${FM_START_ATTEMPTS:-40}
+      delay: 100ms
+      backoff: 1.5
+      max_delay: 1s
+    http:
+      connect_timeout: 1s
+      timeout: 2s
+CONF
+    fi
 }
 
 # fm_begin SLUG DESCRIPTION: a new scenario (connection SLUG, a fresh simulator).
@@ -197,6 +225,20 @@ fm_begin() {
     FM_DARMED=()
     fm_sim
     h_sql -c "SELECT acs.register_connection('$FM_SCN', 'enabled')" >/dev/null
+    FM_ALT_NAME=""
+    if [ -n "${FM_ALT_PID:-}" ]; then
+        kill -TERM "$FM_ALT_PID" 2>/dev/null || true
+        wait "$FM_ALT_PID" 2>/dev/null || true
+        FM_ALT_PID=""
+    fi
+    if [ "${FM_ALT:-0}" = 1 ]; then
+        local url=$H_SIM_URL pid=$H_SIM_PID
+        h_sim_start --time-scale "$FM_TIME_SCALE"
+        FM_ALT_URL=$H_SIM_URL FM_ALT_PID=$H_SIM_PID FM_ALT_NAME="${FM_SCN}_alt"
+        H_SIM_URL=$url H_SIM_PID=$pid
+        export H_SIM_URL H_SIM_PID
+        h_sql -c "SELECT acs.register_connection('$FM_ALT_NAME', 'enabled')" >/dev/null
+    fi
     FM_CFG="$H_TMP/$FM_SCN.yaml"
     fm_config "$FM_CFG"
     fm_log "$FM_DESC"
@@ -332,12 +374,15 @@ fm_submit() {
     FM_NEXT_N=$to
     # (the workload numbers also go to a file: a failover may lose the rows
     # themselves, and a promoted replica may hand their ids out again)
-    h_sql -v scn="$FM_SCN" -v from="$from" -v to="$to" >>"$H_TMP/$FM_SCN.submitted" <<'SQL'
+    h_sql -v scn="$FM_SCN" -v from="$from" -v to="$to" -v alt="${FM_ALT_NAME:-}" \
+        >>"$H_TMP/$FM_SCN.submitted" <<'SQL'
 INSERT INTO fm.jobs (scenario, id, seq, n)
 SELECT :'scn',
        CASE WHEN k.script
-            THEN acs.submit_script_job(:'scn', k.app, k.name, v.vals, k.queue, k.amt_user, 'fm-' || g.n)
-            ELSE acs.submit_batch_job(:'scn', k.app, k.name, v.vals, k.queue, k.amt_user, 'fm-' || g.n) END,
+            THEN acs.submit_script_job(:'scn', k.app, k.name, v.vals, k.queue, k.amt_user, 'fm-' || g.n,
+                                       alternates => string_to_array(nullif(:'alt', ''), ','))
+            ELSE acs.submit_batch_job(:'scn', k.app, k.name, v.vals, k.queue, k.amt_user, 'fm-' || g.n,
+                                      alternates => string_to_array(nullif(:'alt', ''), ',')) END,
        k.seq, g.n
   FROM generate_series(:from::int, :to::int) AS g(n)
   JOIN fm.kinds AS k ON k.seq = g.n % 28
@@ -418,14 +463,24 @@ fm_account() {
     local enq fin lost twice wrong resent secs row
     fm_stop_daemons
     h_sql -c "TRUNCATE fm.tasks" >/dev/null
-    curl -fsS "$H_SIM_URL/sim/tasks" |
-        jq -r '.tasks[] | [.taskId, .BatchRequestId, .startCalls] | @tsv' |
-        h_sql -c "COPY fm.tasks (task_id, brid, start_calls) FROM STDIN"
+    local server url
+    for server in "$FM_SCN" ${FM_ALT_NAME:+"$FM_ALT_NAME"}; do
+        url=$H_SIM_URL
+        [ "$server" = "$FM_SCN" ] || url=$FM_ALT_URL
+        curl -fsS "$url/sim/tasks" |
+            jq -r --arg s "$server" '.tasks[] | [.taskId, .BatchRequestId, .startCalls, $s] | @tsv' |
+            h_sql -c "COPY fm.tasks (task_id, brid, start_calls, server) FROM STDIN"
+    done
     resent=$(h_sim_counter .duplicate_starts)
+    if [ -n "${FM_ALT_NAME:-}" ]; then
+        resent=$((resent + $(curl -fsS "$FM_ALT_URL/sim/counters" | jq .duplicate_starts)))
+        FM_DESC="$FM_DESC; $(h_sql -c "SELECT count(*) FROM fm.jobs f JOIN acs.jobs j ON j.id = f.id
+                                        WHERE f.scenario = '$FM_SCN' AND j.connection = '$FM_ALT_NAME'") ran on the alternate"
+    fi
     kill -0 "$H_SIM_PID" 2>/dev/null || h_not_ok "$FM_SCN: the simulator died"
     read -r enq fin twice wrong < <(h_sql -F ' ' -v scn="$FM_SCN" -v orphans_ok="${FM_ORPHANS_OK:-0}" <<'SQL'
 WITH mine AS (
-    SELECT f.*, j.state, j.task_id, j.batch_request_id, j.completion_code, j.result,
+    SELECT f.*, j.state, j.task_id, j.batch_request_id, j.completion_code, j.result, j.connection,
            fm.header(j, k) AS header, k.code, k.nlines, k.must, l.log
       FROM fm.jobs f JOIN fm.kinds k ON k.seq = f.seq
       LEFT JOIN acs.jobs j ON j.id = f.id
@@ -439,6 +494,9 @@ SELECT (SELECT count(*) FROM mine),
        -- a job that follows a request other than the one its taskId made
      + (SELECT count(*) FROM mine m JOIN fm.tasks t ON t.task_id = m.task_id
          WHERE m.batch_request_id IS NOT NULL AND m.batch_request_id <> t.brid)
+       -- a job whose request is on another server than the one it names
+     + (SELECT count(*) FROM mine m JOIN fm.tasks t ON t.task_id = m.task_id
+         WHERE t.server <> m.connection)
        -- a request whose taskId belongs to no job (unless the scenario lost
        -- enqueues with their commits: FM_ORPHANS_OK, counted apart)
      + CASE WHEN :'orphans_ok' = '1' THEN 0 ELSE
