@@ -65,3 +65,8 @@ DROP INDEX acs.jobs_queued_idx;
 CREATE INDEX jobs_queued_idx ON acs.jobs (connection, id) WHERE state = 'queued' AND conn_group IS NULL;
 CREATE INDEX jobs_queued_group_idx ON acs.jobs (conn_group, id)
     WHERE state = 'queued' AND conn_group IS NOT NULL;
+-- The jobs an alternate may take from a connection that is down: only those
+-- that list alternates (a down connection's other queued jobs, however many,
+-- are never read by another connection's claim).
+CREATE INDEX jobs_queued_listed_idx ON acs.jobs (connection, id)
+    WHERE state = 'queued' AND conn_group IS NULL AND listed <> '{}';

@@ -200,7 +200,7 @@ AS $$
                 SELECT j.id, j.state AS old_state
                   FROM acs.jobs AS j
                  WHERE j.connection = d.name AND j.state = 'queued' AND j.conn_group IS NULL
-                   AND j.listed @> ARRAY[claim_jobs.connection]
+                   AND j.listed <> '{}' AND j.listed @> ARRAY[claim_jobs.connection]
                    AND NOT acs.job_tried(j.tried, claim_jobs.connection)
                    AND NOT EXISTS (SELECT 1 FROM unnest(j.listed) WITH ORDINALITY AS l(name, i)
                                      JOIN acs.connections AS o ON o.name = l.name
