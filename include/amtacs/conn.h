@@ -149,6 +149,12 @@ int conn_queue_check(struct conn *c, int brid, void *job);
  * sent go to env->not_sent. Nothing happens without a client. */
 void conn_flush_checks(struct conn *c);
 
+/* A MonitorJobs answer r for the requests brids[0..n) of jobs[0..n): each
+ * job's part goes to env->checked (a 404 or 405 also says the server no
+ * longer offers MonitorJobs). The reading of the answer, apart from the call. */
+void conn_checks_answered(struct conn *c, void *const *jobs, const int *brids, size_t n,
+                          const struct amt_reply *r);
+
 /* ---- the gauges and the database */
 /* The connection's gauges, for /metrics. */
 void conn_publish(const struct conn *c);

@@ -490,7 +490,8 @@ struct job_limits conn_limits(const struct conn *c)
         .start_attempts = cc->start_retry.attempts, .start_backoff = cc->start_retry.backoff,
         .start_delay_ms = cc->start_retry.delay_ms,
         .start_max_delay_ms = cc->start_retry.max_delay_ms,
-        .poll_interval_ms = cc->poll.interval_ms, .poll_initial_delay_ms = cc->poll.initial_delay_ms,
+        .poll_interval_ms = cc->poll.interval_ms,
+        .poll_initial_delay_ms = cc->poll.initial_delay_ms,
         .poll_max_interval_ms = cc->poll.max_interval_ms, .poll_backoff = cc->poll.backoff,
         .allow_kill = cc->allow_kill,
     };
@@ -527,11 +528,13 @@ long conn_room(const struct conn *c, long batch)
 
 /* ------------------------------------------------------------ status checks */
 
-/* One MonitorJobs call in flight: the jobs it asks about. */
+/* One MonitorJobs call in flight: the jobs it asks about, and their ids
+ * (the call's body is made from them). */
 struct batch {
     struct conn *c;
     size_t n;
-    struct check checks[];
+    int *brids;   /* n, after jobs[] in the same block */
+    void *jobs[];
 };
 
 static int cmp_job_id(const void *a, const void *b)
@@ -540,10 +543,10 @@ static int cmp_job_id(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
-static void on_monitor_many(void *ud, const struct amt_reply *r)
+void conn_checks_answered(struct conn *c, void *const *jobs, const int *brids, size_t n,
+                          const struct amt_reply *r)
 {
-    struct batch *b = ud;
-    struct conn *c = b->c;
+    /* A sorted copy keeps matching linear-logarithmic in the jobs of a call. */
     struct amt_job *sorted = NULL;
     if (r->status == AMT_OK && r->njobs) {
         sorted = malloc(r->njobs * sizeof *sorted);
@@ -554,10 +557,10 @@ static void on_monitor_many(void *ud, const struct amt_reply *r)
     }
     if (r->status == AMT_ERR_REJECTED && (r->http_status == 404 || r->http_status == 405))
         c->monitor_jobs = false; /* the server stopped offering it: one call per job */
-    for (size_t i = 0; i < b->n; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct conn_check ck = {.r = r};
         if (r->status == AMT_OK) {
-            struct amt_job key = {.id = b->checks[i].brid};
+            struct amt_job key = {.id = brids[i]};
             ck.found = sorted ? bsearch(&key, sorted, r->njobs, sizeof *sorted, cmp_job_id)
                               : NULL;
             if (!ck.found) {
@@ -565,14 +568,20 @@ static void on_monitor_many(void *ud, const struct amt_reply *r)
                  * answered nothing at all (or no memory was left to look). */
                 bool listed = false;
                 for (size_t k = 0; k < r->nunknown; k++)
-                    if (r->unknown[k] == b->checks[i].brid)
+                    if (r->unknown[k] == brids[i])
                         listed = true;
                 ck.unknown = listed || !sorted;
             }
         }
-        c->env->checked(b->checks[i].job, &ck);
+        c->env->checked(jobs[i], &ck);
     }
     free(sorted);
+}
+
+static void on_monitor_many(void *ud, const struct amt_reply *r)
+{
+    struct batch *b = ud;
+    conn_checks_answered(b->c, b->jobs, b->brids, b->n, r);
     free(b);
 }
 
@@ -599,22 +608,19 @@ void conn_flush_checks(struct conn *c)
     size_t done = 0;
     while (done < c->nchecks) {
         size_t n = c->nchecks - done > MONITOR_BATCH ? MONITOR_BATCH : c->nchecks - done;
-        struct batch *b = malloc(sizeof *b + n * sizeof b->checks[0]);
-        int *ids = malloc(n * sizeof *ids);
-        if (!b || !ids) {
-            free(b);
-            free(ids);
+        struct batch *b = malloc(sizeof *b + n * (sizeof b->jobs[0] + sizeof b->brids[0]));
+        if (!b)
             break;
-        }
         b->c = c;
         b->n = n;
+        b->brids = (int *)(void *)(b->jobs + n);
         for (size_t i = 0; i < n; i++) {
-            b->checks[i] = c->checks[done + i];
-            ids[i] = b->checks[i].brid;
+            b->jobs[i] = c->checks[done + i].job;
+            b->brids[i] = c->checks[done + i].brid;
         }
-        int rc = amt_monitor_many(c->cl->amt, ids, n, on_monitor_many, b);
-        free(ids);
-        if (rc) {
+        /* The ids are copied into the body at once; the callback may run
+         * (and free b) before this returns. */
+        if (amt_monitor_many(c->cl->amt, b->brids, n, on_monitor_many, b)) {
             free(b);
             break;
         }
