@@ -1,5 +1,6 @@
 #include "amtacs/conn.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
