@@ -19,6 +19,7 @@
 #include "amtacs/amt.h"
 #include "amtacs/buf.h"
 #include "amtacs/codes.h"
+#include "amtacs/conn.h"
 #include "amtacs/job.h"
 #include "amtacs/joblog.h"
 #include "amtacs/jobspec.h"
@@ -30,7 +31,6 @@
 #include "amtacs/timeutil.h"
 
 #define NOT_IN_HEAP SIZE_MAX
-#define MONITOR_BATCH 1000   /* ids per MonitorJobs call */
 #define MESSAGES_PAGE 1000   /* messages per GetMessages call */
 #define CLAIM_POLL_MS 5000   /* a rescan even without a NOTIFY */
 #define TAKEOVER_CHECK_MS 1000 /* how often we look for daemons whose session ended */
@@ -40,12 +40,12 @@
 #define PURGE_BATCH 500      /* job logs deleted per statement */
 #define PUBLISH_MS 1000      /* connection gauges handed to the metrics this often */
 
-struct conn;
+struct hold;
 
 /* One job in hand: its machine (job.h: phase, flags, counters, every rule)
  * and what the I/O needs beside it. */
 struct job {
-    struct conn *c;
+    struct hold *h;
     long long id;
     int attempt;
     struct job_machine m;
@@ -68,52 +68,15 @@ struct job {
     struct job *prev, *next;
 };
 
-/* What a client's logons use: the Batch User's sealed password. Each client
- * has its own, so a client retired by a reload keeps logging on as the user
- * it was made for until its last call has come back. */
-struct cred {
+/* What the engine holds on one connection (conn.h: the connection's own
+ * life): the jobs in hand and the claims that bring more. */
+struct hold {
     struct engine *e;
-    char *user;
-    bool loaded;           /* the database has answered (the password may be missing) */
-    char key_id[64];
-    unsigned char *sealed; /* NULL if none is stored */
-    size_t sealed_len;
-};
-
-/* A client replaced by a reload, freed once its calls in flight are back. */
-struct retired {
-    struct amt_client *amt;
-    struct cred *cred;
-    struct retired *next;
-};
-
-struct conn {
-    struct engine *e;
-    const struct amtacs_connection *cfg;
-    struct amt_client *amt;
-    struct cred *cred;        /* the current client's */
-    unsigned cred_gen;        /* bumped when the Batch User changes */
-    bool secret_pending;      /* a load of the password is on its way */
-    unsigned secret_gen;      /* the cred_gen that load is for */
-    bool secret_again;        /* and another was asked for meanwhile */
-    bool comm_loading, comm_again; /* a read of Full Comm in flight; another wanted */
-    struct metrics_conn *mc;
-    bool removed;             /* a reload took it out: no claims; jobs in hand go on */
-    int server_up;            /* the last heartbeat: 1 answered, 0 failed, -1 none yet */
+    struct conn *conn;
     struct job *jobs;
-    size_t njobs;
     bool claiming, claim_again;
     bool take_over; /* the next claim also takes over expired leases */
     int64_t claim_sent_at;
-    bool monitor_jobs;   /* the server offers MonitorJobs */
-    bool features_known; /* a heartbeat has answered */
-    bool heartbeat_failed; /* and before one did, one failed */
-    enum job_comm comm;  /* Full Comm state, from acs.connections */
-    bool idempotent;     /* the server's Start is idempotent per taskId */
-    bool heartbeat_busy;
-    int64_t next_heartbeat;
-    struct job **batch;  /* jobs waiting for the next MonitorJobs call */
-    size_t nbatch, capbatch;
 };
 
 /* Configurations replaced by reloads: connections removed by one still point
@@ -129,7 +92,7 @@ struct engine {
     char *config_path;               /* what SIGHUP reloads; NULL: no reload */
     struct logger *lg;
     struct metrics *metrics;
-    const struct vault_secret *key;
+    struct conn_env env; /* what the connections share with the engine */
     char *owner;
     int signal_fd;
     long grace_ms;
@@ -139,9 +102,8 @@ struct engine {
     struct pgconn *listen; /* LISTEN only: a connection busy with a long statement
                               would hold notifications (a kill) back until it ends */
     struct store_batch *batch; /* started/finished writes, sent once per loop turn */
-    struct conn **conns; /* removed ones stay until the engine is freed */
-    size_t nconns, capconns;
-    struct retired *retired;
+    struct hold **holds; /* one per connection; removed ones stay until the engine is freed */
+    size_t nholds, capholds;
     struct job **heap;
     size_t nheap, capheap;
     struct sentset *sent; /* taskIds we sent Start for to a non-idempotent server */
@@ -167,11 +129,8 @@ struct engine {
 };
 
 static void job_due_now(struct job *j);
-static void claim(struct conn *c);
+static void claim(struct hold *h);
 static void reload(struct engine *e);
-static void sweep_retired(struct engine *e, bool all);
-static void load_secret(struct conn *c);
-static void publish_conn(struct conn *c);
 static void send_kill(struct job *j);
 static bool lease_holds(struct job *j);
 
@@ -202,7 +161,7 @@ static void crash_point(struct engine *e, const char *point)
 
 static struct log_ctx jctx(const struct job *j)
 {
-    struct log_ctx x = {j->c->cfg->name, j->id, j->m.brid};
+    struct log_ctx x = {conn_name(j->h->conn), j->id, j->m.brid};
     return x;
 }
 
@@ -260,7 +219,7 @@ static void heap_remove(struct engine *e, struct job *j)
 /* Runs the job's next step after delay_ms. */
 static void schedule(struct job *j, int64_t delay_ms)
 {
-    struct engine *e = j->c->e;
+    struct engine *e = j->h->e;
     heap_remove(e, j);
     if (e->nheap == e->capheap) {
         size_t ncap = e->capheap ? e->capheap * 2 : 256;
@@ -284,10 +243,10 @@ static void schedule(struct job *j, int64_t delay_ms)
  * what keeps following 100,000 jobs cheap. */
 static void schedule_check(struct job *j, int64_t delay_ms)
 {
-    int64_t beat = j->c->cfg->poll.interval_ms / 4;
+    int64_t beat = conn_cfg(j->h->conn)->poll.interval_ms / 4;
     if (beat > 250)
         beat = 250;
-    if (beat < 1 || !j->c->monitor_jobs) {
+    if (beat < 1 || !conn_monitor_jobs(j->h->conn)) {
         schedule(j, delay_ms);
         return;
     }
@@ -316,47 +275,20 @@ static void job_memory_free(struct job *j)
  * the memory goes when that call returns (on_kill), not before. */
 static void job_free(struct job *j)
 {
-    struct conn *c = j->c;
-    heap_remove(c->e, j);
+    struct hold *h = j->h;
+    heap_remove(h->e, j);
     if (j->prev)
         j->prev->next = j->next;
     else
-        c->jobs = j->next;
+        h->jobs = j->next;
     if (j->next)
         j->next->prev = j->prev;
-    c->njobs--;
+    conn_job_removed(h->conn);
     if (j->m.kill_busy)
         j->gone = true;
     else
         job_memory_free(j);
-    claim(c); /* a slot is free */
-}
-
-/* The rules' view of the connection's settings. */
-static struct job_limits limits(const struct conn *c)
-{
-    const struct amtacs_connection *cc = c->cfg;
-    struct job_limits l = {
-        .start_attempts = cc->start_retry.attempts, .start_backoff = cc->start_retry.backoff,
-        .start_delay_ms = cc->start_retry.delay_ms,
-        .start_max_delay_ms = cc->start_retry.max_delay_ms,
-        .poll_interval_ms = cc->poll.interval_ms, .poll_initial_delay_ms = cc->poll.initial_delay_ms,
-        .poll_max_interval_ms = cc->poll.max_interval_ms, .poll_backoff = cc->poll.backoff,
-        .allow_kill = cc->allow_kill,
-    };
-    return l;
-}
-
-/* What the connection knows now, for the Start rules (the lease is asked
- * separately: asking logs when it does not hold). */
-static struct job_view view(const struct conn *c)
-{
-    struct job_view v = {
-        .lease_holds = true, .features_known = c->features_known,
-        .heartbeat_failed = c->heartbeat_failed, .idempotent = c->idempotent,
-        .password_loaded = c->cred && c->cred->loaded, .now_ms = now_ms(),
-    };
-    return v;
+    claim(h); /* a slot is free */
 }
 
 static void set_error(struct job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -386,7 +318,7 @@ static void set_doubt(struct job *j, const char *reason)
  * log lines, with the server's error where there is one (err). */
 static void explain(struct job *j, const struct job_out *o, const char *err)
 {
-    struct conn *c = j->c;
+    struct engine *en = j->h->e;
     struct log_ctx x = jctx(j);
     const char *e = err ? err : "";
     if (o->refused)
@@ -401,8 +333,8 @@ static void explain(struct job *j, const struct job_out *o, const char *err)
     case JN_FOLLOW_RETRY_QUIET:
         break;
     case JN_WAIT_PASSWORD:
-        if (!c->secret_pending && c->e->db_up)
-            load_secret(c);
+        if (en->db_up)
+            conn_need_secret(j->h->conn);
         break;
     case JN_DOUBT_SENT_BEFORE:
         set_doubt(j, "this daemon sent Start for the job's taskId before the database lost the "
@@ -444,12 +376,12 @@ static void explain(struct job *j, const struct job_out *o, const char *err)
         set_error(j, "the job could not be turned into a Start request");
         break;
     case JN_RETRY_UNSURE:
-        log_event(c->e->lg, LOG_WARN, "job.start_retry", &x,
+        log_event(en->lg, LOG_WARN, "job.start_retry", &x,
                   "attempt %ld failed after it was sent: %s; sent again only if the server's "
                   "heartbeat says its Start is idempotent", j->m.start_tries, e);
         break;
     case JN_RETRY:
-        log_event(c->e->lg, LOG_WARN, "job.start_retry", &x, "attempt %ld failed: %s",
+        log_event(en->lg, LOG_WARN, "job.start_retry", &x, "attempt %ld failed: %s",
                   j->m.start_tries, e);
         break;
     case JN_UNDEFINED:
@@ -457,15 +389,15 @@ static void explain(struct job *j, const struct job_out *o, const char *err)
                   *e ? e : "not listed");
         break;
     case JN_FOLLOW_RESUMED:
-        log_event(c->e->lg, LOG_INFO, "job.follow_resumed", &x, "the server answers again after "
+        log_event(en->lg, LOG_INFO, "job.follow_resumed", &x, "the server answers again after "
                   "%ld failed check(s)", o->failures);
         break;
     case JN_FOLLOW_RETRY:
-        log_event(c->e->lg, LOG_WARN, "job.follow_retry", &x, "check %ld failed: %s",
+        log_event(en->lg, LOG_WARN, "job.follow_retry", &x, "check %ld failed: %s",
                   o->failures, err ? err : "unknown request");
         break;
     case JN_MESSAGES_RETRY:
-        log_event(c->e->lg, LOG_WARN, "job.messages_retry", &x, "%s", e);
+        log_event(en->lg, LOG_WARN, "job.messages_retry", &x, "%s", e);
         break;
     case JN_MESSAGES_LOST:
         set_error(j, "the job's messages could not be read: %s", e);
@@ -476,7 +408,7 @@ static void explain(struct job *j, const struct job_out *o, const char *err)
         break;
     }
     if (o->state_changed)
-        log_event(c->e->lg, LOG_DEBUG, "job.state", &x, "%s (%d)", amt_code_name(j->m.last_code),
+        log_event(en->lg, LOG_DEBUG, "job.state", &x, "%s (%d)", amt_code_name(j->m.last_code),
                   j->m.last_code);
 }
 
@@ -492,25 +424,25 @@ static void on_progress_written(void *ud, bool held, const char *err);
  * is freed when the actions include JA_DROP. */
 static void act(struct job *j, const struct job_out *o)
 {
-    struct conn *c = j->c;
+    struct engine *e = j->h->e;
     if (o->refused) {
         struct log_ctx x = jctx(j);
-        log_event(c->e->lg, LOG_ERROR, "job.refused", &x,
+        log_event(e->lg, LOG_ERROR, "job.refused", &x,
                   "event %s refused in phase %s: the job's machine has no such transition",
                   job_event_name(o->event), job_phase_name(o->from));
         return;
     }
     unsigned a = o->actions;
     if (a & JA_WRITE_PROGRESS)
-        store_batch_progress(c->e->batch, j->id, j->attempt, j->m.last_code, on_progress_written,
+        store_batch_progress(e->batch, j->id, j->attempt, j->m.last_code, on_progress_written,
                              NULL);
     if (a & JA_KILL_REFUSED) {
         struct log_ctx x = jctx(j);
         char why[160];
         snprintf(why, sizeof why, "kill refused: allow_kill is false for connection %s",
-                 c->cfg->name);
-        log_event(c->e->lg, LOG_WARN, "job.kill_refused", &x, "%s", why);
-        store_kill_outcome(c->e->pc, j->id, c->e->owner, j->attempt, why, on_progress_written,
+                 conn_name(j->h->conn));
+        log_event(e->lg, LOG_WARN, "job.kill_refused", &x, "%s", why);
+        store_kill_outcome(e->pc, j->id, e->owner, j->attempt, why, on_progress_written,
                            NULL);
     }
     if (a & JA_SEND_KILL)
@@ -549,7 +481,7 @@ static void lose(struct job *j)
     struct job_out o;
     job_lease_lost(&j->m, &o);
     if (!o.refused && (o.actions & JA_DROP))
-        log_event(j->c->e->lg, LOG_WARN, "job.lease_lost", &(struct log_ctx){j->c->cfg->name,
+        log_event(j->h->e->lg, LOG_WARN, "job.lease_lost", &(struct log_ctx){conn_name(j->h->conn),
                   j->id, j->m.brid}, "another daemon holds the job now; dropping it");
     act(j, &o);
 }
@@ -563,12 +495,12 @@ static bool settle(struct job *j)
     return false;
 }
 
-static struct job *job_new(struct conn *c, const struct store_job *sj)
+static struct job *job_new(struct hold *h, const struct store_job *sj)
 {
     struct job *j = calloc(1, sizeof *j);
     if (!j)
         return NULL;
-    j->c = c;
+    j->h = h;
     j->id = sj->id;
     j->attempt = sj->attempt;
     job_init(&j->m);
@@ -577,11 +509,11 @@ static struct job *job_new(struct conn *c, const struct store_job *sj)
     snprintf(j->task_id, sizeof j->task_id, "%s", sj->task_id ? sj->task_id : "");
     j->tried = sj->tried ? strdup(sj->tried) : NULL;
     bool oom = !j->spec || (sj->tried && !j->tried);
-    j->next = c->jobs;
-    if (c->jobs)
-        c->jobs->prev = j;
-    c->jobs = j;
-    c->njobs++;
+    j->next = h->jobs;
+    if (h->jobs)
+        h->jobs->prev = j;
+    h->jobs = j;
+    conn_job_added(h->conn);
     if (oom) {
         job_free(j);
         return NULL;
@@ -594,7 +526,7 @@ static struct job *job_new(struct conn *c, const struct store_job *sj)
  * and is tried again shortly. */
 static bool write_returned(struct job *j, const char *err, const char *what)
 {
-    if (j->c->e->stopping == 2) {
+    if (j->h->e->stopping == 2) {
         job_settle(&j->m); /* tearing down: the lease hands the job over */
         return false;
     }
@@ -606,11 +538,11 @@ static bool write_returned(struct job *j, const char *err, const char *what)
          * long SELECT ... FOR UPDATE): said once, written when it lets go. */
         if (!j->row_locked_since) {
             j->row_locked_since = now_ms();
-            log_event(j->c->e->lg, LOG_WARN, "job.row_locked", &x,
+            log_event(j->h->e->lg, LOG_WARN, "job.row_locked", &x,
                       "%s waits: another session holds the job's row locked", what);
         }
     } else if (err) {
-        log_event(j->c->e->lg, LOG_WARN, "job.write_retry", &x, "%s failed, trying again: %s",
+        log_event(j->h->e->lg, LOG_WARN, "job.write_retry", &x, "%s failed, trying again: %s",
                   what, err);
     }
     if (err) {
@@ -620,7 +552,7 @@ static bool write_returned(struct job *j, const char *err, const char *what)
         return false;
     }
     if (j->row_locked_since) {
-        log_event(j->c->e->lg, LOG_INFO, "job.row_unlocked", &x,
+        log_event(j->h->e->lg, LOG_INFO, "job.row_unlocked", &x,
                   "%s done after the row was locked by another session for %.1f s", what,
                   (double)(now_ms() - j->row_locked_since) / 1000.0);
         j->row_locked_since = 0;
@@ -646,14 +578,14 @@ static bool call_returned(struct job *j, const struct amt_reply *r)
  * once, the rest in order; the loop reaps them, reap_children). */
 static void run_alert_command(struct job *j)
 {
-    struct engine *e = j->c->e;
+    struct engine *e = j->h->e;
     const char *cmd = e->cfg->daemon.alert_command;
     int code = j->m.final_code;
     if (!cmd || !*cmd || !amt_code_raises_alert(code) || !e->alerts)
         return;
     char v[10][1200];
     snprintf(v[0], sizeof v[0], "AMTACS_JOB_ID=%lld", j->id);
-    snprintf(v[1], sizeof v[1], "AMTACS_CONNECTION=%s", j->c->cfg->name);
+    snprintf(v[1], sizeof v[1], "AMTACS_CONNECTION=%s", conn_name(j->h->conn));
     snprintf(v[2], sizeof v[2], "AMTACS_CODE=%d", code);
     snprintf(v[3], sizeof v[3], "AMTACS_CODE_NAME=%s", amt_code_name(code));
     snprintf(v[4], sizeof v[4], "AMTACS_JOB_KIND=%s", jobspec_kind_name(j->spec->kind));
@@ -661,7 +593,7 @@ static void run_alert_command(struct job *j)
     snprintf(v[6], sizeof v[6], "AMTACS_APPLICATION=%s", j->spec->application);
     snprintf(v[7], sizeof v[7], "AMTACS_BATCH_REQUEST_ID=%d", j->m.brid);
     snprintf(v[8], sizeof v[8], "AMTACS_ERROR=%s", j->error ? j->error : "");
-    snprintf(v[9], sizeof v[9], "AMTACS_SERVER=%s", j->c->cfg->url);
+    snprintf(v[9], sizeof v[9], "AMTACS_SERVER=%s", conn_cfg(j->h->conn)->url);
     const char *vars[10];
     for (size_t i = 0; i < 10; i++)
         vars[i] = v[i];
@@ -688,23 +620,23 @@ static void on_finish_written(void *ud, const char *outcome, const char *err)
     if (!strcmp(outcome, "requeued")) {
         /* Its Start never left: the database gave it to the next connection
          * it lists (acs.jobs_fail_over), which takes it from the queue. */
-        log_event(j->c->e->lg, LOG_WARN, "job.failover", &x,
+        log_event(j->h->e->lg, LOG_WARN, "job.failover", &x,
                   "not reached here (%s); given to its next listed connection",
                   j->error ? j->error : "Start never left");
     } else if (!held) {
-        log_event(j->c->e->lg, LOG_WARN, "job.lease_lost", &x,
+        log_event(j->h->e->lg, LOG_WARN, "job.lease_lost", &x,
                   "another daemon finished or holds the job; nothing written");
     } else {
-        log_event(j->c->e->lg, LOG_INFO, "job.finished", &x, "%s (%d), %s", amt_code_name(code),
+        log_event(j->h->e->lg, LOG_INFO, "job.finished", &x, "%s (%d), %s", amt_code_name(code),
                   code, amt_code_is_success(code) ? "success" : "failure");
         if (!strcmp(outcome, "finished")) {
-            metrics_job_finished(j->c->mc, code);
+            metrics_job_finished(conn_metrics(j->h->conn), code);
             if (amt_code_raises_alert(code))
-                metrics_alert(j->c->mc, code);
+                metrics_alert(conn_metrics(j->h->conn), code);
             run_alert_command(j);
         }
     }
-    struct job_limits lim = limits(j->c);
+    struct job_limits lim = conn_limits(j->h->conn);
     struct job_out o;
     job_write_done(&j->m, &lim, held, &o);
     act(j, &o);
@@ -712,7 +644,7 @@ static void on_finish_written(void *ud, const char *outcome, const char *err)
 
 static void write_finish(struct job *j)
 {
-    struct conn *c = j->c;
+    struct engine *e = j->h->e;
     size_t n = j->nmsgs + (j->error ? 1 : 0) + (j->truncated ? 1 : 0);
     const char **lines = calloc(n ? n : 1, sizeof *lines);
     char *errline = NULL;
@@ -727,39 +659,40 @@ static void write_finish(struct job *j)
             snprintf(cut, sizeof cut,
                      "amtacs: log cut at %ld bytes (daemon.max_log_bytes): %zu of %ld messages "
                      "kept",
-                     c->e->cfg->daemon.max_log_bytes, j->nmsgs, j->m.message_count);
+                     e->cfg->daemon.max_log_bytes, j->nmsgs, j->m.message_count);
         else
             snprintf(cut, sizeof cut,
                      "amtacs: log cut at %ld bytes (daemon.max_log_bytes): %zu messages kept, "
                      "the rest left out",
-                     c->e->cfg->daemon.max_log_bytes, j->nmsgs);
+                     e->cfg->daemon.max_log_bytes, j->nmsgs);
         lines[at++] = cut;
     }
     if (j->error) {
         /* A job that lists alternates and reached none of them: the last
          * line names each server tried, in order, and why (the claim's
          * record of the earlier ones, then this one). */
+        const struct amtacs_connection *cc = conn_cfg(j->h->conn);
         bool all = j->m.never_left && j->tried;
-        size_t len = strlen(j->error) + (all ? strlen(j->tried) + strlen(c->cfg->name) +
-                                                   strlen(c->cfg->url) + 64
+        size_t len = strlen(j->error) + (all ? strlen(j->tried) + strlen(cc->name) +
+                                                   strlen(cc->url) + 64
                                              : 16);
         errline = malloc(len);
         if (!errline)
             goto retry;
         if (all)
             snprintf(errline, len, "amtacs: no listed connection could be reached: %s; %s (%s): %s",
-                     j->tried, c->cfg->name, c->cfg->url, j->error);
+                     j->tried, cc->name, cc->url, j->error);
         else
             snprintf(errline, len, "amtacs: %s", j->error);
         lines[at++] = errline;
     }
-    struct joblog_job hdr = {.server = c->cfg->url, .spec = j->spec,
+    struct joblog_job hdr = {.server = conn_cfg(j->h->conn)->url, .spec = j->spec,
                              .completion_code = j->m.final_code};
     char *log = joblog_render(&hdr, lines, n);
     if (!log)
         goto retry;
-    crash_point(c->e, "before-final-write");
-    int rc = store_batch_finish(c->e->batch, j->id, j->attempt, j->m.final_code, j->error, log,
+    crash_point(e, "before-final-write");
+    int rc = store_batch_finish(e->batch, j->id, j->attempt, j->m.final_code, j->error, log,
                                 j->m.never_left, on_finish_written, j);
     free(log);
     free(lines);
@@ -797,7 +730,7 @@ static void publish_messages(struct job *j, const struct amt_reply *r, size_t fi
     if (!bad)
         bad = buf_putc(&b, ']');
     if (!bad)
-        store_add_messages(j->c->e->pc, j->id, j->c->e->owner, j->attempt, b.data,
+        store_add_messages(j->h->e->pc, j->id, j->h->e->owner, j->attempt, b.data,
                            on_messages_published, NULL);
     buf_free(&b);
 }
@@ -809,7 +742,7 @@ static void on_messages(void *ud, const struct amt_reply *r)
         return;
     struct job_out o;
     if (r->status != AMT_OK) {
-        struct job_limits lim = limits(j->c);
+        struct job_limits lim = conn_limits(j->h->conn);
         bool transient = amt_status_transient(r->status) || r->status == AMT_ERR_AUTH ||
                          r->status == AMT_ERR_NOPASSWORD;
         job_messages_failed(&j->m, &lim, transient, &o);
@@ -819,7 +752,7 @@ static void on_messages(void *ud, const struct amt_reply *r)
     }
     size_t first_new = j->nmsgs;
     /* Room for the header and the closing lines of the log. */
-    size_t cap = (size_t)j->c->e->cfg->daemon.max_log_bytes;
+    size_t cap = (size_t)j->h->e->cfg->daemon.max_log_bytes;
     cap = cap > 4096 ? cap - 2048 : cap / 2;
     for (size_t i = 0; i < r->nmessages; i++) {
         size_t need = strlen(r->messages[i].text) + 3;
@@ -853,7 +786,7 @@ oom:
 
 static void fetch_messages(struct job *j)
 {
-    if (amt_messages(j->c->amt, j->m.brid, j->after, MESSAGES_PAGE, on_messages, j))
+    if (amt_messages(conn_amt(j->h->conn), j->m.brid, j->after, MESSAGES_PAGE, on_messages, j))
         io_not_queued(j);
 }
 
@@ -869,7 +802,7 @@ static void on_progress_written(void *ud, bool held, const char *err)
 /* A code MonitorJob reported for the job. */
 static void observe(struct job *j, int code, long message_count)
 {
-    struct job_limits lim = limits(j->c);
+    struct job_limits lim = conn_limits(j->h->conn);
     struct job_out o;
     job_monitor_state(&j->m, &lim, code, message_count, j->nmsgs, j->truncated, &o);
     explain(j, &o, NULL);
@@ -880,7 +813,7 @@ static void observe(struct job *j, int code, long message_count)
  * knows, several times in a row, ends the job. */
 static void monitor_failed(struct job *j, const struct amt_reply *r, bool unknown)
 {
-    struct job_limits lim = limits(j->c);
+    struct job_limits lim = conn_limits(j->h->conn);
     struct job_out o;
     job_monitor_failed(&j->m, &lim, unknown, &o);
     explain(j, &o, r ? r->error : NULL);
@@ -898,110 +831,33 @@ static void on_monitor(void *ud, const struct amt_reply *r)
         monitor_failed(j, r, r->status == AMT_ERR_REJECTED && r->http_status == 404);
 }
 
-struct batch {
-    struct conn *c;
-    size_t n;
-    struct job *jobs[];
-};
-
-static int cmp_job_id(const void *a, const void *b)
+/* One job's part of a MonitorJobs answer (conn.c gathers the checks and
+ * reads the answer for each). */
+static void on_checked(void *ud, const struct conn_check *ck)
 {
-    const struct amt_job *x = a, *y = b;
-    return (x->id > y->id) - (x->id < y->id);
+    struct job *j = ud;
+    if (!call_returned(j, ck->r))
+        return;
+    if (ck->found)
+        observe(j, ck->found->code, ck->found->message_count);
+    else
+        monitor_failed(j, ck->r, ck->unknown);
 }
 
-static void on_monitor_many(void *ud, const struct amt_reply *r)
-{
-    struct batch *b = ud;
-    struct amt_job *sorted = NULL;
-    if (r->status == AMT_OK && r->njobs) {
-        sorted = malloc(r->njobs * sizeof *sorted);
-        if (sorted) {
-            memcpy(sorted, r->jobs, r->njobs * sizeof *sorted);
-            qsort(sorted, r->njobs, sizeof *sorted, cmp_job_id);
-        }
-    }
-    if (r->status == AMT_ERR_REJECTED && (r->http_status == 404 || r->http_status == 405))
-        b->c->monitor_jobs = false; /* the server stopped offering it: one call per job */
-    for (size_t i = 0; i < b->n; i++) {
-        struct job *j = b->jobs[i];
-        if (r->status == AMT_ERR_CANCELLED) {
-            job_settle(&j->m);
-            continue;
-        }
-        if (!settle(j))
-            continue;
-        struct amt_job key = {.id = j->m.brid};
-        const struct amt_job *found =
-            sorted ? bsearch(&key, sorted, r->njobs, sizeof *sorted, cmp_job_id) : NULL;
-        if (found) {
-            observe(j, found->code, found->message_count);
-        } else if (r->status == AMT_OK) {
-            bool listed = false;
-            for (size_t k = 0; k < r->nunknown; k++)
-                if (r->unknown[k] == j->m.brid)
-                    listed = true;
-            monitor_failed(j, r, listed || !sorted);
-        } else {
-            monitor_failed(j, r, false);
-        }
-    }
-    free(sorted);
-    free(b);
-}
-
-static void flush_batch(struct conn *c)
-{
-    size_t done = 0;
-    while (done < c->nbatch) {
-        size_t n = c->nbatch - done > MONITOR_BATCH ? MONITOR_BATCH : c->nbatch - done;
-        struct batch *b = malloc(sizeof *b + n * sizeof b->jobs[0]);
-        int *ids = malloc(n * sizeof *ids);
-        if (!b || !ids) {
-            free(b);
-            free(ids);
-            break;
-        }
-        b->c = c;
-        b->n = n;
-        for (size_t i = 0; i < n; i++) {
-            b->jobs[i] = c->batch[done + i];
-            ids[i] = b->jobs[i]->m.brid;
-        }
-        int rc = amt_monitor_many(c->amt, ids, n, on_monitor_many, b);
-        free(ids);
-        if (rc) {
-            free(b);
-            break;
-        }
-        done += n;
-    }
-    /* Whatever could not be sent is tried again shortly. */
-    for (size_t i = done; i < c->nbatch; i++)
-        io_not_queued(c->batch[i]);
-    c->nbatch = 0;
-}
+/* A check conn.c could not send: tried again shortly. */
+static void on_check_not_sent(void *ud) { io_not_queued(ud); }
 
 /* A check now: a place in the connection's next MonitorJobs call, or a
  * MonitorJob of its own where the server offers no MonitorJobs. */
 static void monitor(struct job *j)
 {
-    struct conn *c = j->c;
-    if (c->monitor_jobs) {
-        if (c->nbatch == c->capbatch) {
-            size_t ncap = c->capbatch ? c->capbatch * 2 : 64;
-            struct job **n = realloc(c->batch, ncap * sizeof *n);
-            if (!n) {
-                io_not_queued(j);
-                return;
-            }
-            c->batch = n;
-            c->capbatch = ncap;
-        }
-        c->batch[c->nbatch++] = j;
+    struct conn *c = j->h->conn;
+    if (conn_monitor_jobs(c)) {
+        if (conn_queue_check(c, j->m.brid, j))
+            io_not_queued(j);
         return;
     }
-    if (amt_monitor(c->amt, j->m.brid, on_monitor, j))
+    if (amt_monitor(conn_amt(c), j->m.brid, on_monitor, j))
         io_not_queued(j);
 }
 
@@ -1014,10 +870,10 @@ static void on_doubt_written(void *ud, bool held, const char *err)
         return;
     struct log_ctx x = jctx(j);
     if (held)
-        log_event(j->c->e->lg, LOG_ERROR, "job.in_doubt", &x,
+        log_event(j->h->e->lg, LOG_ERROR, "job.in_doubt", &x,
                   "not started again; an operator decides (amtacsctl resolve %lld): %s", j->id,
                   j->doubt ? j->doubt : "the Start may have reached the server");
-    struct job_limits lim = limits(j->c);
+    struct job_limits lim = conn_limits(j->h->conn);
     struct job_out o;
     job_write_done(&j->m, &lim, held, &o);
     act(j, &o);
@@ -1027,7 +883,7 @@ static void write_doubt(struct job *j)
 {
     /* Out of memory for the reason: the doubt is still written, in fewer words. */
     const char *why = j->doubt ? j->doubt : "the Start may have reached the server";
-    if (store_in_doubt(j->c->e->pc, j->id, j->c->e->owner, j->attempt, why, on_doubt_written, j))
+    if (store_in_doubt(j->h->e->pc, j->id, j->h->e->owner, j->attempt, why, on_doubt_written, j))
         io_not_queued(j);
 }
 
@@ -1040,15 +896,15 @@ static void on_started_written(void *ud, bool held, const char *err)
         return;
     struct log_ctx x = jctx(j);
     if (!held) {
-        log_event(j->c->e->lg, LOG_WARN, "job.lease_lost", &x,
+        log_event(j->h->e->lg, LOG_WARN, "job.lease_lost", &x,
                   "another daemon holds the job now; dropping it");
     } else {
-        log_event(j->c->e->lg, LOG_INFO, "job.started", &x, "%s %s started",
+        log_event(j->h->e->lg, LOG_INFO, "job.started", &x, "%s %s started",
                   jobspec_kind_noun(j->spec->kind), j->spec->name);
-        metrics_job_started(j->c->mc);
-        crash_point(j->c->e, "after-start-recorded");
+        metrics_job_started(conn_metrics(j->h->conn));
+        crash_point(j->h->e, "after-start-recorded");
     }
-    struct job_limits lim = limits(j->c);
+    struct job_limits lim = conn_limits(j->h->conn);
     struct job_out o;
     job_write_done(&j->m, &lim, held, &o);
     act(j, &o);
@@ -1056,7 +912,7 @@ static void on_started_written(void *ud, bool held, const char *err)
 
 static void write_started(struct job *j)
 {
-    if (store_batch_started(j->c->e->batch, j->id, j->attempt, j->m.brid, on_started_written, j))
+    if (store_batch_started(j->h->e->batch, j->id, j->attempt, j->m.brid, on_started_written, j))
         io_not_queued(j);
 }
 
@@ -1065,11 +921,11 @@ static void on_start(void *ud, const struct amt_reply *r)
     struct job *j = ud;
     if (!call_returned(j, r))
         return;
-    struct conn *c = j->c;
+    struct conn *c = j->h->conn;
     struct job_out o;
     if (r->status == AMT_OK) {
         job_start_answered(&j->m, r->batch_request_id, &o);
-        crash_point(c->e, "after-start-sent");
+        crash_point(j->h->e, "after-start-sent");
         act(j, &o);
         return;
     }
@@ -1077,8 +933,8 @@ static void on_start(void *ud, const struct amt_reply *r)
                                      ? JOB_START_AUTH
                                  : r->status == AMT_ERR_REJECTED ? JOB_START_REJECTED
                                                                  : JOB_START_TRANSIENT;
-    struct job_limits lim = limits(c);
-    struct job_view v = view(c);
+    struct job_limits lim = conn_limits(c);
+    struct job_view v = conn_view(c, now_ms());
     job_start_failed(&j->m, &lim, &v, why, r->maybe_delivered, &o);
     explain(j, &o, r->error);
     act(j, &o);
@@ -1086,16 +942,17 @@ static void on_start(void *ud, const struct amt_reply *r)
 
 static void send_start(struct job *j)
 {
-    struct conn *c = j->c;
-    bool idempotent = c->features_known && c->idempotent;
+    struct conn *c = j->h->conn;
+    struct engine *e = j->h->e;
+    bool idempotent = conn_start_idempotent(c);
     struct amt_start s = {.task_id = j->task_id, .spec = j->spec,
                           .fresh_connection = !idempotent};
-    if (!idempotent && c->e->sent)
-        sentset_add(c->e->sent, j->task_id);
-    if (amt_start_job(j->c->amt, &s, on_start, j)) {
+    if (!idempotent && e->sent)
+        sentset_add(e->sent, j->task_id);
+    if (amt_start_job(conn_amt(j->h->conn), &s, on_start, j)) {
         job_settle(&j->m);
-        struct job_limits lim = limits(c);
-        struct job_view v = view(c);
+        struct job_limits lim = conn_limits(c);
+        struct job_view v = conn_view(c, now_ms());
         struct job_out o;
         job_start_failed(&j->m, &lim, &v, JOB_START_UNSENDABLE, false, &o);
         explain(j, &o, NULL);
@@ -1109,12 +966,12 @@ static bool lease_holds(struct job *j)
 {
     /* Only while the session that proves us alive is up (docs/takeover.md);
      * the database's absence is logged once, as db.down. */
-    if (!j->c->e->db_up)
+    if (!j->h->e->db_up)
         return false;
     if (now_ms() < j->lease_until)
         return true;
     struct log_ctx x = jctx(j);
-    log_event(j->c->e->lg, LOG_WARN, "job.lease_unsure", &x,
+    log_event(j->h->e->lg, LOG_WARN, "job.lease_unsure", &x,
               "the lease could not be renewed in time; no Start or Kill until it is");
     return false;
 }
@@ -1140,8 +997,8 @@ static void on_kill(void *ud, const struct amt_reply *r)
     }
     struct log_ctx x = jctx(j);
     if (r->status == AMT_OK) {
-        log_event(j->c->e->lg, LOG_INFO, "job.kill_sent", &x, "the server accepted the kill");
-        store_kill_outcome(j->c->e->pc, j->id, j->c->e->owner, j->attempt, NULL,
+        log_event(j->h->e->lg, LOG_INFO, "job.kill_sent", &x, "the server accepted the kill");
+        store_kill_outcome(j->h->e->pc, j->id, j->h->e->owner, j->attempt, NULL,
                            on_progress_written, NULL);
         /* Look at once rather than at the next poll: the job should now be KILLED. */
         if (!j->m.busy && j->m.phase == JOB_FOLLOW)
@@ -1149,22 +1006,22 @@ static void on_kill(void *ud, const struct amt_reply *r)
         return;
     }
     if (r->status == AMT_ERR_REJECTED && r->http_status == 409) {
-        log_event(j->c->e->lg, LOG_INFO, "job.kill_late", &x, "the job had already ended: %s",
+        log_event(j->h->e->lg, LOG_INFO, "job.kill_late", &x, "the job had already ended: %s",
                   r->error);
         return;
     }
-    log_event(j->c->e->lg, LOG_WARN, "job.kill_failed", &x, "kill failed, still running: %s",
+    log_event(j->h->e->lg, LOG_WARN, "job.kill_failed", &x, "kill failed, still running: %s",
               r->error);
-    store_kill_outcome(j->c->e->pc, j->id, j->c->e->owner, j->attempt, r->error,
+    store_kill_outcome(j->h->e->pc, j->id, j->h->e->owner, j->attempt, r->error,
                        on_progress_written, NULL);
     job_kill_failed(&j->m, now_ms()); /* tried again by a check after JOB_KILL_RETRY_MS */
     if (!j->m.busy && j->heap_idx == NOT_IN_HEAP)
-        schedule(j, j->c->cfg->poll.interval_ms);
+        schedule(j, conn_cfg(j->h->conn)->poll.interval_ms);
 }
 
 static void send_kill(struct job *j)
 {
-    if (j->c->comm == JOB_COMM_DISABLED || j->c->comm == JOB_COMM_UNKNOWN) {
+    if (conn_comm(j->h->conn) == JOB_COMM_DISABLED || conn_comm(j->h->conn) == JOB_COMM_UNKNOWN) {
         job_kill_deferred(&j->m); /* nothing goes to the server now; sent when comm allows */
         return;
     }
@@ -1173,7 +1030,7 @@ static void send_kill(struct job *j)
         return;
     }
     job_kill_sending(&j->m);
-    if (amt_kill(j->c->amt, j->m.brid, on_kill, j)) {
+    if (amt_kill(conn_amt(j->h->conn), j->m.brid, on_kill, j)) {
         job_kill_returned(&j->m);
         job_kill_deferred(&j->m);
     }
@@ -1182,11 +1039,11 @@ static void send_kill(struct job *j)
 /* An operator's kill request for a job this daemon holds. */
 static void kill_job(struct job *j)
 {
-    struct job_limits lim = limits(j->c);
+    struct job_limits lim = conn_limits(j->h->conn);
     struct job_out o;
     job_kill_requested(&j->m, &lim, &o);
     if (!o.refused && o.guard == JG_NEVER_SENT)
-        heap_remove(j->c->e, j); /* its Start was due: it never goes now */
+        heap_remove(j->h->e, j); /* its Start was due: it never goes now */
     explain(j, &o, NULL);
     act(j, &o);
 }
@@ -1195,10 +1052,10 @@ static void kill_job(struct job *j)
  * out of the timer heap) until the state changes (on_comm). */
 static void job_due_now(struct job *j)
 {
-    struct conn *c = j->c;
-    if (!job_may_act(&j->m, c->comm, c->e->stopping != 0))
+    struct conn *c = j->h->conn;
+    if (!job_may_act(&j->m, conn_comm(c), j->h->e->stopping != 0))
         return;
-    struct job_view v = view(c);
+    struct job_view v = conn_view(c, now_ms());
     if (j->m.phase == JOB_START)
         v.lease_holds = lease_holds(j);
     struct job_out o;
@@ -1211,29 +1068,29 @@ static void job_due_now(struct job *j)
 
 static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const char *err)
 {
-    struct conn *c = ud;
-    struct engine *e = c->e;
-    c->claiming = false;
+    struct hold *h = ud;
+    struct engine *e = h->e;
+    h->claiming = false;
     if (e->stopping == 2)
         return;
     if (err) {
-        c->take_over = true;
-        log_event(e->lg, LOG_WARN, "claim.failed", &(struct log_ctx){c->cfg->name, 0, 0}, "%s",
-                  err);
+        h->take_over = true;
+        log_event(e->lg, LOG_WARN, "claim.failed", &(struct log_ctx){conn_name(h->conn), 0, 0},
+                  "%s", err);
         return; /* the periodic rescan tries again */
     }
-    struct job_limits lim = limits(c);
+    struct job_limits lim = conn_limits(h->conn);
     for (size_t i = 0; i < n; i++) {
-        struct job *j = job_new(c, &jobs[i]);
+        struct job *j = job_new(h, &jobs[i]);
         if (!j) {
             log_event(e->lg, LOG_ERROR, "claim.oom", NULL, "job %lld left to its lease",
                       jobs[i].id);
             continue;
         }
-        j->lease_until = c->claim_sent_at + e->lease_s * 1000L;
+        j->lease_until = h->claim_sent_at + e->lease_s * 1000L;
         bool running = jobs[i].running;
         if (jobs[i].failover)
-            metrics_job_failover(c->mc);
+            metrics_job_failover(conn_metrics(h->conn));
         /* A claim the database lost (an asynchronous failover) makes a job
          * we started look queued and new again: we remember. */
         bool sent_before = !running && e->sent && sentset_has(e->sent, j->task_id);
@@ -1256,33 +1113,31 @@ static void on_claimed(void *ud, const struct store_job *jobs, size_t n, const c
     }
     if (n > 0)
         crash_point(e, "after-claim");
-    if (c->claim_again || (n > 0 && (long)c->njobs < c->cfg->max_in_flight)) {
-        c->claim_again = false;
-        claim(c);
+    if (h->claim_again || (n > 0 && conn_room(h->conn, 1) > 0)) {
+        h->claim_again = false;
+        claim(h);
     }
 }
 
-static void claim(struct conn *c)
+static void claim(struct hold *h)
 {
-    struct engine *e = c->e;
-    if (e->stopping || !e->db_up || c->removed)
+    struct engine *e = h->e;
+    if (e->stopping || !e->db_up || conn_removed(h->conn))
         return;
-    if (c->claiming) {
-        c->claim_again = true;
+    if (h->claiming) {
+        h->claim_again = true;
         return;
     }
-    long room = c->cfg->max_in_flight - (long)c->njobs;
+    long room = conn_room(h->conn, e->cfg->daemon.claim_batch);
     if (room <= 0)
         return;
-    if (room > e->cfg->daemon.claim_batch)
-        room = e->cfg->daemon.claim_batch;
-    c->claiming = true;
-    c->claim_sent_at = now_ms();
-    if (store_claim(e->pc, e->owner, c->cfg->name, (int)room, e->lease_s, c->take_over,
-                    c->server_up != 0, on_claimed, c))
-        c->claiming = false;
+    h->claiming = true;
+    h->claim_sent_at = now_ms();
+    if (store_claim(e->pc, e->owner, conn_name(h->conn), (int)room, e->lease_s, h->take_over,
+                    conn_server_answers(h->conn), on_claimed, h))
+        h->claiming = false;
     else
-        c->take_over = false;
+        h->take_over = false;
 }
 
 /* ------------------------------------------------------------ leases */
@@ -1330,8 +1185,8 @@ static void on_renewed(void *ud, const long long *lost, size_t nlost, const long
         goto done;
     }
     int64_t until = e->renew_sent_at + e->lease_s * 1000L;
-    for (size_t k = 0; k < e->nconns; k++) {
-        struct job *j = e->conns[k]->jobs;
+    for (size_t k = 0; k < e->nholds; k++) {
+        struct job *j = e->holds[k]->jobs;
         while (j) {
             struct job *next = j->next; /* settle() may free j */
             if (in_ids(j->id, slost, nlost)) {
@@ -1359,16 +1214,16 @@ static void renew(struct engine *e)
     if (e->renewing || !e->db_up)
         return;
     size_t total = 0;
-    for (size_t k = 0; k < e->nconns; k++)
-        total += e->conns[k]->njobs;
+    for (size_t k = 0; k < e->nholds; k++)
+        total += conn_in_flight(e->holds[k]->conn);
     if (!total)
         return;
     long long *ids = malloc(total * sizeof *ids);
     int *att = malloc(total * sizeof *att);
     size_t n = 0;
     if (ids && att) {
-        for (size_t k = 0; k < e->nconns; k++)
-            for (struct job *j = e->conns[k]->jobs; j; j = j->next)
+        for (size_t k = 0; k < e->nholds; k++)
+            for (struct job *j = e->holds[k]->jobs; j; j = j->next)
                 if (!j->m.lost) {
                     ids[n] = j->id;
                     att[n++] = j->attempt;
@@ -1381,204 +1236,28 @@ static void renew(struct engine *e)
     free(att);
 }
 
-/* ------------------------------------------------------------ secrets */
+/* ------------------------------------------------------------ connection events */
 
-static char *get_password(void *ud, const char *user, char *err, size_t errlen)
+/* Full Comm changed (conn.c read it): the jobs it parked wake, and what the
+ * old state held back may be claimable now. */
+static void on_comm_changed(void *ud)
 {
-    struct cred *cr = ud;
-    if (!cr->sealed) {
-        snprintf(err, errlen,
-                 "no password is stored for Batch User '%s' (amtacsctl batch-user set %s)", user,
-                 user);
-        return NULL;
-    }
-    char *pw = NULL;
-    if (vault_open(cr->e->key, cr->key_id, user, cr->sealed, cr->sealed_len, &pw, err, errlen))
-        return NULL;
-    return pw;
-}
-
-static void release_password(char *pw) { vault_password_free(pw); }
-
-static void cred_free(struct cred *cr)
-{
-    if (!cr)
-        return;
-    free(cr->sealed);
-    free(cr->user);
-    free(cr);
-}
-
-/* A load of the Batch User's secret, for the user the connection had then. */
-struct secret_req {
-    struct conn *c;
-    unsigned gen;
-};
-
-static void on_secret(void *ud, const char *key_id, const unsigned char *sealed, size_t len,
-                      const char *err)
-{
-    struct secret_req *rq = ud;
-    struct conn *c = rq->c;
-    bool stale = rq->gen != c->cred_gen; /* the connection's user changed since */
-    free(rq);
-    if (c->e->stopping == 2 || stale)
-        return; /* a stale answer leaves the flags to the current user's load */
-    c->secret_pending = false;
-    if (c->secret_again) {
-        /* Asked again while this one was on its way: this answer may predate
-         * the change. One more read covers any number of notifications. */
-        c->secret_again = false;
-        load_secret(c);
-    }
-    struct log_ctx x = {c->cfg->name, 0, 0};
-    if (err) {
-        log_event(c->e->lg, LOG_WARN, "secret.load_failed", &x, "%s", err);
-        return;
-    }
-    struct cred *cr = c->cred;
-    free(cr->sealed);
-    cr->sealed = NULL;
-    cr->sealed_len = 0;
-    cr->loaded = true;
-    if (!key_id) {
-        log_event(c->e->lg, LOG_WARN, "secret.missing", &x,
-                  "no password stored for Batch User '%s'", c->cfg->batch_user);
-        return;
-    }
-    cr->sealed = malloc(len ? len : 1);
-    if (!cr->sealed)
-        return;
-    memcpy(cr->sealed, sealed, len);
-    cr->sealed_len = len;
-    snprintf(cr->key_id, sizeof cr->key_id, "%s", key_id);
-}
-
-/* Coalesced: at most one load for the current user in flight and one more
- * pending, however many notifications ask (anyone may send them). */
-static void load_secret(struct conn *c)
-{
-    if (c->secret_pending && c->secret_gen == c->cred_gen) {
-        c->secret_again = true;
-        return;
-    }
-    struct secret_req *rq = malloc(sizeof *rq);
-    if (!rq)
-        return; /* the next reconnect or change notice loads it */
-    rq->c = c;
-    rq->gen = c->cred_gen;
-    if (store_batch_user_secret(c->e->pc, c->cfg->batch_user, on_secret, rq)) {
-        free(rq);
-    } else {
-        c->secret_pending = true;
-        c->secret_gen = c->cred_gen;
-        c->secret_again = false;
-    }
-}
-
-/* ------------------------------------------------------------ heartbeat */
-
-static void on_status_written(void *ud, const char *err)
-{
-    (void)ud;
-    (void)err; /* informative: written again at the next heartbeat */
-}
-
-static void on_heartbeat(void *ud, const struct amt_reply *r)
-{
-    struct conn *c = ud;
-    c->heartbeat_busy = false;
-    if (r->status == AMT_ERR_CANCELLED)
-        return;
-    struct log_ctx x = {c->cfg->name, 0, 0};
-    if (r->status == AMT_OK) {
-        if (!c->features_known || c->monitor_jobs != r->monitor_jobs ||
-            c->idempotent != r->idempotent_start)
-            log_event(c->e->lg, LOG_INFO, "conn.features", &x,
-                      "AMT %s; MonitorJobs %s; Start %s", r->amt_version ? r->amt_version : "?",
-                      r->monitor_jobs ? "offered (jobs are followed in bulk)" : "not offered",
-                      r->idempotent_start ? "idempotent per taskId"
-                                          : "NOT idempotent (a Start in doubt is never repeated)");
-        c->monitor_jobs = r->monitor_jobs;
-        c->idempotent = r->idempotent_start;
-        c->features_known = true;
-        c->server_up = 1;
-        publish_conn(c);
-        store_connection_checked(c->e->pc, c->cfg->name, true, r->amt_version, NULL,
-                                 on_status_written, NULL);
-    } else {
-        c->server_up = 0;
-        publish_conn(c);
-        store_connection_checked(c->e->pc, c->cfg->name, false, NULL, r->error,
-                                 on_status_written, NULL);
-        if (!c->features_known) {
-            c->heartbeat_failed = true;
-            c->next_heartbeat = now_ms() + 2000; /* features are needed soon */
-        }
-        log_event(c->e->lg, LOG_WARN, "conn.heartbeat_failed", &x, "%s", r->error);
-    }
-}
-
-/* ------------------------------------------------------------ database events */
-
-static void on_registered(void *ud, const char *err)
-{
-    struct conn *c = ud;
-    if (err && c->e->stopping != 2)
-        log_event(c->e->lg, LOG_ERROR, "conn.register_failed",
-                  &(struct log_ctx){c->cfg->name, 0, 0}, "%s", err);
-}
-
-static void load_comm(struct conn *c);
-
-/* Full Comm changed (or became known): wake the jobs it parked. */
-static void on_comm(void *ud, const char *value, const char *err)
-{
-    struct conn *c = ud;
-    struct engine *e = c->e;
-    c->comm_loading = false;
-    if (e->stopping == 2)
-        return;
-    if (c->comm_again) {
-        c->comm_again = false;
-        load_comm(c); /* this answer may predate the change asked about */
-    }
-    if (err)
-        return; /* the next reconnect reads it again */
-    enum job_comm before = c->comm;
-    c->comm = !value                        ? JOB_COMM_UNKNOWN
-              : !strcmp(value, "enabled")   ? JOB_COMM_ENABLED
-              : !strcmp(value, "limited")   ? JOB_COMM_LIMITED
-                                            : JOB_COMM_DISABLED;
-    if (c->comm == before)
-        return;
-    publish_conn(c);
-    log_event(e->lg, LOG_INFO, "conn.comm", &(struct log_ctx){c->cfg->name, 0, 0}, "%s",
-              c->comm == JOB_COMM_ENABLED   ? "Full Comm enabled: jobs start"
-              : c->comm == JOB_COMM_LIMITED ? "limited: no new starts, running jobs are followed"
-                                        : "disabled: nothing is sent to the server");
-    for (struct job *j = c->jobs; j; j = j->next) {
+    struct hold *h = ud;
+    for (struct job *j = h->jobs; j; j = j->next) {
         struct job_out o;
         job_comm_changed(&j->m, j->heap_idx == NOT_IN_HEAP, &o); /* parked ones wake */
         act(j, &o);
     }
-    if (c->comm != JOB_COMM_DISABLED)
-        c->next_heartbeat = now_ms();
-    c->take_over = true; /* what the old comm state held back may be claimable now */
-    claim(c);
+    h->take_over = true;
+    claim(h);
 }
 
-/* Coalesced like load_secret(): one read in flight, one more pending. */
-static void load_comm(struct conn *c)
+/* Tells the database of the connection and reads what it holds for it. */
+static void conn_register(struct hold *h, bool fresh)
 {
-    if (c->comm_loading) {
-        c->comm_again = true;
-        return;
-    }
-    c->comm_loading = !store_comm_state(c->e->pc, c->cfg->name, on_comm, c);
+    conn_configure(h->conn, fresh);
+    claim(h);
 }
-
-static void conn_register(struct conn *c, bool fresh);
 
 /* ------------------------------------------------------------ liveness */
 
@@ -1622,11 +1301,11 @@ static void on_takeover_due(void *ud, bool due, const char *err)
     e->checking = false;
     if (err || !due || e->stopping)
         return;
-    for (size_t k = 0; k < e->nconns; k++) {
-        if (e->conns[k]->removed)
+    for (size_t k = 0; k < e->nholds; k++) {
+        if (conn_removed(e->holds[k]->conn))
             continue;
-        e->conns[k]->take_over = true;
-        claim(e->conns[k]);
+        e->holds[k]->take_over = true;
+        claim(e->holds[k]);
     }
 }
 
@@ -1638,13 +1317,13 @@ static void check_takeover(struct engine *e)
         return;
     if (!e->alive)
         register_daemon(e);
-    const char **names = calloc(e->nconns ? e->nconns : 1, sizeof *names);
+    const char **names = calloc(e->nholds ? e->nholds : 1, sizeof *names);
     size_t n = 0;
     if (!names)
         return;
-    for (size_t k = 0; k < e->nconns; k++)
-        if (!e->conns[k]->removed)
-            names[n++] = e->conns[k]->cfg->name;
+    for (size_t k = 0; k < e->nholds; k++)
+        if (!conn_removed(e->holds[k]->conn))
+            names[n++] = conn_name(e->holds[k]->conn);
     if (n)
         e->checking = !store_takeover_due(e->pc, e->owner, names, n, on_takeover_due, e);
     free(names);
@@ -1658,13 +1337,13 @@ static void on_db_up(void *ud)
     register_daemon(e); /* first: the claims below may take over others' jobs */
     /* Notifications sent while we were away are lost: rescan everything. A
      * removed connection's jobs in hand still need its comm state and password. */
-    for (size_t k = 0; k < e->nconns; k++) {
-        struct conn *c = e->conns[k];
-        if (c->removed) {
-            load_comm(c);
-            load_secret(c);
+    for (size_t k = 0; k < e->nholds; k++) {
+        struct hold *h = e->holds[k];
+        if (conn_removed(h->conn)) {
+            conn_load_comm(h->conn);
+            conn_load_secret(h->conn);
         } else {
-            conn_register(c, true);
+            conn_register(h, true);
         }
     }
     renew(e);
@@ -1695,8 +1374,8 @@ static void on_kills_pending(void *ud, const long long *ids, size_t n, const cha
     if (err)
         return; /* asked again at the next reconnect or kill notification */
     for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < e->nconns; k++)
-            for (struct job *j = e->conns[k]->jobs; j; j = j->next)
+        for (size_t k = 0; k < e->nholds; k++)
+            for (struct job *j = e->holds[k]->jobs; j; j = j->next)
                 if (j->id == ids[i]) {
                     if (!j->m.lost && !j->m.kill_seen)
                         kill_job(j);
@@ -1721,11 +1400,11 @@ static void check_kills(struct engine *e)
 static void on_listen_up(void *ud)
 {
     struct engine *e = ud;
-    for (size_t k = 0; k < e->nconns; k++) {
-        load_comm(e->conns[k]);
-        load_secret(e->conns[k]);
-        e->conns[k]->take_over = true;
-        claim(e->conns[k]);
+    for (size_t k = 0; k < e->nholds; k++) {
+        conn_load_comm(e->holds[k]->conn);
+        conn_load_secret(e->holds[k]->conn);
+        e->holds[k]->take_over = true;
+        claim(e->holds[k]);
     }
     check_kills(e); /* the jobs held; a claim reports its own jobs' kill requests */
 }
@@ -1743,11 +1422,11 @@ static void on_db_down(void *ud, const char *why)
     e->alive = false;
     e->registering = false;
     e->checking = false;
-    for (size_t k = 0; k < e->nconns; k++)
-        for (struct job *j = e->conns[k]->jobs; j; j = j->next)
+    for (size_t k = 0; k < e->nholds; k++)
+        for (struct job *j = e->holds[k]->jobs; j; j = j->next)
             j->lease_until = 0;
-    for (size_t k = 0; k < e->nconns; k++)
-        e->conns[k]->claiming = false;
+    for (size_t k = 0; k < e->nholds; k++)
+        e->holds[k]->claiming = false;
 }
 
 /* Notifications are hints to read, never orders: any role that can connect
@@ -1760,14 +1439,14 @@ static void on_notify(void *ud, const char *channel, const char *payload)
     (void)payload;
     bool jobs = !strcmp(channel, "acs_jobs"), kill = !strcmp(channel, "acs_kill");
     bool comm = !strcmp(channel, "acs_comm"), users = !strcmp(channel, "acs_batch_users");
-    for (size_t k = 0; k < e->nconns; k++) {
-        struct conn *c = e->conns[k];
+    for (size_t k = 0; k < e->nholds; k++) {
+        struct hold *h = e->holds[k];
         if (jobs || kill)
-            claim(c); /* a queued job to kill is claimed and ended without a Start */
+            claim(h); /* a queued job to kill is claimed and ended without a Start */
         else if (comm)
-            load_comm(c);
+            conn_load_comm(h->conn);
         else if (users)
-            load_secret(c); /* used from the next logon on */
+            conn_load_secret(h->conn); /* used from the next logon on */
     }
     /* A job held or being claimed right now: the read goes after a claim
      * in flight, and a claim that runs later sees the kill request itself. */
@@ -1824,11 +1503,8 @@ static void handle_signals(struct engine *e)
         e->stop_deadline = now_ms() + e->grace_ms;
         /* HTTP calls end here: jobs on the server keep running and are
          * followed again by whoever holds them next. */
-        for (size_t k = 0; k < e->nconns; k++) {
-            amt_client_free(e->conns[k]->amt);
-            e->conns[k]->amt = NULL;
-        }
-        sweep_retired(e, true);
+        for (size_t k = 0; k < e->nholds; k++)
+            conn_stop_calls(e->holds[k]->conn);
     }
 }
 
@@ -1845,8 +1521,8 @@ static void on_released(void *ud, const char *err)
 static bool drained(struct engine *e)
 {
     bool writes = false;
-    for (size_t k = 0; k < e->nconns && !writes; k++)
-        for (struct job *j = e->conns[k]->jobs; j; j = j->next)
+    for (size_t k = 0; k < e->nholds && !writes; k++)
+        for (struct job *j = e->holds[k]->jobs; j; j = j->next)
             if (j->m.busy && job_phase_writes(j->m.phase)) {
                 writes = true;
                 break;
@@ -1861,31 +1537,12 @@ static bool drained(struct engine *e)
     return e->released;
 }
 
-static const char *comm_name(enum job_comm c)
-{
-    switch (c) {
-    case JOB_COMM_ENABLED:
-        return "enabled";
-    case JOB_COMM_LIMITED:
-        return "limited";
-    case JOB_COMM_DISABLED:
-        return "disabled";
-    default:
-        return "unknown";
-    }
-}
-
-/* The connections' gauges, for /metrics: at once on a change of state, and
- * every PUBLISH_MS for the jobs in flight. */
-static void publish_conn(struct conn *c)
-{
-    metrics_conn_state(c->mc, comm_name(c->comm), c->server_up, (long)c->njobs, !c->removed);
-}
-
+/* The connections' gauges, for /metrics: conn.c publishes at once on a
+ * change of state; this, every PUBLISH_MS, for the jobs in flight. */
 static void publish(struct engine *e)
 {
-    for (size_t k = 0; k < e->nconns; k++)
-        publish_conn(e->conns[k]);
+    for (size_t k = 0; k < e->nholds; k++)
+        conn_publish(e->holds[k]->conn);
 }
 
 static void run_timers(struct engine *e, int64_t now)
@@ -1911,9 +1568,9 @@ static void run_timers(struct engine *e, int64_t now)
         e->next_purge = now + e->cfg->daemon.purge_interval_ms;
     }
     if (now >= e->next_claim_poll) {
-        for (size_t k = 0; k < e->nconns; k++) {
-            e->conns[k]->take_over = true;
-            claim(e->conns[k]);
+        for (size_t k = 0; k < e->nholds; k++) {
+            e->holds[k]->take_over = true;
+            claim(e->holds[k]);
         }
         e->next_claim_poll = now + CLAIM_POLL_MS;
     }
@@ -1921,14 +1578,8 @@ static void run_timers(struct engine *e, int64_t now)
         publish(e);
         e->next_publish = now + PUBLISH_MS;
     }
-    for (size_t k = 0; k < e->nconns; k++) {
-        struct conn *c = e->conns[k];
-        if (now >= c->next_heartbeat && !c->heartbeat_busy && c->amt &&
-            c->comm != JOB_COMM_DISABLED && c->comm != JOB_COMM_UNKNOWN && !(c->removed && !c->njobs)) {
-            c->heartbeat_busy = !amt_heartbeat(c->amt, on_heartbeat, c);
-            c->next_heartbeat = now + e->cfg->daemon.heartbeat_interval_ms;
-        }
-    }
+    for (size_t k = 0; k < e->nholds; k++)
+        conn_heartbeat(e->holds[k]->conn, now, e->cfg->daemon.heartbeat_interval_ms);
 }
 
 static long next_timeout(struct engine *e, int64_t now)
@@ -1947,9 +1598,9 @@ static long next_timeout(struct engine *e, int64_t now)
             t = e->next_purge;
         if (e->next_publish < t)
             t = e->next_publish;
-        for (size_t k = 0; k < e->nconns; k++)
-            if (e->conns[k]->next_heartbeat < t)
-                t = e->conns[k]->next_heartbeat;
+        for (size_t k = 0; k < e->nholds; k++)
+            if (conn_next_heartbeat(e->holds[k]->conn) < t)
+                t = conn_next_heartbeat(e->holds[k]->conn);
     }
     long pt = pgconn_timeout_ms(e->pc, now);
     if (pt >= 0 && now + pt < t)
@@ -1963,18 +1614,17 @@ static long next_timeout(struct engine *e, int64_t now)
 int engine_run(struct engine *e)
 {
     log_event(e->lg, LOG_INFO, "daemon.running", NULL, "owner %s, %zu connection(s), lease %d s",
-              e->owner, e->nconns, e->lease_s);
+              e->owner, e->nholds, e->lease_s);
     for (;;) {
         int64_t now = now_ms();
         metrics_loop_tick(e->metrics, now);
-        if (e->retired)
-            sweep_retired(e, false);
+        for (size_t k = 0; k < e->nholds; k++)
+            conn_sweep(e->holds[k]->conn, false);
         pgconn_tick(e->pc, now);
         pgconn_tick(e->listen, now);
         run_timers(e, now);
-        for (size_t k = 0; k < e->nconns; k++)
-            if (e->conns[k]->nbatch && e->conns[k]->amt)
-                flush_batch(e->conns[k]);
+        for (size_t k = 0; k < e->nholds; k++)
+            conn_flush_checks(e->holds[k]->conn);
         /* Hot writes gather while the database is busy: sent once fewer
          * than FLUSH_BEHIND statements wait, they go as few large statements
          * rather than one small one per loop turn, and the next is already
@@ -2045,152 +1695,62 @@ int engine_run(struct engine *e)
 
 /* ------------------------------------------------------------ setup */
 
-static void observe_call(void *ud, enum amt_call call, double seconds, enum amt_status status)
-{
-    struct conn *c = ud;
-    metrics_http_call(c->mc, call, seconds, status);
-}
-
 static void observe_statement(void *ud, double seconds, bool ok)
 {
     struct engine *e = ud;
     metrics_db_statement(e->metrics, seconds, ok);
 }
 
-/* A client (and the credentials its logons use) for connection settings cc.
- * The password is carried over from `from` when the Batch User is the same. */
-static int client_new(struct conn *c, const struct amtacs_connection *cc,
-                      const struct cred *from, struct amt_client **amt, struct cred **cred,
-                      char *err, size_t errlen)
+/* The connections' answers only let go of what they hold once the engine is
+ * tearing down: nothing they would start could run. */
+static bool tearing_down(void *ud)
 {
-    struct engine *e = c->e;
-    struct cred *cr = calloc(1, sizeof *cr);
-    if (!cr || !(cr->user = strdup(cc->batch_user)))
-        goto oom;
-    cr->e = e;
-    if (from && !strcmp(from->user, cc->batch_user) && from->loaded) {
-        cr->loaded = true;
-        snprintf(cr->key_id, sizeof cr->key_id, "%s", from->key_id);
-        if (from->sealed) {
-            if (!(cr->sealed = malloc(from->sealed_len ? from->sealed_len : 1)))
-                goto oom;
-            memcpy(cr->sealed, from->sealed, from->sealed_len);
-            cr->sealed_len = from->sealed_len;
-        }
-    }
-    struct amt_settings st = {
-        .name = cc->name, .url = cc->url, .user = cc->batch_user,
-        .connect_timeout_ms = (long)cc->http.connect_timeout_ms,
-        .timeout_ms = (long)cc->http.timeout_ms, .max_body = (size_t)cc->http.max_body,
-        .tls_verify = cc->tls.verify, .ca_file = cc->tls.ca_file, .proxy = cc->proxy,
-        .max_connections = cc->http.max_connections,
-        .lg = e->lg, .observe = observe_call, .observe_ud = c,
-    };
-    char aerr[256];
-    *amt = amt_client_new(e->multi, &st, get_password, release_password, cr, aerr, sizeof aerr);
-    if (!*amt) {
-        snprintf(err, errlen, "connection %s: %s", cc->name, aerr);
-        cred_free(cr);
-        return -1;
-    }
-    *cred = cr;
-    return 0;
-oom:
-    cred_free(cr);
-    snprintf(err, errlen, "out of memory");
-    return -1;
+    const struct engine *e = ud;
+    return e->stopping == 2;
 }
 
-static void warn_transport(struct engine *e, const struct amtacs_connection *cc)
+/* Room for `more` connections in e->holds, so that adding them cannot fail. */
+static int reserve_holds(struct engine *e, size_t more)
 {
-    if (cc->https && !cc->tls.verify)
-        log_event(e->lg, LOG_WARN, "conn.tls_unverified", &(struct log_ctx){cc->name, 0, 0},
-                  "tls.verify is false: the server's certificate is not checked and the Batch "
-                  "User password can go to an impostor; for tests only");
-    if (!cc->https)
-        log_event(e->lg, LOG_WARN, "conn.plain_http", &(struct log_ctx){cc->name, 0, 0},
-                  "%s is plain http: task values and the Batch User password travel "
-                  "unencrypted; use https in production",
-                  cc->url);
-}
-
-/* Room for `more` connections in e->conns, so that adding them cannot fail. */
-static int reserve_conns(struct engine *e, size_t more)
-{
-    if (e->nconns + more <= e->capconns)
+    if (e->nholds + more <= e->capholds)
         return 0;
-    size_t cap = e->nconns + more + 4;
-    struct conn **n = realloc(e->conns, cap * sizeof *n);
+    size_t cap = e->nholds + more + 4;
+    struct hold **n = realloc(e->holds, cap * sizeof *n);
     if (!n)
         return -1;
-    e->conns = n;
-    e->capconns = cap;
+    e->holds = n;
+    e->capholds = cap;
     return 0;
 }
 
-static struct conn *conn_alloc(struct engine *e, const struct amtacs_connection *cc)
+/* A connection (without its client yet) and the engine's record of it. */
+static struct hold *hold_new(struct engine *e, const struct amtacs_connection *cc)
 {
-    struct conn *c = calloc(1, sizeof *c);
-    if (!c)
+    struct hold *h = calloc(1, sizeof *h);
+    if (!h)
         return NULL;
-    c->e = e;
-    c->cfg = cc;
-    c->take_over = true;
-    c->server_up = -1;
-    c->next_heartbeat = now_ms();
-    c->mc = metrics_conn_get(e->metrics, cc->name);
-    return c;
-}
-
-static void conn_free(struct conn *c)
-{
-    if (!c)
-        return;
-    amt_client_free(c->amt);
-    cred_free(c->cred);
-    free(c->batch);
-    free(c);
-}
-
-/* Hands a client over to the retired list; it is freed once idle. */
-static void retire_client(struct engine *e, struct amt_client *amt, struct cred *cred)
-{
-    struct retired *r = malloc(sizeof *r);
-    if (!r || !amt_client_pending(amt)) {
-        /* Nothing in flight (or no memory to wait): free now. A call in
-         * flight then ends cancelled and its job is scheduled again. */
-        free(r);
-        amt_client_free(amt);
-        cred_free(cred);
-        return;
+    h->e = e;
+    h->take_over = true;
+    if (!(h->conn = conn_new(&e->env, cc, h))) {
+        free(h);
+        return NULL;
     }
-    r->amt = amt;
-    r->cred = cred;
-    r->next = e->retired;
-    e->retired = r;
+    return h;
 }
 
-static void sweep_retired(struct engine *e, bool all)
+static void hold_free(struct hold *h)
 {
-    struct retired **pp = &e->retired;
-    while (*pp) {
-        struct retired *r = *pp;
-        if (all || !amt_client_pending(r->amt)) {
-            *pp = r->next;
-            amt_client_free(r->amt);
-            cred_free(r->cred);
-            free(r);
-        } else {
-            pp = &r->next;
-        }
-    }
+    if (!h)
+        return;
+    conn_free(h->conn);
+    free(h);
 }
 
-static struct conn *find_conn(struct engine *e, const char *name)
+static struct hold *find_hold(struct engine *e, const char *name)
 {
-    for (size_t k = 0; k < e->nconns; k++)
-        if (!strcmp(e->conns[k]->cfg->name, name))
-            return e->conns[k];
+    for (size_t k = 0; k < e->nholds; k++)
+        if (!strcmp(conn_name(e->holds[k]->conn), name))
+            return e->holds[k];
     return NULL;
 }
 
@@ -2201,48 +1761,32 @@ static bool client_changes(const struct amtacs_connection *a, const struct amtac
            !config_connection_same(a, b, "http.") || !config_connection_same(a, b, "tls.");
 }
 
-/* Tells the database of the connection and reads what it holds for it. */
-static void conn_register(struct conn *c, bool fresh)
-{
-    const struct amtacs_connection *cc = c->cfg;
-    store_configure_connection(c->e->pc, cc->name, cc->url, cc->batch_user, cc->allow_kill,
-                               cc->retain_log_days, cc->failover_after_ms, on_registered, c);
-    if (fresh) {
-        load_comm(c);
-        load_secret(c);
-    }
-    claim(c);
-}
-
 /* A reload checked and prepared, not yet in force: the new configuration and,
- * per connection in it, a new struct conn (an added one) and a new client
+ * per connection in it, a new connection (an added one) and a new client
  * with its credentials (an added one, or one whose client settings changed). */
 struct reload_plan {
     const struct amtacs_config *next;
     size_t n;
-    struct conn **made;
-    struct amt_client **amts;
-    struct cred **creds;
+    struct hold **made;
+    struct conn_client **clients;
 };
 
 /* Releases what a plan holds that was not handed over to the engine. */
 static void reload_abandon(struct reload_plan *p)
 {
     for (size_t i = 0; p->made && i < p->n; i++) {
-        amt_client_free(p->amts[i]);
-        cred_free(p->creds[i]);
-        free(p->made[i]);
+        conn_client_free(p->clients[i]);
+        hold_free(p->made[i]);
     }
     free(p->made);
-    free(p->amts);
-    free(p->creds);
+    free(p->clients);
     config_free(p->next);
     memset(p, 0, sizeof *p);
 }
 
 /* Everything that can fail: the file, the settings that take a restart, the
  * memory and the new clients. Changes nothing in the engine (but room in
- * e->conns); -1 with the reason in err, the plan abandoned. */
+ * e->holds); -1 with the reason in err, the plan abandoned. */
 static int reload_prepare(struct engine *e, struct reload_plan *p, char *err, size_t errlen)
 {
     struct config_errors *errs = NULL;
@@ -2268,22 +1812,20 @@ static int reload_prepare(struct engine *e, struct reload_plan *p, char *err, si
     }
     p->n = p->next->n_connections;
     p->made = calloc(p->n, sizeof *p->made);
-    p->amts = calloc(p->n, sizeof *p->amts);
-    p->creds = calloc(p->n, sizeof *p->creds);
-    if (!p->made || !p->amts || !p->creds || reserve_conns(e, p->n)) {
+    p->clients = calloc(p->n, sizeof *p->clients);
+    if (!p->made || !p->clients || reserve_holds(e, p->n)) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
     for (size_t i = 0; i < p->n; i++) {
         const struct amtacs_connection *cc = &p->next->connections[i];
-        struct conn *c = find_conn(e, cc->name);
-        if (!c && !(c = p->made[i] = conn_alloc(e, cc))) {
+        struct hold *h = find_hold(e, cc->name);
+        if (!h && !(h = p->made[i] = hold_new(e, cc))) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
-        if ((p->made[i] || client_changes(c->cfg, cc)) &&
-            client_new(c, cc, p->made[i] ? NULL : c->cred, &p->amts[i], &p->creds[i], err,
-                       errlen))
+        if ((p->made[i] || client_changes(conn_cfg(h->conn), cc)) &&
+            !(p->clients[i] = conn_client_new(h->conn, cc, !p->made[i], err, errlen)))
             goto fail;
     }
     return 0;
@@ -2297,65 +1839,55 @@ static void reload_commit(struct engine *e, struct reload_plan *p)
 {
     size_t added = 0, changed = 0, removed = 0;
     const struct amtacs_config *next = p->next;
-    for (size_t k = 0; k < e->nconns; k++) {
-        struct conn *c = e->conns[k];
-        if (c->removed || config_find_connection(next, c->cfg->name))
+    for (size_t k = 0; k < e->nholds; k++) {
+        struct conn *c = e->holds[k]->conn;
+        if (conn_removed(c) || config_find_connection(next, conn_name(c)))
             continue;
-        c->removed = true;
+        conn_set_removed(c, true);
         removed++;
-        log_event(e->lg, LOG_INFO, "config.connection_removed", &(struct log_ctx){c->cfg->name,
+        log_event(e->lg, LOG_INFO, "config.connection_removed", &(struct log_ctx){conn_name(c),
                   0, 0}, "no new claims; the %zu job(s) in hand are followed to their end",
-                  c->njobs);
+                  conn_in_flight(c));
     }
     for (size_t i = 0; i < p->n; i++) {
         const struct amtacs_connection *cc = &next->connections[i];
-        struct conn *c = p->made[i] ? p->made[i] : find_conn(e, cc->name);
+        struct hold *h = p->made[i] ? p->made[i] : find_hold(e, cc->name);
+        struct conn *c = h->conn;
         struct log_ctx x = {cc->name, 0, 0};
         if (p->made[i]) {
-            c->amt = p->amts[i];
-            c->cred = p->creds[i];
-            e->conns[e->nconns++] = c;
+            conn_client_install(c, p->clients[i], false);
+            e->holds[e->nholds++] = h;
             p->made[i] = NULL;
-            p->amts[i] = NULL;
-            p->creds[i] = NULL;
+            p->clients[i] = NULL;
             added++;
-            warn_transport(e, cc);
+            conn_set_cfg(c, cc);
+            conn_warn_transport(c);
             log_event(e->lg, LOG_INFO, "config.connection_added", &x, "%s as Batch User %s",
                       cc->url, cc->batch_user);
-            c->cfg = cc;
             if (e->db_up)
-                conn_register(c, true);
+                conn_register(h, true);
             continue;
         }
-        bool was_removed = c->removed, user = strcmp(c->cfg->batch_user, cc->batch_user) != 0;
-        bool same = config_connection_same(c->cfg, cc, NULL);
-        bool fresh_client = p->amts[i] != NULL;
+        bool was_removed = conn_removed(c);
+        bool user = strcmp(conn_cfg(c)->batch_user, cc->batch_user) != 0;
+        bool same = config_connection_same(conn_cfg(c), cc, NULL);
+        bool fresh_client = p->clients[i] != NULL;
+        conn_set_cfg(c, cc);
         if (fresh_client) {
-            retire_client(e, c->amt, c->cred);
-            c->amt = p->amts[i];
-            c->cred = p->creds[i];
-            p->amts[i] = NULL;
-            p->creds[i] = NULL;
-            /* The new server (or route to it) says again what it offers. */
-            c->features_known = false;
-            c->heartbeat_failed = false;
-            c->server_up = -1;
-            c->next_heartbeat = now_ms();
-            if (user)
-                c->cred_gen++;
-            warn_transport(e, cc);
+            conn_client_install(c, p->clients[i], user);
+            p->clients[i] = NULL;
+            conn_warn_transport(c);
         }
-        c->cfg = cc;
-        c->removed = false;
+        conn_set_removed(c, false);
         if (was_removed || !same) {
             changed++;
             log_event(e->lg, LOG_INFO, "config.connection_changed", &x,
                       "%s%s; %zu job(s) in hand go on with the new settings",
                       was_removed ? "back in the configuration" : "settings changed",
-                      fresh_client ? " (new client)" : "", c->njobs);
+                      fresh_client ? " (new client)" : "", conn_in_flight(c));
         }
         if (e->db_up)
-            conn_register(c, user);
+            conn_register(h, user);
     }
     struct old_cfg *old = malloc(sizeof *old);
     if (old) {
@@ -2370,8 +1902,8 @@ static void reload_commit(struct engine *e, struct reload_plan *p)
     p->next = NULL; /* the engine's now */
     e->lease_s = (int)next->daemon.lease_seconds;
     log_set_level(e->lg, (enum log_level)next->log_level);
-    for (size_t k = 0; k < e->nconns; k++)
-        claim(e->conns[k]); /* max_in_flight may have grown */
+    for (size_t k = 0; k < e->nholds; k++)
+        claim(e->holds[k]); /* max_in_flight may have grown */
     metrics_reload(e->metrics, true);
     publish(e);
     log_event(e->lg, LOG_INFO, "config.reloaded", NULL,
@@ -2412,8 +1944,12 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
         return NULL;
     }
     e->lg = opt->lg;
-    e->key = opt->key;
     e->metrics = opt->metrics;
+    e->env = (struct conn_env){
+        .lg = opt->lg, .metrics = opt->metrics, .key = opt->key, .ud = e,
+        .tearing_down = tearing_down, .comm_changed = on_comm_changed, .checked = on_checked,
+        .not_sent = on_check_not_sent,
+    };
     e->signal_fd = opt->signal_fd;
     e->grace_ms = opt->shutdown_grace_ms > 0 ? opt->shutdown_grace_ms : 5000;
     e->lease_s = (int)opt->cfg->daemon.lease_seconds;
@@ -2431,8 +1967,8 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
                   "AMTACS_CRASH_AT=%s: this daemon will kill itself (tests only)", crash);
     }
 #endif
-    e->multi = curl_multi_init();
-    if (!e->owner || !e->multi || reserve_conns(e, opt->cfg->n_connections) ||
+    e->multi = e->env.multi = curl_multi_init();
+    if (!e->owner || !e->multi || reserve_holds(e, opt->cfg->n_connections) ||
         (opt->config_path && !(e->config_path = strdup(opt->config_path)))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -2440,19 +1976,21 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
     int64_t now = now_ms();
     for (size_t k = 0; k < opt->cfg->n_connections; k++) {
         const struct amtacs_connection *cc = &opt->cfg->connections[k];
-        struct conn *c = conn_alloc(e, cc);
-        if (!c) {
+        struct hold *h = hold_new(e, cc);
+        if (!h) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
-        e->conns[e->nconns++] = c;
-        if (client_new(c, cc, NULL, &c->amt, &c->cred, err, errlen))
+        e->holds[e->nholds++] = h;
+        struct conn_client *cl = conn_client_new(h->conn, cc, false, err, errlen);
+        if (!cl)
             goto fail;
-        warn_transport(e, cc);
+        conn_client_install(h->conn, cl, false);
+        conn_warn_transport(h->conn);
     }
     /* Keep every connection the clients may open in the cache, so that
      * kept-alive connections are reused rather than closed and reopened. */
-    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)(8 * e->nconns + 8));
+    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)(8 * e->nholds + 8));
     static const char *const channels[] = {"acs_jobs", "acs_comm", "acs_batch_users",
                                            "acs_kill", NULL};
     static const char *const none[] = {NULL};
@@ -2460,6 +1998,7 @@ struct engine *engine_new(const struct engine_options *opt, char *err, size_t er
     struct pgconn_callbacks lcbs = {on_notify, on_listen_up, NULL, e, NULL};
     e->pc = pgconn_new(opt->cfg->database.conninfo, none, &cbs, e->lg);
     e->listen = pgconn_new(opt->cfg->database.conninfo, channels, &lcbs, e->lg);
+    e->env.pc = e->pc;
     e->batch = store_batch_new(e->owner);
     e->sent = sentset_new(SENT_REMEMBERED);
     e->alerts = alertcmd_new(e->lg);
@@ -2482,27 +2021,24 @@ void engine_free(struct engine *e)
 {
     if (!e)
         return;
-    for (size_t k = 0; k < e->nconns; k++) {
-        amt_client_free(e->conns[k]->amt); /* callbacks see AMT_ERR_CANCELLED */
-        e->conns[k]->amt = NULL;
-    }
-    sweep_retired(e, true);
+    for (size_t k = 0; k < e->nholds; k++)
+        conn_stop_calls(e->holds[k]->conn); /* callbacks see AMT_ERR_CANCELLED */
     e->stopping = 2;    /* callbacks below only let go of their jobs */
     store_batch_free(e->batch);
     sentset_free(e->sent);
     pgconn_free(e->listen);
     pgconn_free(e->pc); /* write callbacks see "shutting down" */
-    e->pc = NULL;
-    for (size_t k = 0; k < e->nconns; k++) {
-        struct conn *c = e->conns[k];
+    e->pc = e->env.pc = NULL;
+    for (size_t k = 0; k < e->nholds; k++) {
+        struct hold *h = e->holds[k];
         e->stopping = 2; /* job_free must not claim */
-        while (c->jobs)
-            job_free(c->jobs);
-        conn_free(c);
+        while (h->jobs)
+            job_free(h->jobs);
+        hold_free(h);
     }
     alertcmd_free(e->alerts); /* last: a callback above may still raise an alert */
     e->alerts = NULL;
-    free(e->conns);
+    free(e->holds);
     free(e->heap);
     if (e->multi)
         curl_multi_cleanup(e->multi);
