@@ -29,7 +29,8 @@ done
 # --help after other arguments is help too, never a job id or a name
 for args in "wait 7 --help" "show 7 -h" "kill --help 7" "log 7 --help" "submit batch -C AMTDEMO --help" \
     "comm enable --help" "batch-user delete -h" "user passwd alice -h" "user add alice --role admin --help" \
-    "token create --name ci --help"; do
+    "token create --name ci --help" "group set G1 AMTDEMO --help" "group delete G1 -h"
+    "submit batch -g G1 -A ALT1 --help"; do
     set +e
     # shellcheck disable=SC2086 # the words are the arguments
     out=$("$CTL_BIN" --db "$nowhere" $args 2>&1)
