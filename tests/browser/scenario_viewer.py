@@ -91,6 +91,7 @@ try:
     c.eq(['ALTCONN'], [e.get_attribute('data-connection') for e in tries], 'each connection tried')
     c.ok('connect: Connection refused' in text(f'{t("choice-try")}[data-connection="ALTCONN"]'),
          'with why it could not start the job', text(t('choice-tries')))
+    c.driver.execute_script('arguments[0].scrollIntoView()', c.find(t('job-choice')))
     c.screenshot('viewer-job-choice')
     c.go(f'#/jobs/{JOB}')
     wait_text(t('job-title'), f'Job {JOB}')
