@@ -69,6 +69,7 @@ int ctl_cmd_wait(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_list(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_kill(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_comm(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_group(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_purge(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_alerts(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_resolve(struct ctl *ctl, int argc, char **argv);

@@ -23,6 +23,43 @@
  * it in the migration's transaction. */
 #define DB_SCHEMA_OWNER "acs_owner"
 
+/* A job as one JSON document: acs.job_document's, with the job's Integration
+ * Selection after "connection" -- "listed" (its primary and alternates in
+ * order; [] when it names one connection or a group), "group" and "tried"
+ * ([{"connection", "error", "at"}]). NULL for no such job; $1 is its id.
+ * GET /api/v1/jobs/ID serves it and amtacsctl show --json prints it: one shape
+ * for both. (A field acs.job_document comes to hold itself is not added.) */
+#define DB_JOB_DOCUMENT_SQL                                                                  \
+    "WITH d AS (SELECT e.key, e.value, e.n::numeric AS n"                                    \
+    "             FROM json_each(acs.job_document($1::bigint)) WITH ORDINALITY AS e(key, value, n)),"  \
+    " c AS (SELECT d.n FROM d WHERE d.key = 'connection')"                                   \
+    "SELECT json_object_agg(x.key, x.value ORDER BY x.n) FROM ("                             \
+    " SELECT d.key, d.value, d.n FROM d"                                                     \
+    " UNION ALL"                                                                             \
+    " SELECT s.key, s.value, c.n + s.k"                                                      \
+    "   FROM acs.jobs AS j CROSS JOIN c"                                                     \
+    "   CROSS JOIN LATERAL (VALUES ('listed', to_json(j.listed), 0.1),"                      \
+    "                              ('group', to_json(j.conn_group), 0.2),"                   \
+    "                              ('tried', j.tried::json, 0.3)) AS s(key, value, k)"       \
+    "  WHERE j.id = $1::bigint AND NOT EXISTS (SELECT 1 FROM d WHERE d.key = s.key)) AS x"
+
+/* The connection groups as a JSON array, by name: each with its member
+ * connections in order and how many unfinished jobs name it (those keep it
+ * from being deleted). GET /api/v1/groups serves it as "groups" and
+ * amtacsctl group list --json prints it. */
+#define DB_GROUPS_SQL                                                                           \
+    "WITH u AS (SELECT j.conn_group, count(*) AS n FROM acs.jobs AS j"                       \
+    "            WHERE j.conn_group IS NOT NULL"                                             \
+    "              AND j.state IN ('queued', 'starting', 'running', 'in_doubt')"             \
+    "            GROUP BY j.conn_group)"                                                     \
+    "SELECT coalesce(json_agg(json_build_object("                                            \
+    "  'name', g.name,"                                                                      \
+    "  'connections', ARRAY(SELECT m.connection FROM acs.connection_group_members AS m"      \
+    "                        WHERE m.group_name = g.name ORDER BY m.position),"              \
+    "  'unfinished_jobs', coalesce((SELECT u.n FROM u WHERE u.conn_group = g.name), 0),"     \
+    "  'changed_at', g.changed_at, 'changed_by', g.changed_by) ORDER BY g.name), '[]'::json)" \
+    "  FROM acs.connection_groups AS g"
+
 /* Connects (blocking) with a libpq conninfo string or URI, in UTF-8, with
  * application_name DB_APPLICATION_NAME unless the caller sets one; NULL on
  * failure with a message in err that never contains the conninfo's password. */

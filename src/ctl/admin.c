@@ -1,9 +1,13 @@
-/* amtacsctl comm / purge / alerts: what admins and operators do to connections. */
+/* amtacsctl comm / purge / alerts / group: what admins and operators do to connections. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "amtacs/ctl.h"
+#include "amtacs/db.h"
+#include "amtacs/jobspec.h"
 
 static int comm_status(struct ctl *ctl, bool json)
 {
@@ -166,4 +170,98 @@ int ctl_cmd_alerts(struct ctl *ctl, int argc, char **argv)
     PQclear(r);
     PQfinish(conn);
     return rc;
+}
+
+static int group_list(struct ctl *ctl, bool json)
+{
+    PGconn *conn = ctl_connect(ctl, "group list");
+    if (!conn)
+        return 1;
+    PGresult *r = ctl_exec(conn, "group list", DB_GROUPS_SQL, 0, NULL);
+    int rc = 1;
+    cJSON *groups = r ? cJSON_Parse(PQgetvalue(r, 0, 0)) : NULL;
+    if (r && json) {
+        ctl_print_text(stdout, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), TEXT_ESC_JSON);
+        putchar('\n');
+        rc = 0;
+    } else if (groups) {
+        printf("%-16s %10s  %s\n", "GROUP", "UNFINISHED", "CONNECTIONS (in order)");
+        const cJSON *g, *m;
+        cJSON_ArrayForEach(g, groups) {
+            char members[4096] = "";
+            size_t len = 0;
+            cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(g, "connections")) {
+                int n = snprintf(members + len, sizeof members - len, "%s%s", len ? " " : "",
+                                 cJSON_GetStringValue(m) ? cJSON_GetStringValue(m) : "");
+                if (n < 0 || (size_t)n >= sizeof members - len)
+                    break;
+                len += (size_t)n;
+            }
+            const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(g, "name"));
+            ctl_print_line(stdout, "%-16s %10.0f  %s", name ? name : "",
+                           cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(g, "unfinished_jobs")),
+                           members);
+        }
+        rc = 0;
+    }
+    cJSON_Delete(groups);
+    PQclear(r);
+    PQfinish(conn);
+    return rc;
+}
+
+/* group set NAME CONN...: acs.group_set checks the names and the rights. */
+static int group_set(struct ctl *ctl, int argc, char **argv)
+{
+    char *members = jobspec_array_literal((const char *const *)argv + 3, (size_t)argc - 3);
+    PGconn *conn = members ? ctl_connect(ctl, "group set") : NULL;
+    int rc = 1;
+    if (conn) {
+        const char *p[] = {argv[2], members};
+        PGresult *r = ctl_exec(conn, "group set", "SELECT acs.group_set($1, $2::text[])", 2, p);
+        if (r) {
+            ctl_print_line(stdout, "group %s %s", argv[2], PQgetvalue(r, 0, 0));
+            rc = 0;
+        }
+        PQclear(r);
+    }
+    PQfinish(conn);
+    free(members);
+    return rc;
+}
+
+static int group_delete(struct ctl *ctl, const char *name)
+{
+    PGconn *conn = ctl_connect(ctl, "group delete");
+    if (!conn)
+        return 1;
+    const char *p[] = {name};
+    PGresult *r = ctl_exec(conn, "group delete", "SELECT acs.group_delete($1)", 1, p);
+    int rc = 1;
+    if (r && !strcmp(PQgetvalue(r, 0, 0), "t")) {
+        ctl_print_line(stdout, "group %s deleted", name);
+        rc = 0;
+    } else if (r) {
+        ctl_print_line(stderr, "amtacsctl group delete: no group %s", name);
+    }
+    PQclear(r);
+    PQfinish(conn);
+    return rc;
+}
+
+int ctl_cmd_group(struct ctl *ctl, int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "list") &&
+        (argc == 2 || (argc == 3 && !strcmp(argv[2], "--json"))))
+        return group_list(ctl, argc == 3);
+    if (argc >= 4 && !strcmp(argv[1], "set"))
+        return group_set(ctl, argc, argv);
+    if (argc == 3 && !strcmp(argv[1], "delete"))
+        return group_delete(ctl, argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "set"))
+        fprintf(stderr, "amtacsctl group set: name the group's connections after its name\n");
+    fprintf(stderr, "usage: amtacsctl group set NAME CONNECTION...\n"
+                    "       amtacsctl group list [--json]\n"
+                    "       amtacsctl group delete NAME\n");
+    return 2;
 }

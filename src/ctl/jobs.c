@@ -11,6 +11,7 @@
 
 #include "amtacs/config.h"
 #include "amtacs/ctl.h"
+#include "amtacs/db.h"
 #include "amtacs/buf.h"
 #include "amtacs/jobspec.h"
 #include "amtacs/joblog.h"
@@ -81,11 +82,15 @@ void ctl_print_line(FILE *out, const char *fmt, ...)
 static void submit_usage(FILE *out)
 {
     fprintf(out,
-            "usage: amtacsctl submit batch  -C CONNECTION -a APPLICATION -j JOB_NAME\n"
+            "usage: amtacsctl submit batch  -C CONNECTION [-A ALTERNATE]... | -g GROUP\n"
+            "                               -a APPLICATION -j JOB_NAME\n"
             "                               [-v NAME=VALUE]... [-q QUEUE] [-u AMT_USER] [-r REF]\n"
-            "       amtacsctl submit script -C CONNECTION -a APPLICATION -s SCRIPT_NAME\n"
+            "       amtacsctl submit script -C CONNECTION [-A ALTERNATE]... | -g GROUP\n"
+            "                               -a APPLICATION -s SCRIPT_NAME\n"
             "                               [-p NAME=VALUE]... [-q QUEUE] [-u AMT_USER] [-r REF]\n"
-            "Prints the new job's id. At most %d task values or script parameters.\n",
+            "Prints the new job's id. At most %d task values or script parameters.\n"
+            "A job names a connection, with up to 3 alternates (--alternate, in order), or a\n"
+            "connection group (--group); amtacsctl submit --help tells more.\n",
             MAX_VALUES);
 }
 
@@ -97,15 +102,27 @@ int ctl_cmd_submit(struct ctl *ctl, int argc, char **argv)
     }
     bool script = !strcmp(argv[1], "script");
     const char *conn_name = NULL, *app = NULL, *name = NULL, *queue = NULL, *user = NULL,
-               *ref = NULL;
+               *ref = NULL, *group = NULL;
     const char *values[MAX_VALUES + 1];
     int nvalues = 0;
+    /* Every --alternate goes to the database, which counts them and says
+     * what is wrong (acs.check_targets): at most argc of them. */
+    const char **alts = calloc((size_t)argc, sizeof *alts);
+    int nalts = 0, rc = 2;
+    char *arr = NULL, *alt_arr = NULL;
+    PGconn *conn = NULL;
+    PGresult *r = NULL;
+    if (!alts) {
+        fprintf(stderr, "amtacsctl submit: out of memory\n");
+        return 1;
+    }
     static const struct option opts[] = {
         {"connection", required_argument, NULL, 'C'}, {"application", required_argument, NULL, 'a'},
         {"job", required_argument, NULL, 'j'},        {"script", required_argument, NULL, 's'},
         {"value", required_argument, NULL, 'v'},      {"param", required_argument, NULL, 'p'},
         {"queue", required_argument, NULL, 'q'},      {"user", required_argument, NULL, 'u'},
-        {"ref", required_argument, NULL, 'r'},        {"help", no_argument, NULL, 'h'},
+        {"ref", required_argument, NULL, 'r'},        {"alternate", required_argument, NULL, 'A'},
+        {"group", required_argument, NULL, 'g'},      {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     /* argv[0] is "submit", argv[1] the kind: options start after them. */
@@ -113,10 +130,20 @@ int ctl_cmd_submit(struct ctl *ctl, int argc, char **argv)
     argc--;
     argv++;
     int ch;
-    while ((ch = getopt_long(argc, argv, "+C:a:j:s:v:p:q:u:r:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+C:a:j:s:v:p:q:u:r:A:g:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'C':
             conn_name = optarg;
+            break;
+        case 'A':
+            alts[nalts++] = optarg;
+            break;
+        case 'g':
+            if (group) {
+                fprintf(stderr, "amtacsctl submit: --group is given twice; a job names one group\n");
+                goto out;
+            }
+            group = optarg;
             break;
         case 'a':
             app = optarg;
@@ -126,7 +153,7 @@ int ctl_cmd_submit(struct ctl *ctl, int argc, char **argv)
             if ((ch == 's') != script) {
                 fprintf(stderr, "amtacsctl submit: %s is for %s jobs\n",
                         ch == 's' ? "--script" : "--job", ch == 's' ? "script" : "batch");
-                return 2;
+                goto out;
             }
             name = optarg;
             break;
@@ -135,12 +162,12 @@ int ctl_cmd_submit(struct ctl *ctl, int argc, char **argv)
             if ((ch == 'p') != script) {
                 fprintf(stderr, "amtacsctl submit: %s is for %s jobs\n",
                         ch == 'p' ? "--param" : "--value", ch == 'p' ? "script" : "batch");
-                return 2;
+                goto out;
             }
             if (nvalues == MAX_VALUES) {
                 fprintf(stderr, "amtacsctl submit: more than %d %s; at most %d are allowed\n",
                         MAX_VALUES, script ? "script parameters" : "task values", MAX_VALUES);
-                return 2;
+                goto out;
             }
             values[nvalues++] = optarg;
             /* Refused here, before connecting, in the words the database would use. */
@@ -149,7 +176,7 @@ int ctl_cmd_submit(struct ctl *ctl, int argc, char **argv)
                                    (size_t)nvalues, why, sizeof why) != JOBSPEC_OK) {
                 fprintf(stderr, "amtacsctl submit: bad %s: %s\n",
                         script ? "--param" : "--value", why);
-                return 2;
+                goto out;
             }
             break;
         }
@@ -164,41 +191,59 @@ int ctl_cmd_submit(struct ctl *ctl, int argc, char **argv)
             break;
         case 'h':
             submit_usage(stdout);
-            return 0;
+            rc = 0;
+            goto out;
         default:
             submit_usage(stderr);
-            return 2;
+            goto out;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "amtacsctl submit: unexpected argument '%s'\n", argv[optind]);
-        return 2;
+        goto out;
     }
-    if (!conn_name || !app || !name) {
-        fprintf(stderr, "amtacsctl submit: --connection, --application and --%s are required\n",
+    /* Which options go together is a matter of the command line; whether the
+     * names are known, distinct and few enough is the database's to say. */
+    if (group && (conn_name || nalts)) {
+        fprintf(stderr, "amtacsctl submit: --group cannot go with %s: a job names either a "
+                        "connection (with up to 3 alternates) or a group, not both\n",
+                conn_name ? "--connection" : "--alternate");
+        goto out;
+    }
+    if (nalts && !conn_name) {
+        fprintf(stderr, "amtacsctl submit: --alternate needs --connection, the primary the "
+                        "alternates follow\n");
+        goto out;
+    }
+    if ((!conn_name && !group) || !app || !name) {
+        fprintf(stderr,
+                "amtacsctl submit: --connection (or --group), --application and --%s are required\n",
                 script ? "script" : "job");
         submit_usage(stderr);
-        return 2;
+        goto out;
     }
-    char *arr = jobspec_array_literal(values, (size_t)nvalues);
-    PGconn *conn = arr ? ctl_connect(ctl, "submit") : NULL;
-    if (!conn) {
-        free(arr);
-        return 1;
-    }
-    const char *p[] = {conn_name, app, name, arr, queue, user, ref};
-    PGresult *r = ctl_exec(conn, "submit",
-                           script ? "SELECT acs.submit_script_job($1, $2, $3, $4::text[], $5, $6, $7)"
-                                  : "SELECT acs.submit_batch_job($1, $2, $3, $4::text[], $5, $6, $7)",
-                           7, p);
-    int rc = 1;
+    rc = 1;
+    arr = jobspec_array_literal(values, (size_t)nvalues);
+    alt_arr = jobspec_array_literal(alts, (size_t)nalts);
+    if (!arr || !alt_arr || !(conn = ctl_connect(ctl, "submit")))
+        goto out;
+    const char *p[] = {conn_name, app, name, arr, queue, user, ref, alt_arr, group};
+    r = ctl_exec(conn, "submit",
+                 script ? "SELECT acs.submit_script_job($1, $2, $3, $4::text[], $5, $6, $7, "
+                          "alternates => $8::text[], conn_group => $9)"
+                        : "SELECT acs.submit_batch_job($1, $2, $3, $4::text[], $5, $6, $7, "
+                          "alternates => $8::text[], conn_group => $9)",
+                 9, p);
     if (r) {
         printf("%s\n", PQgetvalue(r, 0, 0));
         rc = 0;
     }
+out:
     PQclear(r);
     PQfinish(conn);
     free(arr);
+    free(alt_arr);
+    free(alts);
     return rc;
 }
 
@@ -227,9 +272,31 @@ static const char show_sql[] =
     "r.error, j.batch_request_id, j.task_id, j.queue_name, j.amt_user, "
     "array_to_string(CASE WHEN j.kind = 'batch' THEN j.task_values ELSE j.script_parameters END, ' ') "
     "AS parameters, j.last_code AS amt_code, lc.name AS amt_state, "
-    "j.kill_requested_at, j.kill_sent_at, j.kill_error "
+    "j.kill_requested_at, j.kill_sent_at, j.kill_error, "
+    "array_to_string(j.listed, ', ') AS listed, j.conn_group, j.tried::text "
     "FROM acs.job_results r JOIN acs.jobs j ON j.id = r.id "
     "LEFT JOIN acs.completion_codes lc ON lc.code = j.last_code WHERE r.id = $1::bigint";
+
+/* The job's Integration Selection: what it listed (or its group), and each
+ * connection that was given it and could not start it. "connection" above is
+ * the one that holds, ran or will run it. */
+static void print_choice(const PGresult *r)
+{
+    if (*PQgetvalue(r, 0, 24))
+        ctl_print_line(stdout, "%-17s %s", "listed", PQgetvalue(r, 0, 24));
+    if (!PQgetisnull(r, 0, 25))
+        ctl_print_line(stdout, "%-17s %s", "group", PQgetvalue(r, 0, 25));
+    cJSON *tried = cJSON_Parse(PQgetvalue(r, 0, 26));
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tried) {
+        const char *c = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "connection"));
+        const char *at = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "at"));
+        const char *err = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "error"));
+        ctl_print_line(stdout, "%-17s %s at %s: %s", "tried", c ? c : "?", at ? at : "?",
+                       err ? err : "-");
+    }
+    cJSON_Delete(tried);
+}
 
 static void print_show(const PGresult *r)
 {
@@ -242,6 +309,7 @@ static void print_show(const PGresult *r)
     for (int i = 0; i < (int)(sizeof labels / sizeof labels[0]); i++)
         ctl_print_line(stdout, "%-17s %s", labels[i],
                        PQgetisnull(r, 0, i) ? "" : PQgetvalue(r, 0, i));
+    print_choice(r);
     if (!PQgetisnull(r, 0, 19) && PQgetisnull(r, 0, 7))
         ctl_print_line(stdout, "%-17s %s (%s)", "amt_state",
                        PQgetisnull(r, 0, 20) ? "UNKNOWN" : PQgetvalue(r, 0, 20),
@@ -270,8 +338,7 @@ int ctl_cmd_show(struct ctl *ctl, int argc, char **argv)
         return 1;
     const char *p[] = {id};
     /* --json prints the document amtacs-web serves at GET /api/v1/jobs/ID: one shape for both. */
-    PGresult *r = ctl_exec(conn, "show", json ? "SELECT acs.job_document($1::bigint)" : show_sql,
-                           1, p);
+    PGresult *r = ctl_exec(conn, "show", json ? DB_JOB_DOCUMENT_SQL : show_sql, 1, p);
     int rc = 1;
     if (r && (PQntuples(r) == 0 || PQgetisnull(r, 0, 0)))
         fprintf(stderr, "amtacsctl show: no job %s\n", id);
@@ -522,7 +589,7 @@ out:
 
 int ctl_cmd_list(struct ctl *ctl, int argc, char **argv)
 {
-    const char *state = NULL, *connection = NULL, *limit = "50";
+    const char *state = NULL, *connection = NULL, *group = NULL, *limit = "50";
     bool json = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
@@ -531,25 +598,29 @@ int ctl_cmd_list(struct ctl *ctl, int argc, char **argv)
             state = argv[++i];
         else if (!strcmp(argv[i], "--connection") && i + 1 < argc)
             connection = argv[++i];
+        else if (!strcmp(argv[i], "--group") && i + 1 < argc)
+            group = argv[++i];
         else if (!strcmp(argv[i], "--limit") && i + 1 < argc)
             limit = argv[++i];
         else {
-            fprintf(stderr,
-                    "usage: amtacsctl list [--state S] [--connection C] [--limit N] [--json]\n");
+            fprintf(stderr, "usage: amtacsctl list [--state S] [--connection C] [--group G] "
+                            "[--limit N] [--json]\n");
             return 2;
         }
     }
     PGconn *conn = ctl_connect(ctl, "list");
     if (!conn)
         return 1;
-    const char *p[] = {state, connection, limit};
+    const char *p[] = {state, connection, limit, group};
     PGresult *r = ctl_exec(conn, "list",
-                           "SELECT id, connection, kind, name, state, completion_code, "
-                           "completion_name, result, external_ref "
-                           "FROM acs.job_results WHERE ($1::text IS NULL OR state = $1) "
-                           "AND ($2::text IS NULL OR connection = $2) "
-                           "ORDER BY id DESC LIMIT $3::int",
-                           3, p);
+                           "SELECT r.id, r.connection, r.kind, r.name, r.state, r.completion_code, "
+                           "r.completion_name, r.result, r.external_ref "
+                           "FROM acs.job_results AS r WHERE ($1::text IS NULL OR r.state = $1) "
+                           "AND ($2::text IS NULL OR r.connection = $2) "
+                           "AND ($4::text IS NULL OR r.id IN (SELECT j.id FROM acs.jobs AS j "
+                           "WHERE j.conn_group = $4)) "
+                           "ORDER BY r.id DESC LIMIT $3::int",
+                           4, p);
     int rc = 1;
     if (r && json) {
         ctl_print_json(r, true);

@@ -58,26 +58,52 @@ static const char token_details[] =
     "keeps only the SHA-256 of its 32 random bytes, so it cannot be shown again.\n"
     "Needs a role that is a member of acs_admin; PostgreSQL refuses anyone else.\n";
 
+static const char submit_details[] =
+    "  submit batch  -C CONNECTION [-A ALTERNATE]... | -g GROUP\n"
+    "                -a APPLICATION -j JOB_NAME\n"
+    "                [-v NAME=VALUE]... [-q QUEUE] [-u AMT_USER] [-r REF]\n"
+    "  submit script -C CONNECTION [-A ALTERNATE]... | -g GROUP\n"
+    "                -a APPLICATION -s SCRIPT_NAME\n"
+    "                [-p NAME=VALUE]... [-q QUEUE] [-u AMT_USER] [-r REF]\n"
+    "Prints the new job's id. At most " STR(JOBSPEC_MAX_ITEMS)
+    " task values or script parameters.\n"
+    "Integration Selection: a job names its primary connection (-C, --connection)\n"
+    "with up to 3 alternates (-A, --alternate, repeated, tried in order), or a\n"
+    "connection group (-g, --group; amtacsctl group list), never both. The job runs\n"
+    "on the first listed connection that is enabled and whose server answers; it\n"
+    "moves on only while no Start can have reached a server (docs/operations.md).\n";
+
+static const char group_details[] =
+    "A group's jobs go to its members that are up, least in flight first.\n"
+    "set: defines a group, or sets its members in the order given (prints created,\n"
+    "changed or unchanged); delete: refused while an unfinished job names it.\n"
+    "set and delete need a role that is a member of acs_admin; PostgreSQL refuses\n"
+    "anyone else. list shows each group's members and its unfinished jobs.\n";
+
 static const struct command commands[] = {
     {"codes", cmd_codes, "codes [--tsv]", "print the AMT completion-code table",
      "  --tsv  tab-separated: code, name, final (t/f), success (t/f), description\n"},
     {"migrate", cmd_migrate, "migrate", "create or upgrade the database schema (idempotent)",
      NULL},
     {"submit", ctl_cmd_submit, "submit batch|script ...", "enqueue a Batch Job or Script Job",
-     "  submit batch  -C CONNECTION -a APPLICATION -j JOB_NAME\n"
-     "                [-v NAME=VALUE]... [-q QUEUE] [-u AMT_USER] [-r REF]\n"
-     "  submit script -C CONNECTION -a APPLICATION -s SCRIPT_NAME\n"
-     "                [-p NAME=VALUE]... [-q QUEUE] [-u AMT_USER] [-r REF]\n"
-     "Prints the new job's id. At most " STR(JOBSPEC_MAX_ITEMS)
-     " task values or script parameters.\n"},
+     submit_details},
     {"show", ctl_cmd_show, "show ID [--json]", "a job's state and outcome",
-     "  --json  the document amtacs-web serves at GET /api/v1/jobs/ID\n"},
+     "  --json  the document amtacs-web serves at GET /api/v1/jobs/ID\n"
+     "connection is the one that holds, ran or will run the job; listed (the primary\n"
+     "and its alternates) or group, and one tried line per connection that could not\n"
+     "start it (when, and why), show the Integration Selection.\n"},
     {"log", ctl_cmd_log, "log ID", "a finished job's merged job log", NULL},
     {"wait", ctl_cmd_wait, "wait ID [--timeout S] [--quiet|--json]",
      "wait until the job ends (exit 0 success, 1 failure, 3 no such job, 4 timeout)",
      wait_details},
     {"comm", ctl_cmd_comm, "comm enable|limit|disable C", "Full Comm of a connection", NULL},
     {"comm", ctl_cmd_comm, "comm status [--json]", "comm state, server answers, jobs queued/in flight",
+     NULL},
+    {"group", ctl_cmd_group, "group set NAME CONN...", "define a connection group (admin)",
+     group_details},
+    {"group", ctl_cmd_group, "group list [--json]", "groups, members in order, unfinished jobs",
+     NULL},
+    {"group", ctl_cmd_group, "group delete NAME", "delete a group no unfinished job names (admin)",
      NULL},
     {"purge", ctl_cmd_purge, "purge", "delete job logs past their connection's retention", NULL},
     {"alerts", ctl_cmd_alerts, "alerts [--all] [--json]",
@@ -93,7 +119,8 @@ static const struct command commands[] = {
      "enqueue an ended job again: same spec, new taskId (prints the new id)", NULL},
     {"status", ctl_cmd_show, "status ID [--json]", "the same as show", NULL},
     {"list", ctl_cmd_list, "list [--state S] ...", "the latest jobs",
-     "  list [--state S] [--connection C] [--limit N] [--json]   (50 by default)\n"},
+     "  list [--state S] [--connection C] [--group G] [--limit N] [--json]   (50 by default)\n"
+     "  --connection C: the jobs C holds, ran or will run; --group G: the jobs submitted to G\n"},
     {"keygen", ctl_cmd_keygen, "keygen [--secret FILE]",
      "make the key pair that seals Batch User passwords", NULL},
     {"rekey", ctl_cmd_rekey, "rekey [--secret FILE]",

@@ -1,7 +1,7 @@
 /* webadmin: the operators' and admins' endpoints of /api/v1 -- resolve and
- * rerun a job, Batch Users, console users and API tokens, statistics. Each
- * runs in the request's transaction under the caller's role (webapi.c), and
- * calls the SQL functions amtacsctl calls, so the rules and the audit live
+ * rerun a job, Batch Users, console users and API tokens, connection groups,
+ * statistics. Each runs in the request's transaction under the caller's role
+ * (webapi.c), and calls the SQL functions amtacsctl calls, so the rules and the audit live
  * in the database once. Secrets: a Batch User's password is sealed here with
  * the public key (never the secret one); a console user's password is hashed
  * here (argon2id); both are wiped once used and never logged; a new API token
@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "amtacs/db.h"
 #include "amtacs/joblog.h"
+#include "amtacs/jobspec.h"
 #include "amtacs/vault.h"
 #include "webint.h"
 
@@ -438,4 +440,83 @@ void webadmin_token_revoke(struct ctx *c, const char *name)
     cJSON_AddBoolToObject(ans, "already", strcmp(PQgetvalue(r, 0, 0), "t") != 0);
     PQclear(r);
     commit_json(c, 200, ans);
+}
+
+/* ------------------------------------------------------------ connection groups */
+
+/* Every role but the daemon's may read the groups (a scheduler submits to
+ * them); acs.group_set and acs.group_delete are granted to acs_admin alone,
+ * so for anyone else PostgreSQL refuses the call (403, its message). */
+void webadmin_groups(struct ctx *c)
+{
+    list(c, "SELECT json_build_object('groups', (" DB_GROUPS_SQL "))");
+}
+
+void webadmin_group_set(struct ctx *c, const char *name)
+{
+    static const struct fspec spec[] = {{"connections", F_STRINGS, true}};
+    cJSON *o = body_object(c, false);
+    const char **members = NULL;
+    char *lit = NULL;
+    PGresult *r = NULL;
+    if (!o || !check_fields(c, o, spec, 1))
+        goto out;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "connections"), *m;
+    size_t n = 0;
+    if (cJSON_IsArray(a) && !(members = calloc((size_t)cJSON_GetArraySize(a) + 1, sizeof *members))) {
+        problem(c->req, 500, "out of memory");
+        goto out;
+    }
+    cJSON_ArrayForEach(m, a) members[n++] = m->valuestring;
+    /* null is no member at all: acs.group_set says what a group needs */
+    if (!(lit = jobspec_array_literal(members, n))) {
+        problem(c->req, 500, "out of memory");
+        goto out;
+    }
+    const char *p[2] = {name, lit};
+    if (!(r = run(c, "SELECT acs.group_set($1, $2::text[])", 2, p)))
+        goto out;
+    bool created = !strcmp(PQgetvalue(r, 0, 0), "created");
+    cJSON *ans = cJSON_CreateObject();
+    cJSON_AddStringToObject(ans, "name", name);
+    cJSON_AddStringToObject(ans, "result", PQgetvalue(r, 0, 0));
+    cJSON_AddItemToObject(ans, "connections", cJSON_Duplicate(a, true));
+    if (commit(c)) {
+        json_out(c->req, created ? 201 : 200, CT_JSON, ans);
+        log_event(c->a->lg, LOG_INFO, "web.group_set", NULL, "group %s %s by %s", name,
+                  PQgetvalue(r, 0, 0), c->actor);
+    } else {
+        cJSON_Delete(ans);
+    }
+out:
+    PQclear(r);
+    free(lit);
+    free(members);
+    cJSON_Delete(o);
+}
+
+void webadmin_group_delete(struct ctx *c, const char *name)
+{
+    if (!no_fields(c))
+        return;
+    const char *p[1] = {name};
+    PGresult *r = run(c, "SELECT acs.group_delete($1)", 1, p);
+    if (!r)
+        return;
+    bool deleted = !strcmp(PQgetvalue(r, 0, 0), "t");
+    PQclear(r);
+    if (!deleted) {
+        problemf(c->req, 404, "no group %s", name);
+        return;
+    }
+    cJSON *ans = cJSON_CreateObject();
+    cJSON_AddStringToObject(ans, "name", name);
+    cJSON_AddBoolToObject(ans, "deleted", true);
+    if (commit(c)) {
+        json_out(c->req, 200, CT_JSON, ans);
+        log_event(c->a->lg, LOG_INFO, "web.group_delete", NULL, "group %s by %s", name,
+                  c->actor);
+    } else {
+        cJSON_Delete(ans);
+    }
 }

@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 #include <sodium.h>
 
+#include "amtacs/db.h"
 #include "amtacs/jsoncheck.h"
 #include "amtacs/webevents.h"
 #include "amtacs/openapi.h"
@@ -118,8 +119,9 @@ void sql_problem(struct ctx *c, const PGresult *r)
         status = 403; /* insufficient_privilege: the role may not */
     else if (!strcmp(st, "P0002"))
         status = 404; /* no_data_found */
-    else if (!strcmp(st, "23505") || !strcmp(st, "55000") || !strncmp(st, "40", 2))
-        status = 409; /* exists already, wrong state, serialization */
+    else if (!strcmp(st, "23505") || !strcmp(st, "55000") || !strcmp(st, "55006") ||
+             !strncmp(st, "40", 2))
+        status = 409; /* exists already, wrong state, still in use, serialization */
     else if (!strcmp(st, "P0001") || !strncmp(st, "22", 2) || !strncmp(st, "23", 2))
         status = 400; /* what our functions say of a bad value */
     else if (!strcmp(st, "57014"))
@@ -977,7 +979,8 @@ static void list_jobs(struct ctx *c)
     " SELECT j.id, j.connection, j.kind, j.application,"                                     \
     "        coalesce(j.job_name, j.script_name) AS name, j.external_ref, j.state,"          \
     "        j.completion_code, j.result, j.error, j.batch_request_id,"                      \
-    "        j.kill_requested_at, j.enqueued_at, j.started_at, j.finished_at"                \
+    "        j.kill_requested_at, j.enqueued_at, j.started_at, j.finished_at,"               \
+    "        j.listed, j.conn_group AS \"group\", j.tried"                                   \
     "   FROM acs.jobs AS j"                                                                  \
     "  WHERE ($1::text IS NULL OR j.state = $1)"                                             \
     "    AND ($2::text IS NULL OR j.connection = $2)"                                        \
@@ -1015,7 +1018,7 @@ static void list_jobs(struct ctx *c)
 static void get_job(struct ctx *c, const char *id)
 {
     const char *p[1] = {id};
-    PGresult *r = run_commit(c, PREP_NONE, "SELECT acs.job_document($1::bigint)", 1, p);
+    PGresult *r = run_commit(c, PREP_NONE, DB_JOB_DOCUMENT_SQL, 1, p);
     if (!r)
         return;
     if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0))
@@ -1057,8 +1060,11 @@ static void get_job_log(struct ctx *c, const char *id)
  * set if it is not one. */
 static bool submit_body_ok(struct ctx *c)
 {
+    /* A job names "connection" (with "alternates") or "group": which of
+     * them, and whether the names are known, acs.check_targets says. */
     static const struct fspec spec[] = {
-        {"kind", F_STRING, true},           {"connection", F_STRING, true},
+        {"kind", F_STRING, true},           {"connection", F_STRING_OR_NULL, false},
+        {"alternates", F_STRINGS, false},   {"group", F_STRING_OR_NULL, false},
         {"application", F_STRING, true},    {"name", F_STRING, true},
         {"parameters", F_STRINGS, false},   {"queue_name", F_STRING_OR_NULL, false},
         {"amt_user", F_STRING_OR_NULL, false}, {"external_ref", F_STRING_OR_NULL, false},
@@ -1576,12 +1582,12 @@ enum route {
     R_JOB_RESOLVE, R_JOB_RERUN,
     R_BATCH_USERS, R_BATCH_USER_PASSWORD, R_USERS, R_USER_ADD, R_USER_ROLE, R_USER_PASSWORD,
     R_USER_DISABLE, R_USER_ENABLE, R_TOKENS, R_TOKEN_CREATE, R_TOKEN_REVOKE, R_STATS,
-    R_AUDIT,
+    R_AUDIT, R_GROUPS, R_GROUP_SET, R_GROUP_DELETE,
 };
 
 /* Every route the API serves: the OpenAPI document (webapi_routes) and the
  * router read this one table. A path segment {id} is a positive integer,
- * {name} a connection, Batch User, console user or token name. HEAD is served wherever GET is. */
+ * {name} a connection, group, Batch User, console user or token name. HEAD is served wherever GET is. */
 static const struct {
     const char *method, *path;
     enum route route;
@@ -1616,6 +1622,9 @@ static const struct {
     {"DELETE", "/tokens/{name}", R_TOKEN_REVOKE},
     {"GET", "/stats", R_STATS},
     {"GET", "/audit", R_AUDIT},
+    {"GET", "/groups", R_GROUPS},
+    {"PUT", "/groups/{name}", R_GROUP_SET},
+    {"DELETE", "/groups/{name}", R_GROUP_DELETE},
 };
 #define NROUTES (sizeof ROUTES / sizeof ROUTES[0])
 
@@ -1751,6 +1760,9 @@ static bool process(struct webapi *a, struct webpool_conn *pc, struct httpserv_r
     case R_TOKEN_REVOKE: webadmin_token_revoke(&c, arg); break;
     case R_STATS: webadmin_stats(&c); break;
     case R_AUDIT: webadmin_audit(&c); break;
+    case R_GROUPS: webadmin_groups(&c); break;
+    case R_GROUP_SET: webadmin_group_set(&c, arg); break;
+    case R_GROUP_DELETE: webadmin_group_delete(&c, arg); break;
     case R_EVENTS: events(&c); break;
     case R_LOG_STREAM: log_stream(&c, arg); break;
     default: problem(req, 404, "no such resource"); break;

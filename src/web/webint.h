@@ -2,7 +2,7 @@
  * webint: what the modules of amtacs-web's API share inside src/web (not a
  * library header). webapi.c routes a request, authenticates the caller and
  * serves the jobs, connections and alerts; webadmin.c serves the operators'
- * and admins' endpoints (resolve, rerun, Batch Users, users, tokens, stats).
+ * and admins' endpoints (resolve, rerun, Batch Users, users, tokens, connection groups, stats).
  * Both answer through the helpers below, which webapi.c defines.
  */
 #ifndef AMTACS_WEB_WEBINT_H
@@ -116,5 +116,8 @@ void webadmin_token_create(struct ctx *c);
 void webadmin_token_revoke(struct ctx *c, const char *name);
 void webadmin_stats(struct ctx *c);
 void webadmin_audit(struct ctx *c);
+void webadmin_groups(struct ctx *c);
+void webadmin_group_set(struct ctx *c, const char *name);
+void webadmin_group_delete(struct ctx *c, const char *name);
 
 #endif

@@ -214,16 +214,52 @@ try:
     c.ok(True, 'and disabled')
     c.screenshot('admin-users')
 
+    # --- connection groups: set, changed, a bad member refused, deleted ----------------------------
+    c.go('#/admin/groups')
+    c.wait_for(t('admin-section-groups'))
+    c.wait_for(t('new-group-form'))
+    c.type(t('new-group-name'), 'PAIR')
+    c.type(t('new-group-connections'), 'WEBCONN AMTDEMO')
+    c.click(t('new-group-add'))
+    wait_text(t('notices'), 'Group PAIR created: WEBCONN, AMTDEMO')
+    pair = f'{t("group-row")}[data-name="PAIR"]'
+    wait_text(f'{pair} {t("group-connections")}', 'WEBCONN, AMTDEMO')
+    c.ok(True, 'an admin creates group PAIR (WEBCONN, AMTDEMO): the page lists it, members in order')
+    c.eq('0', text(f'{pair} {t("group-unfinished")}'), 'with no unfinished job')
+    c.type(f'{pair} {t("group-members")}', 'AMTDEMO, WEBCONN')
+    c.click(f'{pair} {t("group-save")}')
+    wait_text(t('notices'), 'Group PAIR changed: AMTDEMO, WEBCONN')
+    wait_text(f'{pair} {t("group-connections")}', 'AMTDEMO, WEBCONN')
+    c.ok(True, 'its members set in another order: changed')
+    c.type(t('new-group-name'), 'BAD')
+    c.type(t('new-group-connections'), 'AMTDEMO NOPE')
+    c.click(t('new-group-add'))
+    wait_text(t('notices'), "connection 'NOPE' is not known")
+    c.ok(not c.finds(f'{t("group-row")}[data-name="BAD"]'),
+         'a member that is not a connection: the database\'s message, no group')
+    c.type(t('new-group-name'), 'SPARE')
+    c.type(t('new-group-connections'), 'AMTDEMO')
+    c.click(t('new-group-add'))
+    c.wait_for(f'{t("group-row")}[data-name="SPARE"]')
+    c.click(f'{t("group-row")}[data-name="SPARE"] {t("group-delete")}')
+    c.wait_visible(t('confirm-dialog'))
+    c.click(t('confirm-ok'))
+    c.wait(lambda: not c.finds(f'{t("group-row")}[data-name="SPARE"]'), what='group SPARE deleted')
+    c.ok(True, 'group SPARE is deleted after a confirmation')
+    c.screenshot('admin-groups')
+    c.no_csp_violations('the groups section: no CSP violation')
+
     # --- the audit log ---------------------------------------------------------------------------
     c.go('#/admin/audit')
     c.wait_for(t('audit-row'))
     whats = [e.text for e in c.finds(t('audit-what'))]
-    for action in ('comm', 'ack', 'batch_user_set', 'token_create', 'token_revoke', 'user_add', 'user_disable'):
+    for action in ('comm', 'ack', 'batch_user_set', 'token_create', 'token_revoke', 'user_add', 'user_disable',
+                   'group_set', 'group_delete'):
         c.ok(action in whats, f'the audit log shows {action}', whats)
     c.screenshot('admin-audit')
 
     # the Batch User's password is nowhere in the page
-    for section in ('batch-users', 'users', 'tokens', 'audit'):
+    for section in ('batch-users', 'users', 'tokens', 'groups', 'audit'):
         c.go(f'#/admin/{section}')
         c.wait_for(t(f'admin-section-{section}'))
         c.wait(lambda: c.finds(f'{t(f"admin-section-{section}")} h2'), what=f'the {section} section')

@@ -1,7 +1,9 @@
 """Scenario: a viewer in the console (driven by tests/integration/test_console_viewer.sh).
 
 Environment: AMTACS_WEB_URL, AMTACS_PASSWORD (of vera, a viewer, and olga,
-an operator), AMTACS_JOB (held running), AMTACS_ALERTS (open alerts),
+an operator), AMTACS_JOB (held running), AMTACS_CHOICE_JOB (a finished job
+that listed ALTCONN then AMTDEMO and ran on AMTDEMO after ALTCONN could not
+start it), AMTACS_ALERTS (open alerts),
 AMTACS_EVIL_URL (a page of another origin with forms posting to amtacs-web).
 """
 import os
@@ -13,6 +15,7 @@ from console import Console
 
 PW = os.environ['AMTACS_PASSWORD']
 JOB = os.environ['AMTACS_JOB']
+CHOICE = os.environ['AMTACS_CHOICE_JOB']
 ALERTS = int(os.environ['AMTACS_ALERTS'])
 EVIL = os.environ['AMTACS_EVIL_URL']
 
@@ -72,6 +75,29 @@ try:
     c.ok(True, 'the job\'s timeline shows when it started')
     c.screenshot('viewer-job')
     c.no_csp_violations('the job page: no CSP violation')
+
+    c.go(f'#/jobs/{CHOICE}')
+    wait_text(t('job-title'), f'Job {CHOICE}')
+    c.wait_visible(t('job-choice'))
+    c.eq(['ALTCONN', 'AMTDEMO'],
+         [e.get_attribute('data-name') for e in c.finds(t('choice-listed-item'))],
+         'a job\'s page shows the connections it listed, in order')
+    c.ok('(primary)' in text(f'{t("choice-listed-item")}[data-name="ALTCONN"]') and
+         '(alternate)' in text(f'{t("choice-listed-item")}[data-name="AMTDEMO"]'),
+         'the primary and its alternate')
+    wait_text(t('choice-connection'), 'The job ran on AMTDEMO.')
+    c.ok(True, 'and the connection that ran it')
+    tries = c.finds(t('choice-try'))
+    c.eq(['ALTCONN'], [e.get_attribute('data-connection') for e in tries], 'each connection tried')
+    c.ok('connect: Connection refused' in text(f'{t("choice-try")}[data-connection="ALTCONN"]'),
+         'with why it could not start the job', text(t('choice-tries')))
+    c.driver.execute_script('arguments[0].scrollIntoView()', c.find(t('job-choice')))
+    c.screenshot('viewer-job-choice')
+    c.go(f'#/jobs/{JOB}')
+    wait_text(t('job-title'), f'Job {JOB}')
+    c.wait_for(t('field-connection'))
+    c.ok(not c.find(t('job-choice')).is_displayed(), 'the running job names one connection: no choice panel')
+    c.no_csp_violations('the job pages: no CSP violation')
 
     c.go('#/connections')
     c.wait_for(f'{t("connection")}[data-name="AMTDEMO"]')

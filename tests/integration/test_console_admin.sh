@@ -8,8 +8,10 @@
 # simulator knows webbu with that password only (the database held an older
 # one), and the next job of WEBCONN logs on with it and runs to DONE; the
 # password never appears in the page afterwards. Then an API token is created
-# (shown once) and revoked, a console user is created, and the audit log
-# shows it all. No CSP violation on any page.
+# (shown once) and revoked, a console user is created, connection groups are
+# set (in order), changed, refused with the database's message for an unknown
+# member, and deleted, and the audit log shows it all. No CSP violation on
+# any page.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/web.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/browser.sh"
@@ -49,6 +51,16 @@ h_eq "adam|comm|AMTDEMO|disabled adam|comm|AMTDEMO|enabled adam|batch_user_set|w
                    FROM acs.audit WHERE action IN ('comm', 'batch_user_set') AND actor = 'adam'
                     AND target <> 'WEBCONN'")" \
     "the audit has adam's two Full Comm changes and the Batch User's password, in that order"
+h_eq "PAIR:AMTDEMO,WEBCONN" \
+    "$(h_sql -c "SELECT string_agg(g.name || ':' || (SELECT string_agg(m.connection, ',' ORDER BY m.position)
+                                                      FROM acs.connection_group_members AS m
+                                                     WHERE m.group_name = g.name), ' ')
+                   FROM acs.connection_groups AS g")" \
+    "the group adam set on the Admin page is in the database, members in order (SPARE deleted, BAD never made)"
+h_eq "adam|group_set|PAIR adam|group_set|PAIR adam|group_set|SPARE adam|group_delete|SPARE" \
+    "$(h_sql -c "SELECT string_agg(concat_ws('|', actor, action, target), ' ' ORDER BY id)
+                   FROM acs.audit WHERE action IN ('group_set', 'group_delete')")" \
+    "the audit has each change of a group, by adam"
 h_eq 1 "$(h_sql -c "SELECT count(*) FROM acs.batch_users WHERE name = 'webbu'
                      AND position(convert_to('$BU_PW', 'UTF8') IN sealed_password) = 0
                      AND updated_at > created_at")" \

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The console in a real browser (headless Chromium, tests/browser/scenario_viewer.py)
 # as a viewer, against a real PostgreSQL, simulator, daemon and amtacs-web: the
-# viewer sees every page (Jobs, a running job, Connections with the chart,
-# Alerts) but no Kill, no Full Comm buttons, no acknowledge and no admin page
+# viewer sees every page (Jobs, a running job, a job's connection choice --
+# its listed connections in order, the one that ran it, each try and why --,
+# Connections with the chart, Alerts) but no Kill, no Full Comm buttons, no acknowledge and no admin page
 # (#/admin says "admins only" or is not shown; the navigation has no Admin).
 # A forged kill and a forged Full Comm change, sent from the page with the
 # viewer's own session cookie and CSRF token, are refused by PostgreSQL (403,
@@ -27,6 +28,13 @@ printf '%s\n' "$PW" | ctl_as admin1 user add olga --role operator >/dev/null
 h_ctl submit batch -C AMTDEMO -a DEMO2 -j INSTANT >/dev/null
 h_ctl submit script -C AMTDEMO -a DEMO2 -s RUN_FILENAMETEST.ps1 >/dev/null
 h_wait_sql 120 0 "SELECT count(*) FROM acs.jobs WHERE state <> 'finished'" || h_not_ok "the first jobs ended"
+# a job that lists ALTCONN then AMTDEMO and ran on AMTDEMO once ALTCONN could
+# not start it: recorded as the daemon records a failover (acs.jobs_fail_over;
+# the fault matrix makes real ones), to see the job page show the choice
+CHOICE=$(h_sql -c "SELECT min(id) FROM acs.jobs")
+h_sql -c "UPDATE acs.jobs SET listed = '{ALTCONN,AMTDEMO}', tried = jsonb_build_array(jsonb_build_object(
+            'connection', 'ALTCONN', 'error', 'connect: Connection refused', 'at', enqueued_at))
+          WHERE id = $CHOICE" >/dev/null
 JOB=$(h_ctl submit batch -C AMTDEMO -a DEMO2 -j LONGRUNNINGREPORT -r held)
 h_wait_sql 60 running "SELECT state FROM acs.jobs WHERE id = $JOB" || h_not_ok "job $JOB runs"
 FAILED=$(h_sql -c "SELECT id FROM acs.jobs WHERE result = 'failure' ORDER BY id LIMIT 1")
@@ -57,7 +65,7 @@ H_PIDS+=("$!")
 h_wait_until 30 curl -fsS -o /dev/null "http://127.0.0.1:$EVIL_PORT/index.html" || h_not_ok "the other site serves its page"
 
 AMTACS_WEB_URL=$H_WEB_URL AMTACS_SIM_URL=$H_SIM_URL AMTACS_PASSWORD=$PW AMTACS_JOB=$JOB \
-    AMTACS_ALERTS=$ALERTS AMTACS_EVIL_URL="http://127.0.0.1:$EVIL_PORT/index.html" \
+    AMTACS_CHOICE_JOB=$CHOICE AMTACS_ALERTS=$ALERTS AMTACS_EVIL_URL="http://127.0.0.1:$EVIL_PORT/index.html" \
     h_browser_run scenario_viewer.py
 
 h_eq "running||0" "$(h_sql -c "SELECT state || '|' || coalesce(kill_requested_by, '') FROM acs.jobs WHERE id = $JOB")|$(h_sim_counter .kills)" \

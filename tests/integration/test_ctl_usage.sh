@@ -29,7 +29,8 @@ done
 # --help after other arguments is help too, never a job id or a name
 for args in "wait 7 --help" "show 7 -h" "kill --help 7" "log 7 --help" "submit batch -C AMTDEMO --help" \
     "comm enable --help" "batch-user delete -h" "user passwd alice -h" "user add alice --role admin --help" \
-    "token create --name ci --help"; do
+    "token create --name ci --help" "group set G1 AMTDEMO --help" "group delete G1 -h" \
+    "submit batch -g G1 -A ALT1 --help"; do
     set +e
     # shellcheck disable=SC2086 # the words are the arguments
     out=$("$CTL_BIN" --db "$nowhere" $args 2>&1)
@@ -37,6 +38,8 @@ for args in "wait 7 --help" "show 7 -h" "kill --help 7" "log 7 --help" "submit b
     set -e
     h_match "^0 usage: amtacsctl ${args%% *}" "$rc $out" "amtacsctl $args prints the usage, exit 0"
 done
+h_match "-A ALTERNATE.*-g GROUP.*up to 3 alternates \(-A, --alternate, repeated, tried in order\).*connection group \(-g, --group" \
+    "$("$CTL_BIN" submit --help | tr '\n' ' ')" "submit --help tells of --alternate and --group"
 h_match "exit status:.*3  there is no job with that id.*4  --timeout passed" \
     "$("$CTL_BIN" wait --help | tr '\n' ' ')" "wait --help lists the exit statuses"
 h_eq 0 "$(for name in $names; do "$CTL_BIN" "$name" --help; done | grep -c 'is not a job id' || true)" \

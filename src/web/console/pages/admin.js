@@ -1,8 +1,9 @@
 // The Admin page (admins only; PostgreSQL refuses the calls to anyone else
 // anyway): Batch Users (set a password, never shown back), console users
 // (create, change role, set a password, disable, enable), API tokens (create:
-// shown once; revoke) and the audit log, a page at a time. Sections are
-// #/admin/batch-users, #/admin/users, #/admin/tokens, #/admin/audit.
+// shown once; revoke), connection groups (set the members in order, delete)
+// and the audit log, a page at a time. Sections are #/admin/batch-users,
+// #/admin/users, #/admin/tokens, #/admin/groups, #/admin/audit.
 // Passwords live only in their input until sent, and the input is cleared
 // then, whatever the answer.
 import { api } from '../api.js';
@@ -12,6 +13,7 @@ const SECTIONS = [
   { id: 'batch-users', label: 'Batch Users' },
   { id: 'users', label: 'Console users' },
   { id: 'tokens', label: 'API tokens' },
+  { id: 'groups', label: 'Connection groups' },
   { id: 'audit', label: 'Audit log' },
 ];
 const ROLES = ['viewer', 'scheduler', 'operator', 'admin'];
@@ -220,6 +222,75 @@ async function tokens(box, ctx) {
   box.replaceChildren(el('h2', {}, 'API tokens'), shown, list, el('h3', {}, 'New token'), add);
 }
 
+// ------------------------------------------------------------ connection groups
+// The members are typed in order, separated by spaces or commas; whether they
+// are known, distinct and few enough is the database's to say (its message).
+function memberList(text) { return text.split(/[\s,]+/).filter(Boolean); }
+
+async function groups(box, ctx) {
+  const r = await api('GET', '/groups');
+  let known = [];
+  try {
+    known = ((await api('GET', '/connections')).connections || []).map((c) => c.name);
+  } catch (e) { if (e.status === 401) throw e; }
+  async function set(name, members, button) {
+    button.disabled = true;
+    try {
+      const a = await api('PUT', `/groups/${encodeURIComponent(name)}`, { connections: members });
+      notify(`Group ${a.name} ${a.result}: ${a.connections.join(', ')}`, 'ok');
+      show(box, 'groups', ctx);
+    } catch (e) { failed(e); } finally { button.disabled = false; }
+  }
+  const rows = r.groups.map((g) => {
+    const [ml, members] = field(`Connections of ${g.name}, in order`, {
+      value: g.connections.join(' '), required: true, autocomplete: 'off', size: 30,
+      'data-test': 'group-members' }, true);
+    const save = el('button', { type: 'submit', 'data-test': 'group-save' }, 'Save');
+    const form = el('form', { class: 'row', 'data-test': 'group-form', 'data-name': g.name }, ml, save);
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      set(g.name, memberList(members.value), save);
+    });
+    const del = el('button', { type: 'button', class: 'danger', 'data-test': 'group-delete' }, 'Delete');
+    del.addEventListener('click', async () => {
+      const yes = await confirmDialog({ title: `Delete group ${g.name}?`,
+        text: g.unfinished_jobs
+          ? `${g.unfinished_jobs} unfinished job(s) name ${g.name}: the database refuses to delete it until they end.`
+          : `Jobs can no longer be submitted to ${g.name}. Its connections are not changed.`,
+        ok: 'Delete', danger: true });
+      if (!yes) return;
+      try {
+        await api('DELETE', `/groups/${encodeURIComponent(g.name)}`);
+        notify(`Group ${g.name} deleted`, 'ok');
+        show(box, 'groups', ctx);
+      } catch (e) { failed(e); }
+    });
+    return el('tr', { 'data-test': 'group-row', 'data-name': g.name },
+      el('td', { 'data-test': 'group-name' }, g.name),
+      el('td', { 'data-test': 'group-connections' }, g.connections.join(', ')),
+      el('td', { class: 'num', 'data-test': 'group-unfinished' }, String(g.unfinished_jobs)),
+      el('td', {}, fmtTime(g.changed_at), g.changed_by ? ` by ${g.changed_by}` : ''),
+      el('td', {}, form), el('td', {}, del));
+  });
+  const [nl, name] = field('Name', { required: true, maxlength: 64, autocomplete: 'off', 'data-test': 'new-group-name' });
+  const [cl, conns] = field('Connections, in order (separated by spaces)', {
+    required: true, autocomplete: 'off', size: 30, 'data-test': 'new-group-connections' });
+  const addButton = el('button', { type: 'submit', class: 'primary', 'data-test': 'new-group-add' }, 'Create group');
+  const add = el('form', { class: 'row', 'data-test': 'new-group-form' }, nl, cl, addButton);
+  add.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    set(name.value.trim(), memberList(conns.value), addButton);
+  });
+  box.replaceChildren(el('h2', {}, 'Connection groups'),
+    el('p', { class: 'muted' }, 'A job submitted to a group goes to its members that are up, least in flight first. '
+      + 'A group cannot be deleted while an unfinished job names it.'),
+    rows.length ? table(['Name', 'Connections (in order)', 'Unfinished jobs', 'Changed', 'Members', ''], rows, 'groups-table')
+      : el('p', { class: 'muted', 'data-test': 'no-groups' }, 'No connection group yet.'),
+    el('h3', {}, 'New group'),
+    known.length ? el('p', { class: 'muted', 'data-test': 'known-connections' }, `Connections: ${known.join(', ')}`) : null,
+    add);
+}
+
 // ------------------------------------------------------------ audit log
 async function audit(box, ctx) {
   const p = ctx.route.params;
@@ -255,7 +326,7 @@ async function audit(box, ctx) {
 }
 
 async function show(box, section, ctx) {
-  const f = { 'batch-users': batchUsers, users, tokens, audit }[section];
+  const f = { 'batch-users': batchUsers, users, tokens, groups, audit }[section];
   try {
     await f(box, ctx);
   } catch (e) {
@@ -269,7 +340,7 @@ export async function render(main, ctx) {
   if (!ctx.can.admin) {
     main.appendChild(el('p', { class: 'notice-box', 'data-test': 'admins-only', role: 'alert' },
       `Admins only: you are logged in as ${ctx.me.user} (${ctx.me.role}). `
-      + 'Batch Users, console users, API tokens and the audit log are for the admin role.'));
+      + 'Batch Users, console users, API tokens, connection groups and the audit log are for the admin role.'));
     return undefined;
   }
   const m = ctx.route.path.match(/^\/admin\/([a-z-]+)$/);

@@ -1,8 +1,9 @@
 // A job: its Job Information header laid out as the merged log lays it out
 // (src/lib/joblog.c), then its log, live while it runs
 // (/api/v1/jobs/ID/log/stream), following the tail unless the user scrolled
-// up; its fields, timeline, children and alert; Kill, Resolve, Run again and
-// Download for those who may.
+// up; its fields, its connection choice (listed connections or group, the
+// one that ran it, each try), timeline, children and alert; Kill, Resolve,
+// Run again and Download for those who may.
 //
 // The header: while the job has not ended it is built from the document
 // (GET /api/v1/jobs/ID) in the log's layout (Server from the connection's
@@ -99,6 +100,7 @@ export async function render(main, ctx) {
   const actions = el('div', { class: 'job-actions', 'data-test': 'job-actions' });
   const links = el('p', { 'data-test': 'job-links' });
   const fields = el('dl', { class: 'fields', 'data-test': 'job-fields' });
+  const choice = el('section', { class: 'panel', 'data-test': 'job-choice', 'aria-label': 'Connection choice', hidden: true });
   const timeline = el('section', { class: 'panel', 'data-test': 'job-timeline', 'aria-label': 'Timeline' });
   const extra = el('div', { 'data-test': 'job-extra' });
   const header = el('pre', { class: 'header', 'data-test': 'job-header' });
@@ -109,7 +111,7 @@ export async function render(main, ctx) {
     el('div', { class: 'job-head' }, title, badge, codeEl),
     killResult, actions, links,
     el('h2', {}, 'Job log'), logNote, header, log,
-    el('h2', {}, 'Details'), fields, timeline, extra);
+    el('h2', {}, 'Details'), fields, choice, timeline, extra);
 
   // ---- the log --------------------------------------------------------------------------
   let streamed = [];         // the messages as they came
@@ -317,6 +319,8 @@ export async function render(main, ctx) {
     dlRow(fields, 'Kill error', doc.kill_error, 'field-kill-error');
     dlRow(fields, 'Log', doc.log);
 
+    drawChoice();
+
     // the timeline: what the document holds (fields added later are shown when present)
     const steps = [];
     const step = (at, text, test) => { if (at) steps.push({ at, text, test }); };
@@ -365,6 +369,44 @@ export async function render(main, ctx) {
            a.acknowledged_at ? `, acknowledged ${fmtTime(a.acknowledged_at)}` : ', not acknowledged'),
         a.message ? el('p', {}, a.message) : null));
     }
+  }
+
+  // Integration Selection: the connections the job lists in order (or its
+  // group), the one that holds, ran or will run it, and each one that was
+  // given it and could not start it, with why. Shown when there was a choice.
+  function drawChoice() {
+    const listed = Array.isArray(doc.listed) ? doc.listed : [];
+    const tried = Array.isArray(doc.tried) ? doc.tried : [];
+    choice.hidden = !listed.length && !doc.group && !tried.length;
+    if (choice.hidden) { choice.replaceChildren(); return; }
+    const ended = doc.state === 'finished';
+    const verb = doc.state === 'queued' ? 'waits for' : ended ? (doc.started_at ? 'ran on' : 'ended on')
+      : 'runs on';
+    const here = doc.state === 'queued' ? 'the job waits for it' : ended ? `the job ${doc.started_at ? 'ran' : 'ended'} here`
+      : 'the job runs here';
+    const failedOn = new Set(tried.map((t) => t.connection));
+    const parts = [el('h2', {}, 'Connection choice')];
+    if (doc.group) {
+      parts.push(el('p', { 'data-test': 'choice-group' }, 'Submitted to group ',
+                    el('strong', {}, doc.group), ': it goes to a member that is up, least in flight first.'));
+    }
+    if (listed.length) {
+      parts.push(el('p', {}, 'The primary connection, then its alternates, in the order they are tried:'),
+        el('ol', { 'data-test': 'choice-listed' }, ...listed.map((c, i) =>
+          el('li', { 'data-test': 'choice-listed-item', 'data-name': c,
+                     'aria-current': c === doc.connection ? 'true' : null },
+             c, i ? ' (alternate)' : ' (primary)',
+             c === doc.connection ? ` — ${here}` : failedOn.has(c) ? ' — tried, could not start it' : ''))));
+    }
+    parts.push(el('p', { 'data-test': 'choice-connection' }, `The job ${verb} `, el('strong', {}, doc.connection), '.'));
+    if (tried.length) {
+      parts.push(el('h3', {}, 'Tried, could not start it'),
+        el('ol', { 'data-test': 'choice-tries' }, ...tried.map((t) =>
+          el('li', { 'data-test': 'choice-try', 'data-connection': t.connection },
+             el('strong', {}, t.connection), ' at ', el('time', { datetime: t.at }, fmtTime(t.at)),
+             `: ${t.error || 'no reason recorded'}`))));
+    }
+    choice.replaceChildren(...parts);
   }
 
   let refreshing = null;
