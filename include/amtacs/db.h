@@ -23,25 +23,11 @@
  * it in the migration's transaction. */
 #define DB_SCHEMA_OWNER "acs_owner"
 
-/* A job as one JSON document: acs.job_document's, with the job's Integration
- * Selection after "connection" -- "listed" (its primary and alternates in
- * order; [] when it names one connection or a group), "group" and "tried"
- * ([{"connection", "error", "at"}]). NULL for no such job; $1 is its id.
- * GET /api/v1/jobs/ID serves it and amtacsctl show --json prints it: one shape
- * for both. (A field acs.job_document comes to hold itself is not added.) */
-#define DB_JOB_DOCUMENT_SQL                                                                  \
-    "WITH d AS (SELECT e.key, e.value, e.n::numeric AS n"                                    \
-    "             FROM json_each(acs.job_document($1::bigint)) WITH ORDINALITY AS e(key, value, n)),"  \
-    " c AS (SELECT d.n FROM d WHERE d.key = 'connection')"                                   \
-    "SELECT json_object_agg(x.key, x.value ORDER BY x.n) FROM ("                             \
-    " SELECT d.key, d.value, d.n FROM d"                                                     \
-    " UNION ALL"                                                                             \
-    " SELECT s.key, s.value, c.n + s.k"                                                      \
-    "   FROM acs.jobs AS j CROSS JOIN c"                                                     \
-    "   CROSS JOIN LATERAL (VALUES ('listed', to_json(j.listed), 0.1),"                      \
-    "                              ('group', to_json(j.conn_group), 0.2),"                   \
-    "                              ('tried', j.tried::json, 0.3)) AS s(key, value, k)"       \
-    "  WHERE j.id = $1::bigint AND NOT EXISTS (SELECT 1 FROM d WHERE d.key = s.key)) AS x"
+/* A job as one JSON document (acs.job_document, with its Integration
+ * Selection after "connection": "listed", "group", "tried"). NULL for no such
+ * job; $1 is its id. GET /api/v1/jobs/ID serves it and amtacsctl show --json
+ * prints it: one shape for both. */
+#define DB_JOB_DOCUMENT_SQL "SELECT acs.job_document($1::bigint)"
 
 /* The connection groups as a JSON array, by name: each with its member
  * connections in order and how many unfinished jobs name it (those keep it
