@@ -382,30 +382,16 @@ fm_during() {
     wave_every=$((steps / waves))
     [ "$wave_every" -ge 1 ] || wave_every=1
     next_wave=0
-    # A tick's own work (a psql or two, ~0.2 s on a loaded machine) comes out
-    # of its quarter second instead of adding to it, so the workload arrives
-    # over about SECONDS, not over two or three times that; a tick that runs
-    # long delays the next one by no more than that (ticks never bunch up).
-    # The number of ticks, and so of waves and of TICK's calls, stays
-    # SECONDS / 0.25; the operator's kills (a psql each) come every fourth
-    # tick, and fm_finish kills what is left.
-    local t0 us
     for ((_fm_i = 0; _fm_i < steps; _fm_i++)); do
-        t0=${EPOCHREALTIME/[.,]/}
         if [ "$_fm_i" -ge "$next_wave" ] && [ "$FM_NEXT_N" -lt "$FM_JOBS" ]; then
             left=$((FM_JOBS - FM_NEXT_N))
             fm_submit $((per < left ? per : left))
             next_wave=$((next_wave + wave_every))
         fi
         "$tick"
-        # the operator looks for LONGRUNNINGREPORTs to kill once a second
-        [ $((_fm_i % 4)) != 3 ] || fm_kill_long
+        fm_kill_long
         fm_watch
-        us=$((t0 + 250000 - ${EPOCHREALTIME/[.,]/}))
-        if [ "$us" -gt 0 ]; then
-            printf -v us '%d.%06d' $((us / 1000000)) $((us % 1000000))
-            sleep "$us"
-        fi
+        sleep 0.25
     done
     fm_submit $((FM_JOBS - FM_NEXT_N))
 }
