@@ -52,9 +52,11 @@ h_wait_for 25 '[ "$(owned_by "$a")" = 0 ]' &&
     h_not_ok "pause: the paused daemon still holds $(owned_by "$a") jobs"
 mark=$(wc -l <"${FM_DLOG[$a]}")
 fm_resume "$a"
-sleep 2 # it wakes up, finds out
-after=$(tail -n +"$((mark + 1))" "${FM_DLOG[$a]}")
+# it wakes up and finds out (what it writes until it is stopped is checked below)
+since_resume() { tail -n +"$((mark + 1))" "${FM_DLOG[$a]}"; }
+h_wait_for 20 'since_resume | grep -qE "event=job\.lease_(lost|unsure)"' || true
 fm_finish
+after=$(since_resume)
 h_eq true "$([ "$nlost" -gt 0 ] && echo true || echo "false ($nlost)")" "pause: the paused daemon held jobs when it was stopped ($nlost)"
 h_eq 0 "$(h_sql -c "SELECT count(*) FROM acs.jobs WHERE id IN ($lost) AND (owner LIKE '%:$a:%' OR attempt < 2
                     OR state <> 'finished')")" \

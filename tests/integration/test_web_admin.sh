@@ -78,13 +78,14 @@ for u in vera sam olga adam; do h_eq 200 "$(login $u)" "$u logs in"; done
 # refused METHOD PATH BODY REASON WHO...: each is refused by PostgreSQL (403,
 # its "permission denied ..." as the detail)
 refused() {
-    local m=$1 p=$2 data=$3 reason=$4 u st args=()
+    local m=$1 p=$2 data=$3 reason=$4 u st d args=()
     shift 4
     [ -n "$data" ] && args=("${J[@]}" --data "$data")
     for u in "$@"; do
         st=$(as "$u" "$m" "$p" "${args[@]}")
-        if [ "$st" = 403 ] && [ "$(detail)" = "$reason" ]; then
-            h_ok "$u: $m $p refused by PostgreSQL: $(detail)"
+        d=$(detail)
+        if [ "$st" = 403 ] && [ "$d" = "$reason" ]; then
+            h_ok "$u: $m $p refused by PostgreSQL: $d"
         else
             h_not_ok "$u: $m $p must be 403 '$reason', got $st $(body)"
         fi

@@ -87,6 +87,11 @@ h_pg_start() {
         chown postgres: "$H_PG_DATA" "$H_TMP/pgsock"
     fi
     H_PG_BINDIR="$bindir"
+    # psql and the other client programs straight from the server's version:
+    # Debian's /usr/bin/psql is a Perl wrapper that picks the version first,
+    # ~0.07 s of CPU more a call (0.12 s against 0.05 s for psql --version,
+    # measured here), and a test's h_wait_sql runs psql every 0.05 s.
+    case ":$PATH:" in *":$bindir:"*) ;; *) export PATH="$bindir:$PATH" ;; esac
     h_pg_template "$bindir" || return 1
     cp -a "$H_PG_TEMPLATE/." "$H_PG_DATA/" && chmod 700 "$H_PG_DATA" ||
         { echo "harness: copying $H_PG_TEMPLATE failed" >&2; return 1; }

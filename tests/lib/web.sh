@@ -31,18 +31,23 @@ h_web_start() {
 }
 
 h_web_req() {
-    local m=$1 p=$2 st
+    local m=$1 p=$2 st n=0 line ctype=""
     shift 2
     st=$(curl -sS -o "$H_TMP/body" -D "$H_TMP/hdr" -w '%{http_code}' -X "$m" "$H_WEB_URL$p" "$@")
-    mkdir -p "$H_WEB_ANSWERS"
-    # counted from the files: callers run this in $(...), a subshell, where a
-    # counter would not survive
-    H_WEB_N=$(($(find "$H_WEB_ANSWERS" -name '*.meta' | wc -l) + 1))
+    [ -d "$H_WEB_ANSWERS" ] || mkdir -p "$H_WEB_ANSWERS"
+    # counted in a file: callers run this in $(...), a subshell, where a
+    # counter would not survive (read and echo: no process of their own, as
+    # a test makes hundreds of requests)
+    [ -f "$H_WEB_ANSWERS/.count" ] && read -r n <"$H_WEB_ANSWERS/.count"
+    H_WEB_N=$((n + 1))
+    echo "$H_WEB_N" >"$H_WEB_ANSWERS/.count"
     cp "$H_TMP/body" "$H_WEB_ANSWERS/$H_WEB_N.body"
     cp "$H_TMP/hdr" "$H_WEB_ANSWERS/$H_WEB_N.hdr"
-    printf '%s %s %s %s\n' "$m" "${p%%\?*}" "$st" \
-        "$(grep -i '^content-type:' "$H_TMP/hdr" | tail -1 | cut -d' ' -f2- | tr -d '\r')" \
-        >"$H_WEB_ANSWERS/$H_WEB_N.meta"
+    # the last Content-Type header's value
+    while IFS= read -r line; do
+        if [[ "${line,,}" == content-type:* ]]; then ctype=${line#* }; fi
+    done <"$H_TMP/hdr"
+    printf '%s %s %s %s\n' "$m" "${p%%\?*}" "$st" "${ctype//$'\r'/}" >"$H_WEB_ANSWERS/$H_WEB_N.meta"
     echo "$st"
 }
 
