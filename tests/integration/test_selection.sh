@@ -195,15 +195,17 @@ h_wait_sql 120 "0" "SELECT count(*) FROM acs.jobs WHERE id >= $first AND state <
 }
 h_eq "20" "$(h_sql -c "SELECT count(*) FROM acs.jobs WHERE id >= $first AND completion_code = 4")" \
     "6: after kill -9 mid-failover all 20 jobs ended DONE"
-twice=0 nowhere=0
-for id in $(h_sql -c "SELECT id FROM acs.jobs WHERE id >= $first"); do
-    on=$(ran_on "$id")
-    case "$on" in
-        A | B | D) [ "$on" = "$(h_sql -c "SELECT connection FROM acs.jobs WHERE id = $id")" ] || twice=$((twice + 1)) ;;
-        "") nowhere=$((nowhere + 1)) ;;
-        *) twice=$((twice + 1)) ;;
-    esac
-done
+# Every simulator's requests, once: "taskId server" lines, against each job's
+# "taskId connection".
+for n in A B C D; do
+    url=${n}_URL
+    sim "${!url}" GET /sim/tasks | jq -r --arg n "$n" '.tasks[] | "\(.taskId) \($n)"'
+done | sort >"$H_TMP/tasks"
+h_sql -c "SELECT task_id || ' ' || connection FROM acs.jobs WHERE id >= $first" | sort >"$H_TMP/jobs"
+twice=$(cut -d' ' -f1 "$H_TMP/tasks" | sort | uniq -d | grep -c -f <(cut -d' ' -f1 "$H_TMP/jobs") || true)
+nowhere=$(join -v 1 "$H_TMP/jobs" "$H_TMP/tasks" | wc -l)
+elsewhere=$(join "$H_TMP/jobs" "$H_TMP/tasks" | awk '$2 != $3' | wc -l)
+twice=$((twice + elsewhere))
 h_eq "0 0" "$twice $nowhere" "6: each job's taskId is on exactly one simulator, the one its record names"
 h_eq "t" "$(h_sql -c "SELECT count(*) FILTER (WHERE connection = 'B') > 0
                          AND count(*) FILTER (WHERE connection NOT IN ('B', 'D')) = 0
