@@ -43,11 +43,11 @@ conn() { # NAME URL
       interval: 50ms
       max_interval: 200ms
     start_retry:
-      attempts: 3
+      attempts: 5
       delay: 50ms
     http:
       connect_timeout: 1s
-      timeout: 1s
+      timeout: 5s
 CONN
 }
 {
@@ -145,8 +145,8 @@ finished "$lost"
 h_eq "A 4" "$(where "$lost")" "3: the job whose Start answer was lost ran on A, DONE"
 h_eq "A" "$(ran_on "$lost")" "3: its taskId is on A's simulator alone, never on B's"
 tid=$(h_sql -c "SELECT task_id FROM acs.jobs WHERE id = $lost")
-h_eq "2" "$(sim "$A_URL" GET /sim/tasks | jq --arg t "$tid" '.tasks[] | select(.taskId == $t) | .startCalls')" \
-    "3: A got its Start twice (the answer lost, then again under the same taskId): one request"
+h_eq "1 t" "$(sim "$A_URL" GET /sim/tasks | jq -r --arg t "$tid" '[.tasks[] | select(.taskId == $t)] | "\(length) \(if .[0].startCalls >= 2 then "t" else "f" end)"')" \
+    "3: A got its Start again under the same taskId after the lost answer: one request"
 h_eq "[]" "$(h_sql -c "SELECT tried FROM acs.jobs WHERE id = $lost")" "3: no connection is recorded as tried"
 sim "$A_URL" DELETE /sim/faults >/dev/null
 
@@ -169,7 +169,7 @@ h_match 'amtacs_job_failovers_total\{connection="E"\} [1-9]' \
 #        they wait there queued); some of A's Starts are in flight (slow) when
 #        A is disabled and the daemon is killed. Nothing runs on two servers.
 h_sql -c "SELECT acs.set_comm('B', 'disabled')" >/dev/null
-sim "$A_URL" PUT /sim/faults '{"latency_ms":700,"routes":["start"]}' >/dev/null # under http.timeout
+sim "$A_URL" PUT /sim/faults '{"latency_ms":1500,"routes":["start"]}' >/dev/null # under http.timeout
 first=$(h_sql -c "SELECT coalesce(max(id), 0) + 1 FROM acs.jobs")
 for i in $(seq 1 10); do submit D B >/dev/null; submit A B >/dev/null; done
 h_wait_sql 60 "t" "SELECT count(*) FILTER (WHERE tried <> '[]') > 0
