@@ -182,7 +182,14 @@ AS $$
     ), home AS (
         SELECT j.id, j.state AS old_state, 'home' AS via
           FROM acs.jobs AS j
-         WHERE j.connection = claim_jobs.connection AND j.state = 'queued' AND j.conn_group IS NULL
+         -- The connection as a range, and the order of jobs_queued_idx
+         -- (connection, id): this plan is made for any connection, and an
+         -- equality would let it walk the primary key in id order instead,
+         -- through every finished and running job before the first queued
+         -- one, on every claim (a table whose statistics say the jobs are
+         -- all queued, or all of one connection, made it do so).
+         WHERE j.connection >= claim_jobs.connection AND j.connection <= claim_jobs.connection
+           AND j.state = 'queued' AND j.conn_group IS NULL
            -- a queued job to be killed ends without any traffic: whatever the comm state
            AND ((SELECT comm_state FROM comm) = 'enabled' OR j.kill_requested_at IS NOT NULL)
            AND (server_answers OR cardinality(j.listed) = 0 OR j.kill_requested_at IS NOT NULL
@@ -190,7 +197,7 @@ AS $$
                                  JOIN acs.connections AS o ON o.name = l.name
                                 WHERE l.name <> claim_jobs.connection
                                   AND NOT acs.job_tried(j.tried, l.name) AND acs.connection_up(o)))
-         ORDER BY j.id
+         ORDER BY j.connection, j.id
          LIMIT greatest(max_jobs - (SELECT count(*) FROM expired), 0)
            FOR NO KEY UPDATE OF j SKIP LOCKED
     ), alternate AS (
