@@ -5,9 +5,11 @@
 -- 1. acs.connection_groups and acs.connection_group_members: groups defined
 --    by admins (acs.group_set / acs.group_delete, functions/50_operations.sql).
 -- 2. acs.jobs.listed: the primary and its alternates in order, as submitted
---    ('{}' when the job names one connection alone); acs.jobs.conn_group: the
+--    (NULL when the job names one connection alone); acs.jobs.conn_group: the
 --    group it was submitted to; acs.jobs.tried: each connection that was given
---    the job and could not start it, with why, in order. acs.jobs.connection
+--    the job and could not start it, with why, in order (NULL for none: the
+--    columns cost a job nothing while unused, a NULL being a bit in the row,
+--    and the daemon rewrites each job's row several times). acs.jobs.connection
 --    stays the connection that holds, ran or will run the job: for a queued
 --    job with alternates, the first listed one not yet tried; for a queued
 --    group job, the member that last held it (or the first, until one does).
@@ -45,14 +47,14 @@ GRANT SELECT ON acs.connection_groups, acs.connection_group_members
     TO acs_admin, acs_operator, acs_scheduler, acs_viewer;
 
 ALTER TABLE acs.jobs
-    ADD COLUMN listed     text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN listed     text[],
     ADD COLUMN conn_group text,
-    ADD COLUMN tried      jsonb  NOT NULL DEFAULT '[]';
+    ADD COLUMN tried      jsonb;
 COMMENT ON COLUMN acs.jobs.listed IS
-    'The primary connection and its alternates (up to 3), in order, as submitted; empty when the job names one connection or a group';
+    'The primary connection and its alternates (up to 3), in order, as submitted; NULL when the job names one connection or a group';
 COMMENT ON COLUMN acs.jobs.conn_group IS 'The connection group the job was submitted to (NULL: it names connections)';
 COMMENT ON COLUMN acs.jobs.tried IS
-    'Each connection that was given the job and could not start it (its Start never left): [{"connection", "error", "at"}], in order';
+    'Each connection that was given the job and could not start it (its Start never left): [{"connection", "error", "at"}], in order; NULL for none';
 COMMENT ON COLUMN acs.jobs.connection IS
     'The AMT connection that holds, ran or will run the job (for a queued job with alternates: the first listed one not yet tried)';
 
@@ -69,4 +71,4 @@ CREATE INDEX jobs_queued_group_idx ON acs.jobs (conn_group, id)
 -- that list alternates (a down connection's other queued jobs, however many,
 -- are never read by another connection's claim).
 CREATE INDEX jobs_queued_listed_idx ON acs.jobs (connection, id)
-    WHERE state = 'queued' AND conn_group IS NULL AND listed <> '{}';
+    WHERE state = 'queued' AND conn_group IS NULL AND listed IS NOT NULL;

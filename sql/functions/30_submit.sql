@@ -127,7 +127,7 @@ BEGIN
                      AND jsonb_array_length(x.e -> 'alternates') > 0
                 THEN ARRAY[x.e ->> 'connection']
                      || ARRAY(SELECT jsonb_array_elements_text(x.e -> 'alternates'))
-                ELSE '{}' END,
+                END,
            x.e ->> 'group',
            x.e ->> 'kind', x.e ->> 'application',
            CASE WHEN x.e ->> 'kind' = 'batch' THEN x.e ->> 'name' END,

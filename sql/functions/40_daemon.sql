@@ -125,7 +125,7 @@ CREATE OR REPLACE FUNCTION acs.job_tried(tried jsonb, connection text)
     RETURNS boolean
     LANGUAGE sql IMMUTABLE SET search_path = pg_catalog
 AS $$
-    SELECT tried @> jsonb_build_array(jsonb_build_object('connection', connection))
+    SELECT coalesce(tried @> jsonb_build_array(jsonb_build_object('connection', connection)), false)
 $$;
 COMMENT ON FUNCTION acs.job_tried(jsonb,text) IS
     'Integration Selection: the connection is in a job''s tried list (its Start never left there)';
@@ -192,7 +192,7 @@ AS $$
            AND j.state = 'queued' AND j.conn_group IS NULL
            -- a queued job to be killed ends without any traffic: whatever the comm state
            AND ((SELECT comm_state FROM comm) = 'enabled' OR j.kill_requested_at IS NOT NULL)
-           AND (server_answers OR cardinality(j.listed) = 0 OR j.kill_requested_at IS NOT NULL
+           AND (server_answers OR j.listed IS NULL OR j.kill_requested_at IS NOT NULL
                 OR NOT EXISTS (SELECT 1 FROM unnest(j.listed) AS l(name)
                                  JOIN acs.connections AS o ON o.name = l.name
                                 WHERE l.name <> claim_jobs.connection
@@ -207,7 +207,7 @@ AS $$
                 SELECT j.id, j.state AS old_state
                   FROM acs.jobs AS j
                  WHERE j.connection = d.name AND j.state = 'queued' AND j.conn_group IS NULL
-                   AND j.listed <> '{}' AND j.listed @> ARRAY[claim_jobs.connection]
+                   AND j.listed IS NOT NULL AND j.listed @> ARRAY[claim_jobs.connection]
                    AND NOT acs.job_tried(j.tried, claim_jobs.connection)
                    AND NOT EXISTS (SELECT 1 FROM unnest(j.listed) WITH ORDINALITY AS l(name, i)
                                      JOIN acs.connections AS o ON o.name = l.name
@@ -279,14 +279,14 @@ AS $$
               array_to_json(CASE WHEN j.kind = 'batch' THEN j.task_values ELSE j.script_parameters END),
               j.task_id, j.batch_request_id, j.kill_requested_at IS NOT NULL,
               candidates.old_state <> 'queued', j.kill_requested_by,
-              CASE WHEN j.tried <> '[]' THEN
+              CASE WHEN j.tried IS NOT NULL THEN
                   (SELECT string_agg(format('%s (%s): %s', t.connection,
                                             coalesce(c.url, 'URL not known'), t.error),
                                      '; ' ORDER BY t.ord)
                      FROM ROWS FROM (jsonb_to_recordset(j.tried) AS (connection text, error text))
                           WITH ORDINALITY AS t(connection, error, ord)
                      LEFT JOIN acs.connections AS c ON c.name = t.connection) END,
-              candidates.via = 'alternate' OR (candidates.via <> 'expired' AND j.tried <> '[]')
+              candidates.via = 'alternate' OR (candidates.via <> 'expired' AND j.tried IS NOT NULL)
 $$;
 COMMENT ON FUNCTION acs.claim_jobs(text,text,integer,integer,boolean,boolean) IS
     'Daemon: claims up to max_jobs jobs for a connection (with take_over, those of gone daemons and expired leases first; then queued: its own, those its alternates-listing jobs may take, its groups''), with a lease';
@@ -656,7 +656,7 @@ AS $$
                -- that the daemon that tried (and remembers the taskIds it sent
                -- to servers without idempotent Start) sees a job it never sent
                task_id = CASE WHEN held.next IS NULL THEN j.task_id END,
-               tried = j.tried || jsonb_build_array(jsonb_build_object(
+               tried = coalesce(j.tried, '[]') || jsonb_build_array(jsonb_build_object(
                            'connection', held.was, 'error', coalesce(held.error, 'not reached'),
                            'at', now()))
           FROM held

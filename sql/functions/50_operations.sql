@@ -165,7 +165,7 @@ BEGIN
     VALUES (CASE WHEN o.conn_group IS NOT NULL
                  THEN (SELECT m.connection FROM acs.connection_group_members AS m
                         WHERE m.group_name = o.conn_group ORDER BY m.position LIMIT 1)
-                 WHEN cardinality(o.listed) > 0 THEN o.listed[1]
+                 WHEN o.listed IS NOT NULL THEN o.listed[1]
                  ELSE o.connection END,
             o.listed, o.conn_group, o.kind, o.application, o.submit_user, o.station, o.amt_user,
             o.queue_name, o.job_name, o.task_values, o.script_name, o.script_parameters,
@@ -506,9 +506,9 @@ SELECT json_build_object(
            'id', j.id,
            'external_ref', j.external_ref,
            'connection', j.connection,
-           'listed', j.listed,
+           'listed', coalesce(j.listed, '{}'),
            'group', j.conn_group,
-           'tried', j.tried,
+           'tried', coalesce(j.tried, '[]'),
            'kind', j.kind,
            'application', j.application,
            'name', coalesce(j.job_name, j.script_name),

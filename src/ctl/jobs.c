@@ -273,7 +273,7 @@ static const char show_sql[] =
     "array_to_string(CASE WHEN j.kind = 'batch' THEN j.task_values ELSE j.script_parameters END, ' ') "
     "AS parameters, j.last_code AS amt_code, lc.name AS amt_state, "
     "j.kill_requested_at, j.kill_sent_at, j.kill_error, "
-    "array_to_string(j.listed, ', ') AS listed, j.conn_group, j.tried::text "
+    "array_to_string(j.listed, ', ') AS listed, j.conn_group, coalesce(j.tried, '[]')::text "
     "FROM acs.job_results r JOIN acs.jobs j ON j.id = r.id "
     "LEFT JOIN acs.completion_codes lc ON lc.code = j.last_code WHERE r.id = $1::bigint";
 

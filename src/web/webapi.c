@@ -980,7 +980,8 @@ static void list_jobs(struct ctx *c)
     "        coalesce(j.job_name, j.script_name) AS name, j.external_ref, j.state,"          \
     "        j.completion_code, j.result, j.error, j.batch_request_id,"                      \
     "        j.kill_requested_at, j.enqueued_at, j.started_at, j.finished_at,"               \
-    "        j.listed, j.conn_group AS \"group\", j.tried"                                   \
+    "        coalesce(j.listed, '{}') AS listed, j.conn_group AS \"group\","                   \
+    "        coalesce(j.tried, '[]') AS tried"                                               \
     "   FROM acs.jobs AS j"                                                                  \
     "  WHERE ($1::text IS NULL OR j.state = $1)"                                             \
     "    AND ($2::text IS NULL OR j.connection = $2)"                                        \
