@@ -162,8 +162,14 @@ CREATE OR REPLACE FUNCTION acs.claim_jobs(owner text, connection text, max_jobs 
                                           lease_seconds integer, take_over boolean DEFAULT true,
                                           server_answers boolean DEFAULT true)
     RETURNS TABLE(id bigint, attempt integer, state text, kind text, application text, amt_user text, queue_name text, job_name text, script_name text, params json, task_id uuid, batch_request_id integer, kill_requested boolean, taken_over boolean, kill_requested_by text, tried text, failover boolean)
-    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog SET lock_timeout = '500ms'
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog SET lock_timeout = '500ms'
 AS $$
+#variable_conflict use_column
+BEGIN
+    -- PL/pgSQL keeps the plan for the session: a LANGUAGE sql function plans
+    -- its query anew at each call, and planning this one cost more than
+    -- running it (twice the whole claim of an empty queue).
+    RETURN QUERY
     WITH comm AS (
         SELECT c.comm_state FROM acs.connections AS c WHERE c.name = claim_jobs.connection
     ), gone AS (
@@ -263,7 +269,7 @@ AS $$
         UNION ALL SELECT * FROM home
         UNION ALL SELECT * FROM alternate
         UNION ALL SELECT * FROM grouped
-    )
+    ), claimed AS (
     UPDATE acs.jobs AS j
        SET state = CASE WHEN j.state = 'queued' THEN 'starting' ELSE j.state END,
            connection = claim_jobs.connection,
@@ -276,17 +282,21 @@ AS $$
      WHERE j.id = candidates.id
     RETURNING j.id, j.attempt, j.state, j.kind, j.application, j.amt_user, j.queue_name,
               j.job_name, j.script_name,
-              array_to_json(CASE WHEN j.kind = 'batch' THEN j.task_values ELSE j.script_parameters END),
-              j.task_id, j.batch_request_id, j.kill_requested_at IS NOT NULL,
-              candidates.old_state <> 'queued', j.kill_requested_by,
+              array_to_json(CASE WHEN j.kind = 'batch' THEN j.task_values ELSE j.script_parameters END) AS params,
+              j.task_id, j.batch_request_id, j.kill_requested_at IS NOT NULL AS kill_requested,
+              candidates.old_state <> 'queued' AS taken_over, j.kill_requested_by,
               CASE WHEN j.tried IS NOT NULL THEN
                   (SELECT string_agg(format('%s (%s): %s', t.connection,
                                             coalesce(c.url, 'URL not known'), t.error),
                                      '; ' ORDER BY t.ord)
                      FROM ROWS FROM (jsonb_to_recordset(j.tried) AS (connection text, error text))
                           WITH ORDINALITY AS t(connection, error, ord)
-                     LEFT JOIN acs.connections AS c ON c.name = t.connection) END,
+                     LEFT JOIN acs.connections AS c ON c.name = t.connection) END AS tried_text,
               candidates.via = 'alternate' OR (candidates.via <> 'expired' AND j.tried IS NOT NULL)
+                  AS came_over
+    )
+    SELECT * FROM claimed;
+END
 $$;
 COMMENT ON FUNCTION acs.claim_jobs(text,text,integer,integer,boolean,boolean) IS
     'Daemon: claims up to max_jobs jobs for a connection (with take_over, those of gone daemons and expired leases first; then queued: its own, those its alternates-listing jobs may take, its groups''), with a lease';
