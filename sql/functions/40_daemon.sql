@@ -626,8 +626,8 @@ COMMENT ON FUNCTION acs.job_finish(bigint,text,integer,integer,text,text) IS
 REVOKE ALL ON FUNCTION acs.job_finish(bigint,text,integer,integer,text,text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.job_finish(bigint,text,integer,integer,text,text) TO acs_daemon;
 
--- Integration Selection: each held job among items marked "unreachable" (its
--- Start never left, on any try; start_retry.attempts are used up) goes back
+-- Integration Selection: each held job among items (its Start never left, on
+-- any try; start_retry.attempts are used up) goes back
 -- to the queue for the next connection it lists that was not tried (the
 -- first in its order, or the next member of its group), with this one and
 -- the error recorded in tried. A job with none left stays held, with the
@@ -639,8 +639,7 @@ CREATE OR REPLACE FUNCTION acs.jobs_fail_over(owner text, items json)
 AS $$
     WITH x AS (
         SELECT t.id, t.attempt, t.error
-          FROM json_to_recordset(items) AS t(id bigint, attempt integer, error text, unreachable boolean)
-         WHERE t.unreachable
+          FROM json_to_recordset(items) AS t(id bigint, attempt integer, error text)
     ), held AS (
         SELECT j.id, x.error, j.connection AS was,
                CASE WHEN j.conn_group IS NULL
@@ -676,12 +675,11 @@ AS $$
     SELECT moved.id FROM moved WHERE moved.requeued
 $$;
 COMMENT ON FUNCTION acs.jobs_fail_over(text,json) IS
-    'Daemon (through jobs_finish): gives held jobs whose Start never left back to the queue for their next untried connection; returns them';
+    'Daemon (through jobs_finish_unreachable): gives held jobs whose Start never left back to the queue for their next untried connection; returns them';
 REVOKE ALL ON FUNCTION acs.jobs_fail_over(text,json) FROM PUBLIC;
 
--- items: [{"id","attempt","code","error","log"[,"unreachable":true]}]; returns
--- (id, outcome) per item, in order. outcome: finished, requeued (unreachable,
--- and given to its next connection), already (this owner and attempt finished
+-- items: [{"id","attempt","code","error","log"}]; returns (id, outcome) per
+-- item, in order. outcome: finished, already (this owner and attempt finished
 -- it before), lost, busy (the row is locked by another session: finish it
 -- again shortly), or 'error: ...'. All items go in two statements (lock, then
 -- acs.jobs_end); should that fail, they go one by one, so that one bad item
@@ -699,26 +697,7 @@ DECLARE
     done bigint[];
     busy bigint[];
     x json;
-    requeued bigint[];
-    rest json;
 BEGIN
-    -- Integration Selection: a job whose Start never left goes to its next
-    -- connection, if it lists one not yet tried (acs.jobs_fail_over); the
-    -- daemon marks those items (a text search keeps the common batch fast).
-    IF strpos(items::text, '"unreachable"') > 0 THEN
-        requeued := ARRAY(SELECT acs.jobs_fail_over(jobs_finish.owner, items));
-        IF cardinality(requeued) > 0 THEN
-            rest := (SELECT coalesce(json_agg(e), '[]') FROM json_array_elements(items) AS e
-                      WHERE (e ->> 'id')::bigint <> ALL (requeued));
-            RETURN QUERY
-                WITH others AS (SELECT f.id, f.outcome FROM acs.jobs_finish(jobs_finish.owner, rest) AS f)
-                SELECT t.id, CASE WHEN t.id = ANY (requeued) THEN 'requeued'
-                                  ELSE (SELECT o.outcome FROM others AS o WHERE o.id = t.id) END
-                  FROM ROWS FROM (json_to_recordset(items) AS (id bigint)) WITH ORDINALITY AS t(id, ord)
-                 ORDER BY t.ord;
-            RETURN;
-        END IF;
-    END IF;
     BEGIN
         -- Lock what is ours, in id order, skipping what someone else holds
         -- (each item one probe of the primary key).
@@ -786,6 +765,37 @@ COMMENT ON FUNCTION acs.jobs_finish(text,json) IS
     'Daemon: finishes many held jobs (acs.jobs_end), in id order, skipping rows locked by others; an outcome per item';
 REVOKE ALL ON FUNCTION acs.jobs_finish(text,json) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION acs.jobs_finish(text,json) TO acs_daemon;
+
+-- The finish of jobs whose Start never left (start_retry.attempts used up,
+-- no try can have reached the server): each goes to its next listed
+-- connection not yet tried if it has one (outcome requeued, acs.jobs_fail_over),
+-- else it ends as acs.jobs_finish ends it (23), with the try recorded. A
+-- statement of its own, so that the finish of every other job does not pay
+-- for the rare case. Same items and outcomes as acs.jobs_finish, in order.
+CREATE OR REPLACE FUNCTION acs.jobs_finish_unreachable(owner text, items json)
+    RETURNS TABLE(id bigint, outcome text)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog SET lock_timeout = '500ms'
+AS $$
+DECLARE
+    requeued bigint[];
+    rest json;
+BEGIN
+    requeued := ARRAY(SELECT acs.jobs_fail_over(jobs_finish_unreachable.owner, items));
+    rest := (SELECT coalesce(json_agg(e), '[]') FROM json_array_elements(items) AS e
+              WHERE (e ->> 'id')::bigint <> ALL (requeued));
+    RETURN QUERY
+        WITH others AS (SELECT f.id, f.outcome
+                          FROM acs.jobs_finish(jobs_finish_unreachable.owner, rest) AS f)
+        SELECT t.id, CASE WHEN t.id = ANY (requeued) THEN 'requeued'
+                          ELSE (SELECT o.outcome FROM others AS o WHERE o.id = t.id) END
+          FROM ROWS FROM (json_to_recordset(items) AS (id bigint)) WITH ORDINALITY AS t(id, ord)
+         ORDER BY t.ord;
+END
+$$;
+COMMENT ON FUNCTION acs.jobs_finish_unreachable(text,json) IS
+    'Daemon: finishes held jobs whose Start never left: each to its next untried connection (requeued), or ended as jobs_finish ends it; an outcome per item';
+REVOKE ALL ON FUNCTION acs.jobs_finish_unreachable(text,json) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION acs.jobs_finish_unreachable(text,json) TO acs_daemon;
 
 -- Daemon: the job's Start may have been sent and the server cannot be asked
 -- again safely. Raises an alert. True if the caller held the job.

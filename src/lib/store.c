@@ -427,7 +427,9 @@ struct items {
 
 /* The kinds of hot write, in the order a flush sends them: a job's start
  * and progress are written before its end when all three fall in one turn. */
-enum kind { K_STARTED, K_PROGRESS, K_FINISH, K_COUNT };
+/* K_UNREACHABLE: the finish of a job whose Start never left (Integration
+ * Selection: it may go to its next listed connection), in a statement of its own. */
+enum kind { K_STARTED, K_PROGRESS, K_FINISH, K_UNREACHABLE, K_COUNT };
 
 static const struct {
     const char *num_key; /* the item's number: "batch_request_id" or "code" */
@@ -436,6 +438,7 @@ static const struct {
     [K_STARTED] = {"batch_request_id", "SELECT id, held FROM acs.jobs_started($1, $2::json)"},
     [K_PROGRESS] = {"code", "SELECT id, held FROM acs.jobs_progress($1, $2::json)"},
     [K_FINISH] = {"code", "SELECT id, outcome FROM acs.jobs_finish($1, $2::json)"},
+    [K_UNREACHABLE] = {"code", "SELECT id, outcome FROM acs.jobs_finish_unreachable($1, $2::json)"},
 };
 
 struct store_batch {
@@ -479,6 +482,7 @@ struct store_batch *store_batch_new(const char *owner)
     buf_init(&b->items[K_STARTED].json, BATCH_MAX_BYTES + 1024);
     buf_init(&b->items[K_PROGRESS].json, BATCH_MAX_BYTES + 1024);
     buf_init(&b->items[K_FINISH].json, BATCH_MAX_BYTES + ((size_t)300 << 20));
+    buf_init(&b->items[K_UNREACHABLE].json, BATCH_MAX_BYTES + ((size_t)300 << 20));
     return b;
 }
 
@@ -486,7 +490,7 @@ struct store_batch *store_batch_new(const char *owner)
 static void item_done(const struct item *v, enum kind kind, bool held, const char *outcome,
                       const char *err)
 {
-    if (kind == K_FINISH)
+    if (kind == K_FINISH || kind == K_UNREACHABLE)
         ((store_finish_cb)v->fn)(v->ud, err ? NULL : outcome, err);
     else
         ((store_bool_cb)v->fn)(v->ud, !err && held, err);
@@ -520,21 +524,19 @@ size_t store_batch_pending(const struct store_batch *b)
 
 /* Starts or continues the JSON array; rolls back on failure. */
 static int json_item(struct items *it, enum kind kind, long long id, int attempt, int num,
-                     const char *error, const char *log, bool unreachable)
+                     const char *error, const char *log)
 {
     size_t mark = it->json.len;
     bool bad = buf_puts(&it->json, it->n ? "," : "[") ||
                buf_printf(&it->json, "{\"id\":%lld,\"attempt\":%d,\"%s\":%d", id, attempt,
                           kinds[kind].num_key, num);
-    if (!bad && kind == K_FINISH) {
+    if (!bad && (kind == K_FINISH || kind == K_UNREACHABLE)) {
         bad = buf_puts(&it->json, ",\"error\":");
         if (!bad)
             bad = error ? text_json_quote(&it->json, error, strlen(error))
                         : buf_puts(&it->json, "null");
         if (!bad)
             bad = buf_puts(&it->json, ",\"log\":") || text_json_quote(&it->json, log, strlen(log));
-        if (!bad && unreachable)
-            bad = buf_puts(&it->json, ",\"unreachable\":true");
     }
     if (!bad)
         bad = buf_putc(&it->json, '}');
@@ -548,11 +550,10 @@ static int json_item(struct items *it, enum kind kind, long long id, int attempt
 }
 
 static int batch_add(struct store_batch *b, enum kind kind, long long id, int attempt, int num,
-                     const char *error, const char *log, bool unreachable, void (*fn)(void),
-                     void *ud)
+                     const char *error, const char *log, void (*fn)(void), void *ud)
 {
     struct items *it = &b->items[kind];
-    if (json_item(it, kind, id, attempt, num, error, log, unreachable))
+    if (json_item(it, kind, id, attempt, num, error, log))
         return -1;
     return items_add(it, id, fn, ud);
 }
@@ -560,22 +561,21 @@ static int batch_add(struct store_batch *b, enum kind kind, long long id, int at
 int store_batch_started(struct store_batch *b, long long id, int attempt, int batch_request_id,
                         store_bool_cb cb, void *ud)
 {
-    return batch_add(b, K_STARTED, id, attempt, batch_request_id, NULL, NULL, false,
+    return batch_add(b, K_STARTED, id, attempt, batch_request_id, NULL, NULL,
                      (void (*)(void))cb, ud);
 }
 
 int store_batch_progress(struct store_batch *b, long long id, int attempt, int code,
                          store_bool_cb cb, void *ud)
 {
-    return batch_add(b, K_PROGRESS, id, attempt, code, NULL, NULL, false, (void (*)(void))cb,
-                     ud);
+    return batch_add(b, K_PROGRESS, id, attempt, code, NULL, NULL, (void (*)(void))cb, ud);
 }
 
 int store_batch_finish(struct store_batch *b, long long id, int attempt, int code,
                        const char *error, const char *log, bool unreachable, store_finish_cb cb,
                        void *ud)
 {
-    return batch_add(b, K_FINISH, id, attempt, code, error, log, unreachable,
+    return batch_add(b, unreachable ? K_UNREACHABLE : K_FINISH, id, attempt, code, error, log,
                      (void (*)(void))cb, ud);
 }
 
@@ -591,9 +591,9 @@ static void on_flight(void *ud, const PGresult *res, const char *err)
             const char *v = PQgetvalue(res, (int)i, 1);
             if (strtoll(PQgetvalue(res, (int)i, 0), NULL, 10) != it->v[i].id)
                 item_done(&it->v[i], f->kind, false, NULL, "batch answer out of order");
-            else if (f->kind == K_FINISH && !strncmp(v, "error: ", 7))
+            else if (f->kind >= K_FINISH && !strncmp(v, "error: ", 7))
                 item_done(&it->v[i], f->kind, false, NULL, v);
-            else if (f->kind == K_FINISH ? !strcmp(v, "busy") : PQgetisnull(res, (int)i, 1))
+            else if (f->kind >= K_FINISH ? !strcmp(v, "busy") : PQgetisnull(res, (int)i, 1))
                 item_done(&it->v[i], f->kind, false, NULL, store_row_busy);
             else
                 item_done(&it->v[i], f->kind, !strcmp(v, "t"), v, NULL);
