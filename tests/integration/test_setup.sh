@@ -82,6 +82,21 @@ out=$(setup --db "$H_PGCONN" </dev/null 2>&1)
 h_match "made the secret key $key mode 0600" "$out" "a secret key readable by others is made 0600 again"
 h_eq "600" "$(stat -c '%a' "$key")" "and is"
 
+# --- not a superuser: CREATEROLE and the database's owner are enough -----------------
+h_sql -c "CREATE ROLE boss LOGIN CREATEROLE" -c "CREATE DATABASE amtacs2 OWNER boss"
+mkdir -p "$H_TMP/etc2"
+rc=0
+out=$(printf 'console-password-2\n' | "$CTL_BIN" setup --config "$H_TMP/etc2/amtacs.yaml" --owner "$me" \
+      --db "host=$PGHOST port=$PGPORT user=boss dbname=amtacs2" 2>&1) || rc=$?
+h_eq 0 "$rc" "setup by a role with CREATEROLE that owns the database succeeds"
+[ "$rc" = 0 ] || echo "$out" | sed 's/^/# /'
+h_eq "acs_owner|admin" "$(h_sql -d amtacs2 -c "SELECT (SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'acs'),
+                                                      (SELECT role FROM acs.web_users WHERE name = 'admin')")" \
+    "its schema belongs to acs_owner, and its console admin is made"
+out=$(printf 'console-password-2\n' | "$CTL_BIN" setup --config "$H_TMP/etc2/amtacs.yaml" --owner "$me" \
+      --db "host=$PGHOST port=$PGPORT user=boss dbname=amtacs2" 2>&1)
+h_match "nothing changed" "$out" "and its second run changes nothing"
+
 # --- the daemon and amtacs-web refuse a schema they do not know -----------------------
 latest=$(h_sql -c "SELECT max(version) FROM acs.schema_migrations")
 h_sim_start
