@@ -113,7 +113,7 @@ refused() { # WHAT REGEX: both programs exit 2 and say REGEX
     for prog in amtacsd amtacs-web; do
         bin=$DAEMON_BIN; [ $prog = amtacs-web ] && bin=$H_WEB_BIN
         rc=0
-        out=$(timeout 60 "$bin" -c "$H_TMP/daemon.yaml" 2>&1) || rc=$?
+        out=$(timeout 30 "$bin" -c "$H_TMP/daemon.yaml" 2>&1) || rc=$?
         h_eq 2 "$rc" "$prog refuses $1 (exit 2: no restart loop)"
         h_match "${2//PROG/$prog}" "$out" "$prog says what it found, what it needs, and the command"
     done
