@@ -80,5 +80,6 @@ int ctl_cmd_batch_user(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_config(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_user(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_token(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_setup(struct ctl *ctl, int argc, char **argv);
 
 #endif

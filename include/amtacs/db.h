@@ -65,4 +65,13 @@ int db_schema_version(PGconn *conn, int *version, char *err, size_t errlen);
 /* The highest migration version this build knows (0 if it embeds none). */
 int db_latest_version(void);
 
+/* Whether the schema at conninfo is the one this build knows: the same
+ * migration version and the same function files (acs.schema_state()). The
+ * login takes role set_role first when that is not NULL (amtacs-web's
+ * NOINHERIT login: acs_web). 0 when it is; 1 when it is not, with err saying
+ * which version `program` found, which it needs and the command that fixes
+ * it; -1 when it could not be told (database unreachable, no right), err set. */
+int db_schema_check(const char *conninfo, const char *set_role, const char *program, char *err,
+                    size_t errlen);
+
 #endif

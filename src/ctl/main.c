@@ -144,6 +144,15 @@ static const struct command commands[] = {
      "make an API token; printed once, stored as its SHA-256", token_details},
     {"token", ctl_cmd_token, "token list [--json]", "API tokens and roles (never a hash)", NULL},
     {"token", ctl_cmd_token, "token revoke NAME", "revoke an API token for good", NULL},
+    {"setup", ctl_cmd_setup, "setup --db CONNINFO [...]",
+     "first setup: roles, schema, key pair, configuration, console admin (idempotent)",
+     "  --db CONNINFO   a superuser, or a role with CREATEROLE that owns the database\n"
+     "  --config FILE   written when missing (default /etc/amtacs/amtacs.yaml)\n"
+     "  --key FILE      the secret key (default: the configuration's key_file)\n"
+     "  --owner USER    the system user the secret key belongs to (default amtacs)\n"
+     "  --admin NAME    the first console admin (default admin); its password is asked\n"
+     "                  twice without echo on a terminal, else read from stdin\n"
+     "Checks every right it needs before it changes anything; a second run changes nothing.\n"},
     {"config", ctl_cmd_config, "config check [FILE]", "check a configuration file", NULL},
     {"version", cmd_version, "version", "print the version", NULL},
     {"help", cmd_help, "help", "this text", NULL},

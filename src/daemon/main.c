@@ -22,6 +22,7 @@
 #include "amtacs/amt.h"
 #include "amtacs/config.h"
 #include "amtacs/coredump.h"
+#include "amtacs/db.h"
 #include "amtacs/engine.h"
 #include "amtacs/httpd.h"
 #include "amtacs/metrics.h"
@@ -224,6 +225,13 @@ static int run(const char *path, const struct amtacs_config *cfg)
 
     if (vault_init() || amt_global_init()) {
         log_event(&d.lg, LOG_ERROR, "daemon.init_failed", NULL, "libsodium or libcurl failed");
+        goto out;
+    }
+    /* A schema it was not built for: refuse (exit 2, as for a broken
+     * configuration: restarting cannot help). Unreachable: the engine waits. */
+    if (db_schema_check(cfg->database.conninfo, NULL, "amtacsd", err, sizeof err) == 1) {
+        log_event(&d.lg, LOG_ERROR, "daemon.schema_refused", NULL, "%s", err);
+        rc = 2;
         goto out;
     }
     d.key = vault_secret_load(cfg->key_file, err, sizeof err);

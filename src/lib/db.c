@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 /* Type OIDs of the parameters we send (fixed in every PostgreSQL). */
 #define OID_BYTEA 17
 #define OID_INT4 23
@@ -266,6 +268,119 @@ cleanup:
 int db_latest_version(void)
 {
     return amtacs_migrations_count ? amtacs_migrations[amtacs_migrations_count - 1].version : 0;
+}
+
+/* The function files this build embeds as acs.schema_state() lists them
+ * ("name sha256hex" a line, in name order), malloc()ed; NULL if out of memory. */
+static char *embedded_functions(void)
+{
+    size_t cap = 1;
+    for (size_t i = 0; i < amtacs_function_files_count; i++)
+        cap += strlen(amtacs_function_files[i].name) + 1 + 2 * crypto_hash_sha256_BYTES + 1;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < amtacs_function_files_count; i++) {
+        const struct amtacs_function_file *f = &amtacs_function_files[i];
+        unsigned char h[crypto_hash_sha256_BYTES];
+        char hex[2 * crypto_hash_sha256_BYTES + 1];
+        crypto_hash_sha256(h, (const unsigned char *)f->sql, strlen(f->sql));
+        sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+        n += (size_t)snprintf(out + n, cap - n, "%s%s %s", i ? "\n" : "", f->name, hex);
+    }
+    return out;
+}
+
+int db_schema_check(const char *conninfo, const char *set_role, const char *program, char *err,
+                    size_t errlen)
+{
+    char msg[512];
+    int rc = -1;
+    char *want = NULL;
+    PGresult *res = NULL;
+    const int need = db_latest_version();
+    PGconn *conn = db_connect(conninfo, err, errlen);
+    if (!conn)
+        return -1;
+    if (set_role) {
+        const char *p[1] = {set_role};
+        res = PQexecParams(conn, "SELECT pg_catalog.set_config('role', $1, false)", 1, NULL, p,
+                           NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            pg_error(msg, sizeof msg, conn, res);
+            set_err(err, errlen, "cannot take role %s: %s", set_role, msg);
+            goto cleanup;
+        }
+        PQclear(res);
+    }
+    res = PQexec(conn, "SELECT to_regnamespace('acs') IS NOT NULL,"
+                       "       to_regprocedure('acs.schema_state()') IS NOT NULL");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        pg_error(msg, sizeof msg, conn, res);
+        set_err(err, errlen, "cannot read the schema version: %s", msg);
+        goto cleanup;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        set_err(err, errlen,
+                "the database has no schema acs (version 0); this %s needs version %d: run "
+                "amtacsctl migrate (or amtacsctl setup on a new database)",
+                program, need);
+        rc = 1;
+        goto cleanup;
+    }
+    if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+        set_err(err, errlen,
+                "the database schema is older than this %s knows (it lacks acs.schema_state()); "
+                "this %s needs version %d: run amtacsctl migrate",
+                program, program, need);
+        rc = 1;
+        goto cleanup;
+    }
+    PQclear(res);
+    res = PQexec(conn, "SELECT version, coalesce(functions, '') FROM acs.schema_state()");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        pg_error(msg, sizeof msg, conn, res);
+        set_err(err, errlen, "cannot read the schema version: %s", msg);
+        goto cleanup;
+    }
+    int found = atoi(PQgetvalue(res, 0, 0));
+    if (found < need) {
+        set_err(err, errlen,
+                "the database schema is at version %d; this %s needs version %d: run "
+                "amtacsctl migrate",
+                found, program, need);
+        rc = 1;
+        goto cleanup;
+    }
+    if (found > need) {
+        set_err(err, errlen,
+                "the database schema is at version %d, newer than this %s knows (version %d): "
+                "install the amtacs release that migrated it (its amtacsctl migrate made "
+                "version %d), then start its %s",
+                found, program, need, found, program);
+        rc = 1;
+        goto cleanup;
+    }
+    if (!(want = embedded_functions())) {
+        set_err(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    if (strcmp(PQgetvalue(res, 0, 1), want) != 0) {
+        set_err(err, errlen,
+                "the database schema is at version %d, but its functions are not this %s's "
+                "(sql/functions/ differ): run amtacsctl migrate of this release",
+                found, program);
+        rc = 1;
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    free(want);
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
 }
 
 /* The embedded migration with this version, or NULL. */

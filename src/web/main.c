@@ -19,6 +19,7 @@
 
 #include "amtacs/config.h"
 #include "amtacs/coredump.h"
+#include "amtacs/db.h"
 #include "amtacs/httpserv.h"
 #include "amtacs/log.h"
 #include "amtacs/srvargs.h"
@@ -133,6 +134,12 @@ int main(int argc, char **argv)
     if (sigprocmask(SIG_BLOCK, &mask, NULL) ||
         (sfd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0) {
         log_event(&lg, LOG_ERROR, "web.signals", NULL, "signalfd: %s", strerror(errno));
+        goto out;
+    }
+    /* A schema it was not built for: refuse (exit 2, like a broken configuration). */
+    if (db_schema_check(cfg->web.conninfo, "acs_web", "amtacs-web", err, sizeof err) == 1) {
+        log_event(&lg, LOG_ERROR, "web.schema_refused", NULL, "%s", err);
+        rc = 2;
         goto out;
     }
     if (webpool_probe(cfg->web.conninfo, NEEDS_FUNCTION, err, sizeof err, warn, sizeof warn)) {

@@ -10,7 +10,7 @@ UNIT="$AMTACS_SRC/config/amtacsd.service"
 command -v systemd-analyze >/dev/null || { h_not_ok "systemd-analyze is installed (scripts/deps)"; exit 1; }
 # the unit as installed, pointing at the binary under test
 mkdir -p "$H_TMP/units"
-sed "s|/usr/local/sbin/amtacsd|$DAEMON_BIN|" "$UNIT" >"$H_TMP/units/amtacsd.service"
+sed "s|/usr/sbin/amtacsd|$DAEMON_BIN|" "$UNIT" >"$H_TMP/units/amtacsd.service"
 out=$(systemd-analyze verify "$H_TMP/units/amtacsd.service" 2>&1) && [ -z "$out" ] &&
     h_ok "systemd-analyze verify accepts the unit" || { h_not_ok "systemd-analyze verify accepts the unit"; echo "$out" >&2; }
 has() { grep -qxF -- "$1" "$UNIT" && h_ok "$2" || h_not_ok "$2 ($1)"; }
@@ -32,7 +32,7 @@ has 'KillSignal=SIGTERM' "stop sends SIGTERM (graceful)"
 has 'LimitCORE=0' "no core dump (the daemon holds the password and the token)"
 
 # what ExecStart runs is a valid command line of the daemon
-exec_args=$(sed -n 's|^ExecStart=/usr/local/sbin/amtacsd ||p' "$UNIT")
+exec_args=$(sed -n 's|^ExecStart=/usr/sbin/amtacsd ||p' "$UNIT")
 h_pg_start
 h_ctl migrate >/dev/null
 h_sim_start
@@ -70,7 +70,7 @@ h_match 'event=daemon.stopped' "$(cat "$H_DAEMON_LOG")" "after a graceful stop"
 
 # --- amtacs-web ------------------------------------------------------------------------
 UNIT="$AMTACS_SRC/config/amtacs-web.service"
-sed "s|/usr/local/sbin/amtacs-web|$H_WEB_BIN|" "$UNIT" >"$H_TMP/units/amtacs-web.service"
+sed "s|/usr/sbin/amtacs-web|$H_WEB_BIN|" "$UNIT" >"$H_TMP/units/amtacs-web.service"
 out=$(systemd-analyze verify "$H_TMP/units/amtacs-web.service" 2>&1) && [ -z "$out" ] &&
     h_ok "systemd-analyze verify accepts amtacs-web's unit" ||
     { h_not_ok "systemd-analyze verify accepts amtacs-web's unit"; echo "$out" >&2; }
@@ -95,7 +95,7 @@ web:
   listen: "127.0.0.1:0"
   conninfo: "host=$PGHOST port=$PGPORT user=web1 dbname=$PGDATABASE application_name=amtacs-web"
 CONF
-exec_args=$(sed -n 's|^ExecStart=/usr/local/sbin/amtacs-web ||p' "$UNIT")
+exec_args=$(sed -n 's|^ExecStart=/usr/sbin/amtacs-web ||p' "$UNIT")
 # shellcheck disable=SC2086
 "$H_WEB_BIN" ${exec_args/\/etc\/amtacs\/amtacs.yaml/$H_TMP/web.yaml} --check >/dev/null &&
     h_ok "ExecStart's options are amtacs-web's" || h_not_ok "ExecStart's options are amtacs-web's"
