@@ -24,15 +24,16 @@ out=$("$AMTACS_SRC/scripts/package" --out "$pkgdir" 2>&1) || rc=$?
 h_eq 0 "$rc" "scripts/package builds the packages and lintian passes"
 [ "$rc" = 0 ] || { echo "$out" | tail -n 40 | sed 's/^/# /'; exit 1; }
 h_match "lintian: no error, no warning that is not overridden" "$out" "lintian: no error, no warning left unjustified"
-for f in "$AMTACS_SRC"/debian/*.lintian-overrides; do
+for f in "$AMTACS_SRC"/config/debian/*.lintian-overrides; do
     # each override has a comment above it saying why
     h_eq "" "$(awk '/^#/ {c=1; next} /^[^#]/ {if (!c) print; next} {c=0}' "$f")" \
         "every override in $(basename "$f") is justified by a comment"
 done
-[ -z "$(git -C "$AMTACS_SRC" status --porcelain --ignored=no -- debian 2>/dev/null | grep -v '^??' || true)" ] &&
-    [ ! -e "$AMTACS_SRC/debian/changelog" ] && [ ! -e "$AMTACS_SRC/debian/tmp" ] &&
-    h_ok "the build wrote nothing into the source tree's debian/" ||
-    h_not_ok "the build wrote nothing into the source tree's debian/"
+[ -z "$(git -C "$AMTACS_SRC" status --porcelain --ignored=no -- config/debian debian 2>/dev/null | grep -v '^??' || true)" ] &&
+    [ ! -e "$AMTACS_SRC/config/debian/changelog" ] && [ ! -e "$AMTACS_SRC/config/debian/tmp" ] &&
+    [ ! -e "$AMTACS_SRC/debian" ] &&
+    h_ok "the build wrote nothing into the source tree (config/debian/, no debian/)" ||
+    h_not_ok "the build wrote nothing into the source tree (config/debian/, no debian/)"
 
 # --- the packages' contents (dpkg-deb alone) ------------------------------------------
 h_eq "$version" "$(dpkg-deb -f "$deb" Version)" "the version is CMakeLists.txt's project VERSION"
