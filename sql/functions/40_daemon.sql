@@ -852,7 +852,10 @@ BEGIN
            kill_error = job_kill_outcome.error,
            kill_error_at = CASE WHEN job_kill_outcome.error IS NULL THEN NULL ELSE now() END
      WHERE j.id = job_id AND j.owner = job_kill_outcome.owner
-       AND j.attempt = job_kill_outcome.attempt AND j.state IN ('starting', 'running');
+       AND j.attempt = job_kill_outcome.attempt
+       -- finished too: the server may end the job, and the daemon record its
+       -- end, before the Kill call's own answer is back (a busy machine)
+       AND j.state IN ('starting', 'running', 'finished');
     RETURN FOUND;
 END
 $$;
