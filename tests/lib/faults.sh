@@ -161,34 +161,23 @@ daemon:
   lease_seconds: $FM_LEASE
   heartbeat_interval: 300ms
 connections:
-  - name: $FM_SCN
-    url: $H_SIM_URL
-    batch_user: amtopcon
-    allow_kill: true
-    max_in_flight: ${FM_MAX_IN_FLIGHT:-150}
-    poll:
-      initial_delay: 20ms
-      interval: 50ms
-      max_interval: ${FM_POLL_MAX:-250ms}
-    start_retry:
-      attempts: ${FM_START_ATTEMPTS:-40}
-      delay: 100ms
-      backoff: 1.5
-      max_delay: 1s
-    http:
-      connect_timeout: 1s
-      timeout: 2s
-${FM_CONN_EXTRA:-}
 CONF
+    fm_conn "$FM_SCN" "$H_SIM_URL" >>"$file"
+    printf '%s\n' "${FM_CONN_EXTRA:-}" >>"$file"
     if [ -n "${FM_ALT_NAME:-}" ]; then
-        cat >>"$file" <<CONF
-    failover_after: ${FM_FAILOVER_AFTER:-1s}
-  - name: $FM_ALT_NAME
-    url: $FM_ALT_URL
+        fm_conn "$FM_ALT_NAME" "$FM_ALT_URL" >>"$file"
+    fi
+}
+# One connection of the scenario's configuration: fm_conn NAME URL. With an
+# alternate (FM_ALT=1) both have failover_after.
+fm_conn() {
+    cat <<CONN
+  - name: $1
+    url: $2
     batch_user: amtopcon
     allow_kill: true
     max_in_flight: ${FM_MAX_IN_FLIGHT:-150}
-    failover_after: ${FM_FAILOVER_AFTER:-1s}
+${FM_ALT_NAME:+    failover_after: ${FM_FAILOVER_AFTER:-1s}}
     poll:
       initial_delay: 20ms
       interval: 50ms
@@ -201,8 +190,7 @@ CONF
     http:
       connect_timeout: 1s
       timeout: 2s
-CONF
-    fi
+CONN
 }
 
 # fm_begin SLUG DESCRIPTION: a new scenario (connection SLUG, a fresh simulator).
